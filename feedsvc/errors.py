@@ -1,0 +1,61 @@
+"""Every exception feedsvc raises on purpose, in one tree.
+
+    FeedsvcError            anything feedsvc itself refuses
+    ├── ConfigError         a setting has a value that cannot be used
+    ├── PageNotFound        a feed page past the last one was asked for
+    └── RecordError         one record file cannot be published (carries its Problem)
+        └── UrlError        a URL cannot be made safe and absolute
+
+Problems with records are usually collected as values (`Problem`) rather than raised, so that a
+check can report all of them; the exceptions exist for the places where one value is all there is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with one record: which file, which field, and what a person should know."""
+
+    path: str
+    field: str
+    message: str
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.path}: {self.field}" if self.field else self.path
+        return f"{where}: {self.message}"
+
+
+class FeedsvcError(Exception):
+    """Base class of every error feedsvc raises on purpose."""
+
+
+class ConfigError(FeedsvcError):
+    """A setting has a value feedsvc cannot use."""
+
+
+class RecordError(FeedsvcError):
+    """One record cannot be published; the rest of the collection is unaffected."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+class UrlError(RecordError):
+    """A URL cannot be made into a safe, absolute http(s) URL."""
+
+    def __init__(self, message: str, *, relative: bool = False) -> None:
+        super().__init__("", message)
+        self.relative = relative
+
+
+class PageNotFound(FeedsvcError):
+    """A page past the end of a feed was asked for."""

@@ -1,0 +1,295 @@
+"""What goes into a feed: which records, in which order, under which title, with which links.
+
+Feed kinds are small classes with explicit hooks (`path`, `html_path`, `title`, `subtitle`,
+`icon`), in the spirit of Django's `Feed`. `feed_document` turns one page of a feed into a
+`FeedDocument`: plain data with absolute URLs, which the render module writes out in any format
+without deciding anything.
+"""
+
+from __future__ import annotations
+
+import html
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from feedsvc.errors import PageNotFound
+from feedsvc.records import Image, Record, Related
+from feedsvc.repository import Collection, Group
+from feedsvc.urls import entry_id
+
+# An empty feed still needs an `updated`; "now" would change the bytes on every render.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Where and how the feeds are published; `base_url` has no trailing slash."""
+
+    base_url: str
+    title: str
+    language: str = "en"
+    feed_size: int = 50
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    href: str
+    rel: str
+    type: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    term: str
+    label: str
+    scheme: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One article as every format shows it; `updated` equals `published` (records have no
+    modification date, and a made-up one would change ids' meaning for aggregators)."""
+
+    id: str
+    title: str
+    link: str
+    summary: str
+    published: datetime
+    author: str | None
+    categories: tuple[Category, ...]
+    images: tuple[Image, ...]
+    related: tuple[Link, ...]
+    content_html: str | None
+
+    @property
+    def updated(self) -> datetime:
+        return self.published
+
+
+@dataclass(frozen=True, slots=True)
+class FeedDocument:
+    """One page of one feed in one format, with every URL absolute."""
+
+    id: str
+    title: str
+    subtitle: str
+    updated: datetime
+    self_url: str
+    html_url: str
+    author: str
+    language: str
+    icon: Image | None
+    paging: tuple[Link, ...]
+    entries: tuple[Entry, ...]
+    page: int
+    pages: int
+
+
+class Feed(ABC):
+    """A feed: its records, newest first, and the hooks that name and place it."""
+
+    def __init__(self, records: tuple[Record, ...]) -> None:
+        self.records = records
+
+    @property
+    @abstractmethod
+    def path(self) -> str:
+        """URL path of the feed without its format extension, e.g. `/feeds/all`."""
+
+    @property
+    @abstractmethod
+    def html_path(self) -> str:
+        """URL path of the HTML page this feed is the alternate of."""
+
+    @abstractmethod
+    def title(self, site: Site) -> str: ...
+
+    @abstractmethod
+    def subtitle(self, site: Site) -> str: ...
+
+    def icon(self) -> Image | None:
+        return None
+
+    @property
+    def updated(self) -> datetime:
+        return self.records[0].published if self.records else EPOCH
+
+
+class AllItemsFeed(Feed):
+    def __init__(self, collection: Collection) -> None:
+        super().__init__(collection.records)
+
+    @property
+    def path(self) -> str:
+        return "/feeds/all"
+
+    @property
+    def html_path(self) -> str:
+        return "/"
+
+    def title(self, site: Site) -> str:
+        return site.title
+
+    def subtitle(self, site: Site) -> str:
+        return f"Every article published by {site.title}, newest first."
+
+
+class GroupFeed(Feed):
+    """A feed cut from one index of the collection: a topic or a provider."""
+
+    scope: str
+
+    def __init__(self, group: Group) -> None:
+        super().__init__(group.records)
+        self.group = group
+
+    @property
+    def path(self) -> str:
+        return f"/feeds/{self.scope}/{self.group.slug}"
+
+    @property
+    def html_path(self) -> str:
+        return f"/{self.scope}/{self.group.slug}"
+
+    def title(self, site: Site) -> str:
+        return f"{site.title}: {self.group.name}"
+
+
+class TopicFeed(GroupFeed):
+    scope = "topics"
+
+    def subtitle(self, site: Site) -> str:
+        return f"Articles about {self.group.name}, newest first."
+
+
+class ProviderFeed(GroupFeed):
+    scope = "providers"
+
+    def subtitle(self, site: Site) -> str:
+        return f"Articles from {self.group.name}, newest first."
+
+    def icon(self) -> Image | None:
+        return self.group.images[0] if self.group.images else None
+
+
+FEED_SCOPES: dict[str, type[GroupFeed]] = {"topics": TopicFeed, "providers": ProviderFeed}
+
+
+def find_feed(collection: Collection, scope: str, slug: str | None = None) -> Feed | None:
+    """The feed at `/feeds/<scope>/<slug>` (or `/feeds/all`), or None if there is none."""
+    if scope == "all":
+        return AllItemsFeed(collection)
+    indexes = {"topics": collection.topics, "providers": collection.providers}
+    group = indexes.get(scope, {}).get(slug or "")
+    return FEED_SCOPES[scope](group) if group is not None else None
+
+
+def iter_feeds(collection: Collection) -> Iterator[Feed]:
+    """Every feed of the collection: all items, then each topic, then each provider."""
+    yield AllItemsFeed(collection)
+    yield from (TopicFeed(group) for group in collection.topics.values())
+    yield from (ProviderFeed(group) for group in collection.providers.values())
+
+
+def page_count(feed: Feed, site: Site) -> int:
+    return max(1, -(-len(feed.records) // site.feed_size))
+
+
+def page_url(site: Site, path: str, page: int) -> str:
+    return site.url(path) + (f"?page={page}" if page > 1 else "")
+
+
+def paging_links(site: Site, path: str, page: int, pages: int) -> tuple[Link, ...]:
+    """RFC 5005 links; a feed that fits on one page has none."""
+    if pages == 1:
+        return ()
+    links = [Link(page_url(site, path, 1), "first"), Link(page_url(site, path, pages), "last")]
+    if page > 1:
+        links.append(Link(page_url(site, path, page - 1), "previous"))
+    if page < pages:
+        links.append(Link(page_url(site, path, page + 1), "next"))
+    return tuple(links)
+
+
+def feed_document(feed: Feed, site: Site, extension: str, page: int = 1) -> FeedDocument:
+    """Page `page` (1-based) of `feed`, to be written in the format named by `extension`.
+
+    :raises PageNotFound: the feed has fewer pages.
+    """
+    pages = page_count(feed, site)
+    if not 1 <= page <= pages:
+        raise PageNotFound(f"this feed has {pages} page{'s' if pages > 1 else ''}")
+    start = (page - 1) * site.feed_size
+    records = feed.records[start : start + site.feed_size]
+    path = f"{feed.path}.{extension}"
+    return FeedDocument(
+        id=site.url(feed.html_path),
+        title=feed.title(site),
+        subtitle=feed.subtitle(site),
+        updated=feed.updated,
+        self_url=page_url(site, path, page),
+        html_url=site.url(feed.html_path),
+        author=site.title,
+        language=site.language,
+        icon=feed.icon(),
+        paging=paging_links(site, path, page, pages),
+        entries=tuple(entry_for(record, site) for record in records),
+        page=page,
+        pages=pages,
+    )
+
+
+def entry_for(record: Record, site: Site) -> Entry:
+    """The entry every feed and format shows for `record`."""
+    related = _other_coverage(record)
+    return Entry(
+        id=record.id,
+        title=record.title,
+        link=record.url,
+        summary=record.excerpt,
+        published=record.published,
+        author=record.provider.name if record.provider else None,
+        categories=tuple(
+            Category(topic.slug, topic.name, site.url("/topics/")) for topic in record.topics
+        ),
+        images=record.images,
+        related=tuple(Link(item.url, "related", "text/html", item.title) for item in related),
+        content_html=_content_html(record, related),
+    )
+
+
+def _other_coverage(record: Record) -> list[Related]:
+    """The record's related articles, without the article itself and without repeats."""
+    seen = {record.id}
+    coverage: list[Related] = []
+    for item in record.related:
+        item_id = entry_id(item.url)
+        if item_id not in seen:
+            seen.add(item_id)
+            coverage.append(item)
+    return coverage
+
+
+def _content_html(record: Record, related: list[Related]) -> str | None:
+    """The excerpt and the list of other coverage as HTML, every piece of text escaped."""
+    if not related:
+        return None
+    parts = [f"<p>{html.escape(record.excerpt)}</p>"] if record.excerpt else []
+    parts.append("<p>Other coverage:</p>\n<ul>")
+    for item in related:
+        source = ", ".join(
+            part
+            for part in (item.provider, item.published and item.published.strftime("%d %b %Y"))
+            if part
+        )
+        suffix = f" ({html.escape(source)})" if source else ""
+        link = f'<a href="{html.escape(item.url)}">{html.escape(item.title)}</a>'
+        parts.append(f"<li>{link}{suffix}</li>")
+    parts.append("</ul>")
+    return "\n".join(parts)

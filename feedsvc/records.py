@@ -1,0 +1,454 @@
+"""One record file in, one typed immutable `Record` (or the reasons it cannot be published) out.
+
+This is the only module that touches YAML. Every raw key a record may have is converted through
+one table, `FIELDS`; what a converter refuses is collected as a `Problem` naming the file and the
+field, so that a check can report every problem of a file, not just the first. Keys that are not
+in the table (`secured` above all) never leave this module.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from slugify import slugify
+
+from feedsvc.errors import Problem, RecordError, UrlError
+from feedsvc.urls import FALLBACK_IMAGE_TYPE, entry_id, image_media_type, normalize_url
+
+# The C loader is several times faster; both are *safe* loaders, which build only plain values.
+YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# XML 1.0 forbids these anywhere in a document; feedgen raises on them at render time.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_WHITESPACE_RUN = re.compile(r"\s+")
+_FRONT_MATTER = re.compile(
+    r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*\r?$", re.DOTALL | re.MULTILINE
+)
+EARLIEST_YEAR = 1900
+_SHOWN_CHARS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image with its size in pixels (None when the record does not say) and media type."""
+
+    url: str
+    width: int | None
+    height: int | None
+    media_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    name: str
+    slug: str
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """Who published the article; `slug` comes from the domain, or the name when there is none."""
+
+    name: str
+    domain: str | None
+    slug: str
+    images: tuple[Image, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Related:
+    """Another article covering the same story, as listed in the record's `related`."""
+
+    title: str
+    url: str
+    published: datetime | None
+    provider: str | None
+    images: tuple[Image, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One publishable article. `path` is relative to the collection and only ever logged."""
+
+    path: str
+    id: str
+    title: str
+    excerpt: str
+    published: datetime
+    url: str
+    original_url: str | None
+    provider: Provider | None
+    topics: tuple[Topic, ...]
+    images: tuple[Image, ...]
+    related: tuple[Related, ...]
+    quality: int | None = None
+    heat: int | None = None
+    published_flag: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    """The record read from one file (None when rejected) and every problem found in it."""
+
+    record: Record | None
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def rejection(self) -> Problem | None:
+        return next((p for p in self.problems if p.severity == "error"), None)
+
+
+@dataclass
+class _Context:
+    """What converters need besides the value: where relative images resolve, where to warn."""
+
+    path: str
+    asset_base_url: str | None
+    warnings: list[Problem] = field(default_factory=list)
+
+    def warn(self, field_name: str, message: str) -> None:
+        self.warnings.append(Problem(self.path, field_name, message, "warning"))
+
+
+Converter = Callable[[Any, _Context, str], Any]
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def clean_text(text: str) -> str:
+    """Drop the characters XML 1.0 forbids, so one stray control byte cannot break a feed."""
+    return _XML_FORBIDDEN.sub("", text)
+
+
+def _text(value: Any, name: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float | date):
+        kind = "a yes/no value (quote it)" if isinstance(value, bool) else type(value).__name__
+        raise RecordError(name, f"should be text, not {kind}")
+    return clean_text(str(value)).strip()
+
+
+def convert_title(value: Any, ctx: _Context, name: str) -> str:
+    title = _WHITESPACE_RUN.sub(" ", _text(value, name))
+    if not title:
+        raise RecordError(name, "is empty")
+    return title
+
+
+def convert_text(value: Any, ctx: _Context, name: str) -> str:
+    return "" if value is None else _text(value, name)
+
+
+def convert_datetime(value: Any, ctx: _Context, name: str) -> datetime:
+    """Accept YAML timestamps, dates and ISO 8601 or RFC 822 strings; naive times are UTC."""
+    moment: datetime | None = None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        moment = _parse_date_text(value.strip())
+    if moment is None:
+        raise RecordError(name, f"is not a date: {_shown(value)}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise RecordError(name, f"is out of range: {_shown(value)}") from None
+    if moment.year < EARLIEST_YEAR or moment.year > 9998:
+        raise RecordError(name, f"is out of range (years {EARLIEST_YEAR}-9998): {_shown(value)}")
+    return moment
+
+
+def _parse_date_text(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        return email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _url(value: Any, name: str, base: str | None) -> str:
+    if not isinstance(value, str):
+        raise RecordError(name, f"should be a URL, not {type(value).__name__}")
+    try:
+        return normalize_url(value, base)
+    except UrlError as exc:
+        raise RecordError(name, f"{exc.message}: {_shown(value)}") from None
+
+
+def convert_url(value: Any, ctx: _Context, name: str) -> str | None:
+    return None if value is None else _url(value, name, None)
+
+
+def convert_int(value: Any, ctx: _Context, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise RecordError(name, f"should be a whole number, not {_shown(value)}")
+    try:
+        return int(value)
+    except ValueError:
+        raise RecordError(name, f"should be a whole number, not {_shown(value)}") from None
+
+
+def convert_bool(value: Any, ctx: _Context, name: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise RecordError(name, f"should be true or false, not {_shown(value)}")
+
+
+def _positive_int(value: Any, name: str, ctx: _Context) -> int | None:
+    try:
+        number = convert_int(value, ctx, name)
+    except RecordError as exc:
+        ctx.warn(name, f"{exc.message}; size left out")
+        return None
+    if number is not None and number <= 0:
+        ctx.warn(name, f"should be a positive number of pixels, not {number}; size left out")
+        return None
+    return number
+
+
+def _list_of(value: Any, name: str) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str | Mapping):
+        return [value]
+    if not isinstance(value, list):
+        raise RecordError(name, f"should be a list, not {type(value).__name__}")
+    return value
+
+
+def convert_images(value: Any, ctx: _Context, name: str) -> tuple[Image, ...]:
+    """Keep every usable image; an unusable one is left out with a warning, not the record."""
+    images: list[Image] = []
+    for index, item in enumerate(_list_of(value, name)):
+        where = f"{name}[{index}]"
+        if isinstance(item, str):
+            item = {"url": item}
+        if not isinstance(item, Mapping):
+            ctx.warn(where, f"should be a mapping with a url, not {type(item).__name__}; left out")
+            continue
+        try:
+            url = _url(item.get("url"), f"{where}.url", ctx.asset_base_url)
+        except RecordError as exc:
+            ctx.warn(exc.field, f"{exc.message}; image left out")
+            continue
+        media_type = image_media_type(url)
+        if media_type is None:
+            media_type = FALLBACK_IMAGE_TYPE
+            ctx.warn(f"{where}.url", f"media type unknown from the URL; served as {media_type}")
+        width = _positive_int(item.get("width"), f"{where}.width", ctx)
+        height = _positive_int(item.get("height"), f"{where}.height", ctx)
+        images.append(Image(url, width, height, media_type))
+    return tuple(images)
+
+
+def convert_topics(value: Any, ctx: _Context, name: str) -> tuple[Topic, ...]:
+    topics: dict[str, Topic] = {}
+    for index, item in enumerate(_list_of(value, name)):
+        where = f"{name}[{index}]"
+        try:
+            topic_name = convert_title(item, ctx, where)
+        except RecordError as exc:
+            ctx.warn(where, f"{exc.message}; topic left out")
+            continue
+        slug = slugify(topic_name)
+        if not slug:
+            ctx.warn(where, f"has no letters or digits to name a feed: {_shown(item)}; left out")
+            continue
+        topics.setdefault(slug, Topic(topic_name, slug))
+    return tuple(topics.values())
+
+
+def convert_provider(value: Any, ctx: _Context, name: str) -> Provider | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise RecordError(name, f"should be a mapping with name and domain, not {_shown(value)}")
+    domain = convert_text(value.get("domain"), ctx, f"{name}.domain").lower() or None
+    provider_name = convert_text(value.get("name"), ctx, f"{name}.name") or domain
+    if not provider_name:
+        raise RecordError(name, "has neither a name nor a domain")
+    slug = slugify(domain or provider_name)
+    if not slug:
+        raise RecordError(name, f"has no letters or digits to name a feed: {_shown(provider_name)}")
+    images = convert_images(value.get("images"), ctx, f"{name}.images")
+    return Provider(_WHITESPACE_RUN.sub(" ", provider_name), domain, slug, images)
+
+
+def convert_related(value: Any, ctx: _Context, name: str) -> tuple[Related, ...]:
+    related: list[Related] = []
+    for index, item in enumerate(_list_of(value, name)):
+        where = f"{name}[{index}]"
+        try:
+            related.append(_related_item(item, ctx, where))
+        except RecordError as exc:
+            ctx.warn(exc.field, f"{exc.message}; related article left out")
+    return tuple(related)
+
+
+def _related_item(item: Any, ctx: _Context, where: str) -> Related:
+    if not isinstance(item, Mapping):
+        raise RecordError(where, f"should be a mapping, not {type(item).__name__}")
+    title = convert_title(item.get("title"), ctx, f"{where}.title")
+    raw_url = item.get("webUrl") or item.get("originalUrl")
+    url = _url(raw_url, f"{where}.webUrl", None)
+    try:
+        published = _optional(
+            convert_datetime, item.get("publishedDateTime"), ctx, f"{where}.publishedDateTime"
+        )
+        provider = _optional(convert_provider, item.get("provider"), ctx, f"{where}.provider")
+    except RecordError as exc:
+        ctx.warn(exc.field, f"{exc.message}; left out")
+        published, provider = None, None
+    images = convert_images(item.get("images"), ctx, f"{where}.images")
+    return Related(title, url, published, provider.name if provider else None, images)
+
+
+def _optional(convert: Converter, value: Any, ctx: _Context, name: str) -> Any:
+    return None if value is None else convert(value, ctx, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """How one `Record` attribute is read: raw keys tried in order, converter, and whether the
+    record is rejected without it (required) or published without it (with a warning)."""
+
+    keys: tuple[str, ...]
+    convert: Converter
+    required: bool = False
+    default: Any = None
+
+
+def _article_url(value: Any, ctx: _Context, name: str) -> str:
+    return _url(value, name, None)
+
+
+# Raw key -> Record attribute. Anything not named here (`secured`, `cdnAmpWebUrl`, ...) is dropped.
+FIELDS: dict[str, Field] = {
+    "title": Field(("title",), convert_title, required=True),
+    "excerpt": Field(("excerpt",), convert_text, default=""),
+    "published": Field(("publishedDateTime",), convert_datetime, required=True),
+    "url": Field(("webUrl", "originalUrl"), _article_url, required=True),
+    "original_url": Field(("originalUrl",), convert_url),
+    "provider": Field(("provider",), convert_provider),
+    "topics": Field(("topics",), convert_topics, default=()),
+    "images": Field(("images",), convert_images, default=()),
+    "related": Field(("related",), convert_related, default=()),
+    "quality": Field(("quality",), convert_int),
+    "heat": Field(("heat",), convert_int),
+    "published_flag": Field(("published",), convert_bool),
+}
+
+
+def _read_field(spec: Field, data: Mapping[str, Any], ctx: _Context) -> Any:
+    """The converted value of one field; the first raw key that converts wins.
+
+    :raises RecordError: the field is required and no key gave a usable value.
+    """
+    failures: list[RecordError] = []
+    for key in spec.keys:
+        if data.get(key) is None:
+            continue
+        try:
+            value = spec.convert(data[key], ctx, key)
+        except RecordError as exc:
+            failures.append(exc)
+            continue
+        for failure in failures:
+            ctx.warn(failure.field, f"{failure.message}; used {key} instead")
+        return value
+    if spec.required:
+        if failures:
+            raise failures[0]
+        raise RecordError(spec.keys[0], "is missing")
+    for failure in failures:
+        ctx.warn(failure.field, f"{failure.message}; left out")
+    return spec.default
+
+
+def record_from_mapping(data: Any, path: str, asset_base_url: str | None = None) -> ParseResult:
+    """Convert one parsed front-matter mapping into a `Record`, collecting every problem."""
+    if not isinstance(data, Mapping):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        problem = Problem(path, "", f"front matter should be a mapping of fields, but it is {kind}")
+        return ParseResult(None, (problem,))
+    ctx = _Context(path, asset_base_url)
+    values: dict[str, Any] = {}
+    errors: list[Problem] = []
+    for attribute, spec in FIELDS.items():
+        try:
+            values[attribute] = _read_field(spec, data, ctx)
+        except RecordError as exc:
+            errors.append(Problem(path, exc.field, exc.message))
+    if errors:
+        return ParseResult(None, (*errors, *ctx.warnings))
+    record = Record(path=path, id=entry_id(values["url"]), **values)
+    return ParseResult(record, tuple(ctx.warnings))
+
+
+def front_matter(text: str) -> str:
+    """The YAML of a record: between the opening and closing `---` lines, else the whole file.
+
+    :raises RecordError: the file opens front matter and never closes it.
+    """
+    if not text.startswith("---"):
+        return text
+    match = _FRONT_MATTER.match(text)
+    if match:
+        return match.group(1)
+    if re.match(r"\A---[ \t]*\r?$", text, re.MULTILINE):
+        raise RecordError("", "front matter opens with '---' but has no closing '---' line")
+    return text
+
+
+def _yaml_message(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        # +2: marks count from 0, and the front matter starts after the opening '---' line.
+        return f"is not valid YAML: {exc.problem} (line {exc.problem_mark.line + 2})"
+    return f"is not valid YAML: {exc}"
+
+
+def parse_text(text: str, path: str, asset_base_url: str | None = None) -> ParseResult:
+    """Parse the text of one record file."""
+    try:
+        data = yaml.load(front_matter(text.removeprefix("\ufeff")), Loader=YamlLoader)
+    except RecordError as exc:
+        return ParseResult(None, (Problem(path, exc.field, exc.message),))
+    except yaml.YAMLError as exc:
+        return ParseResult(None, (Problem(path, "", _yaml_message(exc)),))
+    return record_from_mapping(data, path, asset_base_url)
+
+
+def parse_file(file: Path, root: Path, asset_base_url: str | None = None) -> ParseResult:
+    """Read and parse one record file; `root` only shortens the path that problems name."""
+    path = file.relative_to(root).as_posix()
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        return ParseResult(None, (Problem(path, "", f"cannot be read ({exc.strerror})"),))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ParseResult(
+            None, (Problem(path, "", f"is not UTF-8 text (bad byte at offset {exc.start})"),)
+        )
+    return parse_text(text, path, asset_base_url)
+
+
+def parse_files(files: Iterable[Path], root: Path, asset_base_url: str | None) -> list[ParseResult]:
+    return [parse_file(file, root, asset_base_url) for file in files]

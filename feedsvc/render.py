@@ -1,0 +1,210 @@
+"""A `FeedDocument` written out as Atom 1.0 or RSS 2.0 bytes; the only module that imports feedgen.
+
+feedgen 1.0.0 has traps (FEEDS.md §3); each is handled here, once, and named where it is:
+
+1. Atom entry links lose rel/type/length -> entry links other than the article link are written
+   by `_EntryExtras.extend_atom`, not by `FeedEntry.link()`.
+2. RSS keeps only the last `enclosure()` call -> one enclosure, written by `_EntryExtras`.
+3. `enclosure(url, None, type)` writes `length="None"` -> our enclosure writes `length="0"`.
+4. The media extension wraps everything in `media:group` -> `group=None` on every call.
+5. `add_entry()` prepends -> `order="append"`.
+6. `updated`/`lastBuildDate` default to now -> always set from the document.
+7. Naive datetimes raise at render time -> `_utc` on every date.
+8. The RSS channel `<link>` is the last link added -> the HTML alternate is added last.
+9. RSS drops feed-level links other than self -> `_FeedExtras.extend_rss` writes them.
+10. Forbidden XML characters raise -> `_text` on every string.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from feedgen.entry import FeedEntry
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from feedsvc.feeds import Entry, FeedDocument, Link
+from feedsvc.records import Image, clean_text
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+
+try:
+    VERSION = version("feedsvc")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    VERSION = "0"
+
+
+def _text(value: str) -> str:
+    """Trap 10: a forbidden character would make lxml raise and fail the whole feed."""
+    return clean_text(value)
+
+
+def _utc(moment: datetime) -> datetime:
+    """Trap 7: feedgen raises on naive datetimes; naive means UTC everywhere in feedsvc."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _link_attributes(link: Link) -> dict[str, str]:
+    attributes = {"href": link.href, "rel": link.rel}
+    if link.type:
+        attributes["type"] = link.type
+    if link.title:
+        attributes["title"] = _text(link.title)
+    return attributes
+
+
+class _FeedExtras(BaseExtension):  # type: ignore[misc]
+    """Feed-level links feedgen's RSS output drops (trap 9), written as `atom:link`."""
+
+    def __init__(self) -> None:
+        self.rss_links: list[Link] = []
+
+    def extend_rss(self, rss: Any) -> Any:
+        channel = rss.find("channel")
+        for link in self.rss_links:
+            etree.SubElement(channel, f"{{{ATOM_NS}}}link", _link_attributes(link))
+        return rss
+
+
+@dataclass
+class _EntryExtrasData:
+    atom_links: list[Link] = field(default_factory=list)
+    rss_enclosure: Image | None = None
+
+
+class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
+    """Entry parts feedgen 1.0.0 writes wrongly: Atom links with a rel (trap 1) and a single RSS
+    enclosure with a real length (traps 2 and 3)."""
+
+    def __init__(self) -> None:
+        self.data = _EntryExtrasData()
+
+    def extend_atom(self, entry: Any) -> Any:
+        for link in self.data.atom_links:
+            etree.SubElement(entry, "link", _link_attributes(link))
+        return entry
+
+    def extend_rss(self, item: Any) -> Any:
+        image = self.data.rss_enclosure
+        if image is not None:
+            # The byte length of a remote image is unknown; RSS Board profile: use 0.
+            attributes = {"url": image.url, "length": "0", "type": image.media_type}
+            etree.SubElement(item, "enclosure", attributes)
+        return item
+
+
+def _new_generator(doc: FeedDocument, media_type: str) -> FeedGenerator:
+    """A FeedGenerator with the feed-level fields both formats share."""
+    fg = FeedGenerator()
+    fg.register_extension("feedsvc", _FeedExtras, _EntryExtras)
+    fg.load_extension("media")
+    fg.id(doc.id)
+    fg.title(_text(doc.title))
+    fg.subtitle(_text(doc.subtitle))
+    fg.author({"name": _text(doc.author)})
+    fg.language(doc.language)
+    fg.generator("feedsvc", version=VERSION)
+    fg.link(href=doc.self_url, rel="self", type=media_type)
+    fg.updated(_utc(doc.updated))  # trap 6: also sets lastBuildDate
+    fg.pubDate(_utc(doc.updated))
+    if doc.icon is not None:
+        fg.icon(doc.icon.url)
+        fg.image(
+            url=doc.icon.url,
+            title=_text(doc.title),
+            link=doc.html_url,
+            width=str(doc.icon.width) if doc.icon.width else None,
+            height=str(doc.icon.height) if doc.icon.height else None,
+        )
+    return fg
+
+
+def _add_alternate(fg: FeedGenerator, doc: FeedDocument) -> None:
+    """Trap 8: RSS's channel <link> is whichever link was added last, so this comes last."""
+    fg.link(href=doc.html_url, rel="alternate", type="text/html")
+
+
+def _new_entry(fg: FeedGenerator, entry: Entry) -> tuple[FeedEntry, _EntryExtrasData]:
+    """An entry with the fields both formats share."""
+    fe = fg.add_entry(order="append")  # trap 5
+    fe.guid(entry.id, permalink=entry.id == entry.link)
+    fe.title(_text(entry.title))
+    fe.link(href=entry.link)  # no rel: trap 1 would drop it, and no rel means alternate
+    fe.published(_utc(entry.published))
+    fe.updated(_utc(entry.updated))  # trap 6
+    for category in entry.categories:
+        fe.category(term=category.term, label=_text(category.label), scheme=category.scheme)
+    for image in entry.images:
+        fe.media.content(
+            url=image.url,
+            medium="image",
+            type=image.media_type,
+            group=None,  # trap 4
+            **_size(image),
+        )
+    if entry.images:
+        fe.media.thumbnail(url=entry.images[0].url, group=None, **_size(entry.images[0]))
+    extras: _EntryExtrasData = fe.feedsvc.data
+    return fe, extras
+
+
+def _size(image: Image) -> dict[str, str]:
+    size = {"width": image.width, "height": image.height}
+    return {name: str(value) for name, value in size.items() if value}
+
+
+def render_atom(doc: FeedDocument) -> bytes:
+    fg = _new_generator(doc, ATOM.media_type.split(";")[0])
+    for link in doc.paging:
+        fg.link(href=link.href, rel=link.rel)
+    _add_alternate(fg, doc)
+    for entry in doc.entries:
+        fe, extras = _new_entry(fg, entry)
+        if entry.author:
+            fe.author({"name": _text(entry.author)})
+        if entry.summary:
+            fe.summary(_text(entry.summary), type="text")
+        if entry.content_html:
+            fe.content(_text(entry.content_html), type="html")
+        extras.atom_links.extend(
+            Link(image.url, "enclosure", image.media_type) for image in entry.images
+        )
+        extras.atom_links.extend(entry.related)
+    return bytes(fg.atom_str(pretty=False))
+
+
+def render_rss(doc: FeedDocument) -> bytes:
+    fg = _new_generator(doc, RSS.media_type.split(";")[0])
+    fg.load_extension("dc")
+    fg.feedsvc.rss_links.extend(doc.paging)
+    _add_alternate(fg, doc)
+    for entry in doc.entries:
+        fe, extras = _new_entry(fg, entry)
+        if entry.author:
+            fe.dc.dc_creator(_text(entry.author))  # RSS <author> must be an e-mail address
+        # RSS <description> is HTML: escape the plain-text excerpt so `<UBER.N>` stays text.
+        fe.description(html.escape(_text(entry.summary or entry.title), quote=False))
+        if entry.content_html:
+            fe.content(_text(entry.content_html))
+        extras.rss_enclosure = entry.images[0] if entry.images else None
+    return bytes(fg.rss_str(pretty=False))
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """One output format: the routes, the static build and the tests all iterate over these."""
+
+    extension: str
+    media_type: str
+    render: Callable[[FeedDocument], bytes]
+
+
+ATOM = Format("atom", "application/atom+xml; charset=utf-8", render_atom)
+RSS = Format("rss", "application/rss+xml; charset=utf-8", render_rss)
+FORMATS: dict[str, Format] = {fmt.extension: fmt for fmt in (ATOM, RSS)}

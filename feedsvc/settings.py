@@ -1,0 +1,108 @@
+"""Every setting feedsvc reads, declared once: name, type, default and a line of help.
+
+Settings are read in one order: these defaults, then `FEEDSVC_*` environment variables, then the
+mapping given to `create_app` (tests, the CLI). The README's settings table is checked against
+this declaration by a test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from feedsvc.errors import ConfigError, UrlError
+from feedsvc.urls import normalize_url
+
+ENV_PREFIX = "FEEDSVC"
+BUNDLED_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+
+def setting(default: Any, help: str) -> Any:
+    """Declare one setting: its default and the line of help the README and CLI show."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The resolved settings of one app; attribute `feed_size` is read from `FEEDSVC_FEED_SIZE`."""
+
+    seeds_dir: Path = setting(
+        BUNDLED_SEEDS, "Folder of record files to publish (read recursively)."
+    )
+    base_url: str | None = setting(
+        None,
+        "Absolute URL the site is served at, e.g. `https://news.example.org/`. Pins self links and "
+        "feed ids; when unset they are taken from each request's Host header.",
+    )
+    site_title: str = setting("feedsvc", "Site name, first part of every feed title.")
+    language: str = setting("en", "Language of the feeds (RFC 5646 tag).")
+    feed_size: int = setting(50, "Entries per feed page.")
+    asset_base_url: str | None = setting(
+        None,
+        "Absolute URL that site-relative image URLs in records (`/assets/...`) resolve against; "
+        "when unset such images are left out with a warning.",
+    )
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
+        """Build settings from a mapping keyed by upper-case names (Flask's `app.config`).
+
+        :raises ConfigError: a value has the wrong type or is out of range.
+        """
+        values = {
+            spec.name: _coerce(spec.name, spec.type, config[spec.name.upper()])
+            for spec in fields(cls)
+            if spec.name.upper() in config
+        }
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.feed_size < 1:
+            raise ConfigError(f"FEED_SIZE must be at least 1, not {self.feed_size}")
+        for name in ("base_url", "asset_base_url"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                normalize_url(value)
+            except UrlError as exc:
+                raise ConfigError(f"{name.upper()} {exc.message}: {value!r}") from None
+
+
+def declared() -> list[tuple[str, Any, str]]:
+    """(NAME, default, help) for every setting, in declaration order."""
+    return [
+        (
+            spec.name.upper(),
+            None if spec.default is MISSING else spec.default,
+            spec.metadata["help"],
+        )
+        for spec in fields(Settings)
+    ]
+
+
+def defaults() -> dict[str, Any]:
+    return {name: default for name, default, _ in declared()}
+
+
+def _coerce(name: str, annotation: Any, value: Any) -> Any:
+    """Turn a value from the environment (JSON-decoded by Flask, or a string) into its type."""
+    kind = str(annotation)
+    if value is None or value == "":
+        if "None" in kind:
+            return None
+        raise ConfigError(f"{name.upper()} must be set")
+    try:
+        if kind.startswith("int"):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind.startswith("Path"):
+            return Path(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name.upper()} must be {kind.split()[0]}, not {value!r}") from None
+    return str(value)

@@ -1,0 +1,134 @@
+"""URLs from records made safe, absolute and comparable, and image media types guessed from them.
+
+Record URLs are written by hand and by scrapers: quoted or not, with spaces, HTML entities
+(`?w=600&#038;h=600`), percent-escapes that must not be escaped twice, site-relative paths. Every
+URL that reaches a feed passes through `normalize_url` once, when the record is read.
+"""
+
+from __future__ import annotations
+
+import html
+import posixpath
+import re
+import uuid
+from urllib.parse import parse_qsl, quote, urljoin, urlsplit, urlunsplit
+
+from feedsvc.errors import UrlError
+
+ALLOWED_SCHEMES = frozenset({"http", "https"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# RFC 3986 pchar plus "/" for paths; queries and fragments also allow "?". "%" stays as it is
+# because a stray "%" (one not starting an escape) is encoded first, so nothing is escaped twice.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+_QUERY_SAFE = _PATH_SAFE + "?"
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_ESCAPE = re.compile(r"%[0-9a-f]{2}|%[0-9A-F][a-f]|%[a-f][0-9A-F]")
+
+FALLBACK_IMAGE_TYPE = "image/jpeg"
+_IMAGE_TYPES = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "jpe": "image/jpeg",
+    "pjpg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "svg": "image/svg+xml",
+    "bmp": "image/bmp",
+    "tif": "image/tiff",
+    "tiff": "image/tiff",
+    "ico": "image/vnd.microsoft.icon",
+    "heic": "image/heic",
+}
+# Query parameters image CDNs use to name the served format (`format=jpeg`, imgix's `fm=webp`).
+_FORMAT_PARAMS = ("format", "fm", "f", "ext", "type", "output", "mime")
+
+# Entry ids live in their own UUID namespace so they never collide with another publisher's.
+ENTRY_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://feedsvc.invalid/entry-id/v1")
+
+
+def _quote(component: str, safe: str) -> str:
+    return quote(_STRAY_PERCENT.sub("%25", component), safe=safe)
+
+
+def _host(parts_hostname: str | None) -> str:
+    if not parts_hostname:
+        raise UrlError("has no host")
+    try:
+        host = parts_hostname.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise UrlError(f"has a host name that cannot be encoded ({exc})") from None
+    return f"[{host}]" if ":" in host else host
+
+
+def normalize_url(raw: str, base: str | None = None) -> str:
+    """Return `raw` as a safe absolute http(s) URL, resolving site-relative paths against `base`.
+
+    :raises UrlError: the URL is empty, relative with no base, of another scheme or has no host.
+    """
+    text = html.unescape(raw.strip())
+    if not text:
+        raise UrlError("is empty")
+    if text.startswith("//"):
+        text = "https:" + text
+    elif text.startswith("/"):
+        if base is None:
+            raise UrlError("is site-relative and ASSET_BASE_URL is not set", relative=True)
+        text = urljoin(base, text)
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise UrlError(f"cannot be parsed ({exc})") from None
+    scheme = parts.scheme.lower()
+    if not scheme:
+        raise UrlError("is not an absolute http(s) URL")
+    if scheme not in ALLOWED_SCHEMES:
+        raise UrlError(f"uses the {scheme!r} scheme; only http and https are published")
+    netloc = _host(parts.hostname)
+    if port is not None:
+        netloc += f":{port}"
+    return urlunsplit(
+        (
+            scheme,
+            netloc,
+            _quote(parts.path or "/", _PATH_SAFE),
+            _quote(parts.query, _QUERY_SAFE),
+            _quote(parts.fragment, _QUERY_SAFE),
+        )
+    )
+
+
+def identity_key(url: str) -> str:
+    """The part of a normalized URL that names the article: no scheme, default port or fragment.
+
+    `http://Example.com:80/a#top` and `https://example.com/a` are the same article.
+    """
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port is not None and parts.port != DEFAULT_PORTS.get(parts.scheme):
+        netloc += f":{parts.port}"
+    path = _ESCAPE.sub(lambda m: m.group(0).upper(), parts.path)
+    query = _ESCAPE.sub(lambda m: m.group(0).upper(), parts.query)
+    return f"//{netloc}{path}" + (f"?{query}" if query else "")
+
+
+def entry_id(url: str) -> str:
+    """The permanent id of the article at `url`: a `urn:uuid:` from its identity key only."""
+    return uuid.uuid5(ENTRY_ID_NAMESPACE, identity_key(url)).urn
+
+
+def image_media_type(url: str) -> str | None:
+    """An image's media type from its URL's extension, else from its query; None if neither."""
+    parts = urlsplit(url)
+    extension = posixpath.splitext(parts.path)[1].lstrip(".").lower()
+    if extension in _IMAGE_TYPES:
+        return _IMAGE_TYPES[extension]
+    params = {name.lower(): value for name, value in parse_qsl(parts.query)}
+    for name in _FORMAT_PARAMS:
+        value = params.get(name, "").lower().removeprefix("image/")
+        if value in _IMAGE_TYPES:
+            return _IMAGE_TYPES[value]
+    return None

@@ -1,0 +1,3 @@
+from feedsvc import create_app
+
+app = create_app()
