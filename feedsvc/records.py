@@ -225,7 +225,7 @@ def _positive_int(value: Any, name: str, ctx: _Context) -> int | None:
 def _list_of(value: Any, name: str) -> list[Any]:
     if value is None:
         return []
-    if isinstance(value, str | Mapping):
+    if isinstance(value, str):
         return [value]
     if not isinstance(value, list):
         raise RecordError(name, f"should be a list, not {type(value).__name__}")
@@ -235,7 +235,7 @@ def _list_of(value: Any, name: str) -> list[Any]:
 def convert_images(value: Any, ctx: _Context, name: str) -> tuple[Image, ...]:
     """Keep every usable image; an unusable one is left out with a warning, not the record."""
     images: list[Image] = []
-    for index, item in enumerate(_list_of(value, name)):
+    for index, item in enumerate(_list_of([value] if isinstance(value, Mapping) else value, name)):
         where = f"{name}[{index}]"
         if isinstance(item, str):
             item = {"url": item}
@@ -373,8 +373,11 @@ def _read_field(spec: Field, data: Mapping[str, Any], ctx: _Context) -> Any:
             ctx.warn(failure.field, f"{failure.message}; used {key} instead")
         return value
     if spec.required:
-        if failures:
+        if len(failures) == 1:
             raise failures[0]
+        if failures:
+            reasons = "; ".join(f"{failure.field} {failure.message}" for failure in failures)
+            raise RecordError(spec.keys[0], f"no usable value ({reasons})")
         raise RecordError(spec.keys[0], "is missing")
     for failure in failures:
         ctx.warn(failure.field, f"{failure.message}; left out")
@@ -401,36 +404,39 @@ def record_from_mapping(data: Any, path: str, asset_base_url: str | None = None)
     return ParseResult(record, tuple(ctx.warnings))
 
 
-def front_matter(text: str) -> str:
-    """The YAML of a record: between the opening and closing `---` lines, else the whole file.
+def front_matter(text: str) -> tuple[str, int]:
+    """The YAML of a record (between the opening and closing `---` lines, else the whole file)
+    and the number of file lines before it, so YAML errors can name the file's own line.
 
     :raises RecordError: the file opens front matter and never closes it.
     """
     if not text.startswith("---"):
-        return text
+        return text, 0
     match = _FRONT_MATTER.match(text)
     if match:
-        return match.group(1)
+        return match.group(1), 1
     if re.match(r"\A---[ \t]*\r?$", text, re.MULTILINE):
         raise RecordError("", "front matter opens with '---' but has no closing '---' line")
-    return text
+    return text, 0
 
 
-def _yaml_message(exc: yaml.YAMLError) -> str:
+def _yaml_message(exc: yaml.YAMLError, lines_before: int) -> str:
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        # +2: marks count from 0, and the front matter starts after the opening '---' line.
-        return f"is not valid YAML: {exc.problem} (line {exc.problem_mark.line + 2})"
+        line = exc.problem_mark.line + 1 + lines_before  # marks count from 0
+        return f"is not valid YAML: {exc.problem} (line {line})"
     return f"is not valid YAML: {exc}"
 
 
 def parse_text(text: str, path: str, asset_base_url: str | None = None) -> ParseResult:
     """Parse the text of one record file."""
     try:
-        data = yaml.load(front_matter(text.removeprefix("\ufeff")), Loader=YamlLoader)
+        source, lines_before = front_matter(text.removeprefix("\ufeff"))
     except RecordError as exc:
         return ParseResult(None, (Problem(path, exc.field, exc.message),))
+    try:
+        data = yaml.load(source, Loader=YamlLoader)
     except yaml.YAMLError as exc:
-        return ParseResult(None, (Problem(path, "", _yaml_message(exc)),))
+        return ParseResult(None, (Problem(path, "", _yaml_message(exc, lines_before)),))
     return record_from_mapping(data, path, asset_base_url)
 
 

@@ -88,7 +88,7 @@ def normalize_url(raw: str, base: str | None = None) -> str:
     if scheme not in ALLOWED_SCHEMES:
         raise UrlError(f"uses the {scheme!r} scheme; only http and https are published")
     netloc = _host(parts.hostname)
-    if port is not None:
+    if port is not None and port != DEFAULT_PORTS[scheme]:
         netloc += f":{port}"
     return urlunsplit(
         (

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from feedsvc.errors import PageNotFound
+from feedsvc.feeds import (
+    AllItemsFeed,
+    ProviderFeed,
+    Site,
+    TopicFeed,
+    entry_for,
+    feed_document,
+    find_feed,
+    iter_feeds,
+)
+from feedsvc.repository import load_collection
+from tests.conftest import RECORDS
+
+SITE = Site("http://feeds.test", "News", "en", 3)
+
+
+@pytest.fixture(scope="module")
+def collection():  # type: ignore[no-untyped-def]
+    return load_collection(RECORDS, "https://assets.example.com/")
+
+
+def test_find_feed_by_scope_and_slug(collection) -> None:  # type: ignore[no-untyped-def]
+    assert isinstance(find_feed(collection, "all"), AllItemsFeed)
+    assert isinstance(find_feed(collection, "topics", "ai"), TopicFeed)
+    assert isinstance(find_feed(collection, "providers", "usnews-com"), ProviderFeed)
+    assert find_feed(collection, "topics", "nope") is None
+    assert find_feed(collection, "providers", "ai") is None
+
+
+def test_every_feed_is_listed_once(collection) -> None:  # type: ignore[no-untyped-def]
+    paths = [feed.path for feed in iter_feeds(collection)]
+    assert len(paths) == 1 + len(collection.topics) + len(collection.providers)
+    assert len(set(paths)) == len(paths)
+    assert paths[0] == "/feeds/all"
+
+
+def test_feed_document_names_and_places_the_feed(collection) -> None:  # type: ignore[no-untyped-def]
+    feed = find_feed(collection, "providers", "usnews-com")
+    assert feed is not None
+    doc = feed_document(feed, SITE, "atom")
+    assert doc.title == "News: U.S. News & World Report"
+    assert doc.self_url == "http://feeds.test/feeds/providers/usnews-com.atom"
+    assert doc.html_url == "http://feeds.test/providers/usnews-com"
+    assert doc.updated == collection.providers["usnews-com"].records[0].published
+    assert doc.icon is not None and doc.icon.width == 50
+
+
+def test_pages_and_rfc5005_links(collection) -> None:  # type: ignore[no-untyped-def]
+    feed = AllItemsFeed(collection)
+    first = feed_document(feed, SITE, "rss", 1)
+    assert first.pages == 3 and len(first.entries) == 3
+    assert {link.rel: link.href for link in first.paging} == {
+        "first": "http://feeds.test/feeds/all.rss",
+        "last": "http://feeds.test/feeds/all.rss?page=3",
+        "next": "http://feeds.test/feeds/all.rss?page=2",
+    }
+    middle = feed_document(feed, SITE, "rss", 2)
+    assert middle.self_url == "http://feeds.test/feeds/all.rss?page=2"
+    assert {link.rel for link in middle.paging} == {"first", "last", "next", "previous"}
+    seen = [e.id for page in (1, 2, 3) for e in feed_document(feed, SITE, "rss", page).entries]
+    assert seen == [record.id for record in collection.records]
+    with pytest.raises(PageNotFound):
+        feed_document(feed, SITE, "rss", 4)
+    with pytest.raises(PageNotFound):
+        feed_document(feed, SITE, "rss", 0)
+
+
+def test_single_page_feed_has_no_paging_links(collection) -> None:  # type: ignore[no-untyped-def]
+    feed = find_feed(collection, "topics", "aws-ai")
+    assert feed is not None
+    assert feed_document(feed, SITE, "atom").paging == ()
+
+
+def test_entry_related_excludes_itself_and_escapes_text(collection) -> None:  # type: ignore[no-untyped-def]
+    record = next(r for r in collection.records if r.path == "001_a1e971cc52df9b4c.txt")
+    entry = entry_for(record, SITE)
+    assert entry.id == record.id and entry.link == record.url
+    assert len(entry.related) == 4
+    assert all(link.rel == "related" and link.title for link in entry.related)
+    assert entry.content_html is not None
+    assert "U.S. News &amp; World Report" in entry.content_html
+    assert entry.content_html.count("<li>") == 4
+    assert [(c.term, c.label) for c in entry.categories] == [
+        ("computer-vision", "Computer Vision"),
+        ("ai", "AI"),
+    ]
+    assert entry.author == "IET"
+    assert entry.updated == entry.published == datetime(2022, 11, 15, 17, 36, tzinfo=UTC)
+
+
+def test_related_that_is_the_article_itself_is_dropped() -> None:
+    from feedsvc.records import record_from_mapping
+
+    data = {
+        "title": "<b>Self</b>",
+        "webUrl": "https://x.example/a",
+        "publishedDateTime": "2022-01-01",
+        "related": [
+            {"title": "Me again", "webUrl": "http://X.example/a#frag"},
+            {"title": "<script>x</script>", "webUrl": "https://y.example/b"},
+            {"title": "Twice", "webUrl": "https://y.example/b"},
+        ],
+    }
+    record = record_from_mapping(data, "x.md").record
+    assert record is not None
+    entry = entry_for(record, SITE)
+    assert [link.href for link in entry.related] == ["https://y.example/b"]
+    assert entry.content_html is not None
+    assert "<script>" not in entry.content_html and "&lt;script&gt;" in entry.content_html

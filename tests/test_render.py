@@ -1,0 +1,216 @@
+"""The render module and each feedgen 1.0.0 trap (FEEDS.md §3): every test here fails if the
+trap it names comes back."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from feedsvc.feeds import Category, Entry, FeedDocument, Link
+from feedsvc.records import Image
+from feedsvc.render import ATOM, FORMATS, RSS
+from tests.conftest import ATOM as A
+from tests.conftest import MEDIA, atom_entries, parse_xml, read_feed
+
+ATOM_LINK = "{http://www.w3.org/2005/Atom}link"
+JPEG = Image("https://img.example/one.jpg", 640, 480, "image/jpeg")
+PNG = Image("https://img.example/two.png", 320, None, "image/png")
+
+
+def entry(n: int, **changes: object) -> Entry:
+    base = Entry(
+        id=f"urn:uuid:00000000-0000-5000-8000-{n:012d}",
+        title=f"Entry {n} & <friends>",
+        link=f"https://news.example/{n}",
+        summary=f"Summary {n} of <UBER.N> & co",
+        published=datetime(2022, 1, n, tzinfo=UTC),
+        author="Provider & Co",
+        categories=(Category("computer-vision", "Computer Vision", "http://feeds.test/topics/"),),
+        images=(JPEG, PNG),
+        related=(Link("https://other.example/r", "related", "text/html", "Other & more"),),
+        content_html="<p>Other coverage</p>",
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def document(**changes: object) -> FeedDocument:
+    base = FeedDocument(
+        id="http://feeds.test/",
+        title="News",
+        subtitle="All news",
+        updated=datetime(2022, 1, 3, tzinfo=UTC),
+        self_url="http://feeds.test/feeds/all.atom?page=2",
+        html_url="http://feeds.test/",
+        author="News",
+        language="en",
+        icon=Image("https://img.example/logo.jpg", 50, 50, "image/jpeg"),
+        paging=(
+            Link("http://feeds.test/feeds/all.atom", "first"),
+            Link("http://feeds.test/feeds/all.atom?page=3", "last"),
+            Link("http://feeds.test/feeds/all.atom", "previous"),
+            Link("http://feeds.test/feeds/all.atom?page=3", "next"),
+        ),
+        entries=(entry(3), entry(2), entry(1)),
+        page=2,
+        pages=3,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_trap1_atom_entry_links_keep_rel_type_and_title() -> None:
+    root = parse_xml(ATOM.render(document()))
+    for node in atom_entries(root):
+        links = node.findall(f"{A}link")
+        alternates = [link for link in links if link.get("rel", "alternate") == "alternate"]
+        assert len(alternates) == 1
+        enclosures = [link for link in links if link.get("rel") == "enclosure"]
+        assert [(e.get("href"), e.get("type")) for e in enclosures] == [
+            (JPEG.url, "image/jpeg"),
+            (PNG.url, "image/png"),
+        ]
+        related = [link for link in links if link.get("rel") == "related"]
+        assert [(r.get("href"), r.get("title")) for r in related] == [
+            ("https://other.example/r", "Other & more")
+        ]
+
+
+def test_trap2_and_3_rss_has_one_enclosure_with_a_numeric_length() -> None:
+    root = parse_xml(RSS.render(document()))
+    for item in root.iter("item"):
+        enclosures = item.findall("enclosure")
+        assert len(enclosures) == 1
+        assert enclosures[0].attrib == {"url": JPEG.url, "length": "0", "type": "image/jpeg"}
+
+
+def test_trap4_media_content_is_not_grouped() -> None:
+    for fmt in FORMATS.values():
+        root = parse_xml(fmt.render(document()))
+        assert not list(root.iter(f"{MEDIA}group"))
+        contents = list(root.iter(f"{MEDIA}content"))
+        assert len(contents) == 6
+        assert contents[0].attrib == {
+            "url": JPEG.url,
+            "type": "image/jpeg",
+            "medium": "image",
+            "width": "640",
+            "height": "480",
+        }
+        assert "height" not in contents[1].attrib  # unknown sizes are left out, never "None"
+        thumbnails = list(root.iter(f"{MEDIA}thumbnail"))
+        assert [t.get("url") for t in thumbnails] == [JPEG.url] * 3
+
+
+def test_trap5_entries_keep_the_order_given() -> None:
+    doc = document()
+    expected = [e.id for e in doc.entries]
+    assert [n.findtext(f"{A}id") for n in atom_entries(parse_xml(ATOM.render(doc)))] == expected
+    assert [i.findtext("guid") for i in parse_xml(RSS.render(doc)).iter("item")] == expected
+
+
+def test_trap6_output_is_byte_stable_and_dated_by_the_newest_entry() -> None:
+    doc = document()
+    for fmt in FORMATS.values():
+        assert fmt.render(doc) == fmt.render(doc)
+    atom = parse_xml(ATOM.render(doc))
+    assert atom.findtext(f"{A}updated") == "2022-01-03T00:00:00+00:00"
+    rss = parse_xml(RSS.render(doc))
+    assert rss.findtext("channel/lastBuildDate") == "Mon, 03 Jan 2022 00:00:00 +0000"
+
+
+def test_trap7_naive_datetimes_render_as_utc() -> None:
+    naive = document(
+        updated=datetime(2022, 1, 3), entries=(entry(1, published=datetime(2022, 1, 1)),)
+    )
+    atom = parse_xml(ATOM.render(naive))
+    assert atom.findtext(f"{A}updated") == "2022-01-03T00:00:00+00:00"
+    assert read_feed(RSS.render(naive)).entries[0].published_parsed[:3] == (2022, 1, 1)
+
+
+def test_trap8_rss_channel_link_is_the_html_page() -> None:
+    rss = parse_xml(RSS.render(document()))
+    assert rss.findtext("channel/link") == "http://feeds.test/"
+
+
+def test_trap9_rss_keeps_paging_links_as_atom_links() -> None:
+    rss = parse_xml(RSS.render(document(self_url="http://feeds.test/feeds/all.rss?page=2")))
+    links = {link.get("rel"): link.get("href") for link in rss.iter(ATOM_LINK)}
+    assert links == {
+        "self": "http://feeds.test/feeds/all.rss?page=2",
+        "first": "http://feeds.test/feeds/all.atom",
+        "last": "http://feeds.test/feeds/all.atom?page=3",
+        "previous": "http://feeds.test/feeds/all.atom",
+        "next": "http://feeds.test/feeds/all.atom?page=3",
+    }
+
+
+def test_trap10_forbidden_characters_never_fail_a_feed() -> None:
+    dirty = "bell\x07 nul\x00 ffff\uffff"
+    doc = document(
+        title=dirty,
+        entries=(entry(1, title=dirty, summary=dirty, author=dirty, content_html=dirty),),
+    )
+    for fmt in FORMATS.values():
+        body = fmt.render(doc)
+        parse_xml(body)
+        assert b"bell nul ffff" in body
+
+
+@pytest.mark.parametrize("fmt", FORMATS.values(), ids=FORMATS.keys())
+def test_text_is_text_and_reads_back_unchanged(fmt) -> None:  # type: ignore[no-untyped-def]
+    parsed = read_feed(fmt.render(document()))
+    first = parsed.entries[0]
+    assert first.title == "Entry 3 & <friends>"
+    assert first.id == entry(3).id
+    assert first.link == "https://news.example/3"
+    assert first.author == "Provider & Co"
+    assert [t.term for t in first.tags] == ["computer-vision" if fmt is ATOM else "Computer Vision"]
+    assert parsed.feed.title == "News"
+
+
+def test_rss_description_is_escaped_html_so_markup_like_text_survives() -> None:
+    item = parse_xml(RSS.render(document())).find("channel/item")
+    assert item.findtext("description") == "Summary 3 of &lt;UBER.N&gt; &amp; co"
+    assert read_feed(RSS.render(document())).entries[0].summary == (
+        "Summary 3 of &lt;UBER.N&gt; &amp; co"
+    )
+
+
+def test_atom_summary_is_text_and_content_is_html() -> None:
+    node = atom_entries(parse_xml(ATOM.render(document())))[0]
+    summary = node.find(f"{A}summary")
+    assert summary.get("type") == "text" and summary.text == "Summary 3 of <UBER.N> & co"
+    content = node.find(f"{A}content")
+    assert content.get("type") == "html" and content.text == "<p>Other coverage</p>"
+
+
+def test_guid_is_not_a_permalink_unless_it_is_the_article_url() -> None:
+    rss = parse_xml(RSS.render(document()))
+    assert {g.get("isPermaLink") for g in rss.iter("guid")} == {"false"}
+    same = document(entries=(entry(1, id="https://news.example/1"),))
+    guid = parse_xml(RSS.render(same)).find("channel/item/guid")
+    assert guid.get("isPermaLink") == "true"
+
+
+def test_provider_icon_becomes_atom_icon_and_rss_image() -> None:
+    atom = parse_xml(ATOM.render(document()))
+    assert atom.findtext(f"{A}icon") == "https://img.example/logo.jpg"
+    image = parse_xml(RSS.render(document())).find("channel/image")
+    assert image.findtext("url") == "https://img.example/logo.jpg"
+    assert image.findtext("link") == "http://feeds.test/"
+    assert (image.findtext("width"), image.findtext("height")) == ("50", "50")
+
+
+def test_feed_level_fields() -> None:
+    atom = parse_xml(ATOM.render(document()))
+    assert atom.findtext(f"{A}id") == "http://feeds.test/"
+    assert atom.findtext(f"{A}author/{A}name") == "News"
+    assert atom.get("{http://www.w3.org/XML/1998/namespace}lang") == "en"
+    links = {link.get("rel"): link for link in atom.findall(f"{A}link")}
+    assert links["self"].get("type") == "application/atom+xml"
+    assert links["alternate"].get("href") == "http://feeds.test/"
+    assert set(links) == {"self", "alternate", "first", "last", "previous", "next"}
+    rss = parse_xml(RSS.render(document()))
+    assert rss.findtext("channel/description") == "All news"
+    assert rss.findtext("channel/language") == "en"

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from feedsvc.records import record_from_mapping
+from feedsvc.repository import build_collection, find_record_files, load_collection
+from tests.conftest import RECORDS
+
+ASSETS = "https://assets.example.com/"
+
+
+@pytest.fixture(scope="module")
+def collection():  # type: ignore[no-untyped-def]
+    return load_collection(RECORDS, ASSETS)
+
+
+def test_finds_record_files_recursively_skipping_hidden_and_other_extensions() -> None:
+    names = [path.relative_to(RECORDS).as_posix() for path in find_record_files(RECORDS)]
+    assert "2023/nested/2023-02-01-whole-file-yaml.yaml" in names
+    assert "2023-01-06-naive-date-http-image.markdown" in names
+    assert "000_6533b3114b6f9df0.txt" in names
+    assert not any(name.startswith(".") or "/." in name for name in names)
+    assert "notes.json" not in names
+
+
+def test_broken_records_are_rejected_and_the_rest_load(collection) -> None:  # type: ignore[no-untyped-def]
+    rejected = {problem.path for problem in collection.rejections}
+    assert rejected == {path.name for path in RECORDS.glob("broken-*")}
+    assert len(collection.records) == 9
+    assert all(not record.path.startswith("broken-") for record in collection.records)
+
+
+def test_rejections_are_logged_once_each(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="feedsvc.repository"):
+        load_collection(RECORDS, ASSETS)
+    rejected = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rejected ")]
+    assert len(rejected) == len(set(rejected)) == 9
+    assert any("broken-bad-date.md: publishedDateTime: is not a date" in m for m in rejected)
+
+
+def test_records_sharing_an_article_url_are_one_entry(collection, caplog) -> None:  # type: ignore[no-untyped-def]
+    twice = [r for r in collection.records if r.url == "https://news.example.net/twice"]
+    assert len(twice) == 1
+    merged = twice[0]
+    assert merged.published == datetime(2023, 2, 2, 10, 0, tzinfo=UTC)
+    assert merged.title == "One article recorded twice"
+    assert {t.slug for t in merged.topics} == {"ai", "computer-vision"}
+    note = next(p for p in collection.warnings if "merged" in p.message)
+    assert note.path == "2023/nested/2023-02-03-duplicate-b.md"
+
+
+def test_records_are_newest_first(collection) -> None:  # type: ignore[no-untyped-def]
+    dates = [record.published for record in collection.records]
+    assert dates == sorted(dates, reverse=True)
+
+
+def test_indexes_by_topic_and_provider_slug(collection) -> None:  # type: ignore[no-untyped-def]
+    assert set(collection.topics) == {"ai", "ai-in-autos", "aws-ai", "computer-vision"}
+    assert collection.topics["computer-vision"].name == "Computer Vision"
+    assert "usnews-com" in collection.providers and "chosun-com" in collection.providers
+    assert collection.providers["usnews-com"].name == "U.S. News & World Report"
+    assert collection.providers["usnews-com"].images[0].width == 50
+    for group in (*collection.topics.values(), *collection.providers.values()):
+        dates = [record.published for record in group.records]
+        assert dates == sorted(dates, reverse=True)
+    cv = {r.path for r in collection.topics["computer-vision"].records}
+    assert {"000_6533b3114b6f9df0.txt", "001_a1e971cc52df9b4c.txt"} <= cv
+
+
+def _record(url: str, published: str, path: str):  # type: ignore[no-untyped-def]
+    data = {"title": path, "webUrl": url, "publishedDateTime": published, "topics": ["T"]}
+    return record_from_mapping(data, path)
+
+
+def test_ties_are_broken_by_entry_id_whatever_the_load_order() -> None:
+    results = [_record(f"https://x.example/{n}", "2022-01-01T00:00:00Z", f"{n}.md") for n in "abcd"]
+    forward = build_collection(results)
+    backward = build_collection(reversed(results))
+    assert [r.id for r in forward.records] == [r.id for r in backward.records]
+    assert [r.id for r in forward.records] == sorted(r.id for r in forward.records)
+    assert forward.topics == backward.topics
+
+
+def test_empty_folder_gives_an_empty_collection(tmp_path: Path) -> None:
+    collection = load_collection(tmp_path)
+    assert collection.records == () and collection.updated is None

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from feedsvc.errors import UrlError
+from feedsvc.urls import entry_id, identity_key, image_media_type, normalize_url
+
+# Characters allowed unescaped in a URL produced by normalize_url (RFC 3986 plus "%").
+URL_CHARACTERS = set(string.ascii_letters + string.digits + "-._~:/?#[]@!$&'()*+,;=%")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("https://example.com/a b", "https://example.com/a%20b"),
+        ("https://example.com/?w=600&#038;h=600", "https://example.com/?w=600&h=600"),
+        ("https://example.com/?a=1&amp;b=2", "https://example.com/?a=1&b=2"),
+        ("https://example.com/already%20escaped", "https://example.com/already%20escaped"),
+        ("https://example.com/100%", "https://example.com/100%25"),
+        ("https://example.com/img.jpg&w=600", "https://example.com/img.jpg&w=600"),
+        ("https://example.com/?q=$!;,*+", "https://example.com/?q=$!;,*+"),
+        ("  https://EXAMPLE.com  ", "https://example.com/"),
+        ("http://example.com:80/x", "http://example.com/x"),
+        ("https://example.com:8443/x", "https://example.com:8443/x"),
+        ("https://example.com/ü?q=ä", "https://example.com/%C3%BC?q=%C3%A4"),
+        ("https://bücher.de/", "https://xn--bcher-kva.de/"),
+        ("//cdn.example.com/x.png", "https://cdn.example.com/x.png"),
+        (
+            "https://a.example/r?u=https://b.example/p?x=1&y=2",
+            "https://a.example/r?u=https://b.example/p?x=1&y=2",
+        ),
+    ],
+)
+def test_normalize_url_makes_urls_safe(raw: str, expected: str) -> None:
+    assert normalize_url(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "empty"),
+        ("javascript:alert(1)", "'javascript' scheme"),
+        ("data:image/png;base64,AAAA", "'data' scheme"),
+        ("file:///etc/passwd", "'file' scheme"),
+        ("https:///no-host", "no host"),
+        ("www.example.com/page", "not an absolute"),
+        ("https://example.com:99999/", "cannot be parsed"),
+    ],
+)
+def test_normalize_url_refuses_unsafe_urls(raw: str, reason: str) -> None:
+    with pytest.raises(UrlError, match=reason):
+        normalize_url(raw)
+
+
+def test_site_relative_urls_need_a_base() -> None:
+    with pytest.raises(UrlError) as caught:
+        normalize_url("/assets/logo.jpg")
+    assert caught.value.relative
+    resolved = normalize_url("/assets/logo.jpg", "https://cdn.example.com/site/")
+    assert resolved == "https://cdn.example.com/assets/logo.jpg"
+
+
+@given(st.text(max_size=80))
+def test_normalized_urls_are_safe_and_stable(path: str) -> None:
+    try:
+        url = normalize_url("https://example.com/" + path)
+    except UrlError:
+        return
+    assert set(url) <= URL_CHARACTERS
+    assert normalize_url(url) == url
+
+
+def test_identity_ignores_scheme_case_default_port_and_fragment() -> None:
+    same = [
+        "https://example.com/a?x=1",
+        "http://EXAMPLE.com:80/a?x=1#top",
+        "https://example.com:443/a?x=1",
+    ]
+    assert len({identity_key(normalize_url(url)) for url in same}) == 1
+    assert len({entry_id(normalize_url(url)) for url in same}) == 1
+    assert identity_key("https://example.com/a?x=1") != identity_key("https://example.com/a?x=2")
+
+
+def test_entry_id_is_a_stable_urn() -> None:
+    # Pinned: changing the scheme would change every published id.
+    assert entry_id("https://example.com/a") == "urn:uuid:3168a74a-6b6f-5484-8fc8-2d606c4a4555"
+
+
+@pytest.mark.parametrize(
+    ("url", "media_type"),
+    [
+        ("https://x.example/a.jpg", "image/jpeg"),
+        ("https://x.example/a.JPEG?w=1", "image/jpeg"),
+        ("https://x.example/a.png", "image/png"),
+        ("https://x.example/a.webp", "image/webp"),
+        ("https://x.example/a.gif", "image/gif"),
+        ("https://x.example/pic?width=1200&format=jpeg", "image/jpeg"),
+        ("https://x.example/pic?fm=webp", "image/webp"),
+        ("https://x.example/pic?Format=PNG", "image/png"),
+        ("https://images.wsj.net/im-138654/social", None),
+        ("https://x.example/a.php?id=1", None),
+    ],
+)
+def test_image_media_type(url: str, media_type: str | None) -> None:
+    assert image_media_type(url) == media_type
