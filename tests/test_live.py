@@ -1,0 +1,109 @@
+"""The production server, started the way the README starts it, read over real HTTP on loopback
+by feedparser (a real feed reader's parser) and plain urllib."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import feedparser
+import pytest
+
+from tests.conftest import RECORDS, SECRET_MARKER, parse_xml
+
+pytestmark = pytest.mark.live
+STARTUP_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    raise RuntimeError(f"server did not answer {url} within {STARTUP_SECONDS}s")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """`feedsvc serve` on a free loopback port; stopped by its own PID."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(RECORDS)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base + "/healthz", process)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr:
+            process.stderr.close()
+
+
+def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/feeds/all.atom", "/feeds/topics/computer-vision.rss", "/feeds/providers/usnews-com.atom"],
+)
+def test_feed_readers_get_both_seed_records_with_images(server: str, path: str) -> None:
+    parsed = feedparser.parse(server + path)
+    assert parsed.status == 200 and not parsed.bozo, parsed.get("bozo_exception")
+    links = {entry.link for entry in parsed.entries}
+    if "usnews" not in path:
+        assert any("theiet.org" in link for link in links)
+    assert any("usnews.com" in link for link in links)
+    self_link = next(link.href for link in parsed.feed.links if link.rel == "self")
+    assert self_link == server + path
+
+
+def test_images_arrive_as_enclosures_and_thumbnails(server: str) -> None:
+    parsed = feedparser.parse(server + "/feeds/all.atom")
+    theiet = next(entry for entry in parsed.entries if "theiet.org" in entry.link)
+    assert theiet.enclosures[0].type == "image/jpeg"
+    assert theiet.media_thumbnail[0]["width"] == "1200"
+
+
+def test_served_over_http_with_media_types_and_no_secrets(server: str) -> None:
+    status, headers, body = fetch(server + "/feeds/all.rss")
+    assert status == 200
+    assert headers["Content-Type"] == "application/rss+xml; charset=utf-8"
+    parse_xml(body)
+    assert SECRET_MARKER.encode() not in body
+
+
+def test_unknown_feed_is_a_plain_404_over_http(server: str) -> None:
+    status, headers, body = fetch(server + "/feeds/topics/nothing-here.atom")
+    assert status == 404
+    assert headers["Content-Type"].startswith("text/plain")
+    assert b"Traceback" not in body

@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from feedsvc.feeds import iter_feeds
+from feedsvc.render import FORMATS
+from tests.conftest import (
+    ATOM,
+    BASE_URL,
+    MEDIA,
+    SECRET_MARKER,
+    atom_entries,
+    make_app,
+    parse_xml,
+    read_feed,
+)
+
+
+def collection_of(app: Flask) -> Any:
+    return app.extensions["feedsvc"].collection
+
+
+def feed_urls(app: Flask) -> list[tuple[str, Any]]:
+    return [
+        (f"{feed.path}.{extension}", feed)
+        for feed in iter_feeds(collection_of(app))
+        for extension in FORMATS
+    ]
+
+
+def test_every_feed_in_every_format_is_served_valid_and_complete(
+    app: Flask, client: FlaskClient
+) -> None:
+    urls = feed_urls(app)
+    assert len(urls) == 2 * (1 + 4 + 6)
+    for url, feed in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        fmt = FORMATS[url.rsplit(".", 1)[1]]
+        assert response.content_type == fmt.media_type
+        parse_xml(response.data)
+        parsed = read_feed(response.data)
+        assert [e.id for e in parsed.entries] == [r.id for r in feed.records], url
+        assert SECRET_MARKER.encode() not in response.data
+
+
+def test_self_link_is_the_url_served(client: FlaskClient) -> None:
+    for url in ("/feeds/all.atom", "/feeds/topics/ai.rss", "/feeds/providers/usnews-com.atom"):
+        parsed = read_feed(client.get(url).data)
+        self_links = [link.href for link in parsed.feed.links if link.rel == "self"]
+        assert self_links == [BASE_URL + url]
+
+
+def test_without_base_url_links_follow_the_request_host() -> None:
+    client = make_app(BASE_URL=None).test_client()
+    body = client.get("/feeds/all.atom", base_url="http://reader.example:8080").data
+    root = parse_xml(body)
+    self_link = next(li for li in root.findall(f"{ATOM}link") if li.get("rel") == "self")
+    assert self_link.get("href") == "http://reader.example:8080/feeds/all.atom"
+
+
+def test_ids_are_the_same_in_every_format_and_feed(app: Flask, client: FlaskClient) -> None:
+    ids_by_link: dict[str, set[str]] = {}
+    for url, _ in feed_urls(app):
+        for entry in read_feed(client.get(url).data).entries:
+            ids_by_link.setdefault(entry.link, set()).add(entry.id)
+    assert ids_by_link and all(len(ids) == 1 for ids in ids_by_link.values())
+
+
+def test_every_record_reaches_every_feed_it_belongs_to(app: Flask, client: FlaskClient) -> None:
+    collection = collection_of(app)
+    for record in collection.records:
+        urls = ["/feeds/all"]
+        urls += [f"/feeds/topics/{topic.slug}" for topic in record.topics]
+        if record.provider:
+            urls.append(f"/feeds/providers/{record.provider.slug}")
+        for url in urls:
+            for extension in FORMATS:
+                ids = [e.id for e in read_feed(client.get(f"{url}.{extension}").data).entries]
+                assert record.id in ids, (record.path, url, extension)
+
+
+def test_seed_records_carry_images_as_enclosures_and_thumbnails(client: FlaskClient) -> None:
+    atom = parse_xml(client.get("/feeds/topics/computer-vision.atom").data)
+    theiet = next(
+        e
+        for e in atom_entries(atom)
+        if any("theiet" in (li.get("href") or "") for li in e.findall(f"{ATOM}link"))
+    )
+    enclosure = theiet.find(f"{ATOM}link[@rel='enclosure']")
+    assert enclosure is not None and enclosure.get("type") == "image/jpeg"
+    thumbnail = theiet.find(f"{MEDIA}thumbnail")
+    assert thumbnail is not None and thumbnail.attrib["width"] == "1200"
+    rss = read_feed(client.get("/feeds/topics/computer-vision.rss").data)
+    item = next(e for e in rss.entries if "theiet" in e.link)
+    assert item.enclosures[0].type == "image/jpeg"
+    assert item.media_thumbnail[0]["height"] == "450"
+
+
+def test_feed_metadata(client: FlaskClient) -> None:
+    parsed = read_feed(client.get("/feeds/providers/usnews-com.rss").data)
+    assert parsed.feed.title == "feedsvc: U.S. News & World Report"
+    assert parsed.feed.link == BASE_URL + "/providers/usnews-com"
+    assert parsed.feed.image.href.endswith("usnews.com-50x50.jpg")
+    assert parsed.feed.language == "en"
+    atom = read_feed(client.get("/feeds/topics/computer-vision.atom").data)
+    assert atom.feed.updated == "2023-02-02T10:00:00+00:00"  # the merged duplicate, newest
+    assert atom.feed.generator == "feedsvc"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/feeds/topics/no-such-topic.atom",
+        "/feeds/providers/no-such-provider.rss",
+        "/feeds/all.json-ld",
+        "/feeds/all.xml",
+        "/feeds/elsewhere/ai.atom",
+        "/feeds/topics/ai",
+    ],
+)
+def test_unknown_feeds_are_a_short_plain_404(client: FlaskClient, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 404
+    assert response.content_type == "text/plain; charset=utf-8"
+    assert len(response.data) < 200
+    assert b"Traceback" not in response.data and b"<html" not in response.data.lower()
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "1.5", "", "99999999999999999999x"])
+def test_bad_page_numbers_are_400(client: FlaskClient, page: str) -> None:
+    response = client.get(f"/feeds/all.atom?page={page}")
+    assert response.status_code == 400
+    assert response.content_type == "text/plain; charset=utf-8"
+
+
+def test_page_past_the_end_is_404(client: FlaskClient) -> None:
+    assert client.get("/feeds/all.rss?page=2").status_code == 404
+
+
+def test_paging_follows_next_links_through_every_record() -> None:
+    app = make_app(FEED_SIZE=2)
+    client = app.test_client()
+    for extension in FORMATS:
+        url: str | None = f"/feeds/all.{extension}"
+        seen: list[str] = []
+        while url:
+            parsed = read_feed(client.get(url.removeprefix(BASE_URL)).data)
+            seen += [entry.id for entry in parsed.entries]
+            url = next((li.href for li in parsed.feed.links if li.rel == "next"), None)
+        assert seen == [record.id for record in collection_of(app).records]
+
+
+def test_other_methods_are_405_with_allow(client: FlaskClient) -> None:
+    response = client.post("/feeds/all.atom")
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"]
+
+
+def test_healthz_counts(client: FlaskClient) -> None:
+    assert client.get("/healthz").get_json() == {
+        "status": "ok",
+        "records": 9,
+        "rejected": 9,
+        "warnings": client.application.extensions["feedsvc"].collection.warnings.__len__(),
+        "topics": 4,
+        "providers": 6,
+    }
