@@ -39,6 +39,13 @@ class Settings:
     site_title: str = setting("feedsvc", "Site name, first part of every feed title.")
     language: str = setting("en", "Language of the feeds (RFC 5646 tag).")
     feed_size: int = setting(50, "Entries per feed page.")
+    cache_max_age: int = setting(
+        300, "Seconds clients and proxies may reuse a feed without asking (Cache-Control max-age)."
+    )
+    render_cache_bytes: int = setting(
+        64 * 1024 * 1024,
+        "Memory for rendered feeds (all encodings), in bytes; least recently used evicted.",
+    )
     asset_base_url: str | None = setting(
         None,
         "Absolute URL that site-relative image URLs in records (`/assets/...`) resolve against; "
@@ -61,8 +68,11 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if self.feed_size < 1:
-            raise ConfigError(f"FEED_SIZE must be at least 1, not {self.feed_size}")
+        for name, least in (("feed_size", 1), ("cache_max_age", 0), ("render_cache_bytes", 0)):
+            if getattr(self, name) < least:
+                raise ConfigError(
+                    f"{name.upper()} must be at least {least}, not {getattr(self, name)}"
+                )
         for name in ("base_url", "asset_base_url"):
             value = getattr(self, name)
             if value is None:

@@ -1,0 +1,171 @@
+"""HTTP that aggregators rely on: conditional GET, content codings, HEAD, and the render cache."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+
+import brotli
+import pytest
+from flask.testing import FlaskClient
+
+from tests.conftest import make_app, read_feed
+
+URL = "/feeds/topics/computer-vision.atom"
+
+
+def first_response(client: FlaskClient, **headers: str):  # type: ignore[no-untyped-def]
+    response = client.get(URL, headers=headers)
+    assert response.status_code == 200
+    return response
+
+
+def test_feed_responses_carry_validators_and_cache_headers(client: FlaskClient) -> None:
+    response = first_response(client)
+    etag, weak = response.get_etag()
+    assert etag and not weak
+    assert response.headers["Last-Modified"] == "Thu, 02 Feb 2023 10:00:00 GMT"
+    assert response.headers["Cache-Control"] == "public, max-age=300"
+    assert response.headers["Vary"] == "Accept-Encoding"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_last_modified_is_the_newest_entry_of_that_feed(client: FlaskClient) -> None:
+    for url in ("/feeds/providers/usnews-com.rss", "/feeds/all.rss"):
+        response = client.get(url)
+        newest = max(e.published_parsed for e in read_feed(response.data).entries)
+        assert (
+            parsedate_to_datetime(response.headers["Last-Modified"]).utctimetuple()[:6]
+            == newest[:6]
+        )
+
+
+def conditional(client: FlaskClient, **headers: str):  # type: ignore[no-untyped-def]
+    return client.get(URL, headers={key.replace("_", "-"): value for key, value in headers.items()})
+
+
+def test_matching_etag_is_304_with_the_same_headers_and_no_body(client: FlaskClient) -> None:
+    full = first_response(client)
+    response = conditional(client, If_None_Match=full.headers["ETag"])
+    assert response.status_code == 304
+    assert response.data == b""
+    for header in ("ETag", "Cache-Control", "Vary", "Access-Control-Allow-Origin"):
+        assert response.headers[header] == full.headers[header]
+    # RFC 9110 §15.4.5: with an ETag present, a 304 need not repeat Last-Modified.
+
+
+@pytest.mark.parametrize(
+    ("make_header", "status"),
+    [
+        (lambda etag: etag, 304),
+        (lambda etag: f"W/{etag}", 304),  # If-None-Match uses the weak comparison
+        (lambda etag: f'"other", {etag}', 304),
+        (lambda etag: "*", 304),
+        (lambda etag: '"other"', 200),
+        (lambda etag: "not a valid etag list", 200),
+    ],
+)
+def test_if_none_match(client: FlaskClient, make_header, status: int) -> None:  # type: ignore[no-untyped-def]
+    etag = first_response(client).headers["ETag"]
+    assert conditional(client, If_None_Match=make_header(etag)).status_code == status
+
+
+@pytest.mark.parametrize(("offset", "status"), [(-1, 200), (0, 304), (1, 304)])
+def test_if_modified_since(client: FlaskClient, offset: int, status: int) -> None:
+    modified = parsedate_to_datetime(first_response(client).headers["Last-Modified"])
+    since = format_datetime(modified + timedelta(seconds=offset), usegmt=True)
+    assert conditional(client, If_Modified_Since=since).status_code == status
+
+
+@pytest.mark.parametrize("value", ["yesterday", "", "Thu, 99 Foo 2023 99:00:00 GMT", "0"])
+def test_malformed_if_modified_since_is_ignored(client: FlaskClient, value: str) -> None:
+    assert conditional(client, If_Modified_Since=value).status_code == 200
+
+
+def test_if_none_match_takes_priority_over_if_modified_since(client: FlaskClient) -> None:
+    full = first_response(client)
+    fresh = full.headers["Last-Modified"]
+    assert conditional(client, If_None_Match='"stale"', If_Modified_Since=fresh).status_code == 200
+    both = conditional(client, If_None_Match=full.headers["ETag"], If_Modified_Since="garbage")
+    assert both.status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("accept", "coding"),
+    [
+        ("gzip", "gzip"),
+        ("gzip, deflate, br", "br"),
+        ("br;q=0.5, gzip", "gzip"),
+        ("*", "br"),
+        ("gzip;q=0, br;q=0", None),
+        ("identity", None),
+        ("", None),
+        ("gzip;q=nonsense", None),  # malformed: identity is always safe
+    ],
+)
+def test_content_codings(client: FlaskClient, accept: str, coding: str | None) -> None:
+    identity = client.get(URL, headers={"Accept-Encoding": ""}).data
+    response = client.get(URL, headers={"Accept-Encoding": accept})
+    assert response.status_code == 200
+    assert response.headers.get("Content-Encoding") == coding
+    decode = {"gzip": gzip.decompress, "br": brotli.decompress, None: bytes}[coding]
+    assert decode(response.data) == identity
+    assert response.headers["Vary"] == "Accept-Encoding"
+
+
+def test_each_coding_has_its_own_etag_and_304s_only_on_its_own(client: FlaskClient) -> None:
+    plain = client.get(URL, headers={"Accept-Encoding": ""}).headers["ETag"]
+    zipped = client.get(URL, headers={"Accept-Encoding": "gzip"}).headers["ETag"]
+    assert plain != zipped
+    again = client.get(URL, headers={"Accept-Encoding": "gzip", "If-None-Match": zipped})
+    assert again.status_code == 304 and again.headers["ETag"] == zipped
+    other = client.get(URL, headers={"Accept-Encoding": "", "If-None-Match": zipped})
+    assert other.status_code == 200
+
+
+def test_head_has_the_headers_of_get_and_no_body(client: FlaskClient) -> None:
+    get = client.get(URL, headers={"Accept-Encoding": "gzip"})
+    head = client.head(URL, headers={"Accept-Encoding": "gzip"})
+    assert head.status_code == 200 and head.data == b""
+    for header in ("ETag", "Last-Modified", "Content-Length", "Content-Type", "Content-Encoding"):
+        assert head.headers[header] == get.headers[header]
+
+
+def test_a_second_request_renders_nothing(client: FlaskClient) -> None:
+    renders = client.application.extensions["feedsvc"].renders
+    first = client.get(URL)
+    misses = renders.stats.misses
+    for accept in ("", "gzip", "br"):
+        client.get(URL, headers={"Accept-Encoding": accept})
+    assert renders.stats.misses == misses
+    assert renders.stats.hits == 3
+    assert client.get(URL).data == first.data
+
+
+def test_pages_formats_and_hosts_are_cached_apart() -> None:
+    client = make_app(FEED_SIZE=2, BASE_URL=None).test_client()
+    bodies = {
+        client.get("/feeds/all.atom").data,
+        client.get("/feeds/all.atom?page=2").data,
+        client.get("/feeds/all.rss").data,
+        client.get("/feeds/all.atom", base_url="http://other.example").data,
+    }
+    assert len(bodies) == 4
+
+
+def test_cache_stays_within_its_bound() -> None:
+    client = make_app(RENDER_CACHE_BYTES=8_000, FEED_SIZE=1).test_client()
+    for page in range(1, 10):
+        client.get(f"/feeds/all.atom?page={page}")
+    renders = client.application.extensions["feedsvc"].renders
+    assert renders.stats.evictions > 0
+    assert renders.size <= 8_000
+    before = renders.stats.misses
+    client.get("/feeds/all.atom?page=1")  # evicted long ago: rendered again
+    assert renders.stats.misses == before + 1
+
+
+def test_errors_are_not_cached(client: FlaskClient) -> None:
+    assert client.get("/feeds/all.atom?page=5").status_code == 404
+    assert len(client.application.extensions["feedsvc"].renders) == 0
