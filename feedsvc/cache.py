@@ -23,12 +23,14 @@ IDENTITY = "identity"
 CODINGS = ("br", "gzip")
 
 
+# Levels measured on a 175 KB Atom feed: gzip 6 is 3 ms for 2% more bytes than gzip 9 (5 ms);
+# brotli 6 is 4 ms and smaller than gzip 9, while brotli 11 takes 360 ms.
 def _gzip(body: bytes) -> bytes:
-    return gzip.compress(body, compresslevel=9, mtime=0)  # mtime=0: same bytes on every render
+    return gzip.compress(body, compresslevel=6, mtime=0)  # mtime=0: same bytes on every render
 
 
 def _brotli(body: bytes) -> bytes:
-    return bytes(brotli.compress(body, quality=11, mode=brotli.MODE_TEXT))
+    return bytes(brotli.compress(body, quality=6, mode=brotli.MODE_TEXT))
 
 
 COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {"br": _brotli, "gzip": _gzip}
