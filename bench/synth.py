@@ -28,16 +28,25 @@ def _sentence(rng: random.Random, words: int) -> str:
 
 def _provider(index: int) -> dict[str, object]:
     domain = f"provider{index}.example.com"
-    logo = f"/assets/images/organizations/{domain}-50x50.jpg" if index % 4 == 0 else (
-        f"https://logos.example.com/{domain}-50x50.jpg"
+    logo = (
+        f"/assets/images/organizations/{domain}-50x50.jpg"
+        if index % 4 == 0
+        else (f"https://logos.example.com/{domain}-50x50.jpg")
     )
-    return {"name": f"Provider {index} & Co", "domain": domain,
-            "images": [{"url": logo, "width": 50, "height": 50}]}
+    return {
+        "name": f"Provider {index} & Co",
+        "domain": domain,
+        "images": [{"url": logo, "width": 50, "height": 50}],
+    }
 
 
 def _image(rng: random.Random, key: str) -> dict[str, object]:
-    return {"url": f"https://images.example.com/{key}/lead.jpg?w=1200&h=675",
-            "width": 1200, "height": 675, "isCached": True}
+    return {
+        "url": f"https://images.example.com/{key}/lead.jpg?w=1200&h=675",
+        "width": 1200,
+        "height": 675,
+        "isCached": True,
+    }
 
 
 def make_record(rng: random.Random, index: int, start: datetime) -> dict[str, object]:
@@ -46,16 +55,21 @@ def make_record(rng: random.Random, index: int, start: datetime) -> dict[str, ob
     related = []
     for r in range(rng.randint(2, 8)):
         other = rng.randrange(PROVIDERS)
-        related.append({
-            "title": _sentence(rng, 9),
-            "excerpt": _sentence(rng, 30),
-            "publishedDateTime": published - timedelta(hours=r + 1),
-            "webUrl": f"https://provider{other}.example.com/related/{index}-{r}",
-            "type": "article",
-            "provider": {"name": f"Provider {other} & Co", "domain": f"provider{other}.example.com"},
-            "quality": rng.randint(1, 99),
-            "images": [_image(rng, f"r{index}-{r}")],
-        })
+        related.append(
+            {
+                "title": _sentence(rng, 9),
+                "excerpt": _sentence(rng, 30),
+                "publishedDateTime": published - timedelta(hours=r + 1),
+                "webUrl": f"https://provider{other}.example.com/related/{index}-{r}",
+                "type": "article",
+                "provider": {
+                    "name": f"Provider {other} & Co",
+                    "domain": f"provider{other}.example.com",
+                },
+                "quality": rng.randint(1, 99),
+                "images": [_image(rng, f"r{index}-{r}")],
+            }
+        )
     return {
         "category": "news",
         "title": _sentence(rng, 10),

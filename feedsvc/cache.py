@@ -8,13 +8,14 @@ by the bytes it holds; the least recently used feeds are evicted first.
 
 from __future__ import annotations
 
+import email.utils
 import gzip
 import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import brotli
 
@@ -41,13 +42,32 @@ def strong_etag(body: bytes) -> str:
     return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
+Headers = tuple[tuple[str, str], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Variant:
-    """One representation of a rendered feed: its bytes in one content coding, and their ETag."""
+    """One representation of a rendered feed: its bytes in one content coding, their ETag, and
+    the representation headers, built once so that serving it builds nothing."""
 
     body: bytes
     etag: str
-    coding: str = IDENTITY
+    coding: str
+    headers: Headers
+    validators: Headers  # what a 304 for this representation repeats
+
+
+def _variant(body: bytes, coding: str, media_type: str, last_modified: str) -> Variant:
+    etag = strong_etag(body)
+    validators = (("ETag", f'"{etag}"'),)
+    headers = (
+        ("Content-Type", media_type),
+        ("Content-Length", str(len(body))),
+        *((("Content-Encoding", coding),) if coding != IDENTITY else ()),
+        *validators,
+        ("Last-Modified", last_modified),
+    )
+    return Variant(body, etag, coding, headers, validators)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +83,10 @@ class RenderedFeed:
 
 def rendered_feed(body: bytes, media_type: str, last_modified: datetime) -> RenderedFeed:
     """Wrap freshly rendered bytes with every compressed variant and their ETags."""
-    variants = {IDENTITY: Variant(body, strong_etag(body))}
+    http_date = email.utils.format_datetime(last_modified.astimezone(UTC), usegmt=True)
+    variants = {IDENTITY: _variant(body, IDENTITY, media_type, http_date)}
     for coding, compress in COMPRESSORS.items():
-        compressed = compress(body)
-        variants[coding] = Variant(compressed, strong_etag(compressed), coding)
+        variants[coding] = _variant(compress(body), coding, media_type, http_date)
     return RenderedFeed(media_type, last_modified, variants)
 
 
@@ -99,6 +119,15 @@ class RenderCache:
                 return None
             self._entries.move_to_end(key)
             self.stats.hits += 1
+            return found
+
+    def peek(self, key: Hashable) -> RenderedFeed | None:
+        """Like `get`, but a miss is not counted: the caller will ask again through `get`."""
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                self.stats.hits += 1
             return found
 
     def put(self, key: Hashable, feed: RenderedFeed) -> None:

@@ -1,5 +1,10 @@
 """HTTP: the Flask app factory and the feed routes; the only module that touches Flask's request.
 
+Feeds are served from the render cache. A poll for a feed that is already rendered is answered by
+`_CachedFeeds`, a thin WSGI layer in front of Flask that does nothing but look the response up;
+everything else (first renders, errors, other routes) goes through Flask. Both paths derive the
+cache key with `_feed_key` and answer with `_feed_response`, so they cannot disagree.
+
 Routes are generated from the format registry, so a new format is served, linked and tested
 without a new branch here.
 """
@@ -7,16 +12,22 @@ without a new branch here.
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
-from werkzeug.datastructures import Accept
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_accept_header, parse_date, parse_etags
+from werkzeug.sansio.utils import get_host
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from feedsvc.cache import CODINGS, IDENTITY, RenderCache, RenderedFeed, rendered_feed
+from feedsvc.cache import CODINGS, IDENTITY, Headers, RenderCache, RenderedFeed, rendered_feed
 from feedsvc.errors import PageNotFound
-from feedsvc.feeds import Feed, Site, feed_document, find_feed
+from feedsvc.feeds import Site, feed_document, find_feed
 from feedsvc.render import FORMATS
 from feedsvc.repository import Collection, load_collection
 from feedsvc.settings import ENV_PREFIX, Settings, defaults
@@ -26,6 +37,15 @@ log = logging.getLogger(__name__)
 bp = Blueprint("feeds", __name__)
 _EXTENSION_KEY = "feedsvc"
 
+# (scope, slug, extension, page, base URL): everything a rendered feed depends on.
+FeedKey = tuple[str, str | None, str, int, str]
+_FEED_PATH = re.compile(
+    rf"/feeds/(?:(?P<all>all)|(?P<scope>topics|providers)/(?P<slug>[^/]+))"
+    rf"\.(?P<extension>{'|'.join(map(re.escape, FORMATS))})"
+)
+_NOT_MODIFIED = "304 Not Modified"
+_OK = "200 OK"
+
 
 class _State:
     """What one app serves: its settings, the loaded collection and that collection's renders."""
@@ -34,6 +54,13 @@ class _State:
         self.settings = settings
         self.collection = collection
         self.renders = RenderCache(settings.render_cache_bytes)
+        self.base_url = settings.base_url.rstrip("/") if settings.base_url else None
+        # The same on every feed response, 200 or 304; built once.
+        self.feed_headers: Headers = (
+            ("Cache-Control", f"public, max-age={settings.cache_max_age}"),
+            ("Vary", "Accept-Encoding"),
+            ("Access-Control-Allow-Origin", "*"),
+        )
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -44,21 +71,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     settings = Settings.from_mapping(app.config)
     collection = load_collection(settings.seeds_dir, settings.asset_base_url)
-    app.extensions[_EXTENSION_KEY] = _State(settings, collection)
+    state = _State(settings, collection)
+    app.extensions[_EXTENSION_KEY] = state
     app.register_blueprint(bp)
     app.register_error_handler(HTTPException, _plain_error)
+    app.wsgi_app = _CachedFeeds(app.wsgi_app, state)  # type: ignore[method-assign]
     return app
 
 
 def _state() -> _State:
     state: _State = current_app.extensions[_EXTENSION_KEY]
     return state
-
-
-def _site(settings: Settings) -> Site:
-    """Absolute URLs come from BASE_URL when set, else from the request's own host."""
-    base_url = settings.base_url or request.host_url
-    return Site(base_url.rstrip("/"), settings.site_title, settings.language, settings.feed_size)
 
 
 def _plain_error(error: HTTPException) -> WerkzeugResponse:
@@ -69,14 +92,98 @@ def _plain_error(error: HTTPException) -> WerkzeugResponse:
     return response
 
 
-def _page_number() -> int:
-    raw = request.args.get("page", "1")
-    if not raw.isdigit() or int(raw) < 1:
-        abort(400, description=f"page must be a positive whole number, not {raw[:20]!r}")
-    return int(raw)
+def _page(query: str) -> int | None:
+    """The `page` query parameter (1 when absent); None when it is not a positive whole number.
+    Other parameters are ignored."""
+    if not query:
+        return 1
+    raw = next(
+        (value for name, value in parse_qsl(query, keep_blank_values=True) if name == "page"), "1"
+    )
+    return int(raw) if raw.isdigit() and int(raw) >= 1 else None
 
 
-def _render(feed: Feed, site: Site, extension: str, page: int) -> RenderedFeed:
+def _base_url(state: _State, environ: dict[str, Any]) -> str:
+    """Absolute URLs come from BASE_URL when set, else from the request's own scheme and host
+    (as Werkzeug's `request.host_url` would give them)."""
+    if state.base_url:
+        return state.base_url
+    scheme = environ["wsgi.url_scheme"]
+    server = (environ.get("SERVER_NAME", ""), int(environ.get("SERVER_PORT") or 0) or None)
+    host = get_host(scheme, environ.get("HTTP_HOST"), server)
+    return f"{scheme}://{host}{environ.get('SCRIPT_NAME', '').rstrip('/')}"
+
+
+def _feed_key(state: _State, environ: dict[str, Any]) -> FeedKey | None:
+    """The cache key of the feed a request asks for; None if it is not a well-formed feed URL."""
+    match = _FEED_PATH.fullmatch(environ.get("PATH_INFO", ""))
+    page = _page(environ.get("QUERY_STRING", ""))
+    if match is None or page is None:
+        return None
+    scope = "all" if match["all"] else match["scope"]
+    return (scope, match["slug"], match["extension"], page, _base_url(state, environ))
+
+
+@lru_cache(maxsize=1024)
+def _coding(accept_encoding: str) -> str:
+    """The best content coding the client accepts (`br` before `gzip` on a tie), else identity.
+    Aggregators send a handful of distinct headers, so each is parsed once."""
+    accepted = parse_accept_header(accept_encoding)
+    best = max(CODINGS, key=accepted.quality)  # max keeps the first of equals
+    return best if accepted.quality(best) > 0 else IDENTITY
+
+
+def _not_modified(etag: str, last_modified: datetime, environ: dict[str, Any]) -> bool:
+    """RFC 9110 §13.1: If-None-Match (weak comparison) decides when present, else a current
+    If-Modified-Since; a malformed date is ignored."""
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if if_none_match is not None:
+        return parse_etags(if_none_match).contains_weak(etag)
+    since = parse_date(environ.get("HTTP_IF_MODIFIED_SINCE"))
+    return since is not None and last_modified.replace(microsecond=0) <= since
+
+
+def _feed_response(
+    state: _State, rendered: RenderedFeed, environ: dict[str, Any]
+) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Status, headers and body for a rendered feed: the client's coding, or 304."""
+    variant = rendered.variants[_coding(environ.get("HTTP_ACCEPT_ENCODING", ""))]
+    if _not_modified(variant.etag, rendered.last_modified, environ):
+        return _NOT_MODIFIED, [*variant.validators, *state.feed_headers], b""
+    return _OK, [*variant.headers, *state.feed_headers], variant.body
+
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class _CachedFeeds:
+    """Answers GET and HEAD for feeds already in the render cache without entering Flask."""
+
+    def __init__(self, app: WsgiApp, state: _State) -> None:
+        self.app = app
+        self.state = state
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD")
+        if method == "GET" or method == "HEAD":
+            key = _feed_key(self.state, environ)
+            rendered = self.state.renders.peek(key) if key is not None else None
+            if rendered is not None:
+                status, headers, body = _feed_response(self.state, rendered, environ)
+                start_response(status, headers)
+                return [body] if method == "GET" else []
+        return self.app(environ, start_response)
+
+
+def _render(key: FeedKey) -> RenderedFeed:
+    scope, slug, extension, page, base_url = key
+    state = _state()
+    feed = find_feed(state.collection, scope, slug)
+    if feed is None:
+        abort(404, description=f"there is no feed for {scope} {slug!r}")
+    settings = state.settings
+    site = Site(base_url, settings.site_title, settings.language, settings.feed_size)
     fmt = FORMATS[extension]
     try:
         document = feed_document(feed, site, extension, page)
@@ -85,33 +192,16 @@ def _render(feed: Feed, site: Site, extension: str, page: int) -> RenderedFeed:
     return rendered_feed(fmt.render(document), fmt.media_type, feed.updated)
 
 
-def _coding(accepted: Accept) -> str:
-    """The best content coding the client accepts (`br` before `gzip` on a tie), else identity."""
-    best = max(CODINGS, key=accepted.quality)  # max keeps the first of equals
-    return best if accepted.quality(best) > 0 else IDENTITY
-
-
-def _serve_feed(scope: str, slug: str | None, extension: str) -> WerkzeugResponse:
+def _serve_feed() -> Response:
+    """Render a feed on its first request (cache hits never reach Flask) and serve it."""
     state = _state()
-    feed = find_feed(state.collection, scope, slug)
-    if feed is None:
-        abort(404, description=f"there is no feed for {scope} {slug!r}")
-    site, page = _site(state.settings), _page_number()
-    key = (feed.path, extension, page, site.base_url)
-    rendered = state.renders.get_or_render(key, lambda: _render(feed, site, extension, page))
-    variant = rendered.variants[_coding(request.accept_encodings)]
-    response = Response(variant.body, content_type=rendered.media_type)
-    if variant.coding != IDENTITY:
-        response.content_encoding = variant.coding
-    response.set_etag(variant.etag)
-    response.last_modified = rendered.last_modified
-    response.cache_control.public = True
-    response.cache_control.max_age = state.settings.cache_max_age
-    response.vary.add("Accept-Encoding")
-    response.access_control_allow_origin = "*"
-    # Answers 304 for a matching If-None-Match (which takes priority) or a current
-    # If-Modified-Since, keeping ETag, Cache-Control and Vary; malformed headers are ignored.
-    return response.make_conditional(request)
+    key = _feed_key(state, request.environ)
+    if key is None:
+        raw = request.args.get("page", "")
+        abort(400, description=f"page must be a positive whole number, not {raw[:20]!r}")
+    rendered = state.renders.get_or_render(key, lambda: _render(key))
+    status, headers, body = _feed_response(state, rendered, request.environ)
+    return Response(body, status, headers)
 
 
 # Routes come from the format registry: `/feeds/all.atom`, `/feeds/topics/ai.rss`, ...
@@ -119,13 +209,13 @@ _EXTENSION = f"<any({', '.join(FORMATS)}):extension>"
 
 
 @bp.get(f"/feeds/all.{_EXTENSION}")
-def all_items_feed(extension: str) -> WerkzeugResponse:
-    return _serve_feed("all", None, extension)
+def all_items_feed(extension: str) -> Response:
+    return _serve_feed()
 
 
 @bp.get(f"/feeds/<any(topics, providers):scope>/<slug>.{_EXTENSION}")
-def group_feed(scope: str, slug: str, extension: str) -> WerkzeugResponse:
-    return _serve_feed(scope, slug, extension)
+def group_feed(scope: str, slug: str, extension: str) -> Response:
+    return _serve_feed()
 
 
 @bp.get("/healthz")

@@ -107,3 +107,13 @@ def test_unknown_feed_is_a_plain_404_over_http(server: str) -> None:
     assert status == 404
     assert headers["Content-Type"].startswith("text/plain")
     assert b"Traceback" not in body
+
+
+def test_a_second_poll_costs_a_304_with_no_body(server: str) -> None:
+    first = feedparser.parse(server + "/feeds/all.atom")
+    second = feedparser.parse(server + "/feeds/all.atom", etag=first.etag)
+    assert second.status == 304 and second.entries == []
+    third = feedparser.parse(server + "/feeds/all.atom", modified=first.modified)
+    assert third.status == 304
+    status, headers, body = fetch(server + "/feeds/all.rss?page=1")
+    assert status == 200 and headers["Cache-Control"] == "public, max-age=300"

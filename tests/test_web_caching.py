@@ -169,3 +169,34 @@ def test_cache_stays_within_its_bound() -> None:
 def test_errors_are_not_cached(client: FlaskClient) -> None:
     assert client.get("/feeds/all.atom?page=5").status_code == 404
     assert len(client.application.extensions["feedsvc"].renders) == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Accept-Encoding": "gzip"},
+        {"Accept-Encoding": "br, gzip"},
+        {"If-None-Match": "*"},
+        {"If-Modified-Since": "Thu, 02 Feb 2023 10:00:00 GMT"},
+        {"If-Modified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"},
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_first_render_and_cache_hits_answer_alike(headers: dict[str, str], method: str) -> None:
+    """The first request renders through Flask; later ones are answered before Flask. Both
+    must send the same status, headers and body."""
+    client = make_app().test_client()
+    answers = []
+    for _ in range(2):
+        response = client.open(URL + "?unrelated=1", method=method, headers=headers)
+        answers.append((response.status_code, sorted(response.headers.items()), response.data))
+    renders = client.application.extensions["feedsvc"].renders
+    assert (renders.stats.misses, renders.stats.hits) == (1, 1)
+    assert answers[0] == answers[1]
+
+
+def test_bad_page_is_refused_even_when_page_one_is_cached(client: FlaskClient) -> None:
+    assert client.get(URL).status_code == 200
+    assert client.get(URL + "?page=0").status_code == 400
+    assert client.get(URL + "?page=1&page=x").status_code == 200  # the first value counts
