@@ -27,6 +27,12 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Serving benchmark (not part of the tests): needs wrk; installs it from Debian when missing.
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.serving $(BENCH_ARGS)
+
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .

@@ -11,10 +11,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import Message
+from pathlib import Path
 
 import feedparser
 import pytest
 
+from feedsvc.server import SERVERS
 from tests.conftest import RECORDS, SECRET_MARKER, parse_xml
 
 pytestmark = pytest.mark.live
@@ -41,18 +45,29 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"server did not answer {url} within {STARTUP_SECONDS}s")
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """`feedsvc serve` on a free loopback port; stopped by its own PID."""
+@dataclass(frozen=True)
+class Server:
+    url: str
+    log: Path
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """`feedsvc serve` with each supported server, on a free loopback port, stopped by its PID."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
     command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(RECORDS)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command += ["--server", request.param]
+    log = tmp_path_factory.mktemp("live") / "server.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(base + "/healthz", process)
-        yield base
+        yield Server(base, log)
     finally:
         process.terminate()
         try:
@@ -60,16 +75,26 @@ def server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stderr:
-            process.stderr.close()
 
 
-def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
+@pytest.fixture
+def server(live: Server) -> str:
+    return live.url
+
+
+def test_collection_is_loaded_once_before_the_workers_start(live: Server) -> None:
+    fetch(live.url + "/feeds/all.atom")
+    loads = [line for line in live.log.read_text().splitlines() if "loaded 9 records" in line]
+    assert len(loads) == 1
+
+
+def fetch(url: str) -> tuple[int, Message, bytes]:
+    """Status, headers (case-insensitive, as servers may send them lower-cased) and body."""
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+        return error.code, error.headers, error.read()
 
 
 @pytest.mark.parametrize(
