@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import email.utils
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +119,13 @@ class _Context:
 
 
 Converter = Callable[[Any, _Context, str], Any]
+
+
+@lru_cache(maxsize=65536)
+def slug_of(name: str) -> str:
+    """python-slugify's slug, remembered: a collection has few distinct topics and providers, and
+    their slugs are asked for on every record. Interned, so every record shares one string."""
+    return sys.intern(slugify(name))
 
 
 def _shown(value: Any) -> str:
@@ -266,7 +275,7 @@ def convert_topics(value: Any, ctx: _Context, name: str) -> tuple[Topic, ...]:
         except RecordError as exc:
             ctx.warn(where, f"{exc.message}; topic left out")
             continue
-        slug = slugify(topic_name)
+        slug = slug_of(topic_name)
         if not slug:
             ctx.warn(where, f"has no letters or digits to name a feed: {_shown(item)}; left out")
             continue
@@ -283,7 +292,7 @@ def convert_provider(value: Any, ctx: _Context, name: str) -> Provider | None:
     provider_name = convert_text(value.get("name"), ctx, f"{name}.name") or domain
     if not provider_name:
         raise RecordError(name, "has neither a name nor a domain")
-    slug = slugify(domain or provider_name)
+    slug = slug_of(domain or provider_name)
     if not slug:
         raise RecordError(name, f"has no letters or digits to name a feed: {_shown(provider_name)}")
     images = convert_images(value.get("images"), ctx, f"{name}.images")

@@ -7,7 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from feedsvc.errors import UrlError
-from feedsvc.urls import entry_id, identity_key, image_media_type, normalize_url
+from feedsvc.urls import (
+    entry_id,
+    identity_key,
+    image_media_type,
+    is_safe_url,
+    normalize_in_full,
+    normalize_url,
+)
 
 # Characters allowed unescaped in a URL produced by normalize_url (RFC 3986 plus "%").
 URL_CHARACTERS = set(string.ascii_letters + string.digits + "-._~:/?#[]@!$&'()*+,;=%")
@@ -19,6 +26,8 @@ URL_CHARACTERS = set(string.ascii_letters + string.digits + "-._~:/?#[]@!$&'()*+
         ("https://example.com/a b", "https://example.com/a%20b"),
         ("https://example.com/?w=600&#038;h=600", "https://example.com/?w=600&h=600"),
         ("https://example.com/?a=1&amp;b=2", "https://example.com/?a=1&b=2"),
+        ("https://example.com/?a=1&para=2&copy=3", "https://example.com/?a=1&para=2&copy=3"),
+        ("https://example.com/?q=caf&#233;", "https://example.com/?q=caf%C3%A9"),
         ("https://example.com/already%20escaped", "https://example.com/already%20escaped"),
         ("https://example.com/100%", "https://example.com/100%25"),
         ("https://example.com/img.jpg&w=600", "https://example.com/img.jpg&w=600"),
@@ -107,3 +116,21 @@ def test_entry_id_is_a_stable_urn() -> None:
 )
 def test_image_media_type(url: str, media_type: str | None) -> None:
     assert image_media_type(url) == media_type
+
+
+@given(
+    st.sampled_from(["https://example.com/", "http://a.b/", "https://X.com/", "https://a.b"]),
+    st.text(st.sampled_from("aZ09-._~!$&'()*+,;=:@/?%#[] éA;"), max_size=40),
+)
+def test_the_fast_path_returns_what_the_full_path_would(head: str, tail: str) -> None:
+    url = head + tail
+    if is_safe_url(url):
+        assert normalize_in_full(url) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://example.com/a", "https://example.com/?a=1&b=2", "https://x.example/%41?q=%2f"],
+)
+def test_clean_urls_take_the_fast_path(url: str) -> None:
+    assert is_safe_url(url)
