@@ -22,7 +22,13 @@ import yaml
 from slugify import slugify
 
 from feedsvc.errors import Problem, RecordError, UrlError
-from feedsvc.urls import FALLBACK_IMAGE_TYPE, entry_id, image_media_type, normalize_url
+from feedsvc.urls import (
+    FALLBACK_IMAGE_TYPE,
+    decode_entities,
+    entry_id,
+    image_media_type,
+    normalize_url,
+)
 
 # The C loader is several times faster; both are *safe* loaders, which build only plain values.
 YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -139,10 +145,15 @@ def clean_text(text: str) -> str:
 
 
 def _text(value: Any, name: str) -> str:
+    """Text as a reader should see it: scrapers leave HTML references in records (`Data &amp;
+    AI`, `&nbsp;`), which are decoded here, once, so feeds never show them literally."""
     if isinstance(value, bool) or not isinstance(value, str | int | float | date):
         kind = "a yes/no value (quote it)" if isinstance(value, bool) else type(value).__name__
         raise RecordError(name, f"should be text, not {kind}")
-    return clean_text(str(value)).strip()
+    text = str(value)
+    if "&" in text:
+        text = decode_entities(text)
+    return clean_text(text).strip()
 
 
 def convert_title(value: Any, ctx: _Context, name: str) -> str:

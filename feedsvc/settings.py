@@ -48,8 +48,8 @@ class Settings:
     )
     asset_base_url: str | None = setting(
         None,
-        "Absolute URL that site-relative image URLs in records (`/assets/...`) resolve against; "
-        "when unset such images are left out with a warning.",
+        "Absolute URL that site-relative image URLs in records (`/assets/...`) resolve against, "
+        "as a prefix; when unset such images are left out with a warning.",
     )
 
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from urllib.parse import parse_qsl, quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from feedsvc.errors import UrlError
 
@@ -68,14 +68,15 @@ def _host(parts_hostname: str | None) -> str:
 _SAFE_URL = re.compile(
     r"https?://[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?"
     r"/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*"
-    r"(?:\?(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*)?"
+    r"(?:\?(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})+)?"
 )
 # Only references closed by ";" are decoded: html.unescape alone would also turn a query such
 # as `?a=1&para=2` into `?a=1¶=2` (HTML's legacy references need no semicolon).
 _ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
 
 
-def _decode_entities(text: str) -> str:
+def decode_entities(text: str) -> str:
+    """Decode HTML character references closed by `;` (`&#038;`, `&amp;`, `&nbsp;`)."""
     return _ENTITY.sub(lambda match: html.unescape(match.group(0)), text)
 
 
@@ -96,7 +97,7 @@ def normalize_url(raw: str, base: str | None = None) -> str:
 
 def normalize_in_full(raw: str, base: str | None = None) -> str:
     """`normalize_url` without its fast path."""
-    text = _decode_entities(raw.strip())
+    text = decode_entities(raw.strip())
     if not text:
         raise UrlError("is empty")
     if text.startswith("//"):
@@ -104,7 +105,8 @@ def normalize_in_full(raw: str, base: str | None = None) -> str:
     elif text.startswith("/"):
         if base is None:
             raise UrlError("is site-relative and ASSET_BASE_URL is not set", relative=True)
-        text = urljoin(base, text)
+        # The base is a prefix: `/assets/x.jpg` under `https://host/ai/` is `https://host/ai/assets/x.jpg`.
+        text = base.rstrip("/") + text
     try:
         parts = urlsplit(text)
         port = parts.port

@@ -210,3 +210,16 @@ def test_clean_text_drops_only_what_xml_forbids() -> None:
 def test_unreadable_path_is_reported(tmp_path: Path) -> None:
     result = parse_file(tmp_path / "gone.md", tmp_path)
     assert result.rejection is not None and "cannot be read" in result.rejection.message
+
+
+def test_html_references_in_text_are_decoded_once() -> None:
+    data = {
+        "title": "Data &amp; AI: &lt;b&gt; &#8217;quoted&#x2019; &para=kept",
+        "excerpt": "internet.&nbsp;In this post &amp;amp; more",
+        "webUrl": "https://x.example/",
+        "publishedDateTime": "2022-01-01",
+    }
+    record = record_from_mapping(data, "x.md").record
+    assert record is not None
+    assert record.title == "Data & AI: <b> \u2019quoted\u2019 &para=kept"
+    assert record.excerpt == "internet.\u00a0In this post &amp; more"

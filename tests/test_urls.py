@@ -3,7 +3,7 @@ from __future__ import annotations
 import string
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feedsvc.errors import UrlError
@@ -70,7 +70,10 @@ def test_site_relative_urls_need_a_base() -> None:
         normalize_url("/assets/logo.jpg")
     assert caught.value.relative
     resolved = normalize_url("/assets/logo.jpg", "https://cdn.example.com/site/")
-    assert resolved == "https://cdn.example.com/assets/logo.jpg"
+    assert resolved == "https://cdn.example.com/site/assets/logo.jpg"
+    assert (
+        normalize_url("/a b.jpg", "https://cdn.example.com") == "https://cdn.example.com/a%20b.jpg"
+    )
 
 
 @given(st.text(max_size=80))
@@ -118,6 +121,7 @@ def test_image_media_type(url: str, media_type: str | None) -> None:
     assert image_media_type(url) == media_type
 
 
+@settings(max_examples=500)
 @given(
     st.sampled_from(["https://example.com/", "http://a.b/", "https://X.com/", "https://a.b"]),
     st.text(st.sampled_from("aZ09-._~!$&'()*+,;=:@/?%#[] éA;"), max_size=40),
