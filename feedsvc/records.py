@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.utils
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -460,13 +460,8 @@ def parse_text(text: str, path: str, asset_base_url: str | None = None) -> Parse
     return record_from_mapping(data, path, asset_base_url)
 
 
-def parse_file(file: Path, root: Path, asset_base_url: str | None = None) -> ParseResult:
-    """Read and parse one record file; `root` only shortens the path that problems name."""
-    path = file.relative_to(root).as_posix()
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        return ParseResult(None, (Problem(path, "", f"cannot be read ({exc.strerror})"),))
+def parse_bytes(raw: bytes, path: str, asset_base_url: str | None = None) -> ParseResult:
+    """Parse the bytes of one record file; `path` names it in problems."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -476,5 +471,11 @@ def parse_file(file: Path, root: Path, asset_base_url: str | None = None) -> Par
     return parse_text(text, path, asset_base_url)
 
 
-def parse_files(files: Iterable[Path], root: Path, asset_base_url: str | None) -> list[ParseResult]:
-    return [parse_file(file, root, asset_base_url) for file in files]
+def parse_file(file: Path, root: Path, asset_base_url: str | None = None) -> ParseResult:
+    """Read and parse one record file; `root` only shortens the path that problems name."""
+    path = file.relative_to(root).as_posix()
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        return ParseResult(None, (Problem(path, "", f"cannot be read ({exc.strerror})"),))
+    return parse_bytes(raw, path, asset_base_url)

@@ -8,19 +8,26 @@ file system or on load order.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import multiprocessing
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from feedsvc.errors import Problem
-from feedsvc.records import Image, ParseResult, Record, parse_files
+from feedsvc.parsecache import FileState, content_digest, read_cache, write_cache
+from feedsvc.records import Image, ParseResult, Record, parse_bytes
 
 log = logging.getLogger(__name__)
 
 RECORD_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".yaml", ".yml"})
+# Below this many files, starting worker processes costs more than it saves.
+PARALLEL_MINIMUM = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +53,8 @@ class Collection:
     providers: Mapping[str, Group]
     rejections: tuple[Problem, ...] = ()
     warnings: tuple[Problem, ...] = ()
+    version: str = ""
+    loaded_at: datetime | None = None
 
     @property
     def updated(self) -> datetime | None:
@@ -129,7 +138,7 @@ def index_by_provider(records: Sequence[Record]) -> dict[str, Group]:
     )
 
 
-def build_collection(results: Iterable[ParseResult]) -> Collection:
+def build_collection(results: Iterable[ParseResult], version: str = "") -> Collection:
     """Assemble parse results into a collection: merge duplicates, sort, index."""
     accepted: list[Record] = []
     rejections: list[Problem] = []
@@ -147,25 +156,176 @@ def build_collection(results: Iterable[ParseResult]) -> Collection:
         providers=index_by_provider(records),
         rejections=tuple(rejections),
         warnings=(*warnings, *notes),
+        version=version,
+        loaded_at=datetime.now(UTC),
     )
 
 
-def load_collection(root: Path, asset_base_url: str | None = None) -> Collection:
-    """Load every record under `root`; bad files are reported and skipped, never fatal."""
-    results = parse_files(find_record_files(root), root, asset_base_url)
-    collection = build_collection(results)
-    rejected_files = {problem.path for problem in collection.rejections}
+def _log_collection(collection: Collection, root: Path, stats: LoadStats) -> None:
     for problem in collection.rejections:
         log.warning("rejected %s", problem)
     for problem in collection.warnings:
         log.debug("warning %s", problem)
     log.info(
-        "loaded %d records from %s: %d files rejected, %d warnings, %d topics, %d providers",
+        "loaded %d records from %s in %.2fs: %d files (%d parsed, %d from the parse cache), "
+        "%d rejected, %d warnings, %d topics, %d providers, version %s",
         len(collection.records),
         root,
-        len(rejected_files),
+        stats.seconds,
+        stats.files,
+        stats.parsed,
+        stats.cache_hits,
+        len({p.path for p in collection.rejections}),
         len(collection.warnings),
         len(collection.topics),
         len(collection.providers),
+        collection.version,
     )
-    return collection
+
+
+@dataclass(frozen=True, slots=True)
+class LoadStats:
+    files: int = 0
+    parsed: int = 0
+    cache_hits: int = 0
+    seconds: float = 0.0
+
+
+def _parse_chunk(chunk: list[tuple[str, bytes]], asset_base_url: str | None) -> list[ParseResult]:
+    return [parse_bytes(raw, path, asset_base_url) for path, raw in chunk]
+
+
+def parse_many(
+    items: list[tuple[str, bytes]], asset_base_url: str | None, workers: int
+) -> list[ParseResult]:
+    """Parse (path, bytes) pairs, in forked worker processes when there are enough of them."""
+    if workers <= 1 or len(items) < PARALLEL_MINIMUM:
+        return _parse_chunk(items, asset_base_url)
+    size = max(16, len(items) // (workers * 8))
+    chunks = [items[start : start + size] for start in range(0, len(items), size)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        parsed = pool.map(_parse_chunk, chunks, [asset_base_url] * len(chunks))
+        return [result for chunk in parsed for result in chunk]
+
+
+class CollectionLoader:
+    """Loads a folder into collections and remembers what it read, so that a restart (through the
+    parse cache) or a reload (through its memory) parses only the files that changed.
+
+    A file that stops parsing (a record broken mid-edit) is reported, and its last good version
+    keeps serving until it is fixed or removed.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        asset_base_url: str | None = None,
+        *,
+        workers: int = 1,
+        cache_file: Path | None = None,
+    ) -> None:
+        self.root = root
+        self.asset_base_url = asset_base_url
+        self.workers = workers
+        self.cache_file = cache_file
+        self.states: dict[str, FileState] = {}
+        self.stats = LoadStats()
+
+    @property
+    def _settings_key(self) -> str:
+        return f"asset_base_url={self.asset_base_url}"
+
+    def load(self) -> Collection:
+        """Read the whole folder; every file's content is hashed and checked against the cache."""
+        if self.cache_file is not None and not self.states:
+            self.states = read_cache(self.cache_file, self._settings_key)
+        collection = self._scan(trust_stat=False)
+        _log_collection(collection, self.root, self.stats)
+        return collection
+
+    def reload(self) -> Collection | None:
+        """Re-read files whose size or modification time changed, and pick up added and removed
+        files; None when nothing changed."""
+        before = self.states
+        collection = self._scan(trust_stat=True)
+        if self.states.keys() == before.keys() and all(
+            self.states[path] is before[path] for path in before
+        ):
+            return None
+        log.info(
+            "reloaded %s: %d files parsed, version %s",
+            self.root,
+            self.stats.parsed,
+            collection.version,
+        )
+        for problem in collection.rejections:
+            log.warning("rejected %s", problem)
+        return collection
+
+    def _scan(self, *, trust_stat: bool) -> Collection:
+        started = time.perf_counter()
+        previous = self.states
+        current: dict[str, FileState] = {}
+        to_parse: list[tuple[str, bytes]] = []
+        stamps: dict[str, tuple[int, int, bytes]] = {}
+        for file in find_record_files(self.root):
+            path = file.relative_to(self.root).as_posix()
+            try:
+                stat = file.stat()
+                old = previous.get(path)
+                if (
+                    trust_stat
+                    and old
+                    and (old.size, old.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+                ):
+                    current[path] = old
+                    continue
+                raw = file.read_bytes()
+            except OSError as exc:
+                problem = Problem(path, "", f"cannot be read ({exc.strerror})")
+                current[path] = FileState(-1, -1, b"", ParseResult(None, (problem,)))
+                continue
+            digest = content_digest(raw)
+            if old := previous.get(path):
+                if (old.size, old.mtime_ns, old.digest) == (len(raw), stat.st_mtime_ns, digest):
+                    current[path] = old
+                    continue
+            stamps[path] = (len(raw), stat.st_mtime_ns, digest)
+            to_parse.append((path, raw))
+        parsed = parse_many(to_parse, self.asset_base_url, self.workers)
+        for (path, _), result in zip(to_parse, parsed, strict=True):
+            old = previous.get(path)
+            if result.record is None and old is not None and old.result.record is not None:
+                log.warning("%s: keeping its last good version", result.rejection)
+                result = ParseResult(old.result.record, result.problems)
+            current[path] = FileState(*stamps[path], result)
+        self.states = dict(sorted(current.items()))
+        self.stats = LoadStats(
+            len(current), len(to_parse), len(current) - len(to_parse), time.perf_counter() - started
+        )
+        if to_parse or current.keys() != previous.keys():
+            if self.cache_file is not None:
+                write_cache(self.cache_file, self._settings_key, self.states)
+        return build_collection(
+            (state.result for state in self.states.values()), _version(self.states)
+        )
+
+
+def _version(states: dict[str, FileState]) -> str:
+    """Names the collection's content: the same files give the same version in every process."""
+    digest = hashlib.blake2b(digest_size=8)
+    for path, state in states.items():
+        digest.update(path.encode() + b"\0" + state.digest)
+    return digest.hexdigest()
+
+
+def load_collection(
+    root: Path,
+    asset_base_url: str | None = None,
+    *,
+    workers: int = 1,
+    cache_file: Path | None = None,
+) -> Collection:
+    """Load every record under `root`; bad files are reported and skipped, never fatal."""
+    return CollectionLoader(root, asset_base_url, workers=workers, cache_file=cache_file).load()

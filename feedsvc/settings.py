@@ -7,6 +7,8 @@ this declaration by a test.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -46,6 +48,17 @@ class Settings:
         64 * 1024 * 1024,
         "Memory for rendered feeds (all encodings), in bytes; least recently used evicted.",
     )
+    reload_interval: float = setting(
+        2.0,
+        "Seconds between checks for added, changed and removed record files; 0 turns live "
+        "reload off.",
+    )
+    parse_cache: str = setting(
+        "auto",
+        "File that remembers parsed records across restarts: a path, `auto` (a file per "
+        "collection under ~/.cache/feedsvc) or `off`.",
+    )
+    load_workers: int = setting(0, "Processes that parse records at start-up; 0 = one per core.")
     asset_base_url: str | None = setting(
         None,
         "Absolute URL that site-relative image URLs in records (`/assets/...`) resolve against, "
@@ -67,8 +80,25 @@ class Settings:
         settings.validate()
         return settings
 
+    def parse_cache_file(self) -> Path | None:
+        """Where the parse cache lives, or None when it is off."""
+        if self.parse_cache == "off":
+            return None
+        if self.parse_cache != "auto":
+            return Path(self.parse_cache)
+        folder = hashlib.blake2b(str(self.seeds_dir.resolve()).encode(), digest_size=8).hexdigest()
+        cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        return cache_home / "feedsvc" / f"parse-{folder}.cache"
+
     def validate(self) -> None:
-        for name, least in (("feed_size", 1), ("cache_max_age", 0), ("render_cache_bytes", 0)):
+        minimums = (
+            ("feed_size", 1),
+            ("cache_max_age", 0),
+            ("render_cache_bytes", 0),
+            ("reload_interval", 0),
+            ("load_workers", 0),
+        )
+        for name, least in minimums:
             if getattr(self, name) < least:
                 raise ConfigError(
                     f"{name.upper()} must be at least {least}, not {getattr(self, name)}"
@@ -113,6 +143,10 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
             return int(value)
         if kind.startswith("Path"):
             return Path(value)
+        if kind.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name.upper()} must be {kind.split()[0]}, not {value!r}") from None
     return str(value)

@@ -12,8 +12,12 @@ without a new branch here.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import threading
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -29,7 +33,7 @@ from feedsvc.cache import CODINGS, IDENTITY, Headers, RenderCache, RenderedFeed,
 from feedsvc.errors import PageNotFound
 from feedsvc.feeds import Site, feed_document, find_feed
 from feedsvc.render import FORMATS
-from feedsvc.repository import Collection, load_collection
+from feedsvc.repository import Collection, CollectionLoader
 from feedsvc.settings import ENV_PREFIX, Settings, defaults
 
 log = logging.getLogger(__name__)
@@ -47,13 +51,25 @@ _NOT_MODIFIED = "304 Not Modified"
 _OK = "200 OK"
 
 
-class _State:
-    """What one app serves: its settings, the loaded collection and that collection's renders."""
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """One version of the collection with its own renders. A request reads the current snapshot
+    once and uses only it, so it sees the old version or the new one, never a mix."""
 
-    def __init__(self, settings: Settings, collection: Collection) -> None:
+    collection: Collection
+    renders: RenderCache
+
+
+class _State:
+    """What one app serves: its settings, and the current snapshot, replaced whole on reload."""
+
+    def __init__(self, settings: Settings, loader: CollectionLoader) -> None:
         self.settings = settings
-        self.collection = collection
-        self.renders = RenderCache(settings.render_cache_bytes)
+        self.loader = loader
+        self.snapshot = _Snapshot(loader.load(), RenderCache(settings.render_cache_bytes))
+        self.reloads = 0
+        self._reload_lock = threading.Lock()
+        self._watching_pid: int | None = None
         self.base_url = settings.base_url.rstrip("/") if settings.base_url else None
         # The same on every feed response, 200 or 304; built once.
         self.feed_headers: Headers = (
@@ -61,6 +77,44 @@ class _State:
             ("Vary", "Accept-Encoding"),
             ("Access-Control-Allow-Origin", "*"),
         )
+
+    @property
+    def collection(self) -> Collection:
+        return self.snapshot.collection
+
+    @property
+    def renders(self) -> RenderCache:
+        return self.snapshot.renders
+
+    def reload(self) -> bool:
+        """Pick up changed record files; True when a new version is now served."""
+        with self._reload_lock:
+            collection = self.loader.reload()
+            if collection is None:
+                return False
+            self.snapshot = _Snapshot(collection, RenderCache(self.settings.render_cache_bytes))
+            self.reloads += 1
+            return True
+
+    def ensure_watching(self) -> None:
+        """Start this process's reload thread. Called on requests, not at start-up, so that
+        server workers forked from the loading process each run their own (threads do not
+        survive a fork)."""
+        if self._watching_pid == os.getpid() or self.settings.reload_interval <= 0:
+            return
+        with self._reload_lock:
+            if self._watching_pid != os.getpid():
+                self._watching_pid = os.getpid()
+                threading.Thread(target=self._watch, name="feedsvc-reload", daemon=True).start()
+
+    def _watch(self) -> None:
+        interval = self.settings.reload_interval
+        while True:
+            time.sleep(interval)
+            try:
+                self.reload()
+            except Exception:  # a reload must never stop the next one
+                log.exception("reload of %s failed; serving the previous version", self.loader.root)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -70,8 +124,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env(ENV_PREFIX)
     app.config.update(config or {})
     settings = Settings.from_mapping(app.config)
-    collection = load_collection(settings.seeds_dir, settings.asset_base_url)
-    state = _State(settings, collection)
+    loader = CollectionLoader(
+        settings.seeds_dir,
+        settings.asset_base_url,
+        workers=settings.load_workers or os.cpu_count() or 1,
+        cache_file=settings.parse_cache_file(),
+    )
+    state = _State(settings, loader)
     app.extensions[_EXTENSION_KEY] = state
     app.register_blueprint(bp)
     app.register_error_handler(HTTPException, _plain_error)
@@ -168,7 +227,8 @@ class _CachedFeeds:
         method = environ.get("REQUEST_METHOD")
         if method == "GET" or method == "HEAD":
             key = _feed_key(self.state, environ)
-            rendered = self.state.renders.peek(key) if key is not None else None
+            self.state.ensure_watching()
+            rendered = self.state.snapshot.renders.peek(key) if key is not None else None
             if rendered is not None:
                 status, headers, body = _feed_response(self.state, rendered, environ)
                 start_response(status, headers)
@@ -176,10 +236,9 @@ class _CachedFeeds:
         return self.app(environ, start_response)
 
 
-def _render(key: FeedKey) -> RenderedFeed:
+def _render(state: _State, collection: Collection, key: FeedKey) -> RenderedFeed:
     scope, slug, extension, page, base_url = key
-    state = _state()
-    feed = find_feed(state.collection, scope, slug)
+    feed = find_feed(collection, scope, slug)
     if feed is None:
         abort(404, description=f"there is no feed for {scope} {slug!r}")
     settings = state.settings
@@ -199,7 +258,8 @@ def _serve_feed() -> Response:
     if key is None:
         raw = request.args.get("page", "")
         abort(400, description=f"page must be a positive whole number, not {raw[:20]!r}")
-    rendered = state.renders.get_or_render(key, lambda: _render(key))
+    snapshot = state.snapshot
+    rendered = snapshot.renders.get_or_render(key, lambda: _render(state, snapshot.collection, key))
     status, headers, body = _feed_response(state, rendered, request.environ)
     return Response(body, status, headers)
 
@@ -221,9 +281,16 @@ def group_feed(scope: str, slug: str, extension: str) -> Response:
 @bp.get("/healthz")
 def healthz() -> Response:
     state = _state()
-    collection, renders = state.collection, state.renders
+    collection, renders = state.snapshot.collection, state.snapshot.renders
+    loaded = state.loader.stats
     return jsonify(
         status="ok",
+        version=collection.version,
+        loaded_at=collection.loaded_at.isoformat() if collection.loaded_at else None,
+        reloads=state.reloads,
+        files=loaded.files,
+        parsed=loaded.parsed,
+        parse_cache_hits=loaded.cache_hits,
         records=len(collection.records),
         rejected=len({problem.path for problem in collection.rejections}),
         warnings=len(collection.warnings),

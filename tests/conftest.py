@@ -34,7 +34,13 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_app(**config: Any) -> Flask:
-    settings = {"SEEDS_DIR": RECORDS, "BASE_URL": BASE_URL, "ASSET_BASE_URL": ASSET_BASE_URL}
+    settings = {
+        "SEEDS_DIR": RECORDS,
+        "BASE_URL": BASE_URL,
+        "ASSET_BASE_URL": ASSET_BASE_URL,
+        "PARSE_CACHE": "off",
+        "RELOAD_INTERVAL": 0,
+    }
     settings.update(config)
     return create_app(settings)
 

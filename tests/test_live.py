@@ -58,6 +58,7 @@ def live(
     """`feedsvc serve` with each supported server, on a free loopback port, stopped by its PID."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    env["FEEDSVC_PARSE_CACHE"] = "off"
     command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(RECORDS)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
     command += ["--server", request.param]

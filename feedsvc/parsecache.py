@@ -1,0 +1,123 @@
+"""Parse results remembered across restarts, so an unchanged collection is never parsed twice.
+
+Each file's result is keyed by its path, size, modification time and content hash: a file whose
+content changed is parsed again even if its size and time did not. The cache is one file, written
+atomically; a cache that is corrupt, truncated, from another feedsvc version or made with other
+settings is detected and ignored, never trusted. It is unpickled with an allow-list of classes,
+so a tampered file cannot construct anything but feedsvc's own record values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from feedsvc import errors, records
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"feedsvc parse cache\n"
+_DIGEST_SIZE = 16
+
+
+def content_digest(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=_DIGEST_SIZE).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """What was read from one file, and the stamp that says whether it is still current."""
+
+    size: int
+    mtime_ns: int
+    digest: bytes
+    result: records.ParseResult
+
+
+def _format_version() -> bytes:
+    """Changes whenever the shape of what is pickled changes, so old caches are ignored."""
+    shapes = [
+        f"{cls.__name__}:{','.join(f.name for f in fields(cls))}"
+        for cls in (
+            records.Record,
+            records.Image,
+            records.Topic,
+            records.Provider,
+            records.Related,
+            records.ParseResult,
+            errors.Problem,
+            FileState,
+        )
+    ]
+    return hashlib.blake2b("|".join(shapes).encode(), digest_size=8).hexdigest().encode()
+
+
+_ALLOWED = {
+    ("feedsvc.records", name)
+    for name in ("Record", "Image", "Topic", "Provider", "Related", "ParseResult")
+} | {
+    ("feedsvc.errors", "Problem"),
+    ("feedsvc.parsecache", "FileState"),
+    ("datetime", "datetime"),
+    ("datetime", "timezone"),
+    ("datetime", "timedelta"),
+    ("copyreg", "_reconstructor"),
+    ("builtins", "object"),
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a parse cache")
+        return super().find_class(module, name)
+
+
+def _header(settings_key: str) -> bytes:
+    return MAGIC + _format_version() + b"\n" + settings_key.encode("utf-8", "replace") + b"\n"
+
+
+def read_cache(path: Path, settings_key: str) -> dict[str, FileState]:
+    """The cached states by relative path; empty when there is no usable cache."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        log.warning("parse cache %s cannot be read (%s); parsing every file", path, exc.strerror)
+        return {}
+    header = _header(settings_key)
+    body = data[len(header) :]
+    checksum, payload = body[:_DIGEST_SIZE], body[_DIGEST_SIZE:]
+    if not data.startswith(header) or content_digest(payload) != checksum:
+        log.warning("parse cache %s is stale or corrupt; ignored", path)
+        return {}
+    try:
+        states = _RestrictedUnpickler(io.BytesIO(payload)).load()
+    except Exception as exc:  # any failure to unpickle means: do not trust it
+        log.warning("parse cache %s cannot be used (%s); ignored", path, exc)
+        return {}
+    if not isinstance(states, dict):
+        return {}
+    return states
+
+
+def write_cache(path: Path, settings_key: str, states: dict[str, FileState]) -> None:
+    """Write the cache atomically: readers see the old file or the new one, never half of one."""
+    payload = pickle.dumps(states, protocol=pickle.HIGHEST_PROTOCOL)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".parse-cache-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(_header(settings_key) + content_digest(payload) + payload)
+        os.replace(temporary, path)
+    except OSError as exc:
+        log.warning("parse cache %s cannot be written (%s)", path, exc.strerror)
+        Path(temporary).unlink(missing_ok=True)
