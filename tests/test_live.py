@@ -4,6 +4,7 @@ by feedparser (a real feed reader's parser) and plain urllib."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -143,3 +144,62 @@ def test_a_second_poll_costs_a_304_with_no_body(server: str) -> None:
     assert third.status == 304
     status, headers, body = fetch(server + "/feeds/all.rss?page=1")
     assert status == 200 and headers["Cache-Control"] == "public, max-age=300"
+
+
+def test_an_added_record_appears_without_a_restart(tmp_path: Path) -> None:
+    """As a publisher would: add a file while the server runs; within one reload interval every
+    worker serves it in its topic and provider feeds, and untouched feeds still answer 304."""
+    folder = tmp_path / "records"
+    shutil.copytree(RECORDS, folder)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    env.update(FEEDSVC_PARSE_CACHE="off", FEEDSVC_RELOAD_INTERVAL="0.3")
+    command = [
+        sys.executable,
+        "-m",
+        "feedsvc",
+        "serve",
+        "--seeds",
+        str(folder),
+        "--port",
+        str(port),
+    ]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base + "/healthz", process)
+        untouched = feedparser.parse(base + "/feeds/providers/usnews-com.atom")
+        (folder / "2024-05-01-new.md").write_text(NEW_RECORD, encoding="utf-8")
+        deadline = time.monotonic() + 10
+        seen: set[str] = set()
+        while time.monotonic() < deadline:
+            found = {
+                path
+                for path in ("/feeds/topics/robotics.atom", "/feeds/providers/new-example.rss")
+                # several requests in a row, so that every worker is asked
+                if all(fetch(base + path)[0] == 200 for _ in range(6))
+            }
+            seen |= found
+            if len(found) == 2:
+                break
+            time.sleep(0.1)
+        assert seen == {"/feeds/topics/robotics.atom", "/feeds/providers/new-example.rss"}
+        titles = [e.title for e in feedparser.parse(base + "/feeds/all.atom").entries]
+        assert titles[0] == "A record added while serving"
+        again = feedparser.parse(base + "/feeds/providers/usnews-com.atom", etag=untouched.etag)
+        assert again.status == 304
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+NEW_RECORD = """---
+title: A record added while serving
+publishedDateTime: 2024-05-01T08:00:00Z
+webUrl: https://new.example/article
+provider: {name: New Example, domain: new.example}
+topics: [Robotics]
+---
+"""
