@@ -62,16 +62,27 @@ class Collection:
 
 
 def find_record_files(root: Path) -> list[Path]:
-    """Every record file under `root`, in a stable order; hidden files and folders are skipped."""
+    """Every record file under `root`, in a stable order; hidden files and folders are skipped,
+    and so are links (a link could point outside the collection, or into a loop)."""
     found: list[Path] = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        found.extend(
-            Path(folder, name)
-            for name in sorted(files)
-            if not name.startswith(".") and Path(name).suffix.lower() in RECORD_SUFFIXES
-        )
-    return found
+    pending = [str(root)]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError as exc:
+            log.warning("folder %s cannot be read (%s)", folder, exc.strerror)
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith(".") or entry.is_symlink():
+                continue
+            if entry.is_dir():
+                subfolders.append(entry.path)
+            elif os.path.splitext(entry.name)[1].lower() in RECORD_SUFFIXES:
+                found.append(Path(entry.path))
+        pending.extend(reversed(subfolders))
+    return sorted(found)
 
 
 def newest_first(records: Iterable[Record]) -> tuple[Record, ...]:
@@ -304,9 +315,12 @@ class CollectionLoader:
         self.stats = LoadStats(
             len(current), len(to_parse), len(current) - len(to_parse), time.perf_counter() - started
         )
-        if to_parse or current.keys() != previous.keys():
-            if self.cache_file is not None:
-                write_cache(self.cache_file, self._settings_key, self.states)
+        # Only a full load writes the cache: pickling every record would cost a reload more than
+        # the reload itself, and a restart re-parses just the few files changed since.
+        if not trust_stat and self.cache_file is not None and (
+            to_parse or current.keys() != previous.keys()
+        ):
+            write_cache(self.cache_file, self._settings_key, self.states)
         return build_collection(
             (state.result for state in self.states.values()), _version(self.states)
         )

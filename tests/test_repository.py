@@ -88,3 +88,16 @@ def test_ties_are_broken_by_entry_id_whatever_the_load_order() -> None:
 def test_empty_folder_gives_an_empty_collection(tmp_path: Path) -> None:
     collection = load_collection(tmp_path)
     assert collection.records == () and collection.updated is None
+
+
+def test_links_are_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.md"
+    outside.write_text(
+        "---\ntitle: Outside\npublishedDateTime: 2022-01-01\nwebUrl: https://o.example/\n---\n"
+    )
+    folder = tmp_path / "records"
+    folder.mkdir()
+    (folder / "link.md").symlink_to(outside)
+    (folder / "loop").symlink_to(folder)
+    (folder / "real.md").write_text(outside.read_text().replace("Outside", "Inside"))
+    assert [path.name for path in find_record_files(folder)] == ["real.md"]

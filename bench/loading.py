@@ -1,0 +1,134 @@
+"""Loading benchmark: cold load, warm restart, one-file reload and memory, against a baseline.
+
+For each collection size (default 10,000 and 100,000 synthetic records, bench/synth.py), in the
+same run: the baseline is a plain single-process loop calling PyYAML's C loader on the same files;
+then feedsvc's cold load (no parse cache, parallel), warm restart (parse cache hit), reload after
+one file changes, and resident memory per record above an empty process. Every measurement runs
+in a fresh process.
+
+    python -m bench.loading [--sizes 10000 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from bench.synth import write_collection
+
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def child(mode: str, folder: Path, cache: Path) -> dict[str, float]:
+    """One measurement, in its own process."""
+    if mode == "baseline":
+        started = time.perf_counter()
+        count = 0
+        for path in sorted(folder.glob("*.md")):
+            yaml.load(path.read_text(encoding="utf-8").split("---\n")[1], Loader=LOADER)
+            count += 1
+        return {"seconds": time.perf_counter() - started, "records": count}
+
+    from feedsvc.repository import CollectionLoader
+
+    gc.collect()
+    before = rss_bytes()
+    loader = CollectionLoader(folder, workers=os.cpu_count() or 1, cache_file=cache)
+    started = time.perf_counter()
+    collection = loader.load()
+    seconds = time.perf_counter() - started
+    gc.collect()
+    result = {
+        "seconds": seconds,
+        "records": len(collection.records),
+        "parsed": loader.stats.parsed,
+        "rss_per_record": (rss_bytes() - before) / max(1, len(collection.records)),
+    }
+    if mode == "reload":
+        files = sorted(folder.glob("*.md"))
+        victim = files[len(files) // 2]
+        text = victim.read_text(encoding="utf-8")
+        victim.write_text(text.replace("title: ", "title: Changed ", 1), encoding="utf-8")
+        started = time.perf_counter()
+        reloaded = loader.reload()
+        result["reload_seconds"] = time.perf_counter() - started
+        result["reload_parsed"] = loader.stats.parsed
+        assert reloaded is not None and any(r.title.startswith("Changed") for r in reloaded.records)
+        victim.write_text(text, encoding="utf-8")
+    return result
+
+
+def measure(mode: str, folder: Path, cache: Path) -> dict[str, float]:
+    output = subprocess.run(
+        [sys.executable, "-m", "bench.loading", "--child", mode, str(folder), str(cache)],
+        check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
+    ).stdout
+    return dict(json.loads(output.splitlines()[-1]))
+
+
+def run_size(size: int, workdir: Path) -> list[str]:
+    folder = write_collection(workdir / f"records-{size}", size)
+    cache = workdir / f"parse-{size}.cache"
+    baseline = measure("baseline", folder, cache)
+    cold = measure("cold", folder, cache)  # no cache file yet: parses everything, writes it
+    warm = measure("warm", folder, cache)
+    reload = measure("reload", folder, cache)
+    assert cold["parsed"] == size and warm["parsed"] == 0 and reload["reload_parsed"] == 1
+
+    def rate(result: dict[str, float]) -> float:
+        return result["records"] / result["seconds"]
+
+    base = rate(baseline)
+    rows = [
+        f"| {size} | baseline: PyYAML C loader, one process | {baseline['seconds']:.2f} s | "
+        f"{base:.0f} | 1.00 | |",
+        f"| {size} | cold load (parallel, no cache) | {cold['seconds']:.2f} s | {rate(cold):.0f} | "
+        f"{rate(cold) / base:.2f} | ≥ 1.6 |",
+        f"| {size} | warm restart (parse cache) | {warm['seconds']:.2f} s | {rate(warm):.0f} | "
+        f"{rate(warm) / base:.2f} | ≥ 10 |",
+        f"| {size} | reload after one file changed | {reload['reload_seconds'] * 1000:.1f} ms | | "
+        f"{100 * reload['reload_seconds'] / cold['seconds']:.2f} % of cold | < 2 % |",
+        f"| {size} | resident memory per record | {warm['rss_per_record'] / 1024:.2f} KB | | | "
+        f"≤ 3 KB |",
+    ]
+    for row in rows:
+        print(row, file=sys.stderr)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "FOLDER", "CACHE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        mode, folder, cache = args.child
+        print(json.dumps(child(mode, Path(folder), Path(cache))))
+        return
+    print(f"{os.cpu_count()} cores", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as workdir:
+        rows = [row for size in args.sizes for row in run_size(size, Path(workdir))]
+    print("\n| records | measurement | time | records/s | × baseline | target |")
+    print("|---:|---|---:|---:|---:|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
