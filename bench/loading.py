@@ -78,7 +78,10 @@ def child(mode: str, folder: Path, cache: Path) -> dict[str, float]:
 def measure(mode: str, folder: Path, cache: Path) -> dict[str, float]:
     output = subprocess.run(
         [sys.executable, "-m", "bench.loading", "--child", mode, str(folder), str(cache)],
-        check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
     ).stdout
     return dict(json.loads(output.splitlines()[-1]))
 
@@ -114,9 +117,13 @@ def run_size(size: int, workdir: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--child", nargs=3, metavar=("MODE", "FOLDER", "CACHE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", nargs=3, metavar=("MODE", "FOLDER", "CACHE"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.child:
         mode, folder, cache = args.child

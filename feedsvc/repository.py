@@ -317,8 +317,10 @@ class CollectionLoader:
         )
         # Only a full load writes the cache: pickling every record would cost a reload more than
         # the reload itself, and a restart re-parses just the few files changed since.
-        if not trust_stat and self.cache_file is not None and (
-            to_parse or current.keys() != previous.keys()
+        if (
+            not trust_stat
+            and self.cache_file is not None
+            and (to_parse or current.keys() != previous.keys())
         ):
             write_cache(self.cache_file, self._settings_key, self.states)
         return build_collection(
