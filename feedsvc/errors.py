@@ -15,9 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from feedsvc.values import pickled_by_fields
+
 Severity = Literal["error", "warning"]
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Something wrong with one record: which file, which field, and what a person should know."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc import errors, records
+from feedsvc.values import pickled_by_fields
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ def content_digest(raw: bytes) -> bytes:
     return hashlib.blake2b(raw, digest_size=_DIGEST_SIZE).digest()
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class FileState:
     """What was read from one file, and the stamp that says whether it is still current."""
@@ -61,7 +63,7 @@ def _format_version() -> bytes:
 
 _ALLOWED = {
     ("feedsvc.records", name)
-    for name in ("Record", "Image", "Topic", "Provider", "Related", "ParseResult")
+    for name in ("Record", "Image", "Related", "ParseResult", "shared_topic", "shared_provider")
 } | {
     ("feedsvc.errors", "Problem"),
     ("feedsvc.parsecache", "FileState"),

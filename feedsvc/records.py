@@ -29,6 +29,7 @@ from feedsvc.urls import (
     image_media_type,
     normalize_url,
 )
+from feedsvc.values import pickled_by_fields
 
 # The C loader is several times faster; both are *safe* loaders, which build only plain values.
 YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -43,6 +44,7 @@ EARLIEST_YEAR = 1900
 _SHOWN_CHARS = 60
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Image:
     """An image with its size in pixels (None when the record does not say) and media type."""
@@ -55,8 +57,13 @@ class Image:
 
 @dataclass(frozen=True, slots=True)
 class Topic:
+    """A topic; records share one instance per topic (`shared_topic`), even across processes."""
+
     name: str
     slug: str
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return shared_topic, (self.name, self.slug)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +75,23 @@ class Provider:
     slug: str
     images: tuple[Image, ...] = ()
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return shared_provider, (self.name, self.domain, self.slug, self.images)
 
+
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Related:
-    """Another article covering the same story, as listed in the record's `related`."""
+    """Another article covering the same story, as listed in the record's `related`. Its images
+    are not kept: no feed shows them, and they would be half of a record's memory."""
 
     title: str
     url: str
     published: datetime | None
     provider: str | None
-    images: tuple[Image, ...] = ()
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Record:
     """One publishable article. `path` is relative to the collection and only ever logged."""
@@ -100,6 +112,7 @@ class Record:
     published_flag: bool | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ParseResult:
     """The record read from one file (None when rejected) and every problem found in it."""
@@ -110,6 +123,22 @@ class ParseResult:
     @property
     def rejection(self) -> Problem | None:
         return next((p for p in self.problems if p.severity == "error"), None)
+
+
+@lru_cache(maxsize=65536)
+def shared_topic(name: str, slug: str) -> Topic:
+    """The one `Topic` for this name and slug: a collection has few topics and many records."""
+    return Topic(sys.intern(name), sys.intern(slug))
+
+
+@lru_cache(maxsize=65536)
+def shared_provider(
+    name: str, domain: str | None, slug: str, images: tuple[Image, ...] = ()
+) -> Provider:
+    """The one `Provider` for these values, shared by all of its records."""
+    return Provider(
+        sys.intern(name), sys.intern(domain) if domain else None, sys.intern(slug), images
+    )
 
 
 @dataclass
@@ -290,7 +319,7 @@ def convert_topics(value: Any, ctx: _Context, name: str) -> tuple[Topic, ...]:
         if not slug:
             ctx.warn(where, f"has no letters or digits to name a feed: {_shown(item)}; left out")
             continue
-        topics.setdefault(slug, Topic(topic_name, slug))
+        topics.setdefault(slug, shared_topic(topic_name, slug))
     return tuple(topics.values())
 
 
@@ -307,7 +336,7 @@ def convert_provider(value: Any, ctx: _Context, name: str) -> Provider | None:
     if not slug:
         raise RecordError(name, f"has no letters or digits to name a feed: {_shown(provider_name)}")
     images = convert_images(value.get("images"), ctx, f"{name}.images")
-    return Provider(_WHITESPACE_RUN.sub(" ", provider_name), domain, slug, images)
+    return shared_provider(_WHITESPACE_RUN.sub(" ", provider_name), domain, slug, images)
 
 
 def convert_related(value: Any, ctx: _Context, name: str) -> tuple[Related, ...]:
@@ -331,12 +360,21 @@ def _related_item(item: Any, ctx: _Context, where: str) -> Related:
         published = _optional(
             convert_datetime, item.get("publishedDateTime"), ctx, f"{where}.publishedDateTime"
         )
-        provider = _optional(convert_provider, item.get("provider"), ctx, f"{where}.provider")
+        provider = _related_provider(item.get("provider"), ctx, f"{where}.provider")
     except RecordError as exc:
         ctx.warn(exc.field, f"{exc.message}; left out")
         published, provider = None, None
-    images = convert_images(item.get("images"), ctx, f"{where}.images")
-    return Related(title, url, published, provider.name if provider else None, images)
+    return Related(title, url, published, provider)
+
+
+def _related_provider(value: Any, ctx: _Context, name: str) -> str | None:
+    """Only the name of a related article's provider is shown, so only it is kept."""
+    if not isinstance(value, Mapping):
+        return None
+    text = convert_text(value.get("name"), ctx, f"{name}.name") or convert_text(
+        value.get("domain"), ctx, f"{name}.domain"
+    )
+    return sys.intern(_WHITESPACE_RUN.sub(" ", text)) if text else None
 
 
 def _optional(convert: Converter, value: Any, ctx: _Context, name: str) -> Any:
@@ -420,6 +458,8 @@ def record_from_mapping(data: Any, path: str, asset_base_url: str | None = None)
             errors.append(Problem(path, exc.field, exc.message))
     if errors:
         return ParseResult(None, (*errors, *ctx.warnings))
+    if values["original_url"] == values["url"]:
+        values["original_url"] = values["url"]  # one string, not two equal copies
     record = Record(path=path, id=entry_id(values["url"]), **values)
     return ParseResult(record, tuple(ctx.warnings))
 

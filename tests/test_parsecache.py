@@ -120,3 +120,13 @@ def test_parallel_and_serial_loads_give_identical_collections(tmp_path: Path) ->
     assert serial.records == parallel.records
     assert serial.topics == parallel.topics and serial.providers == parallel.providers
     assert serial.rejections == parallel.rejections and serial.version == parallel.version
+
+
+def test_topics_and_providers_are_shared_after_a_parallel_load(tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for n in range(260):
+        write(folder, f"{n:03d}.md", f"Title {n}", day=1 + n % 9)
+    collection = CollectionLoader(folder, workers=2).load()
+    topics = {id(topic) for record in collection.records for topic in record.topics}
+    assert len(topics) == 1

