@@ -251,19 +251,17 @@ class CollectionLoader:
         """Read the whole folder; every file's content is hashed and checked against the cache."""
         if self.cache_file is not None and not self.states:
             self.states = read_cache(self.cache_file, self._settings_key)
-        collection = self._scan(trust_stat=False)
+        self._scan(trust_stat=False)
+        collection = self._build()
         _log_collection(collection, self.root, self.stats)
         return collection
 
     def reload(self) -> Collection | None:
         """Re-read files whose size or modification time changed, and pick up added and removed
         files; None when nothing changed."""
-        before = self.states
-        collection = self._scan(trust_stat=True)
-        if self.states.keys() == before.keys() and all(
-            self.states[path] is before[path] for path in before
-        ):
+        if not self._scan(trust_stat=True):
             return None
+        collection = self._build()
         log.info(
             "reloaded %s: %d files parsed, version %s",
             self.root,
@@ -274,16 +272,23 @@ class CollectionLoader:
             log.warning("rejected %s", problem)
         return collection
 
-    def _scan(self, *, trust_stat: bool) -> Collection:
+    def _build(self) -> Collection:
+        results = (state.result for state in self.states.values())
+        return build_collection(results, _version(self.states))
+
+    def _scan(self, *, trust_stat: bool) -> bool:
+        """Bring `states` up to date with the folder; True when anything changed. With
+        `trust_stat`, a file whose size and modification time are unchanged is not read."""
         started = time.perf_counter()
         previous = self.states
         current: dict[str, FileState] = {}
         to_parse: list[tuple[str, bytes]] = []
         stamps: dict[str, tuple[int, int, bytes]] = {}
+        prefix = len(str(self.root)) + 1
         for file in find_record_files(self.root):
-            path = file.relative_to(self.root).as_posix()
+            path = str(file)[prefix:].replace(os.sep, "/")
             try:
-                stat = file.stat()
+                stat = os.stat(file)
                 old = previous.get(path)
                 if (
                     trust_stat
@@ -311,21 +316,17 @@ class CollectionLoader:
                 log.warning("%s: keeping its last good version", result.rejection)
                 result = ParseResult(old.result.record, result.problems)
             current[path] = FileState(*stamps[path], result)
-        self.states = dict(sorted(current.items()))
         self.stats = LoadStats(
             len(current), len(to_parse), len(current) - len(to_parse), time.perf_counter() - started
         )
+        if not to_parse and current.keys() == previous.keys():
+            return False
+        self.states = dict(sorted(current.items()))
         # Only a full load writes the cache: pickling every record would cost a reload more than
         # the reload itself, and a restart re-parses just the few files changed since.
-        if (
-            not trust_stat
-            and self.cache_file is not None
-            and (to_parse or current.keys() != previous.keys())
-        ):
+        if not trust_stat and self.cache_file is not None:
             write_cache(self.cache_file, self._settings_key, self.states)
-        return build_collection(
-            (state.result for state in self.states.values()), _version(self.states)
-        )
+        return True
 
 
 def _version(states: dict[str, FileState]) -> str:
