@@ -64,7 +64,13 @@ class Collection:
 def find_record_files(root: Path) -> list[Path]:
     """Every record file under `root`, in a stable order; hidden files and folders are skipped,
     and so are links (a link could point outside the collection, or into a loop)."""
-    found: list[Path] = []
+    return [Path(path) for path in record_paths(root)]
+
+
+def record_paths(root: Path) -> list[str]:
+    """`find_record_files` as plain strings: a reload scans every file, and building Path
+    objects was most of its cost."""
+    found: list[str] = []
     pending = [str(root)]
     while pending:
         folder = pending.pop()
@@ -80,7 +86,7 @@ def find_record_files(root: Path) -> list[Path]:
             if entry.is_dir():
                 subfolders.append(entry.path)
             elif os.path.splitext(entry.name)[1].lower() in RECORD_SUFFIXES:
-                found.append(Path(entry.path))
+                found.append(entry.path)
         pending.extend(reversed(subfolders))
     return sorted(found)
 
@@ -285,8 +291,8 @@ class CollectionLoader:
         to_parse: list[tuple[str, bytes]] = []
         stamps: dict[str, tuple[int, int, bytes]] = {}
         prefix = len(str(self.root)) + 1
-        for file in find_record_files(self.root):
-            path = str(file)[prefix:].replace(os.sep, "/")
+        for file in record_paths(self.root):
+            path = file[prefix:].replace(os.sep, "/")
             try:
                 stat = os.stat(file)
                 old = previous.get(path)
@@ -297,7 +303,8 @@ class CollectionLoader:
                 ):
                     current[path] = old
                     continue
-                raw = file.read_bytes()
+                with open(file, "rb") as handle:
+                    raw = handle.read()
             except OSError as exc:
                 problem = Problem(path, "", f"cannot be read ({exc.strerror})")
                 current[path] = FileState(-1, -1, b"", ParseResult(None, (problem,)))
