@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test lint format bench clean
+.PHONY: install serve test lint format bench bench-load clean
 
 $(BIN)/feedsvc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ bench: install
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.serving $(BENCH_ARGS)
+
+# Loading benchmark (about 10 minutes for the default sizes).
+bench-load: install
+	$(BIN)/python -m bench.loading $(BENCH_ARGS)
 
 format: install
 	$(BIN)/ruff format .

@@ -2,7 +2,7 @@
 
 Building the app in the parent process means the collection is parsed once and shared by every
 worker through copy-on-write memory, instead of once per worker. granian is the default: on the
-serving benchmark (bench/README.md) it served cached feeds 4.5 times faster than gunicorn with
+serving benchmark (bench/README.md) it served cached feeds 4-4.5 times faster than gunicorn with
 sync workers on the same two cores. gunicorn (threaded workers) stays available.
 """
 
