@@ -168,8 +168,9 @@ def render_atom(doc: FeedDocument) -> bytes:
         fe, extras = _new_entry(fg, entry)
         if entry.author:
             fe.author({"name": _text(entry.author)})
-        if entry.summary:
-            fe.summary(_text(entry.summary), type="text")
+        # An entry with neither summary nor content shows readers nothing (the W3C validator
+        # warns "Missing textual content"): the title stands in, as it does in RSS.
+        fe.summary(_text(entry.summary or entry.title), type="text")
         if entry.content_html:
             fe.content(_text(entry.content_html), type="html")
         extras.atom_links.extend(

@@ -214,3 +214,11 @@ def test_feed_level_fields() -> None:
     rss = parse_xml(RSS.render(document()))
     assert rss.findtext("channel/description") == "All news"
     assert rss.findtext("channel/language") == "en"
+
+
+def test_an_entry_without_excerpt_still_has_text_in_both_formats() -> None:
+    doc = document(entries=(entry(1, summary="", content_html=None),))
+    node = atom_entries(parse_xml(ATOM.render(doc)))[0]
+    assert node.findtext(f"{A}summary") == "Entry 1 & <friends>"
+    item = parse_xml(RSS.render(doc)).find("channel/item")
+    assert item.findtext("description") == "Entry 1 &amp; &lt;friends&gt;"
