@@ -194,7 +194,15 @@ def render_rss(doc: FeedDocument) -> bytes:
         if entry.content_html:
             fe.content(_text(entry.content_html))
         extras.rss_enclosure = entry.images[0] if entry.images else None
-    return bytes(fg.rss_str(pretty=False))
+    return _hex_references(bytes(fg.rss_str(pretty=False)))
+
+
+def _hex_references(body: bytes) -> bytes:
+    """RSS Profile: "&" and "<" in plain text as hexadecimal references, so that readers which
+    decode RSS text as HTML twice still show `<UBER.N>` and `AT&T` as text. In lxml's output
+    these byte sequences can only be references (a literal "&lt;" in text is written "&amp;lt;"),
+    so the rewrite is exact and the document means the same."""
+    return body.replace(b"&lt;", b"&#x3C;").replace(b"&amp;", b"&#x26;")
 
 
 @dataclass(frozen=True, slots=True)

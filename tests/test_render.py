@@ -222,3 +222,12 @@ def test_an_entry_without_excerpt_still_has_text_in_both_formats() -> None:
     assert node.findtext(f"{A}summary") == "Entry 1 & <friends>"
     item = parse_xml(RSS.render(doc)).find("channel/item")
     assert item.findtext("description") == "Entry 1 &amp; &lt;friends&gt;"
+
+
+def test_rss_writes_ampersand_and_less_than_as_hexadecimal_references() -> None:
+    doc = document(entries=(entry(1, title="AT&T <UBER.N> &lt;kept&gt;"),))
+    body = RSS.render(doc)
+    assert b"&lt;" not in body and b"&amp;" not in body
+    item = parse_xml(body).find("channel/item")
+    assert item.findtext("title") == "AT&T <UBER.N> &lt;kept&gt;"
+    assert read_feed(body).entries[0].title == "AT&T <UBER.N> &lt;kept&gt;"
