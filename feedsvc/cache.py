@@ -111,23 +111,16 @@ class RenderCache:
     _bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, key: Hashable) -> RenderedFeed | None:
+    def get(self, key: Hashable, *, count_miss: bool = True) -> RenderedFeed | None:
+        """The cached feed, now the most recently used; `count_miss=False` for a look-up whose
+        miss is asked again through `get_or_render`, so that one miss is counted once."""
         with self._lock:
             found = self._entries.get(key)
             if found is None:
-                self.stats.misses += 1
+                self.stats.misses += count_miss
                 return None
             self._entries.move_to_end(key)
             self.stats.hits += 1
-            return found
-
-    def peek(self, key: Hashable) -> RenderedFeed | None:
-        """Like `get`, but a miss is not counted: the caller will ask again through `get`."""
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-                self.stats.hits += 1
             return found
 
     def put(self, key: Hashable, feed: RenderedFeed) -> None:

@@ -185,8 +185,12 @@ def _text(value: Any, name: str) -> str:
     return clean_text(text).strip()
 
 
+def _one_line(text: str) -> str:
+    return _WHITESPACE_RUN.sub(" ", text)
+
+
 def convert_title(value: Any, ctx: _Context, name: str) -> str:
-    title = _WHITESPACE_RUN.sub(" ", _text(value, name))
+    title = _one_line(_text(value, name))
     if not title:
         raise RecordError(name, "is empty")
     return title
@@ -328,15 +332,21 @@ def convert_provider(value: Any, ctx: _Context, name: str) -> Provider | None:
         return None
     if not isinstance(value, Mapping):
         raise RecordError(name, f"should be a mapping with name and domain, not {_shown(value)}")
-    domain = convert_text(value.get("domain"), ctx, f"{name}.domain").lower() or None
-    provider_name = convert_text(value.get("name"), ctx, f"{name}.name") or domain
+    provider_name, domain = _provider_name(value, ctx, name)
     if not provider_name:
         raise RecordError(name, "has neither a name nor a domain")
     slug = slug_of(domain or provider_name)
     if not slug:
         raise RecordError(name, f"has no letters or digits to name a feed: {_shown(provider_name)}")
     images = convert_images(value.get("images"), ctx, f"{name}.images")
-    return shared_provider(_WHITESPACE_RUN.sub(" ", provider_name), domain, slug, images)
+    return shared_provider(provider_name, domain, slug, images)
+
+
+def _provider_name(value: Mapping[str, Any], ctx: _Context, name: str) -> tuple[str, str | None]:
+    """A provider's display name (its domain when it has no name) and its lower-cased domain."""
+    domain = convert_text(value.get("domain"), ctx, f"{name}.domain").lower() or None
+    provider_name = convert_text(value.get("name"), ctx, f"{name}.name") or domain or ""
+    return _one_line(provider_name), domain
 
 
 def convert_related(value: Any, ctx: _Context, name: str) -> tuple[Related, ...]:
@@ -371,10 +381,8 @@ def _related_provider(value: Any, ctx: _Context, name: str) -> str | None:
     """Only the name of a related article's provider is shown, so only it is kept."""
     if not isinstance(value, Mapping):
         return None
-    text = convert_text(value.get("name"), ctx, f"{name}.name") or convert_text(
-        value.get("domain"), ctx, f"{name}.domain"
-    )
-    return sys.intern(_WHITESPACE_RUN.sub(" ", text)) if text else None
+    provider_name, _ = _provider_name(value, ctx, name)
+    return sys.intern(provider_name) if provider_name else None
 
 
 def _optional(convert: Converter, value: Any, ctx: _Context, name: str) -> Any:
@@ -511,11 +519,16 @@ def parse_bytes(raw: bytes, path: str, asset_base_url: str | None = None) -> Par
     return parse_text(text, path, asset_base_url)
 
 
+def unreadable(path: str, error: OSError) -> ParseResult:
+    """The rejection of a file that cannot be read (gone, a folder, no permission)."""
+    return ParseResult(None, (Problem(path, "", f"cannot be read ({error.strerror})"),))
+
+
 def parse_file(file: Path, root: Path, asset_base_url: str | None = None) -> ParseResult:
     """Read and parse one record file; `root` only shortens the path that problems name."""
     path = file.relative_to(root).as_posix()
     try:
         raw = file.read_bytes()
     except OSError as exc:
-        return ParseResult(None, (Problem(path, "", f"cannot be read ({exc.strerror})"),))
+        return unreadable(path, exc)
     return parse_bytes(raw, path, asset_base_url)

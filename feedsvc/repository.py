@@ -22,7 +22,7 @@ from pathlib import Path
 
 from feedsvc.errors import Problem
 from feedsvc.parsecache import FileState, content_digest, read_cache, write_cache
-from feedsvc.records import Image, ParseResult, Record, parse_bytes
+from feedsvc.records import Image, ParseResult, Record, parse_bytes, unreadable
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +224,7 @@ def read_file_state(
         with open(file, "rb") as handle:
             raw = handle.read()
     except OSError as exc:
-        problem = Problem(path, "", f"cannot be read ({exc.strerror})")
-        return FileState(-1, -1, b"", ParseResult(None, (problem,)))
+        return FileState(-1, -1, b"", unreadable(path, exc))
     new_stamp = (len(raw), stat.st_mtime_ns, content_digest(raw))
     if new_stamp == stamp:
         return None
@@ -303,7 +302,8 @@ class CollectionLoader:
     def reload(self) -> Collection | None:
         """Re-read files whose size or modification time changed, and pick up added and removed
         files; None when nothing changed."""
-        if not self._scan(trust_stat=True):
+        fresh = self._scan(trust_stat=True)
+        if fresh is None:
             return None
         collection = self._build()
         log.info(
@@ -312,17 +312,22 @@ class CollectionLoader:
             self.stats.parsed,
             collection.version,
         )
-        for problem in collection.rejections:
-            log.warning("rejected %s", problem)
+        # Only files read in this reload: the others were reported when they were read.
+        for state in fresh:
+            if state.result.record is None:
+                for problem in state.result.problems:
+                    if problem.severity == "error":
+                        log.warning("rejected %s", problem)
         return collection
 
     def _build(self) -> Collection:
         results = (state.result for state in self.states.values())
         return build_collection(results, _version(self.states))
 
-    def _scan(self, *, trust_stat: bool) -> bool:
-        """Bring `states` up to date with the folder; True when anything changed. With
-        `trust_stat`, a file whose size and modification time are unchanged is not read."""
+    def _scan(self, *, trust_stat: bool) -> list[FileState] | None:
+        """Bring `states` up to date with the folder; the states of the files read anew, or None
+        when nothing changed. With `trust_stat`, a file whose size and modification time are
+        unchanged is not read."""
         started = time.perf_counter()
         previous = self.states
         prefix = len(str(self.root)) + 1
@@ -335,29 +340,30 @@ class CollectionLoader:
         workers = 1 if trust_stat else self.workers
         states = read_file_states(jobs, trust_stat, self.asset_base_url, workers)
         current: dict[str, FileState] = {}
-        parsed = 0
+        fresh: list[FileState] = []
         for (_, path, _), state in zip(jobs, states, strict=True):
             old = previous.get(path)
             if state is None and old is not None:
                 current[path] = old
                 continue
             assert state is not None
-            parsed += 1
             if state.result.record is None and old is not None and old.result.record is not None:
                 log.warning("%s: keeping its last good version", state.result.rejection)
                 state = replace(state, result=ParseResult(old.result.record, state.result.problems))
             current[path] = state
+            fresh.append(state)
+        parsed = len(fresh)
         self.stats = LoadStats(
             len(current), parsed, len(current) - parsed, time.perf_counter() - started
         )
         if not parsed and current.keys() == previous.keys():
-            return False
+            return None
         self.states = current
         # Only a full load writes the cache: pickling every record would cost a reload more than
         # the reload itself, and a restart re-parses just the few files changed since.
         if not trust_stat and self.cache_file is not None:
             write_cache(self.cache_file, self._settings_key, self.states)
-        return True
+        return fresh
 
 
 def _version(states: dict[str, FileState]) -> str:

@@ -228,7 +228,9 @@ class _CachedFeeds:
         if method == "GET" or method == "HEAD":
             key = _feed_key(self.state, environ)
             self.state.ensure_watching()
-            rendered = self.state.snapshot.renders.peek(key) if key is not None else None
+            rendered = (
+                self.state.snapshot.renders.get(key, count_miss=False) if key is not None else None
+            )
             if rendered is not None:
                 status, headers, body = _feed_response(self.state, rendered, environ)
                 start_response(status, headers)

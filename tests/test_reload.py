@@ -3,6 +3,7 @@ for feeds whose content changed."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from datetime import UTC, datetime
@@ -149,3 +150,18 @@ def check_consistent(response) -> None:  # type: ignore[no-untyped-def]
     assert titles == {f"Title {n}" for n in range(len(entries))}, titles
     newest = max(datetime(*entry.updated_parsed[:6], tzinfo=UTC) for entry in entries)
     assert parsedate_to_datetime(response.headers["Last-Modified"]) == newest
+
+
+def test_a_reload_reports_only_the_files_it_read(tmp_records: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    (tmp_records / "old-broken.md").write_text("---\ntitle: [x\n---\n", encoding="utf-8")
+    write(tmp_records, "a.md", "A")
+    loader = CollectionLoader(tmp_records)
+    loader.load()
+    (tmp_records / "new-broken.md").write_text("---\nexcerpt: no title\n---\n", encoding="utf-8")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="feedsvc.repository"):
+        reloaded = loader.reload()
+    assert reloaded is not None
+    assert {problem.path for problem in reloaded.rejections} == {"old-broken.md", "new-broken.md"}
+    reported = [record.getMessage() for record in caplog.records]
+    assert reported and all(message.startswith("rejected new-broken.md") for message in reported)
