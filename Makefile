@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test lint format bench bench-load clean
+.PHONY: install system-deps serve test lint format bench bench-load clean
 
 $(BIN)/feedsvc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,13 @@ $(BIN)/feedsvc: pyproject.toml
 	touch $@
 
 install: $(BIN)/feedsvc
+
+# The real clients and servers some tests drive (a browser, a feed reader, a web server), from
+# Debian; without them those tests skip (and fail under CI). Needs root, as on CI.
+SYSTEM_TOOLS := chromium chromium-driver nginx-light newsboat
+system-deps:
+	dpkg -s $(SYSTEM_TOOLS) >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_TOOLS))
 
 serve: install
 	$(BIN)/feedsvc serve --host $(HOST) --port $(PORT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,3 +82,16 @@ def tmp_records(tmp_path: Path) -> Iterator[Path]:
     folder = tmp_path / "records"
     folder.mkdir()
     yield folder
+
+
+def system_tool(name: str) -> str:
+    """The path of a program a test drives (chromium, nginx, newsboat). Where it is missing the
+    test skips, except under CI (`CI` set, as `.ci/run` does), where a missing tool is a failure:
+    `make system-deps` installs them."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if path is None:
+        message = f"{name} is not installed (make system-deps installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
