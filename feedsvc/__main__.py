@@ -1,3 +1,3 @@
 from feedsvc.cli import cli
 
-cli()
+cli(prog_name="feedsvc")

@@ -1,33 +1,111 @@
-"""The `feedsvc` command: one click group whose commands delegate to the library."""
+"""The `feedsvc` command: one click group whose commands delegate to the library.
+
+Every command takes the same shared options (`--seeds`, `--asset-base-url`, `--log-level`), which
+override the `FEEDSVC_*` environment variables, which override the defaults.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from feedsvc.errors import ConfigError
+from feedsvc.report import check_report, check_summary, stats_report
+from feedsvc.repository import Collection, CollectionLoader, LoadStats
 from feedsvc.server import SERVERS, default_workers, run
-from feedsvc.web import create_app
+from feedsvc.settings import LOG_LEVELS, Settings, resolve
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-_SEEDS_HELP = "Folder of record files to publish (default: FEEDSVC_SEEDS_DIR, else bundled seeds/)."
+_FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
+_FORMAT = click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for scripts.",
+)
 
 
-@click.group()
+def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every command takes; the command receives the resolved `Settings`."""
+
+    @click.option(
+        "--seeds",
+        type=_FOLDER,
+        help="Folder of record files (default: FEEDSVC_SEEDS_DIR, else the bundled seeds/).",
+    )
+    @click.option(
+        "--asset-base-url",
+        metavar="URL",
+        help="Absolute URL that site-relative image URLs (/assets/...) resolve against "
+        "(default: FEEDSVC_ASSET_BASE_URL).",
+    )
+    @click.option(
+        "--log-level",
+        type=click.Choice(LOG_LEVELS, case_sensitive=False),
+        help="Least severe log messages written (default: FEEDSVC_LOG_LEVEL, else INFO).",
+    )
+    @functools.wraps(command)
+    def wrapper(
+        seeds: Path | None, asset_base_url: str | None, log_level: str | None, **kwargs: Any
+    ) -> Any:
+        given = {"SEEDS_DIR": seeds, "ASSET_BASE_URL": asset_base_url, "LOG_LEVEL": log_level}
+        overrides = {name: value for name, value in given.items() if value is not None}
+        return command(settings=_settings(overrides), **kwargs)
+
+    return wrapper
+
+
+def _settings(overrides: dict[str, Any]) -> Settings:
+    try:
+        return resolve(overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(format=LOG_FORMAT)
+    logging.getLogger("feedsvc").setLevel(level.upper())
+
+
+def _load(settings: Settings) -> tuple[Collection, LoadStats]:
+    loader = CollectionLoader(
+        settings.seeds_dir,
+        settings.asset_base_url,
+        workers=settings.load_workers or os.cpu_count() or 1,
+        cache_file=settings.parse_cache_file(),
+    )
+    return loader.load(), loader.stats
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="feedsvc")
 def cli() -> None:
     """Publish a folder of news records as Atom and RSS feeds.
 
+    \b
+    Typical use:
+      feedsvc check ./records          find broken records before publishing
+      feedsvc serve --seeds ./records  serve the feeds on http://127.0.0.1:8000
+      feedsvc build --seeds ./records --out site --base-url https://news.example.org/
+                                       write the whole site as static files
+      feedsvc stats --seeds ./records  topics and providers with their entry counts
+
     Settings come from FEEDSVC_* environment variables (see the README); options override them.
+    Run `feedsvc COMMAND --help` for a command's options.
     """
 
 
 @cli.command("serve")
-@click.option(
-    "--seeds", type=click.Path(exists=True, file_okay=False, path_type=Path), help=_SEEDS_HELP
-)
+@shared_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
@@ -47,16 +125,86 @@ def cli() -> None:
     "--workers", type=click.IntRange(1), help="Worker processes (default: one per CPU core)."
 )
 def serve_command(
-    seeds: Path | None, host: str, port: int, server: str, workers: int | None
+    settings: Settings, host: str, port: int, server: str, workers: int | None
 ) -> None:
     """Serve the feeds over HTTP with a production WSGI server.
 
-    The collection is loaded once, before the workers start, and shared by them.
+    The collection is loaded once, before the workers start, and shared by them; changed record
+    files are picked up while serving.
     """
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    config = {"SEEDS_DIR": seeds} if seeds is not None else {}
+    from feedsvc.web import create_app
+
+    _configure_logging(settings.log_level)
     try:
-        app = create_app(config)
+        app = create_app(_as_config(settings))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     run(app, host, port, workers or default_workers(), server)
+
+
+def _as_config(settings: Settings) -> dict[str, Any]:
+    """Resolved settings as `create_app` takes them, so the app sees exactly what was checked."""
+    return {name.upper(): getattr(settings, name) for name in Settings.__dataclass_fields__}
+
+
+@cli.command("check")
+@click.argument("folder", required=False, type=_FOLDER)
+@shared_options
+@_FORMAT
+def check_command(settings: Settings, folder: Path | None, output: str) -> None:
+    """Check every record file in FOLDER without serving anything.
+
+    FOLDER defaults to --seeds (or FEEDSVC_SEEDS_DIR). Prints each rejected file with the field
+    and the reason, each warning (merged duplicates, image URLs left out, guessed media types),
+    and a summary line.
+
+    Exit status: 0 when every record can be published, 1 when any file is rejected, 2 when the
+    command itself was used wrongly (a missing folder, an unknown option).
+    """
+    if folder is not None:
+        settings = _settings({**_as_config(settings), "SEEDS_DIR": folder})
+    _configure_logging("ERROR")  # the report below says everything the log would
+    collection, stats = _load(settings)
+    report = check_report(str(settings.seeds_dir), collection, stats)
+    if output == "json":
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        for problem in collection.rejections:
+            click.echo(f"rejected {problem}")
+        for problem in collection.warnings:
+            click.echo(f"warning  {problem}")
+        click.echo(check_summary(report))
+    raise SystemExit(0 if report["ok"] else 1)
+
+
+@cli.command("stats")
+@shared_options
+@_FORMAT
+def stats_command(settings: Settings, output: str) -> None:
+    """List the topics and providers with their entry counts and newest dates.
+
+    Most entries first. The slugs are the ones in the feed URLs (/feeds/topics/<slug>.atom).
+    """
+    _configure_logging("ERROR")
+    collection, _ = _load(settings)
+    report = stats_report(collection)
+    if output == "json":
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{report['entries']} entries, newest {report['newest'] or '-'}")
+    for title in ("topics", "providers"):
+        click.echo(f"\n{title.upper()} ({len(report[title])})")
+        click.echo(_table(report[title]))
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    """Aligned columns: entries, newest date, slug, name."""
+    if not rows:
+        return "(none)"
+    lines = [("ENTRIES", "NEWEST", "SLUG", "NAME")]
+    lines += [(str(r["entries"]), r["newest"][:10], r["slug"], r["name"]) for r in rows]
+    widths = [max(len(line[column]) for line in lines) for column in range(3)]
+    return "\n".join(
+        f"{line[0]:>{widths[0]}}  {line[1]:<{widths[1]}}  {line[2]:<{widths[2]}}  {line[3]}"
+        for line in lines
+    )

@@ -8,6 +8,7 @@ this declaration by a test.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -18,6 +19,7 @@ from feedsvc.errors import ConfigError, UrlError
 from feedsvc.urls import normalize_url
 
 ENV_PREFIX = "FEEDSVC"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 BUNDLED_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
 
@@ -64,6 +66,11 @@ class Settings:
         "Absolute URL that site-relative image URLs in records (`/assets/...`) resolve against, "
         "as a prefix; when unset such images are left out with a warning.",
     )
+    log_level: str = setting(
+        "INFO",
+        "Least severe log messages written (DEBUG, INFO, WARNING, ERROR); INFO logs one line per "
+        "request and per load.",
+    )
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
@@ -103,6 +110,9 @@ class Settings:
                 raise ConfigError(
                     f"{name.upper()} must be at least {least}, not {getattr(self, name)}"
                 )
+        if self.log_level.upper() not in LOG_LEVELS:
+            choices = ", ".join(LOG_LEVELS)
+            raise ConfigError(f"LOG_LEVEL must be one of {choices}, not {self.log_level!r}")
         for name in ("base_url", "asset_base_url"):
             value = getattr(self, name)
             if value is None:
@@ -127,6 +137,27 @@ def declared() -> list[tuple[str, Any, str]]:
 
 def defaults() -> dict[str, Any]:
     return {name: default for name, default, _ in declared()}
+
+
+def environment() -> dict[str, Any]:
+    """`FEEDSVC_*` variables by setting name, JSON-decoded where they are JSON, as Flask's
+    `from_prefixed_env` reads them, for the commands that build no app."""
+    found: dict[str, Any] = {}
+    for key, raw in os.environ.items():
+        if key.startswith(ENV_PREFIX + "_"):
+            try:
+                found[key[len(ENV_PREFIX) + 1 :]] = json.loads(raw)
+            except ValueError:
+                found[key[len(ENV_PREFIX) + 1 :]] = raw
+    return found
+
+
+def resolve(config: Mapping[str, Any] | None = None) -> Settings:
+    """Settings in the app's order: defaults, then `FEEDSVC_*` variables, then `config`.
+
+    :raises ConfigError: a value cannot be used.
+    """
+    return Settings.from_mapping({**defaults(), **environment(), **(config or {})})
 
 
 def _coerce(name: str, annotation: Any, value: Any) -> Any:
