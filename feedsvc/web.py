@@ -49,6 +49,12 @@ _FEED_PATH = re.compile(
 )
 _NOT_MODIFIED = "304 Not Modified"
 _OK = "200 OK"
+# Every response carries it (feeds through the fast path too), so that no browser guesses a type.
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+_PAGE_DIGITS = re.compile(r"[0-9]+")
+# Past the end of any feed: a page number longer than this is not converted (Python refuses
+# int() on more than 4,300 digits, and nothing needs that many).
+_HUGE_PAGE = 10**18
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,7 @@ class _State:
             ("Cache-Control", f"public, max-age={settings.cache_max_age}"),
             ("Vary", "Accept-Encoding"),
             ("Access-Control-Allow-Origin", "*"),
+            NOSNIFF,
         )
 
     @property
@@ -134,6 +141,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions[_EXTENSION_KEY] = state
     app.register_blueprint(bp)
     app.register_error_handler(HTTPException, _plain_error)
+    app.after_request(_security_headers)
     app.wsgi_app = _CachedFeeds(app.wsgi_app, state)  # type: ignore[method-assign]
     return app
 
@@ -151,36 +159,55 @@ def _plain_error(error: HTTPException) -> WerkzeugResponse:
     return response
 
 
+def _security_headers(response: WerkzeugResponse) -> WerkzeugResponse:
+    """Every response Flask makes (errors, health, first renders) gets what the fast path's
+    prebuilt headers carry."""
+    response.headers[NOSNIFF[0]] = NOSNIFF[1]
+    return response
+
+
 def _page(query: str) -> int | None:
-    """The `page` query parameter (1 when absent); None when it is not a positive whole number.
-    Other parameters are ignored."""
+    """The `page` query parameter (1 when absent; the first one when repeated); None when it is
+    not a positive whole number in ASCII digits. Other parameters are ignored."""
     if not query:
         return 1
     raw = next(
         (value for name, value in parse_qsl(query, keep_blank_values=True) if name == "page"), "1"
     )
-    return int(raw) if raw.isdigit() and int(raw) >= 1 else None
+    if not _PAGE_DIGITS.fullmatch(raw):  # str.isdigit() would take "²" and "١"
+        return None
+    digits = raw.lstrip("0")
+    if not digits:
+        return None
+    return int(digits) if len(digits) < 18 else _HUGE_PAGE
 
 
-def _base_url(state: _State, environ: dict[str, Any]) -> str:
+def _base_url(state: _State, environ: dict[str, Any]) -> str | None:
     """Absolute URLs come from BASE_URL when set, else from the request's own scheme and host
-    (as Werkzeug's `request.host_url` would give them)."""
+    (as Werkzeug's `request.host_url` would give them); None when the Host header is not a
+    valid host, which would make every link in the feed `http:///...`."""
     if state.base_url:
         return state.base_url
     scheme = environ["wsgi.url_scheme"]
     server = (environ.get("SERVER_NAME", ""), int(environ.get("SERVER_PORT") or 0) or None)
     host = get_host(scheme, environ.get("HTTP_HOST"), server)
-    return f"{scheme}://{host}{environ.get('SCRIPT_NAME', '').rstrip('/')}"
+    if not host:
+        return None
+    return f"{scheme}://{host.lower()}{environ.get('SCRIPT_NAME', '').rstrip('/')}"
 
 
 def _feed_key(state: _State, environ: dict[str, Any]) -> FeedKey | None:
-    """The cache key of the feed a request asks for; None if it is not a well-formed feed URL."""
+    """The cache key of the feed a request asks for; None if it is not a well-formed feed URL
+    or its host is unusable."""
     match = _FEED_PATH.fullmatch(environ.get("PATH_INFO", ""))
     page = _page(environ.get("QUERY_STRING", ""))
     if match is None or page is None:
         return None
+    base_url = _base_url(state, environ)
+    if base_url is None:
+        return None
     scope = "all" if match["all"] else match["scope"]
-    return (scope, match["slug"], match["extension"], page, _base_url(state, environ))
+    return (scope, match["slug"], match["extension"], page, base_url)
 
 
 @lru_cache(maxsize=1024)
@@ -257,6 +284,8 @@ def _serve_feed() -> Response:
     """Render a feed on its first request (cache hits never reach Flask) and serve it."""
     state = _state()
     key = _feed_key(state, request.environ)
+    if key is None and _base_url(state, request.environ) is None:
+        abort(400, description="the Host header is missing or not a valid host name")
     if key is None:
         raw = request.args.get("page", "")
         abort(400, description=f"page must be a positive whole number, not {raw[:20]!r}")
