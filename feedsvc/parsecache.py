@@ -44,7 +44,8 @@ class FileState:
 
 
 def _format_version() -> bytes:
-    """Changes whenever the shape of what is pickled changes, so old caches are ignored."""
+    """Changes whenever the shape of what is pickled changes, or what a file parses to
+    (`PARSE_VERSION`), so old caches are ignored."""
     shapes = [
         f"{cls.__name__}:{','.join(f.name for f in fields(cls))}"
         for cls in (
@@ -58,6 +59,7 @@ def _format_version() -> bytes:
             FileState,
         )
     ]
+    shapes.append(f"parse:{records.PARSE_VERSION}")
     return hashlib.blake2b("|".join(shapes).encode(), digest_size=8).hexdigest().encode()
 
 

@@ -20,6 +20,9 @@ from typing import Any
 
 import yaml
 from slugify import slugify
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import BaseResolver
 
 from feedsvc.errors import Problem, RecordError, UrlError
 from feedsvc.urls import (
@@ -31,9 +34,6 @@ from feedsvc.urls import (
 )
 from feedsvc.values import pickled_by_fields
 
-# The C loader is several times faster; both are *safe* loaders, which build only plain values.
-YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 # XML 1.0 forbids these anywhere in a document; feedgen raises on them at render time.
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _WHITESPACE_RUN = re.compile(r"\s+")
@@ -42,6 +42,119 @@ _FRONT_MATTER = re.compile(
 )
 EARLIEST_YEAR = 1900
 _SHOWN_CHARS = 60
+
+# Bumped whenever the same file may parse to a different result, so parse caches are not trusted.
+PARSE_VERSION = 2
+
+_STR_TAG = BaseResolver.DEFAULT_SCALAR_TAG
+_SEQ_TAG = BaseResolver.DEFAULT_SEQUENCE_TAG
+_MAP_TAG = BaseResolver.DEFAULT_MAPPING_TAG
+_NULL_TAG = "tag:yaml.org,2002:null"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+# The tags a safe loader knows (`!!int`, `!!timestamp`...): an explicit one gives its plain value.
+_STANDARD_TAGS = frozenset(tag for tag in SafeConstructor.yaml_constructors if tag)
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_TRUE = frozenset({"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"})
+_FALSE = frozenset({"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"})
+
+
+class _PlainResolver(BaseResolver):
+    """Types only unquoted nulls and yes/no words (two set look-ups); numbers and dates stay
+    text, which the `FIELDS` converters read themselves. PyYAML's implicit typing (regexes per
+    scalar, then a datetime or int built for values mostly kept as text) cost a third of the
+    parse. A quoted `"no"` stays text, as before."""
+
+    def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is ScalarNode:
+            if implicit[0]:
+                if value in _NULLS:
+                    return _NULL_TAG
+                if value in _TRUE or value in _FALSE:
+                    return _BOOL_TAG
+            return _STR_TAG
+        return _SEQ_TAG if kind is SequenceNode else _MAP_TAG
+
+
+if yaml.__with_libyaml__:
+    from yaml.cyaml import CParser  # type: ignore[attr-defined]
+
+    class _Composer(CParser, _PlainResolver):
+        def __init__(self, text: str) -> None:
+            CParser.__init__(self, text)
+            _PlainResolver.__init__(self)
+
+else:  # pragma: no cover - PyYAML built without libyaml
+    from yaml.composer import Composer
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _Composer(Reader, Scanner, Parser, Composer, _PlainResolver):  # type: ignore[no-redef]
+        def __init__(self, text: str) -> None:
+            Reader.__init__(self, text)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            Composer.__init__(self)
+            _PlainResolver.__init__(self)
+
+
+_BUILDING = object()
+
+
+def load_yaml(text: str) -> Any:
+    """The one YAML document in `text` as plain values: str, list, dict, bool and None only.
+
+    Explicit standard tags (`!!int 5`) give the plain value of their node; any other tag
+    (`!!python/object`, `!custom`) is refused, so no YAML can construct an object.
+
+    :raises yaml.YAMLError: not YAML, more than one document, or a tag it refuses.
+    """
+    composer = _Composer(text)
+    try:
+        node = composer.get_single_node()
+    finally:
+        composer.dispose()
+    return None if node is None else _plain(node, {})
+
+
+def _plain(node: Node, built: dict[int, Any]) -> Any:
+    """Build one node; `built` shares the value of a node reached again through an alias."""
+    key = id(node)
+    if key in built:
+        if built[key] is _BUILDING:
+            raise ConstructorError(None, None, "found a recursive alias", node.start_mark)
+        return built[key]
+    tag = node.tag
+    if tag != _STR_TAG and tag != _MAP_TAG and tag != _SEQ_TAG:
+        if tag == _NULL_TAG:
+            return None
+        if tag == _BOOL_TAG and isinstance(node, ScalarNode):
+            if node.value in _TRUE or node.value in _FALSE:
+                return node.value in _TRUE
+        if tag not in _STANDARD_TAGS:
+            message = f"could not determine a constructor for the tag {tag!r}"
+            raise ConstructorError(None, None, message, node.start_mark)
+    if isinstance(node, ScalarNode):
+        return node.value
+    built[key] = _BUILDING
+    value: Any
+    if isinstance(node, SequenceNode):
+        value = [_plain(item, built) for item in node.value]
+    else:
+        assert isinstance(node, MappingNode)
+        value = {}
+        for key_node, value_node in node.value:
+            name = _plain(key_node, built)
+            if isinstance(name, list | dict):
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found unhashable key",
+                    key_node.start_mark,
+                )
+            value[name] = _plain(value_node, built)
+    built[key] = value
+    return value
 
 
 @pickled_by_fields
@@ -227,10 +340,17 @@ def _parse_date_text(text: str) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         pass
+    if SafeConstructor.timestamp_regexp.match(text):  # YAML forms ISO 8601 lacks (`... -5`)
+        moment = _TIMESTAMPS.construct_yaml_timestamp(ScalarNode(_TIMESTAMP_TAG, text))
+        return moment if isinstance(moment, datetime) else datetime(*moment.timetuple()[:3])
     try:
         return email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
+
+
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_TIMESTAMPS = SafeConstructor()
 
 
 def _url(value: Any, name: str, base: str | None) -> str:
@@ -502,9 +622,11 @@ def parse_text(text: str, path: str, asset_base_url: str | None = None) -> Parse
     except RecordError as exc:
         return ParseResult(None, (Problem(path, exc.field, exc.message),))
     try:
-        data = yaml.load(source, Loader=YamlLoader)
+        data = load_yaml(source)
     except yaml.YAMLError as exc:
         return ParseResult(None, (Problem(path, "", _yaml_message(exc, lines_before)),))
+    except RecursionError:
+        return ParseResult(None, (Problem(path, "", "is not valid YAML: nested too deeply"),))
     return record_from_mapping(data, path, asset_base_url)
 
 
