@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -33,6 +35,14 @@ def write(
     stat = path.stat()  # make sure the change is visible even within one mtime tick
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     return path
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll for `condition` (no fixed sleeps): fails the test if it does not hold in time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
 
 
 def titles(loader_or_collection) -> set[str]:  # type: ignore[no-untyped-def]
@@ -130,7 +140,10 @@ def test_requests_during_reloads_always_see_one_whole_version(tmp_records: Path)
     try:
         for n in range(5, 10):
             write(tmp_records, f"{n}.md", f"Title {n}", day=n + 1)
+            seen = len(served)
             assert state.reload()
+            # Requests must be answered between reloads, however fast a reload is.
+            wait_until(lambda seen=seen: len(served) >= seen + 2)
     finally:
         stop.set()
         for thread in threads:
