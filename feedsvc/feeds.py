@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,6 +21,8 @@ from feedsvc.urls import entry_id
 
 # An empty feed still needs an `updated`; "now" would change the bytes on every render.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Served by the web module from the package's static folder.
+STYLESHEET_PATH = "/static/feed.xsl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,11 @@ class Site:
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+    @property
+    def stylesheet_url(self) -> str:
+        """The XSL stylesheet that makes a feed opened in a browser readable."""
+        return self.url(STYLESHEET_PATH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +96,37 @@ class FeedDocument:
     entries: tuple[Entry, ...]
     page: int
     pages: int
+    stylesheet_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedListing:
+    """One feed as the index page and the OPML outline list it."""
+
+    scope: str
+    name: str
+    title: str
+    html_url: str
+    feed_urls: tuple[tuple[str, str], ...]  # (extension, URL), in the format registry's order
+    entries: int
+    updated: datetime | None
+
+    def feed_url(self, extension: str) -> str:
+        return dict(self.feed_urls)[extension]
 
 
 class Feed(ABC):
     """A feed: its records, newest first, and the hooks that name and place it."""
 
+    scope: str
+
     def __init__(self, records: tuple[Record, ...]) -> None:
         self.records = records
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """What the feed is about, as a heading or an outline shows it."""
 
     @property
     @abstractmethod
@@ -120,10 +151,20 @@ class Feed(ABC):
     def updated(self) -> datetime:
         return self.records[0].published if self.records else EPOCH
 
+    @property
+    def newest(self) -> datetime | None:
+        return self.records[0].published if self.records else None
+
 
 class AllItemsFeed(Feed):
+    scope = "all"
+
     def __init__(self, collection: Collection) -> None:
         super().__init__(collection.records)
+
+    @property
+    def name(self) -> str:
+        return "All articles"
 
     @property
     def path(self) -> str:
@@ -143,11 +184,13 @@ class AllItemsFeed(Feed):
 class GroupFeed(Feed):
     """A feed cut from one index of the collection: a topic or a provider."""
 
-    scope: str
-
     def __init__(self, group: Group) -> None:
         super().__init__(group.records)
         self.group = group
+
+    @property
+    def name(self) -> str:
+        return self.group.name
 
     @property
     def path(self) -> str:
@@ -222,12 +265,26 @@ def feed_document(feed: Feed, site: Site, extension: str, page: int = 1) -> Feed
 
     :raises PageNotFound: the feed has fewer pages.
     """
+    return _document(feed, site, f"{feed.path}.{extension}", page, site.stylesheet_url)
+
+
+def page_document(feed: Feed, site: Site, page: int = 1) -> FeedDocument:
+    """Page `page` of `feed` as its HTML page shows it: the same entries as the feed's page,
+    with the paging links of the HTML page.
+
+    :raises PageNotFound: the feed has fewer pages.
+    """
+    return _document(feed, site, feed.html_path, page, None)
+
+
+def _document(
+    feed: Feed, site: Site, path: str, page: int, stylesheet_url: str | None
+) -> FeedDocument:
     pages = page_count(feed, site)
     if not 1 <= page <= pages:
         raise PageNotFound(f"this feed has {pages} page{'s' if pages > 1 else ''}")
     start = (page - 1) * site.feed_size
     records = feed.records[start : start + site.feed_size]
-    path = f"{feed.path}.{extension}"
     return FeedDocument(
         id=site.url(feed.html_path),
         title=feed.title(site),
@@ -242,6 +299,26 @@ def feed_document(feed: Feed, site: Site, extension: str, page: int = 1) -> Feed
         entries=tuple(entry_for(record, site) for record in records),
         page=page,
         pages=pages,
+        stylesheet_url=stylesheet_url,
+    )
+
+
+def feed_listings(
+    collection: Collection, site: Site, extensions: Iterable[str]
+) -> tuple[FeedListing, ...]:
+    """Every feed of the collection with its URLs in each format, in `iter_feeds` order."""
+    extensions = tuple(extensions)
+    return tuple(
+        FeedListing(
+            scope=feed.scope,
+            name=feed.name,
+            title=feed.title(site),
+            html_url=site.url(feed.html_path),
+            feed_urls=tuple((ext, site.url(f"{feed.path}.{ext}")) for ext in extensions),
+            entries=len(feed.records),
+            updated=feed.newest,
+        )
+        for feed in iter_feeds(collection)
     )
 
 

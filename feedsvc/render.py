@@ -1,4 +1,8 @@
-"""A `FeedDocument` written out as Atom 1.0 or RSS 2.0 bytes; the only module that imports feedgen.
+"""A `FeedDocument` written out as Atom 1.0, RSS 2.0 or JSON Feed 1.1 bytes, and the list of
+feeds as OPML 2.0; the only module that imports feedgen.
+
+Atom and RSS carry an `xml-stylesheet` processing instruction: browsers show the feed through
+the XSL stylesheet as a readable page, while feed readers ignore it.
 
 feedgen 1.0.0 has traps (FEEDS.md §3); each is handled here, once, and named where it is:
 
@@ -18,9 +22,11 @@ feedgen 1.0.0 has traps (FEEDS.md §3); each is handled here, once, and named wh
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -29,7 +35,7 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from feedsvc.feeds import Entry, FeedDocument, Link
+from feedsvc.feeds import Entry, FeedDocument, FeedListing, Link
 from feedsvc.records import Image, clean_text
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -160,7 +166,7 @@ def _size(image: Image) -> dict[str, str]:
 
 
 def render_atom(doc: FeedDocument) -> bytes:
-    fg = _new_generator(doc, ATOM.media_type.split(";")[0])
+    fg = _new_generator(doc, ATOM.mime_type)
     for link in doc.paging:
         fg.link(href=link.href, rel=link.rel)
     _add_alternate(fg, doc)
@@ -177,11 +183,11 @@ def render_atom(doc: FeedDocument) -> bytes:
             Link(image.url, "enclosure", image.media_type) for image in entry.images
         )
         extras.atom_links.extend(entry.related)
-    return bytes(fg.atom_str(pretty=False))
+    return _with_stylesheet(bytes(fg.atom_str(pretty=False)), doc)
 
 
 def render_rss(doc: FeedDocument) -> bytes:
-    fg = _new_generator(doc, RSS.media_type.split(";")[0])
+    fg = _new_generator(doc, RSS.mime_type)
     fg.load_extension("dc")
     fg.feedsvc.rss_links.extend(doc.paging)
     _add_alternate(fg, doc)
@@ -194,7 +200,98 @@ def render_rss(doc: FeedDocument) -> bytes:
         if entry.content_html:
             fe.content(_text(entry.content_html))
         extras.rss_enclosure = entry.images[0] if entry.images else None
-    return _hex_references(bytes(fg.rss_str(pretty=False)))
+    return _with_stylesheet(_hex_references(bytes(fg.rss_str(pretty=False))), doc)
+
+
+_XML_DECLARATION_END = b"?>\n"
+
+
+def _with_stylesheet(body: bytes, doc: FeedDocument) -> bytes:
+    """The document with an `xml-stylesheet` instruction after the XML declaration (feedgen
+    has no way to add one)."""
+    if doc.stylesheet_url is None:
+        return body
+    href = html.escape(doc.stylesheet_url, quote=True)
+    instruction = f'<?xml-stylesheet type="text/xsl" href="{href}"?>\n'.encode()
+    end = body.index(_XML_DECLARATION_END) + len(_XML_DECLARATION_END)
+    return body[:end] + instruction + body[end:]
+
+
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+
+
+def render_json(doc: FeedDocument) -> bytes:
+    """JSON Feed 1.1: the same entries and ids as Atom and RSS; paging as `next_url`."""
+    feed: dict[str, Any] = {
+        "version": JSON_FEED_VERSION,
+        "title": _text(doc.title),
+        "home_page_url": doc.html_url,
+        "feed_url": doc.self_url,
+        "description": _text(doc.subtitle),
+        "authors": [{"name": _text(doc.author)}],
+        "language": doc.language,
+    }
+    if doc.icon is not None:
+        feed["favicon"] = doc.icon.url
+    next_page = next((link.href for link in doc.paging if link.rel == "next"), None)
+    if next_page is not None:
+        feed["next_url"] = next_page
+    feed["items"] = [_json_item(entry) for entry in doc.entries]
+    return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _json_item(entry: Entry) -> dict[str, Any]:
+    """One item; text goes through `_text` as in the XML formats, so every format shows the
+    same characters."""
+    item: dict[str, Any] = {"id": entry.id, "url": entry.link, "title": _text(entry.title)}
+    if entry.summary:
+        item["summary"] = _text(entry.summary)
+    # One of content_html and content_text is required; the title stands in, as in Atom.
+    if entry.content_html:
+        item["content_html"] = _text(entry.content_html)
+    else:
+        item["content_text"] = _text(entry.summary or entry.title)
+    item["date_published"] = _utc(entry.published).isoformat().replace("+00:00", "Z")
+    if entry.author:
+        item["authors"] = [{"name": _text(entry.author)}]
+    if entry.categories:
+        item["tags"] = [_text(category.label) for category in entry.categories]
+    if entry.images:
+        item["image"] = entry.images[0].url
+        item["attachments"] = [
+            {"url": image.url, "mime_type": image.media_type} for image in entry.images
+        ]
+    return item
+
+
+OPML_MEDIA_TYPE = "text/x-opml; charset=utf-8"
+_OPML_GROUPS = {"all": "All articles", "topics": "Topics", "providers": "Providers"}
+
+
+def render_opml(title: str, listings: Iterable[FeedListing], extension: str = "atom") -> bytes:
+    """OPML 2.0 listing each feed once (in the format `extension`), grouped as the index page
+    groups them, so a reader's import subscribes to every feed exactly once."""
+    listings = tuple(listings)
+    root = etree.Element("opml", version="2.0")
+    head = etree.SubElement(root, "head")
+    etree.SubElement(head, "title").text = _text(title)
+    newest = max((item.updated for item in listings if item.updated), default=None)
+    if newest is not None:
+        etree.SubElement(head, "dateModified").text = format_datetime(_utc(newest), usegmt=True)
+    body = etree.SubElement(root, "body")
+    for scope, label in _OPML_GROUPS.items():
+        group = etree.SubElement(body, "outline", text=label)
+        for item in (listing for listing in listings if listing.scope == scope):
+            etree.SubElement(
+                group,
+                "outline",
+                type="rss",  # OPML 2.0 names every feed subscription "rss", Atom ones too
+                text=_text(item.title),
+                title=_text(item.title),
+                xmlUrl=item.feed_url(extension),
+                htmlUrl=item.html_url,
+            )
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
 def _hex_references(body: bytes) -> bytes:
@@ -210,10 +307,17 @@ class Format:
     """One output format: the routes, the static build and the tests all iterate over these."""
 
     extension: str
+    name: str  # as subscribe links show it
     media_type: str
     render: Callable[[FeedDocument], bytes]
 
+    @property
+    def mime_type(self) -> str:
+        """The media type without parameters, as `<link type>` and OPML want it."""
+        return self.media_type.split(";")[0]
 
-ATOM = Format("atom", "application/atom+xml; charset=utf-8", render_atom)
-RSS = Format("rss", "application/rss+xml; charset=utf-8", render_rss)
-FORMATS: dict[str, Format] = {fmt.extension: fmt for fmt in (ATOM, RSS)}
+
+ATOM = Format("atom", "Atom", "application/atom+xml; charset=utf-8", render_atom)
+RSS = Format("rss", "RSS", "application/rss+xml; charset=utf-8", render_rss)
+JSON = Format("json", "JSON Feed", "application/feed+json; charset=utf-8", render_json)
+FORMATS: dict[str, Format] = {fmt.extension: fmt for fmt in (ATOM, RSS, JSON)}

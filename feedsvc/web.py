@@ -31,8 +31,15 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from feedsvc.cache import CODINGS, IDENTITY, Headers, RenderCache, RenderedFeed, rendered_feed
 from feedsvc.errors import PageNotFound
-from feedsvc.feeds import Site, feed_document, find_feed
-from feedsvc.render import FORMATS
+from feedsvc.feeds import EPOCH, Feed, FeedListing, Site, feed_document, feed_listings, find_feed
+from feedsvc.pages import (
+    CONTENT_SECURITY_POLICY,
+    HTML_MEDIA_TYPE,
+    render_feed_page,
+    render_index,
+    render_not_found,
+)
+from feedsvc.render import FORMATS, OPML_MEDIA_TYPE, render_opml
 from feedsvc.repository import Collection, CollectionLoader
 from feedsvc.settings import ENV_PREFIX, Settings, defaults
 
@@ -139,6 +146,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     state = _State(settings, loader)
     app.extensions[_EXTENSION_KEY] = state
+    app.jinja_env.trim_blocks = True  # templates read like HTML without leaving blank lines
+    app.jinja_env.lstrip_blocks = True
     app.register_blueprint(bp)
     app.register_error_handler(HTTPException, _plain_error)
     app.after_request(_security_headers)
@@ -265,13 +274,17 @@ class _CachedFeeds:
         return self.app(environ, start_response)
 
 
+def _site(state: _State, base_url: str) -> Site:
+    settings = state.settings
+    return Site(base_url, settings.site_title, settings.language, settings.feed_size)
+
+
 def _render(state: _State, collection: Collection, key: FeedKey) -> RenderedFeed:
     scope, slug, extension, page, base_url = key
     feed = find_feed(collection, scope, slug)
     if feed is None:
         abort(404, description=f"there is no feed for {scope} {slug!r}")
-    settings = state.settings
-    site = Site(base_url, settings.site_title, settings.language, settings.feed_size)
+    site = _site(state, base_url)
     fmt = FORMATS[extension]
     try:
         document = feed_document(feed, site, extension, page)
@@ -307,6 +320,92 @@ def all_items_feed(extension: str) -> Response:
 @bp.get(f"/feeds/<any(topics, providers):scope>/<slug>.{_EXTENSION}")
 def group_feed(scope: str, slug: str, extension: str) -> Response:
     return _serve_feed()
+
+
+# Pages and the OPML list share the render cache with the feeds, under keys whose "extension"
+# is not a feed format, so they are rendered once per collection version and get the same
+# ETags, compression and conditional GET.
+_PAGE = "html"
+_OPML = "opml"
+
+
+def _listings(site: Site, collection: Collection) -> tuple[FeedListing, ...]:
+    return feed_listings(collection, site, FORMATS)
+
+
+def _page_or_404(scope: str, slug: str | None) -> WerkzeugResponse:
+    """An HTML page (the index when scope is "all"), or the HTML 404 page."""
+    state = _state()
+    base_url = _base_url(state, request.environ)
+    page = _page(request.query_string.decode("latin-1"))
+    if page is None:
+        abort(400, description="page must be a positive whole number")
+    snapshot = state.snapshot
+    feed = find_feed(snapshot.collection, scope, slug)
+    if feed is None:
+        return _not_found_page(state, base_url, f"There is no {scope[:-1]} called {slug!r} here.")
+    key: FeedKey = (scope, slug, _PAGE, page, base_url)
+    try:
+        rendered = snapshot.renders.get_or_render(
+            key, lambda: _render_page(state, snapshot.collection, feed, key)
+        )
+    except PageNotFound as exc:
+        return _not_found_page(state, base_url, f"This page does not exist: {exc}.")
+    return _page_response(state, rendered)
+
+
+def _render_page(state: _State, collection: Collection, feed: Feed, key: FeedKey) -> RenderedFeed:
+    scope, _, _, page, base_url = key
+    site = _site(state, base_url)
+    listings = _listings(site, collection)
+    if scope == "all":
+        body = render_index(collection, site, listings, page)
+    else:
+        listing = next(item for item in listings if item.html_url == site.url(feed.html_path))
+        body = render_feed_page(feed, site, listing, page)
+    return rendered_feed(body.encode(), HTML_MEDIA_TYPE, feed.updated)
+
+
+def _page_response(state: _State, rendered: RenderedFeed) -> WerkzeugResponse:
+    status, headers, body = _feed_response(state, rendered, request.environ)
+    response = Response(body, status, headers)
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
+
+
+def _not_found_page(state: _State, base_url: str, message: str) -> WerkzeugResponse:
+    body = render_not_found(_site(state, base_url), message)
+    response = Response(body, 404, content_type=HTML_MEDIA_TYPE)
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
+
+
+@bp.get("/")
+def index_page() -> WerkzeugResponse:
+    return _page_or_404("all", None)
+
+
+@bp.get("/<any(topics, providers):scope>/<slug>")
+def group_page(scope: str, slug: str) -> WerkzeugResponse:
+    return _page_or_404(scope, slug)
+
+
+@bp.get("/feeds.opml")
+def opml_list() -> Response:
+    """Every feed once, grouped as on the index, for a feed reader's import."""
+    state = _state()
+    snapshot = state.snapshot
+    key: FeedKey = ("all", None, _OPML, 1, _base_url(state, request.environ))
+
+    def render() -> RenderedFeed:
+        site = _site(state, key[4])
+        body = render_opml(site.title, _listings(site, snapshot.collection))
+        updated = snapshot.collection.updated or EPOCH
+        return rendered_feed(body, OPML_MEDIA_TYPE, updated)
+
+    rendered = snapshot.renders.get_or_render(key, render)
+    status, headers, body = _feed_response(state, rendered, request.environ)
+    return Response(body, status, headers)
 
 
 @bp.get("/healthz")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,59 @@ def read_feed(body: bytes) -> Any:
     parsed = feedparser.parse(body)
     assert not parsed.bozo, parsed.get("bozo_exception")
     return parsed
+
+
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+
+
+def is_absolute_url(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
+def read_json_feed(body: bytes) -> dict[str, Any]:
+    """Parse a JSON Feed, asserting the rules JSON Feed 1.1 states as required (feedparser 6.0
+    does not read JSON Feed): version, title, items with unique string ids, one of
+    content_html/content_text, absolute URLs, attachments with url and mime_type."""
+    feed = json.loads(body.decode("utf-8"))
+    assert feed["version"] == JSON_FEED_VERSION
+    assert isinstance(feed["title"], str) and feed["title"]
+    for key in ("home_page_url", "feed_url", "next_url", "icon", "favicon"):
+        assert key not in feed or is_absolute_url(feed[key]), key
+    assert all(isinstance(author["name"], str) for author in feed.get("authors", []))
+    items = feed["items"]
+    ids = [item["id"] for item in items]
+    assert all(isinstance(item_id, str) and item_id for item_id in ids)
+    assert len(set(ids)) == len(ids)
+    for item in items:
+        assert "content_html" in item or "content_text" in item, item["id"]
+        assert is_absolute_url(item.get("url", "http://")), item["id"]
+        assert all(isinstance(tag, str) for tag in item.get("tags", []))
+        for attachment in item.get("attachments", []):
+            assert is_absolute_url(attachment["url"]) and "/" in attachment["mime_type"]
+        if "date_published" in item:
+            assert datetime.fromisoformat(item["date_published"]).tzinfo is not None
+    return dict(feed)
+
+
+def entry_links(body: bytes, extension: str) -> list[tuple[str, str]]:
+    """(id, article URL) of each entry of a feed in any format, after checking the feed
+    strictly for that format."""
+    if extension == "json":
+        return [(item["id"], item["url"]) for item in read_json_feed(body)["items"]]
+    parse_xml(body)
+    return [(entry.id, entry.link) for entry in read_feed(body).entries]
+
+
+def entry_ids(body: bytes, extension: str) -> list[str]:
+    return [entry_id for entry_id, _ in entry_links(body, extension)]
+
+
+def next_page(body: bytes, extension: str) -> str | None:
+    """The feed's link to its next page: `next_url` in JSON Feed, a `next` link otherwise."""
+    if extension == "json":
+        url: str | None = read_json_feed(body).get("next_url")
+        return url
+    return next((link.href for link in read_feed(body).feed.links if link.rel == "next"), None)
 
 
 def atom_entries(root: Any) -> list[Any]:

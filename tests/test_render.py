@@ -10,7 +10,7 @@ import pytest
 
 from feedsvc.feeds import Category, Entry, FeedDocument, Link
 from feedsvc.records import Image
-from feedsvc.render import ATOM, FORMATS, RSS
+from feedsvc.render import ATOM, FORMATS, JSON, RSS
 from tests.conftest import ATOM as A
 from tests.conftest import MEDIA, atom_entries, parse_xml, read_feed
 
@@ -85,7 +85,7 @@ def test_trap2_and_3_rss_has_one_enclosure_with_a_numeric_length() -> None:
 
 
 def test_trap4_media_content_is_not_grouped() -> None:
-    for fmt in FORMATS.values():
+    for fmt in (ATOM, RSS):
         root = parse_xml(fmt.render(document()))
         assert not list(root.iter(f"{MEDIA}group"))
         contents = list(root.iter(f"{MEDIA}content"))
@@ -153,11 +153,12 @@ def test_trap10_forbidden_characters_never_fail_a_feed() -> None:
     )
     for fmt in FORMATS.values():
         body = fmt.render(doc)
-        parse_xml(body)
+        if fmt is not JSON:
+            parse_xml(body)
         assert b"bell nul ffff" in body
 
 
-@pytest.mark.parametrize("fmt", FORMATS.values(), ids=FORMATS.keys())
+@pytest.mark.parametrize("fmt", (ATOM, RSS), ids=("atom", "rss"))
 def test_text_is_text_and_reads_back_unchanged(fmt) -> None:  # type: ignore[no-untyped-def]
     parsed = read_feed(fmt.render(document()))
     first = parsed.entries[0]

@@ -14,7 +14,10 @@ from tests.conftest import (
     MEDIA,
     SECRET_MARKER,
     atom_entries,
+    entry_ids,
+    entry_links,
     make_app,
+    next_page,
     parse_xml,
     read_feed,
 )
@@ -36,15 +39,14 @@ def test_every_feed_in_every_format_is_served_valid_and_complete(
     app: Flask, client: FlaskClient
 ) -> None:
     urls = feed_urls(app)
-    assert len(urls) == 2 * (1 + 4 + 6)
+    assert len(urls) == len(FORMATS) * (1 + 4 + 6)
     for url, feed in urls:
         response = client.get(url)
         assert response.status_code == 200, url
         fmt = FORMATS[url.rsplit(".", 1)[1]]
         assert response.content_type == fmt.media_type
-        parse_xml(response.data)
-        parsed = read_feed(response.data)
-        assert [e.id for e in parsed.entries] == [r.id for r in feed.records], url
+        ids = entry_ids(response.data, fmt.extension)
+        assert ids == [r.id for r in feed.records], url
         assert SECRET_MARKER.encode() not in response.data
 
 
@@ -66,8 +68,8 @@ def test_without_base_url_links_follow_the_request_host() -> None:
 def test_ids_are_the_same_in_every_format_and_feed(app: Flask, client: FlaskClient) -> None:
     ids_by_link: dict[str, set[str]] = {}
     for url, _ in feed_urls(app):
-        for entry in read_feed(client.get(url).data).entries:
-            ids_by_link.setdefault(entry.link, set()).add(entry.id)
+        for entry_id, link in entry_links(client.get(url).data, url.rsplit(".", 1)[1]):
+            ids_by_link.setdefault(link, set()).add(entry_id)
     assert ids_by_link and all(len(ids) == 1 for ids in ids_by_link.values())
 
 
@@ -80,7 +82,7 @@ def test_every_record_reaches_every_feed_it_belongs_to(app: Flask, client: Flask
             urls.append(f"/feeds/providers/{record.provider.slug}")
         for url in urls:
             for extension in FORMATS:
-                ids = [e.id for e in read_feed(client.get(f"{url}.{extension}").data).entries]
+                ids = entry_ids(client.get(f"{url}.{extension}").data, extension)
                 assert record.id in ids, (record.path, url, extension)
 
 
@@ -149,9 +151,9 @@ def test_paging_follows_next_links_through_every_record() -> None:
         url: str | None = f"/feeds/all.{extension}"
         seen: list[str] = []
         while url:
-            parsed = read_feed(client.get(url.removeprefix(BASE_URL)).data)
-            seen += [entry.id for entry in parsed.entries]
-            url = next((li.href for li in parsed.feed.links if li.rel == "next"), None)
+            body = client.get(url.removeprefix(BASE_URL)).data
+            seen += entry_ids(body, extension)
+            url = next_page(body, extension)
         assert seen == [record.id for record in collection_of(app).records]
 
 

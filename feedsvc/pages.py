@@ -1,0 +1,96 @@
+"""The HTML pages people read: the index, one page per topic and provider, and the 404 page.
+
+Pages show the same entries as the feeds (`page_document` cuts the same pages), through Jinja
+templates with autoescaping. They link their feeds for autodiscovery and use no script and no
+external asset, so the Content-Security-Policy the web module sends can forbid both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import render_template
+
+from feedsvc.feeds import AllItemsFeed, Feed, FeedDocument, FeedListing, Site, page_document
+from feedsvc.render import FORMATS, Format
+from feedsvc.repository import Collection
+
+# No script at all, styles only from the site, images from anywhere (articles' images live on
+# their publishers' hosts), and nothing may frame the pages or redirect their forms.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src http: https:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+HTML_MEDIA_TYPE = "text/html; charset=utf-8"
+STYLESHEET_PATH = "/static/style.css"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A link to a feed in one format: the `<link rel="alternate">` and the subscribe link."""
+
+    format: Format
+    url: str
+    title: str
+
+
+def subscriptions(listing: FeedListing) -> tuple[Subscription, ...]:
+    return tuple(
+        Subscription(FORMATS[extension], url, f"{listing.title} ({FORMATS[extension].name})")
+        for extension, url in listing.feed_urls
+    )
+
+
+def render_index(
+    collection: Collection, site: Site, listings: tuple[FeedListing, ...], page: int
+) -> str:
+    """The site's front page: every feed with its subscribe links, and the newest articles
+    (it is the HTML alternate of the all-items feed, paged like it).
+
+    :raises PageNotFound: the all-items feed has fewer pages.
+    """
+    document = page_document(AllItemsFeed(collection), site, page)
+    everything = next(listing for listing in listings if listing.scope == "all")
+    return render_template(
+        "index.html",
+        site=site,
+        stylesheet_url=site.url(STYLESHEET_PATH),
+        opml_url=site.url("/feeds.opml"),
+        document=document,
+        feed=everything,
+        subscriptions=subscriptions(everything),
+        topics=_by_name(listings, "topics"),
+        providers=_by_name(listings, "providers"),
+        subscriptions_of=subscriptions,
+    )
+
+
+def render_feed_page(feed: Feed, site: Site, listing: FeedListing, page: int) -> str:
+    """The page of one topic or provider: its newest entries, paged like its feed.
+
+    :raises PageNotFound: the feed has fewer pages.
+    """
+    document: FeedDocument = page_document(feed, site, page)
+    return render_template(
+        "feed.html",
+        site=site,
+        stylesheet_url=site.url(STYLESHEET_PATH),
+        opml_url=site.url("/feeds.opml"),
+        document=document,
+        feed=listing,
+        subscriptions=subscriptions(listing),
+    )
+
+
+def render_not_found(site: Site, message: str) -> str:
+    return render_template(
+        "404.html",
+        site=site,
+        stylesheet_url=site.url(STYLESHEET_PATH),
+        opml_url=site.url("/feeds.opml"),
+        message=message,
+    )
+
+
+def _by_name(listings: tuple[FeedListing, ...], scope: str) -> list[FeedListing]:
+    return sorted((item for item in listings if item.scope == scope), key=lambda i: i.name.lower())
