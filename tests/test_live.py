@@ -3,17 +3,10 @@ by feedparser (a real feed reader's parser) and plain urllib."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.message import Message
 from pathlib import Path
 
 import feedparser
@@ -21,29 +14,9 @@ import pytest
 
 from feedsvc.server import SERVERS
 from tests.conftest import RECORDS, SECRET_MARKER, parse_xml
+from tests.servers import fetch, running_feedsvc
 
 pytestmark = pytest.mark.live
-STARTUP_SECONDS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.1)
-    raise RuntimeError(f"server did not answer {url} within {STARTUP_SECONDS}s")
 
 
 @dataclass(frozen=True)
@@ -57,26 +30,9 @@ def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """`feedsvc serve` with each supported server, on a free loopback port, stopped by its PID."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
-    env["FEEDSVC_PARSE_CACHE"] = "off"
-    command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(RECORDS)]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
-    command += ["--server", request.param]
     log = tmp_path_factory.mktemp("live") / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(base + "/healthz", process)
-        yield Server(base, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_feedsvc(RECORDS, log, server=request.param, workers=2) as url:
+        yield Server(url, log)
 
 
 @pytest.fixture
@@ -88,15 +44,6 @@ def test_collection_is_loaded_once_before_the_workers_start(live: Server) -> Non
     fetch(live.url + "/feeds/all.atom")
     loads = [line for line in live.log.read_text().splitlines() if "loaded 9 records" in line]
     assert len(loads) == 1
-
-
-def fetch(url: str) -> tuple[int, Message, bytes]:
-    """Status, headers (case-insensitive, as servers may send them lower-cased) and body."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
 
 
 @pytest.mark.parametrize(
@@ -151,25 +98,8 @@ def test_an_added_record_appears_without_a_restart(tmp_path: Path) -> None:
     worker serves it in its topic and provider feeds, and untouched feeds still answer 304."""
     folder = tmp_path / "records"
     shutil.copytree(RECORDS, folder)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
-    env.update(FEEDSVC_PARSE_CACHE="off", FEEDSVC_RELOAD_INTERVAL="0.3")
-    command = [
-        sys.executable,
-        "-m",
-        "feedsvc",
-        "serve",
-        "--seeds",
-        str(folder),
-        "--port",
-        str(port),
-    ]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(base + "/healthz", process)
+    settings = {"RELOAD_INTERVAL": "0.3"}
+    with running_feedsvc(folder, tmp_path / "server.log", workers=2, settings=settings) as base:
         untouched = feedparser.parse(base + "/feeds/providers/usnews-com.atom")
         (folder / "2024-05-01-new.md").write_text(NEW_RECORD, encoding="utf-8")
         deadline = time.monotonic() + 10
@@ -190,9 +120,6 @@ def test_an_added_record_appears_without_a_restart(tmp_path: Path) -> None:
         assert titles[0] == "A record added while serving"
         again = feedparser.parse(base + "/feeds/providers/usnews-com.atom", etag=untouched.etag)
         assert again.status == 304
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 NEW_RECORD = """---

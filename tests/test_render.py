@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from feedsvc.feeds import Category, Entry, FeedDocument, Link
+from feedsvc.feeds import Category, Entry, FeedDocument, FeedListing, Link
 from feedsvc.records import Image
-from feedsvc.render import ATOM, FORMATS, JSON, RSS
+from feedsvc.render import ATOM, FORMATS, JSON, RSS, render_opml
 from tests.conftest import ATOM as A
-from tests.conftest import MEDIA, atom_entries, parse_xml, read_feed
+from tests.conftest import MEDIA, atom_entries, parse_xml, read_feed, read_json_feed
 
 ATOM_LINK = "{http://www.w3.org/2005/Atom}link"
 JPEG = Image("https://img.example/one.jpg", 640, 480, "image/jpeg")
@@ -232,3 +232,61 @@ def test_rss_writes_ampersand_and_less_than_as_hexadecimal_references() -> None:
     item = parse_xml(body).find("channel/item")
     assert item.findtext("title") == "AT&T <UBER.N> &lt;kept&gt;"
     assert read_feed(body).entries[0].title == "AT&T <UBER.N> &lt;kept&gt;"
+
+
+def test_json_feed_carries_the_same_entries_ids_images_authors_and_tags() -> None:
+    doc = document()
+    feed = read_json_feed(JSON.render(doc))
+    assert feed["feed_url"] == doc.self_url and feed["home_page_url"] == doc.html_url
+    assert feed["next_url"] == "http://feeds.test/feeds/all.atom?page=3"
+    assert feed["favicon"] == "https://img.example/logo.jpg"
+    first = feed["items"][0]
+    assert [item["id"] for item in feed["items"]] == [e.id for e in doc.entries]
+    assert first["title"] == "Entry 3 & <friends>"  # text, not HTML: JSON needs no escaping
+    assert first["summary"] == "Summary 3 of <UBER.N> & co"
+    assert first["content_html"] == "<p>Other coverage</p>"
+    assert first["date_published"] == "2022-01-03T00:00:00Z"
+    assert first["authors"] == [{"name": "Provider & Co"}]
+    assert first["tags"] == ["Computer Vision"]
+    assert first["image"] == JPEG.url
+    assert first["attachments"] == [
+        {"url": JPEG.url, "mime_type": "image/jpeg"},
+        {"url": PNG.url, "mime_type": "image/png"},
+    ]
+
+
+def test_json_feed_items_always_have_content_and_the_last_page_no_next_url() -> None:
+    bare = entry(1, summary="", content_html=None, images=(), categories=(), author=None)
+    feed = read_json_feed(JSON.render(document(entries=(bare,), paging=())))
+    assert "next_url" not in feed
+    assert feed["items"][0]["content_text"] == bare.title
+    assert not {"image", "attachments", "tags", "authors", "summary"} & set(feed["items"][0])
+
+
+def test_xml_feeds_point_browsers_at_the_stylesheet_and_readers_ignore_it() -> None:
+    url = "http://feeds.test/static/feed.xsl"
+    for fmt in (ATOM, RSS):
+        styled = fmt.render(document(stylesheet_url=url))
+        plain = fmt.render(document(stylesheet_url=None))
+        tree = parse_xml(styled).getroottree()
+        instruction = tree.getroot().getprevious()
+        assert instruction.target == "xml-stylesheet"
+        assert instruction.get("href") == url and instruction.get("type") == "text/xsl"
+        assert read_feed(styled) == read_feed(plain)
+
+
+def test_opml_lists_each_feed_once_in_its_group() -> None:
+    listings = [
+        FeedListing(scope, name, f"News: {name}", f"http://feeds.test/{name}", urls, 1, None)
+        for scope, name in (("all", "All & more"), ("topics", "AI"), ("providers", "조선일보"))
+        for urls in [tuple((ext, f"http://feeds.test/{name}.{ext}") for ext in FORMATS)]
+    ]
+    root = parse_xml(render_opml("News & views", listings))
+    assert root.get("version") == "2.0" and root.findtext("head/title") == "News & views"
+    groups = root.findall("body/outline")
+    assert [group.get("text") for group in groups] == ["All articles", "Topics", "Providers"]
+    for group, listing in zip(groups, listings, strict=True):
+        (outline,) = group.findall("outline")
+        assert outline.get("type") == "rss" and outline.get("text") == listing.title
+        assert outline.get("xmlUrl") == listing.feed_url("atom")
+        assert outline.get("htmlUrl") == listing.html_url

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from lxml import etree, html
 
 from feedsvc.feeds import iter_feeds
 from feedsvc.render import FORMATS
@@ -176,3 +177,47 @@ def test_healthz_counts(client: FlaskClient) -> None:
     }
     assert health["warnings"] == len(client.application.extensions["feedsvc"].collection.warnings)
     assert health["render_cache"]["entries"] == 0
+
+
+def test_opml_lists_every_feed_once_and_each_url_resolves(app: Flask, client: FlaskClient) -> None:
+    response = client.get("/feeds.opml")
+    assert response.content_type == "text/x-opml; charset=utf-8"
+    outlines = parse_xml(response.data).findall("body/outline/outline")
+    feeds = list(iter_feeds(collection_of(app)))
+    assert [o.get("xmlUrl") for o in outlines] == [f"{BASE_URL}{f.path}.atom" for f in feeds]
+    for outline in outlines:
+        feed = client.get(outline.get("xmlUrl").removeprefix(BASE_URL))
+        assert read_feed(feed.data).feed.title == outline.get("title")
+        assert client.get(outline.get("htmlUrl").removeprefix(BASE_URL)).status_code == 200
+
+
+def test_feeds_opened_in_a_browser_are_styled_by_the_served_stylesheet(client: FlaskClient) -> None:
+    for extension in ("atom", "rss"):
+        body = client.get(f"/feeds/topics/computer-vision.{extension}").data
+        feed = parse_xml(body)
+        href = feed.getroottree().getroot().getprevious().get("href")
+        with client.get(href.removeprefix(BASE_URL)) as stylesheet:
+            assert stylesheet.status_code == 200
+            assert stylesheet.content_type.startswith("application/xslt+xml")
+            transform = etree.XSLT(parse_xml(stylesheet.data))
+        page = html.document_fromstring(str(transform(feed)))
+        parsed = read_feed(body)
+        assert page.findtext(".//h1") == parsed.feed.title
+        assert page.get_element_by_id("feed-address").text_content() == BASE_URL + (
+            f"/feeds/topics/computer-vision.{extension}"
+        )
+        articles = page.xpath("//article")
+        assert [a.find("h2/a").get("href") for a in articles] == [e.link for e in parsed.entries]
+        assert [a.find("h2/a").text_content() for a in articles] == [
+            e.title for e in parsed.entries
+        ]
+        assert not list(page.iter("script"))
+
+
+def test_rss_descriptions_read_as_written_in_the_styled_view(client: FlaskClient) -> None:
+    with client.get("/static/feed.xsl") as stylesheet:
+        transform = etree.XSLT(parse_xml(stylesheet.data))
+    feed = parse_xml(client.get("/feeds/providers/chosun-com.rss").data)
+    page = html.document_fromstring(str(transform(feed)))
+    texts = [p.text_content() for p in page.xpath("//article/p[not(@class)]")]
+    assert any("Shares of <UBER.N> rose 3% & analysts" in text for text in texts), texts

@@ -10,6 +10,7 @@ import brotli
 import pytest
 from flask.testing import FlaskClient
 
+from feedsvc.render import FORMATS
 from tests.conftest import make_app, read_feed
 
 URL = "/feeds/topics/computer-vision.atom"
@@ -200,3 +201,18 @@ def test_bad_page_is_refused_even_when_page_one_is_cached(client: FlaskClient) -
     assert client.get(URL).status_code == 200
     assert client.get(URL + "?page=0").status_code == 400
     assert client.get(URL + "?page=1&page=x").status_code == 200  # the first value counts
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*(f"/feeds/topics/computer-vision.{ext}" for ext in FORMATS), "/feeds.opml", "/"],
+)
+def test_every_format_the_opml_and_pages_answer_conditional_requests(
+    client: FlaskClient, path: str
+) -> None:
+    first = client.get(path)
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "public, max-age=300"
+    by_etag = client.get(path, headers={"If-None-Match": first.headers["ETag"]})
+    by_date = client.get(path, headers={"If-Modified-Since": first.headers["Last-Modified"]})
+    assert by_etag.status_code == by_date.status_code == 304
+    assert by_etag.headers["ETag"] == first.headers["ETag"] and by_etag.data == b""

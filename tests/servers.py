@@ -1,0 +1,81 @@
+"""Starting the real service for tests: `feedsvc serve` in a child process on a free loopback
+port, stopped by its own PID. Used by the live, browser and feed-reader tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import Message
+from pathlib import Path
+
+STARTUP_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, Message, bytes]:
+    """Status, headers (case-insensitive, as servers may send them lower-cased) and body."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    raise RuntimeError(f"server did not answer {url} within {STARTUP_SECONDS}s")
+
+
+@contextmanager
+def running_feedsvc(
+    seeds: Path,
+    log: Path,
+    *,
+    server: str = "granian",
+    workers: int = 1,
+    settings: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """`feedsvc serve` as the README runs it; yields its base URL. The developer's FEEDSVC_*
+    variables are left out; `settings` are passed as FEEDSVC_* variables."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    env["FEEDSVC_PARSE_CACHE"] = "off"
+    env.update({f"FEEDSVC_{name}": value for name, value in (settings or {}).items()})
+    command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(seeds)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    command += ["--server", server]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base + "/healthz", process)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

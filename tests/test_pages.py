@@ -1,0 +1,153 @@
+"""The HTML pages, parsed as HTML (lxml) and checked for structure, links and their headers."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from flask.testing import FlaskClient
+from lxml import html
+
+from feedsvc.feeds import iter_feeds
+from feedsvc.render import FORMATS
+from tests.conftest import BASE_URL, make_app
+
+PAGES = ["/", "/topics/ai", "/topics/computer-vision", "/providers/usnews-com"]
+
+
+def page(client: FlaskClient, path: str, status: int = 200) -> Any:
+    response = client.get(path)
+    assert response.status_code == status, path
+    assert response.content_type == "text/html; charset=utf-8"
+    return html.document_fromstring(response.data)
+
+
+def alternates(doc: Any) -> dict[str, str]:
+    """type -> href of the page's autodiscovery links."""
+    return {
+        link.get("type"): link.get("href")
+        for link in doc.head.iter("link")
+        if link.get("rel") == "alternate"
+    }
+
+
+def status_of(client: FlaskClient, path: str) -> int:
+    with client.get(path) as response:  # closes static files' handles
+        return response.status_code
+
+
+def local(url: str) -> str:
+    assert url.startswith(BASE_URL), url
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def test_index_lists_every_feed_with_counts_dates_and_subscribe_links(
+    client: FlaskClient,
+) -> None:
+    doc = page(client, "/")
+    collection = client.application.extensions["feedsvc"].collection
+    assert doc.get("lang") == "en"
+    assert doc.findtext(".//h1") == "feedsvc"
+    assert alternates(doc) == {
+        fmt.mime_type: f"{BASE_URL}/feeds/all.{fmt.extension}" for fmt in FORMATS.values()
+    }
+    for scope, groups in (("topics", collection.topics), ("providers", collection.providers)):
+        rows = doc.xpath(f"//section[@aria-labelledby='{scope}']//tbody/tr")
+        assert len(rows) == len(groups)
+        for row in rows:
+            name = row.find("th/a")
+            group = groups[name.get("href").rsplit("/", 1)[1]]
+            assert name.text_content() == group.name
+            cells = row.findall("td")
+            assert cells[0].text_content() == str(len(group.records))
+            assert cells[1].find("time").get("datetime") == group.updated.isoformat()
+            subscribe = [a.get("href") for a in cells[2].iter("a")]
+            assert subscribe == [f"{BASE_URL}/feeds/{scope}/{group.slug}.{ext}" for ext in FORMATS]
+
+
+def test_every_link_on_the_index_resolves(client: FlaskClient) -> None:
+    doc = page(client, "/")
+    urls = {a.get("href") for a in doc.iter("a")} | {li.get("href") for li in doc.iter("link")}
+    own = {url for url in urls if url.startswith(BASE_URL)}
+    assert len(own) > 3 * len(FORMATS) * 2
+    for url in sorted(own):
+        assert status_of(client, local(url)) == 200, url
+
+
+def test_topic_page_shows_the_feeds_entries_with_their_details(client: FlaskClient) -> None:
+    doc = page(client, "/topics/computer-vision")
+    assert alternates(doc) == {
+        fmt.mime_type: f"{BASE_URL}/feeds/topics/computer-vision.{fmt.extension}"
+        for fmt in FORMATS.values()
+    }
+    feed = client.get("/feeds/topics/computer-vision.json").get_json()
+    articles = doc.xpath("//article")
+    assert [a.find("h3/a").get("href") for a in articles] == [i["url"] for i in feed["items"]]
+    assert [a.find("h3/a").text_content() for a in articles] == [i["title"] for i in feed["items"]]
+    theiet = next(a for a in articles if "theiet" in a.find("h3/a").get("href"))
+    image = theiet.find(".//img")
+    assert image.get("width") == "1200" and image.get("height")
+    assert image.get("alt") == theiet.find("h3/a").text_content()
+    assert theiet.find(".//time").get("datetime").startswith("2022-")
+    assert theiet.findtext(".//*[@class='provider']")
+    topics = [a.get("href") for a in theiet.xpath(".//ul[@class='topics']//a")]
+    assert f"{BASE_URL}/topics/computer-vision" in topics
+    for url in topics:
+        assert status_of(client, local(url)) == 200
+
+
+def test_text_is_escaped_not_markup(client: FlaskClient) -> None:
+    response = client.get("/providers/chosun-com")
+    assert b"&lt;UBER.N&gt;" in response.data and b"<UBER.N>" not in response.data
+    doc = html.document_fromstring(response.data)
+    titles = [a.text_content() for a in doc.xpath("//article/h3/a")]
+    assert 'Uber & Lyft: "robotaxi" plans <UBER.N> — what’s next®' in titles
+
+
+def test_pages_are_paged_like_their_feeds() -> None:
+    app = make_app(FEED_SIZE=2)
+    client = app.test_client()
+    for feed in iter_feeds(app.extensions["feedsvc"].collection):
+        url: str | None = BASE_URL + feed.html_path
+        seen: list[str] = []
+        while url:
+            doc = page(client, local(url))
+            seen += [a.get("href") for a in doc.xpath("//article/h3/a")]
+            url = next((a.get("href") for a in doc.iter("a") if a.get("rel") == "next"), None)
+        assert seen == [record.url for record in feed.records], feed.path
+
+
+def test_unknown_slug_and_page_past_the_end_are_404_pages(client: FlaskClient) -> None:
+    for path in ("/topics/nothing-here", "/providers/nobody", "/topics/ai?page=99"):
+        doc = page(client, path, status=404)
+        assert doc.findtext(".//h1") == "Not found"
+    assert client.get("/topics/ai?page=zero").status_code == 400
+
+
+@pytest.mark.parametrize("path", [*PAGES, "/topics/nothing-here"])
+def test_pages_forbid_script_and_use_no_external_assets(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in response.headers["Content-Security-Policy"].split(";")
+    )
+    assert policy["default-src"] == "'none'" and "script-src" not in policy
+    assert policy["style-src"] == "'self'"
+    doc = html.document_fromstring(response.data)
+    assert not list(doc.iter("script"))
+    assert not doc.xpath("//@*[starts-with(name(), 'on')]")  # no inline event handlers
+    assert not doc.xpath("//*[@style]")
+    stylesheets = [li.get("href") for li in doc.iter("link") if li.get("rel") == "stylesheet"]
+    assert stylesheets == [f"{BASE_URL}/static/style.css"]
+    assert status_of(client, local(stylesheets[0])) == 200
+
+
+def test_pages_are_cached_and_answer_conditional_requests(client: FlaskClient) -> None:
+    first = client.get("/topics/ai")
+    assert first.headers["ETag"] and first.headers["Last-Modified"]
+    again = client.get("/topics/ai", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304
+    gzipped = client.get("/topics/ai", headers={"Accept-Encoding": "gzip"})
+    assert gzipped.headers["Content-Encoding"] == "gzip"
