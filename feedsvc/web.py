@@ -293,13 +293,20 @@ def _render(state: _State, collection: Collection, key: FeedKey) -> RenderedFeed
     return rendered_feed(fmt.render(document), fmt.media_type, feed.updated)
 
 
+def _request_base_url(state: _State) -> str:
+    """The base URL for this request's links; 400 when its Host header is unusable."""
+    base_url = _base_url(state, request.environ)
+    if base_url is None:
+        abort(400, description="the Host header is missing or not a valid host name")
+    return base_url
+
+
 def _serve_feed() -> Response:
     """Render a feed on its first request (cache hits never reach Flask) and serve it."""
     state = _state()
     key = _feed_key(state, request.environ)
-    if key is None and _base_url(state, request.environ) is None:
-        abort(400, description="the Host header is missing or not a valid host name")
     if key is None:
+        _request_base_url(state)  # an unusable Host is the reason, if it is one
         raw = request.args.get("page", "")
         abort(400, description=f"page must be a positive whole number, not {raw[:20]!r}")
     snapshot = state.snapshot
@@ -336,7 +343,7 @@ def _listings(site: Site, collection: Collection) -> tuple[FeedListing, ...]:
 def _page_or_404(scope: str, slug: str | None) -> WerkzeugResponse:
     """An HTML page (the index when scope is "all"), or the HTML 404 page."""
     state = _state()
-    base_url = _base_url(state, request.environ)
+    base_url = _request_base_url(state)
     page = _page(request.query_string.decode("latin-1"))
     if page is None:
         abort(400, description="page must be a positive whole number")
@@ -395,7 +402,7 @@ def opml_list() -> Response:
     """Every feed once, grouped as on the index, for a feed reader's import."""
     state = _state()
     snapshot = state.snapshot
-    key: FeedKey = ("all", None, _OPML, 1, _base_url(state, request.environ))
+    key: FeedKey = ("all", None, _OPML, 1, _request_base_url(state))
 
     def render() -> RenderedFeed:
         site = _site(state, key[4])

@@ -36,7 +36,7 @@ from werkzeug.test import TestResponse
 
 from feedsvc.server import SERVERS
 from tests.conftest import BASE_URL, RECORDS, SECRET_MARKER, make_app, parse_xml, read_feed
-from tests.test_live import free_port, wait_until_serving
+from tests.servers import free_port, wait_until_serving
 
 FEEDS = ["/feeds/all.atom", "/feeds/topics/ai.rss", "/feeds/providers/usnews-com.atom"]
 LEAKS = [SECRET_MARKER, str(RECORDS), str(Path.home()), "Traceback", 'File "', "site-packages"]
