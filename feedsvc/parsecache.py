@@ -53,7 +53,6 @@ def _format_version() -> bytes:
             records.Image,
             records.Topic,
             records.Provider,
-            records.Related,
             records.ParseResult,
             errors.Problem,
             FileState,
@@ -65,7 +64,7 @@ def _format_version() -> bytes:
 
 _ALLOWED = {
     ("feedsvc.records", name)
-    for name in ("Record", "Image", "Related", "ParseResult", "shared_topic", "shared_provider")
+    for name in ("Record", "ParseResult", "shared_image", "shared_topic", "shared_provider")
 } | {
     ("feedsvc.errors", "Problem"),
     ("feedsvc.parsecache", "FileState"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.utils
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -157,15 +157,18 @@ def _plain(node: Node, built: dict[int, Any]) -> Any:
     return value
 
 
-@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Image:
-    """An image with its size in pixels (None when the record does not say) and media type."""
+    """An image with its size in pixels (None when the record does not say) and media type.
+    Built by `shared_image`, which shares the sizes and media types images have in common."""
 
     url: str
     width: int | None
     height: int | None
     media_type: str
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return shared_image, (self.url, self.width, self.height, self.media_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,16 +195,44 @@ class Provider:
         return shared_provider, (self.name, self.domain, self.slug, self.images)
 
 
-@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Related:
     """Another article covering the same story, as listed in the record's `related`. Its images
-    are not kept: no feed shows them, and they would be half of a record's memory."""
+    are not kept: no feed shows them. Records hold these packed (`pack_related`)."""
 
     title: str
     url: str
     published: datetime | None
     provider: str | None
+
+
+# A record's related articles are half of its memory as objects, and are only read when a feed
+# is rendered (once per version), so a record keeps them as one string: fields separated by
+# _UNIT, articles by _GROUP. Neither character survives `clean_text` or `normalize_url`.
+_UNIT = "\x1f"
+_GROUP = "\x1e"
+
+
+def pack_related(items: Iterable[Related]) -> str:
+    return _GROUP.join(
+        _pack_item(item.title, item.url, item.provider, item.published) for item in items
+    )
+
+
+def _pack_item(title: str, url: str, provider: str | None, published: datetime | None) -> str:
+    when = published.isoformat() if published is not None else ""
+    return f"{title}{_UNIT}{url}{_UNIT}{provider or ''}{_UNIT}{when}"
+
+
+def unpack_related(packed: str) -> tuple[Related, ...]:
+    if not packed:
+        return ()
+    items = []
+    for item in packed.split(_GROUP):
+        title, url, provider, when = item.split(_UNIT)
+        published = datetime.fromisoformat(when) if when else None
+        items.append(Related(title, url, published, provider or None))
+    return tuple(items)
 
 
 @pickled_by_fields
@@ -219,10 +250,15 @@ class Record:
     provider: Provider | None
     topics: tuple[Topic, ...]
     images: tuple[Image, ...]
-    related: tuple[Related, ...]
+    coverage: str  # the related articles, packed: read them as `related`
     quality: int | None = None
     heat: int | None = None
     published_flag: bool | None = None
+
+    @property
+    def related(self) -> tuple[Related, ...]:
+        """Other articles covering the same story, in the record's order."""
+        return unpack_related(self.coverage)
 
 
 @pickled_by_fields
@@ -242,6 +278,22 @@ class ParseResult:
 def shared_topic(name: str, slug: str) -> Topic:
     """The one `Topic` for this name and slug: a collection has few topics and many records."""
     return Topic(sys.intern(name), sys.intern(slug))
+
+
+_SHARED_SIZE_LIMIT = 10_000
+
+
+def shared_image(url: str, width: int | None, height: int | None, media_type: str) -> Image:
+    """An `Image` whose sizes (a few common ones: 1200, 675...) and media type are the shared
+    objects, also when unpickled in another process."""
+    if width is not None and width < _SHARED_SIZE_LIMIT:
+        width = _SIZES.setdefault(width, width)
+    if height is not None and height < _SHARED_SIZE_LIMIT:
+        height = _SIZES.setdefault(height, height)
+    return Image(url, width, height, sys.intern(media_type))
+
+
+_SIZES: dict[int, int] = {}
 
 
 @lru_cache(maxsize=65536)
@@ -283,22 +335,29 @@ def _shown(value: Any) -> str:
 
 def clean_text(text: str) -> str:
     """Drop the characters XML 1.0 forbids, so one stray control byte cannot break a feed."""
-    return _XML_FORBIDDEN.sub("", text)
+    # Printable text (most of it) has none of them: one C-level check instead of a regex.
+    return text if text.isprintable() else _XML_FORBIDDEN.sub("", text)
 
 
 def _text(value: Any, name: str) -> str:
     """Text as a reader should see it: scrapers leave HTML references in records (`Data &amp;
     AI`, `&nbsp;`), which are decoded here, once, so feeds never show them literally."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float | date):
+    if type(value) is str:
+        text = value
+    elif isinstance(value, bool) or not isinstance(value, str | int | float | date):
         kind = "a yes/no value (quote it)" if isinstance(value, bool) else type(value).__name__
         raise RecordError(name, f"should be text, not {kind}")
-    text = str(value)
+    else:
+        text = str(value)
     if "&" in text:
         text = decode_entities(text)
     return clean_text(text).strip()
 
 
 def _one_line(text: str) -> str:
+    # The only whitespace printable text can hold is the plain space.
+    if text.isprintable() and "  " not in text:
+        return text
     return _WHITESPACE_RUN.sub(" ", text)
 
 
@@ -426,7 +485,7 @@ def convert_images(value: Any, ctx: _Context, name: str) -> tuple[Image, ...]:
             ctx.warn(f"{where}.url", f"media type unknown from the URL; served as {media_type}")
         width = _positive_int(item.get("width"), f"{where}.width", ctx)
         height = _positive_int(item.get("height"), f"{where}.height", ctx)
-        images.append(Image(url, width, height, media_type))
+        images.append(shared_image(url, width, height, media_type))
     return tuple(images)
 
 
@@ -469,18 +528,19 @@ def _provider_name(value: Mapping[str, Any], ctx: _Context, name: str) -> tuple[
     return _one_line(provider_name), domain
 
 
-def convert_related(value: Any, ctx: _Context, name: str) -> tuple[Related, ...]:
-    related: list[Related] = []
+def convert_related(value: Any, ctx: _Context, name: str) -> str:
+    """The usable related articles, packed (`pack_related`)."""
+    related: list[str] = []
     for index, item in enumerate(_list_of(value, name)):
         where = f"{name}[{index}]"
         try:
             related.append(_related_item(item, ctx, where))
         except RecordError as exc:
             ctx.warn(exc.field, f"{exc.message}; related article left out")
-    return tuple(related)
+    return _GROUP.join(related)
 
 
-def _related_item(item: Any, ctx: _Context, where: str) -> Related:
+def _related_item(item: Any, ctx: _Context, where: str) -> str:
     if not isinstance(item, Mapping):
         raise RecordError(where, f"should be a mapping, not {type(item).__name__}")
     title = convert_title(item.get("title"), ctx, f"{where}.title")
@@ -494,15 +554,26 @@ def _related_item(item: Any, ctx: _Context, where: str) -> Related:
     except RecordError as exc:
         ctx.warn(exc.field, f"{exc.message}; left out")
         published, provider = None, None
-    return Related(title, url, published, provider)
+    return _pack_item(title, url, provider, published)
 
 
 def _related_provider(value: Any, ctx: _Context, name: str) -> str | None:
     """Only the name of a related article's provider is shown, so only it is kept."""
     if not isinstance(value, Mapping):
         return None
+    raw_name, raw_domain = value.get("name"), value.get("domain")
+    if isinstance(raw_name, str | None) and isinstance(raw_domain, str | None):
+        return _related_provider_name(raw_name, raw_domain)  # the common case, remembered
     provider_name, _ = _provider_name(value, ctx, name)
-    return sys.intern(provider_name) if provider_name else None
+    return provider_name or None
+
+
+@lru_cache(maxsize=4096)
+def _related_provider_name(raw_name: str | None, raw_domain: str | None) -> str | None:
+    """`_provider_name` of text values, which cannot fail or warn."""
+    raw = {"name": raw_name, "domain": raw_domain}
+    provider_name, _ = _provider_name(raw, _Context("", None), "provider")
+    return provider_name or None
 
 
 def _optional(convert: Converter, value: Any, ctx: _Context, name: str) -> Any:
@@ -534,7 +605,7 @@ FIELDS: dict[str, Field] = {
     "provider": Field(("provider",), convert_provider),
     "topics": Field(("topics",), convert_topics, default=()),
     "images": Field(("images",), convert_images, default=()),
-    "related": Field(("related",), convert_related, default=()),
+    "coverage": Field(("related",), convert_related, default=""),
     "quality": Field(("quality",), convert_int),
     "heat": Field(("heat",), convert_int),
     "published_flag": Field(("published",), convert_bool),

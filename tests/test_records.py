@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -7,11 +8,15 @@ import pytest
 
 from feedsvc.records import (
     FIELDS,
+    Related,
     clean_text,
     load_yaml,
+    pack_related,
     parse_file,
     parse_text,
     record_from_mapping,
+    shared_image,
+    unpack_related,
 )
 from tests.conftest import RECORDS, SECRET_MARKER
 
@@ -283,3 +288,33 @@ def test_recursive_or_too_deep_yaml_is_rejected() -> None:
     for text in ("a: &x [1, *x]\n", "a: " + "[" * 3000 + "]" * 3000 + "\n"):
         result = parse_text(text, "x.md")
         assert result.rejection is not None and "is not valid YAML" in result.rejection.message
+
+
+def test_related_articles_are_kept_packed_and_read_back_whole() -> None:
+    text = (
+        "title: t\npublishedDateTime: 2023-01-01\nwebUrl: https://x.example/\nrelated:\n"
+        '  - {title: "One\\x1fand\\x1e two", webUrl: "https://y.example/a\\x1fb",'
+        " publishedDateTime: 2022-12-31T23:00:00+01:00, provider: {name: Y}}\n"
+        "  - {title: Two, originalUrl: https://z.example/b}\n"
+    )
+    record = parse_text(text, "x.md").record
+    assert record is not None
+    assert record.related == (
+        Related(
+            "Oneand two", "https://y.example/a%1Fb", datetime(2022, 12, 31, 22, tzinfo=UTC), "Y"
+        ),
+        Related("Two", "https://z.example/b", None, None),
+    )
+    assert isinstance(record.coverage, str)
+    assert unpack_related(pack_related(record.related)) == record.related
+
+
+def test_images_share_their_sizes_and_media_types_also_when_unpickled() -> None:
+    first, second = (
+        pickle.loads(
+            pickle.dumps(shared_image(f"https://x.example/{n}.jpg", 1200, 675, "image/jpeg"))
+        )
+        for n in range(2)
+    )
+    assert first.width is second.width and first.height is second.height
+    assert first.media_type is second.media_type
