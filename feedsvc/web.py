@@ -24,12 +24,21 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
+from werkzeug.datastructures import MIMEAccept
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_accept_header, parse_date, parse_etags
 from werkzeug.sansio.utils import get_host
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from feedsvc.cache import CODINGS, IDENTITY, Headers, RenderCache, RenderedFeed, rendered_feed
+from feedsvc.cache import (
+    CODINGS,
+    IDENTITY,
+    Headers,
+    RenderCache,
+    RenderedFeed,
+    Variant,
+    rendered_feed,
+)
 from feedsvc.errors import PageNotFound
 from feedsvc.feeds import EPOCH, Feed, FeedListing, Site, feed_document, feed_listings, find_feed
 from feedsvc.pages import (
@@ -39,7 +48,7 @@ from feedsvc.pages import (
     render_index,
     render_not_found,
 )
-from feedsvc.render import FORMATS, OPML_MEDIA_TYPE, render_opml
+from feedsvc.render import ATOM, FORMATS, OPML_MEDIA_TYPE, RSS, render_opml
 from feedsvc.repository import Collection, CollectionLoader
 from feedsvc.settings import ENV_PREFIX, Settings, defaults
 
@@ -87,7 +96,7 @@ class _State:
         # The same on every feed response, 200 or 304; built once.
         self.feed_headers: Headers = (
             ("Cache-Control", f"public, max-age={settings.cache_max_age}"),
-            ("Vary", "Accept-Encoding"),
+            ("Vary", "Accept-Encoding, Accept"),
             ("Access-Control-Allow-Origin", "*"),
             NOSNIFF,
         )
@@ -238,14 +247,49 @@ def _not_modified(etag: str, last_modified: datetime, environ: dict[str, Any]) -
     return since is not None and last_modified.replace(microsecond=0) <= since
 
 
+# Browsers show `application/atom+xml` and `rss+xml` as plain text (Chromium) or download them,
+# and apply a feed's XSL stylesheet only to a generic XML type. So a request that prefers HTML to
+# the feed's own type (a browser opening a link) gets the same bytes as `application/xml`; feed
+# readers, which ask for feed types or `*/*`, get the feed type. Caches key on `Accept` (Vary).
+_STYLED_MEDIA_TYPES = frozenset({ATOM.media_type, RSS.media_type})
+_BROWSER_MEDIA_TYPE = "application/xml; charset=utf-8"
+
+
+@lru_cache(maxsize=1024)
+def _prefers_html(accept: str, media_type: str) -> bool:
+    accepted = parse_accept_header(accept, MIMEAccept)
+    return accepted.quality("text/html") > accepted.quality(media_type.split(";")[0])
+
+
+def _browser_view(variant: Variant) -> tuple[str, Headers, Headers]:
+    """ETag, headers and 304 headers of `variant` served to a browser as generic XML: another
+    representation (another media type), so another strong ETag."""
+    etag = f"{variant.etag}-xml"
+    validators = (("ETag", f'"{etag}"'),)
+    headers = tuple(
+        ("Content-Type", _BROWSER_MEDIA_TYPE)
+        if name == "Content-Type"
+        else validators[0]
+        if name == "ETag"
+        else (name, value)
+        for name, value in variant.headers
+    )
+    return etag, headers, validators
+
+
 def _feed_response(
     state: _State, rendered: RenderedFeed, environ: dict[str, Any]
 ) -> tuple[str, list[tuple[str, str]], bytes]:
     """Status, headers and body for a rendered feed: the client's coding, or 304."""
     variant = rendered.variants[_coding(environ.get("HTTP_ACCEPT_ENCODING", ""))]
-    if _not_modified(variant.etag, rendered.last_modified, environ):
-        return _NOT_MODIFIED, [*variant.validators, *state.feed_headers], b""
-    return _OK, [*variant.headers, *state.feed_headers], variant.body
+    etag, headers, validators = variant.etag, variant.headers, variant.validators
+    if rendered.media_type in _STYLED_MEDIA_TYPES and _prefers_html(
+        environ.get("HTTP_ACCEPT", ""), rendered.media_type
+    ):
+        etag, headers, validators = _browser_view(variant)
+    if _not_modified(etag, rendered.last_modified, environ):
+        return _NOT_MODIFIED, [*validators, *state.feed_headers], b""
+    return _OK, [*headers, *state.feed_headers], variant.body
 
 
 StartResponse = Callable[..., Any]

@@ -28,7 +28,7 @@ def test_feed_responses_carry_validators_and_cache_headers(client: FlaskClient) 
     assert etag and not weak
     assert response.headers["Last-Modified"] == "Thu, 02 Feb 2023 10:00:00 GMT"
     assert response.headers["Cache-Control"] == "public, max-age=300"
-    assert response.headers["Vary"] == "Accept-Encoding"
+    assert response.headers["Vary"] == "Accept-Encoding, Accept"
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
@@ -112,7 +112,7 @@ def test_content_codings(client: FlaskClient, accept: str, coding: str | None) -
     assert response.headers.get("Content-Encoding") == coding
     decode = {"gzip": gzip.decompress, "br": brotli.decompress, None: bytes}[coding]
     assert decode(response.data) == identity
-    assert response.headers["Vary"] == "Accept-Encoding"
+    assert response.headers["Vary"] == "Accept-Encoding, Accept"
 
 
 def test_each_coding_has_its_own_etag_and_304s_only_on_its_own(client: FlaskClient) -> None:
@@ -216,3 +216,42 @@ def test_every_format_the_opml_and_pages_answer_conditional_requests(
     by_date = client.get(path, headers={"If-Modified-Since": first.headers["Last-Modified"]})
     assert by_etag.status_code == by_date.status_code == 304
     assert by_etag.headers["ETag"] == first.headers["ETag"] and by_etag.data == b""
+
+
+CHROME_ACCEPT = (
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+    "image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7"
+)
+FEEDPARSER_ACCEPT = (
+    "application/atom+xml,application/rdf+xml,application/rss+xml,application/x-netcdf,"
+    "application/xml;q=0.9,text/xml;q=0.2,*/*;q=0.1"
+)
+
+
+@pytest.mark.parametrize("extension", ["atom", "rss"])
+def test_a_browser_gets_the_same_feed_as_generic_xml_so_it_applies_the_stylesheet(
+    client: FlaskClient, extension: str
+) -> None:
+    path = f"/feeds/topics/ai.{extension}"
+    reader = client.get(path, headers={"Accept": FEEDPARSER_ACCEPT})
+    anyone = client.get(path, headers={"Accept": "*/*"})
+    browser = client.get(path, headers={"Accept": CHROME_ACCEPT})
+    assert reader.content_type == anyone.content_type == FORMATS[extension].media_type
+    assert browser.content_type == "application/xml; charset=utf-8"
+    assert browser.data == reader.data
+    assert browser.headers["ETag"] != reader.headers["ETag"]  # another representation
+    assert "Accept" in browser.headers["Vary"] and "Accept" in reader.headers["Vary"]
+    again = client.get(
+        path, headers={"Accept": CHROME_ACCEPT, "If-None-Match": browser.headers["ETag"]}
+    )
+    assert again.status_code == 304 and again.headers["ETag"] == browser.headers["ETag"]
+    crossed = client.get(
+        path, headers={"Accept": FEEDPARSER_ACCEPT, "If-None-Match": browser.headers["ETag"]}
+    )
+    assert crossed.status_code == 200
+
+
+def test_json_feeds_and_pages_keep_their_type_for_browsers(client: FlaskClient) -> None:
+    json_feed = client.get("/feeds/all.json", headers={"Accept": CHROME_ACCEPT})
+    assert json_feed.content_type == "application/feed+json; charset=utf-8"
+    assert client.get("/", headers={"Accept": CHROME_ACCEPT}).content_type.startswith("text/html")

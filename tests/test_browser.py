@@ -1,0 +1,129 @@
+"""A real browser: Debian's headless Chromium, driven by Playwright, against `feedsvc serve` on
+loopback. It opens the index as a person would, follows a topic, reads the autodiscovery links,
+opens a feed and sees the styled view. Screenshots go to tests/screenshots/ (not committed)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import RECORDS, system_tool
+from tests.servers import fetch, running_feedsvc
+
+pytestmark = pytest.mark.live
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+# As root, in a container with no route out: no sandbox, and none of Chromium's own traffic.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("browser") / "server.log"
+    with running_feedsvc(RECORDS, log) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium = system_tool("chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page that records what the browser complains about (CSP violations among it)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.complaints = []
+    page.on(
+        "console",
+        lambda message: (
+            page.complaints.append(message.text) if message.type in ("error", "warning") else None
+        ),
+    )
+    yield page
+    context.close()
+
+
+def screenshot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def alternates(page: Any) -> dict[str, str]:
+    links = page.locator('head link[rel="alternate"]')
+    return {
+        links.nth(i).get_attribute("type"): links.nth(i).get_attribute("href")
+        for i in range(links.count())
+    }
+
+
+def test_a_person_finds_a_topic_subscribes_and_reads_the_feed(page: Any, server: str) -> None:
+    health = json.loads(fetch(server + "/healthz")[2])
+    page.goto(server + "/")
+    assert page.title() == "feedsvc"
+    assert page.locator("section[aria-labelledby=topics] tbody tr").count() == health["topics"]
+    assert (
+        page.locator("section[aria-labelledby=providers] tbody tr").count() == (health["providers"])
+    )
+    assert alternates(page)["application/atom+xml"] == server + "/feeds/all.atom"
+    screenshot(page, "index")
+
+    page.get_by_role("link", name="Computer Vision", exact=True).first.click()
+    page.wait_for_url(server + "/topics/computer-vision")
+    assert page.locator("h1").inner_text() == "Computer Vision"
+    articles = page.locator("article")
+    assert articles.count() >= 2
+    image = page.locator("article img").first
+    assert image.get_attribute("alt") and int(image.get_attribute("width")) > 0
+    feeds = alternates(page)
+    assert set(feeds) == {"application/atom+xml", "application/rss+xml", "application/feed+json"}
+    screenshot(page, "topic")
+
+    titles = [articles.nth(i).locator("h3").inner_text() for i in range(articles.count())]
+    for media_type in ("application/atom+xml", "application/rss+xml"):
+        page.goto(feeds[media_type])
+        page.wait_for_selector("#feed-title")
+        assert page.locator("#feed-title").inner_text() == "feedsvc: Computer Vision"
+        assert page.locator("#feed-address").inner_text() == feeds[media_type]
+        assert page.locator("article h2").all_inner_texts() == titles
+        screenshot(page, f"feed-{media_type.split('/')[1].split('+')[0]}")
+    assert not [text for text in page.complaints if "Content Security Policy" in text]
+
+
+def test_pages_fit_a_phone_screen_and_break_no_policy(browser: Any, server: str) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text))
+    try:
+        for path, name in (("/", "phone-index"), ("/providers/theiet-org", "phone-provider")):
+            page.goto(server + path)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, (path, width)
+            screenshot(page, name)
+        stylesheet_applied = page.evaluate(
+            "getComputedStyle(document.body).maxWidth"  # set by /static/style.css only
+        )
+        assert stylesheet_applied != "none"
+    finally:
+        context.close()
+    assert not [text for text in violations if "Content Security Policy" in text]
