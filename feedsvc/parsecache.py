@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import pickle
+import struct
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -32,15 +33,41 @@ def content_digest(raw: bytes) -> bytes:
     return hashlib.blake2b(raw, digest_size=_DIGEST_SIZE).digest()
 
 
+_STAT = struct.Struct("<qq")
+
+
+def make_stamp(size: int, mtime_ns: int, digest: bytes) -> bytes:
+    """A file's size, modification time (ns) and content digest as one small bytes object: a
+    collection holds one per file, and compares them whole."""
+    return _STAT.pack(size, mtime_ns) + digest
+
+
+def stat_part(size: int, mtime_ns: int) -> bytes:
+    """The start of a stamp: what a stat alone can tell."""
+    return _STAT.pack(size, mtime_ns)
+
+
 @pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class FileState:
-    """What was read from one file, and the stamp that says whether it is still current."""
+    """What was read from one file (its record and problems, kept unwrapped: one object less per
+    record), and the stamp that says whether it is still current."""
 
-    size: int
-    mtime_ns: int
-    digest: bytes
-    result: records.ParseResult
+    stamp: bytes
+    record: records.Record | None
+    problems: tuple[errors.Problem, ...]
+
+    @property
+    def result(self) -> records.ParseResult:
+        return records.ParseResult(self.record, self.problems)
+
+    @property
+    def digest(self) -> bytes:
+        return self.stamp[_STAT.size :]
+
+    @classmethod
+    def of(cls, stamp: bytes, result: records.ParseResult) -> FileState:
+        return cls(stamp, result.record, result.problems)
 
 
 def _format_version() -> bytes:

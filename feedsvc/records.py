@@ -315,7 +315,10 @@ class _Context:
     warnings: list[Problem] = field(default_factory=list)
 
     def warn(self, field_name: str, message: str) -> None:
-        self.warnings.append(Problem(self.path, field_name, message, "warning"))
+        # Interned: a collection repeats the same few warnings (a provider's unusable logo) on
+        # thousands of records, and keeps them all for /healthz.
+        problem = Problem(self.path, sys.intern(field_name), sys.intern(message), "warning")
+        self.warnings.append(problem)
 
 
 Converter = Callable[[Any, _Context, str], Any]

@@ -21,7 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from feedsvc.errors import Problem
-from feedsvc.parsecache import FileState, content_digest, read_cache, write_cache
+from feedsvc.parsecache import (
+    FileState,
+    content_digest,
+    make_stamp,
+    read_cache,
+    stat_part,
+    write_cache,
+)
 from feedsvc.records import Image, ParseResult, Record, parse_bytes, unreadable
 
 log = logging.getLogger(__name__)
@@ -209,29 +216,26 @@ class LoadStats:
     seconds: float = 0.0
 
 
-Stamp = tuple[int, int, bytes]  # size, modification time (ns), content digest
-
-
 def read_file_state(
-    file: str, path: str, stamp: Stamp | None, trust_stat: bool, asset_base_url: str | None
+    file: str, path: str, stamp: bytes | None, trust_stat: bool, asset_base_url: str | None
 ) -> FileState | None:
     """Stat, read, hash and, if it changed, parse one file; None when it is unchanged since
     `stamp`. With `trust_stat`, an unchanged size and modification time are enough."""
     try:
         stat = os.stat(file)
-        if trust_stat and stamp and stamp[:2] == (stat.st_size, stat.st_mtime_ns):
+        if trust_stat and stamp and stamp.startswith(stat_part(stat.st_size, stat.st_mtime_ns)):
             return None
         with open(file, "rb") as handle:
             raw = handle.read()
     except OSError as exc:
-        return FileState(-1, -1, b"", unreadable(path, exc))
-    new_stamp = (len(raw), stat.st_mtime_ns, content_digest(raw))
+        return FileState.of(make_stamp(-1, -1, b""), unreadable(path, exc))
+    new_stamp = make_stamp(len(raw), stat.st_mtime_ns, content_digest(raw))
     if new_stamp == stamp:
         return None
-    return FileState(*new_stamp, parse_bytes(raw, path, asset_base_url))
+    return FileState.of(new_stamp, parse_bytes(raw, path, asset_base_url))
 
 
-Job = tuple[str, str, Stamp | None]
+Job = tuple[str, str, bytes | None]
 
 
 def _read_chunk(
@@ -335,7 +339,7 @@ class CollectionLoader:
         for file in record_paths(self.root):
             path = file[prefix:].replace(os.sep, "/")
             old = previous.get(path)
-            jobs.append((file, path, (old.size, old.mtime_ns, old.digest) if old else None))
+            jobs.append((file, path, old.stamp if old else None))
         # Reloads run in a thread of a serving process, where forking is unsafe: serial there.
         workers = 1 if trust_stat else self.workers
         states = read_file_states(jobs, trust_stat, self.asset_base_url, workers)
@@ -347,10 +351,11 @@ class CollectionLoader:
                 current[path] = old
                 continue
             assert state is not None
-            if state.result.record is None and old is not None and old.result.record is not None:
+            if state.record is None and old is not None and old.record is not None:
                 log.warning("%s: keeping its last good version", state.result.rejection)
-                state = replace(state, result=ParseResult(old.result.record, state.result.problems))
-            current[path] = state
+                state = replace(state, record=old.record)
+            # The record's own copy of its path, not a second equal string per file.
+            current[state.record.path if state.record is not None else path] = state
             fresh.append(state)
         parsed = len(fresh)
         self.stats = LoadStats(
