@@ -17,10 +17,12 @@ from typing import Any
 import click
 
 from feedsvc.errors import ConfigError
+from feedsvc.metrics import LogFormatter, prepare_multiprocess
 from feedsvc.report import check_report, check_summary, stats_report
 from feedsvc.repository import Collection, CollectionLoader, LoadStats
 from feedsvc.server import SERVERS, default_workers, run
 from feedsvc.settings import LOG_LEVELS, Settings, resolve
+from feedsvc.web import create_app
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -72,7 +74,9 @@ def _settings(overrides: dict[str, Any]) -> Settings:
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(format=LOG_FORMAT)
+    handler = logging.StreamHandler()
+    handler.setFormatter(LogFormatter(LOG_FORMAT))
+    logging.basicConfig(handlers=[handler])
     logging.getLogger("feedsvc").setLevel(level.upper())
 
 
@@ -132,14 +136,16 @@ def serve_command(
     The collection is loaded once, before the workers start, and shared by them; changed record
     files are picked up while serving.
     """
-    from feedsvc.web import create_app
-
     _configure_logging(settings.log_level)
+    remove_metrics = prepare_multiprocess(settings.metrics_dir)
     try:
         app = create_app(_as_config(settings))
+        run(app, host, port, workers or default_workers(), server)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    run(app, host, port, workers or default_workers(), server)
+    finally:
+        if remove_metrics is not None:
+            remove_metrics()
 
 
 def _as_config(settings: Settings) -> dict[str, Any]:

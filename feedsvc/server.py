@@ -55,7 +55,6 @@ def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int = 
                 "workers": workers,
                 "worker_class": "gthread",
                 "threads": threads,
-                "accesslog": "-",
                 "proc_name": "feedsvc",
                 "control_socket_disable": True,
             }

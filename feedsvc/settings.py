@@ -72,6 +72,13 @@ class Settings:
         "request and per load.",
     )
 
+    metrics_dir: str = setting(
+        "auto",
+        "Folder where server workers write their metrics so that `/metrics` on any worker reports "
+        "the sum of all (prometheus_client multiprocess mode): a path, `auto` (a fresh temporary "
+        "folder per `feedsvc serve`) or `off` (each worker reports only its own).",
+    )
+
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
         """Build settings from a mapping keyed by upper-case names (Flask's `app.config`).

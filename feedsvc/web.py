@@ -41,6 +41,7 @@ from feedsvc.cache import (
 )
 from feedsvc.errors import PageNotFound
 from feedsvc.feeds import EPOCH, Feed, FeedListing, Site, feed_document, feed_listings, find_feed
+from feedsvc.metrics import CONTENT_TYPE, Metrics, access_log, load_log, log_access, quoted
 from feedsvc.pages import (
     CONTENT_SECURITY_POLICY,
     HTML_MEDIA_TYPE,
@@ -71,6 +72,9 @@ _PAGE_DIGITS = re.compile(r"[0-9]+")
 # Past the end of any feed: a page number longer than this is not converted (Python refuses
 # int() on more than 4,300 digits, and nothing needs that many).
 _HUGE_PAGE = 10**18
+# Set in the WSGI environ by Flask-side code for the access log and the metrics.
+_ROUTE = "feedsvc.route"
+_CACHE = "feedsvc.cache"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +92,10 @@ class _State:
     def __init__(self, settings: Settings, loader: CollectionLoader) -> None:
         self.settings = settings
         self.loader = loader
+        self.metrics = Metrics()
+        started = time.perf_counter()
         self.snapshot = _Snapshot(loader.load(), RenderCache(settings.render_cache_bytes))
+        self._loaded("load", started)
         self.reloads = 0
         self._reload_lock = threading.Lock()
         self._watching_pid: int | None = None
@@ -112,12 +119,31 @@ class _State:
     def reload(self) -> bool:
         """Pick up changed record files; True when a new version is now served."""
         with self._reload_lock:
+            started = time.perf_counter()
             collection = self.loader.reload()
             if collection is None:
                 return False
             self.snapshot = _Snapshot(collection, RenderCache(self.settings.render_cache_bytes))
             self.reloads += 1
+            self._loaded("reload", started)
             return True
+
+    def _loaded(self, kind: str, started: float) -> None:
+        """One log line and the metrics for a load or reload."""
+        collection = self.snapshot.collection
+        rejected = len({problem.path for problem in collection.rejections})
+        self.metrics.loaded(kind, len(collection.records), rejected)
+        load_log.info(
+            "event=%s records=%d rejected=%d warnings=%d files_parsed=%d duration_ms=%.1f "
+            "version=%s",
+            kind,
+            len(collection.records),
+            rejected,
+            len(collection.warnings),
+            self.loader.stats.parsed,
+            (time.perf_counter() - started) * 1000,
+            collection.version,
+        )
 
     def ensure_watching(self) -> None:
         """Start this process's reload thread. Called on requests, not at start-up, so that
@@ -158,6 +184,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.trim_blocks = True  # templates read like HTML without leaving blank lines
     app.jinja_env.lstrip_blocks = True
     app.register_blueprint(bp)
+    app.before_request(_note_route)
     app.register_error_handler(HTTPException, _plain_error)
     app.after_request(_security_headers)
     app.wsgi_app = _CachedFeeds(app.wsgi_app, state)  # type: ignore[method-assign]
@@ -167,6 +194,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def _state() -> _State:
     state: _State = current_app.extensions[_EXTENSION_KEY]
     return state
+
+
+def _note_route() -> None:
+    """The matched endpoint names the route in the access log and metrics (None: no route)."""
+    request.environ[_ROUTE] = request.endpoint or "unmatched"
 
 
 def _plain_error(error: HTTPException) -> WerkzeugResponse:
@@ -304,6 +336,7 @@ class _CachedFeeds:
         self.state = state
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
         method = environ.get("REQUEST_METHOD")
         if method == "GET" or method == "HEAD":
             key = _feed_key(self.state, environ)
@@ -311,11 +344,55 @@ class _CachedFeeds:
             rendered = (
                 self.state.snapshot.renders.get(key, count_miss=False) if key is not None else None
             )
-            if rendered is not None:
+            if rendered is not None and key is not None:
                 status, headers, body = _feed_response(self.state, rendered, environ)
                 start_response(status, headers)
+                route = "feeds.all_items_feed" if key[0] == "all" else "feeds.group_feed"
+                size = len(body) if method == "GET" else 0
+                self._answered(environ, route, status, size, started, "hit")
                 return [body] if method == "GET" else []
-        return self.app(environ, start_response)
+        return self._through_flask(environ, start_response, started)
+
+    def _through_flask(
+        self, environ: dict[str, Any], start_response: StartResponse, started: float
+    ) -> Iterable[bytes]:
+        answer: list[Any] = ["500", ()]
+
+        def recording(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            answer[:] = status, headers
+            return start_response(status, headers, *exc_info)
+
+        body = self.app(environ, recording)
+        status, headers = answer
+        size = 0
+        if environ.get("REQUEST_METHOD") != "HEAD":
+            size = next((int(v) for k, v in headers if k.lower() == "content-length"), 0)
+        cache = environ.get(_CACHE, "-")
+        route = environ.get(_ROUTE, "unmatched")
+        self._answered(environ, route, status, size, started, cache)
+        return body
+
+    def _answered(
+        self,
+        environ: dict[str, Any],
+        route: str,
+        status: str,
+        size: int,
+        started: float,
+        cache: str,
+    ) -> None:
+        """Count the request and write its access log line (cheap when INFO is off)."""
+        self.state.metrics.request(route, status, cache == "hit", started)
+        if access_log.isEnabledFor(logging.INFO):
+            path = environ.get("PATH_INFO", "")
+            query = environ.get("QUERY_STRING")
+            method = quoted(environ.get("REQUEST_METHOD", ""))
+            target = quoted(f"{path}?{query}" if query else path)
+            duration = (time.perf_counter() - started) * 1000
+            log_access(
+                f"method={method} path={target} status={status[:3]} bytes={size} "
+                f"duration_ms={duration:.3f} cache={cache}"
+            )
 
 
 def _site(state: _State, base_url: str) -> Site:
@@ -354,7 +431,17 @@ def _serve_feed() -> Response:
         raw = request.args.get("page", "")
         abort(400, description=f"page must be a positive whole number, not {raw[:20]!r}")
     snapshot = state.snapshot
-    rendered = snapshot.renders.get_or_render(key, lambda: _render(state, snapshot.collection, key))
+    request.environ[_CACHE] = "hit"
+
+    def render() -> RenderedFeed:
+        request.environ[_CACHE] = "miss"
+        state.metrics.misses.inc()
+        started = time.perf_counter()
+        rendered = _render(state, snapshot.collection, key)
+        state.metrics.render_seconds.observe(time.perf_counter() - started)
+        return rendered
+
+    rendered = snapshot.renders.get_or_render(key, render)
     status, headers, body = _feed_response(state, rendered, request.environ)
     return Response(body, status, headers)
 
@@ -457,6 +544,12 @@ def opml_list() -> Response:
     rendered = snapshot.renders.get_or_render(key, render)
     status, headers, body = _feed_response(state, rendered, request.environ)
     return Response(body, status, headers)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format; with several workers, their sum (see feedsvc.metrics)."""
+    return Response(_state().metrics.exposition(), content_type=CONTENT_TYPE)
 
 
 @bp.get("/healthz")

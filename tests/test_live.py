@@ -130,3 +130,15 @@ provider: {name: New Example, domain: new.example}
 topics: [Robotics]
 ---
 """
+
+
+def test_metrics_add_up_every_worker_and_each_request_is_logged(live: Server) -> None:
+    """Two workers, one /metrics: the counts are the sum over both (multiprocess mode)."""
+    for _ in range(20):
+        assert fetch(live.url + "/feeds/all.atom?page=99")[0] == 404
+    status, headers, body = fetch(live.url + "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    wanted = 'feedsvc_http_requests_total{route="feeds.all_items_feed",status="404"} 20.0'
+    assert wanted in body.decode().splitlines()
+    logged = [line for line in live.log.read_text().splitlines() if "page=99 status=404" in line]
+    assert len(logged) == 20 and "feedsvc.access: method=GET path=/feeds/all.atom" in logged[0]

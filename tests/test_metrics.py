@@ -1,0 +1,120 @@
+"""Observability: one access line per request, one line per load, and Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from feedsvc.metrics import quoted
+from tests.conftest import make_app
+
+
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, str]]:
+    """Each access line parsed as logfmt (values here hold no spaces unless quoted)."""
+    return [
+        dict(part.split("=", 1) for part in record.getMessage().split(" "))
+        for record in caplog.records
+        if record.name == "feedsvc.access"
+    ]
+
+
+def samples(client: FlaskClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain; version=0.0.4")
+    found = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_one_access_line_per_request_for_misses_hits_and_flask_routes(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="feedsvc")
+    first = client.get("/feeds/all.atom?page=1")
+    second = client.get("/feeds/all.atom?page=1")
+    head = client.head("/feeds/topics/ai.rss")
+    missing = client.get("/feeds/topics/nothing.atom")
+    lines = access_lines(caplog)
+    assert len(lines) == 4
+    assert lines[0] == {
+        "method": "GET",
+        "path": "/feeds/all.atom?page=1",
+        "status": "200",
+        "bytes": str(len(first.data)),
+        "duration_ms": lines[0]["duration_ms"],
+        "cache": "miss",
+    }
+    assert lines[1]["cache"] == "hit" and lines[1]["bytes"] == str(len(second.data))
+    assert float(lines[1]["duration_ms"]) < float(lines[0]["duration_ms"])
+    assert (lines[2]["method"], lines[2]["bytes"], head.status_code) == ("HEAD", "0", 200)
+    assert (lines[3]["status"], lines[3]["cache"]) == ("404", "miss")
+    assert lines[3]["bytes"] == str(len(missing.data))
+
+
+def test_a_hostile_path_cannot_forge_a_log_line(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="feedsvc.access")
+    client.get("/x%20y%22%0Amethod=GET%20path=/forged")
+    (record,) = [r for r in caplog.records if r.name == "feedsvc.access"]
+    assert "\n" not in record.getMessage()
+    assert 'path="/x y\\"\\nmethod=GET path=/forged"' in record.getMessage()
+    assert quoted("/feeds/all.atom") == "/feeds/all.atom"
+    assert quoted("") == '""'
+
+
+def test_no_access_lines_below_the_log_level(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="feedsvc")
+    client.get("/feeds/all.atom")
+    client.get("/feeds/all.atom")
+    assert access_lines(caplog) == []
+
+
+def test_a_load_logs_records_rejections_and_duration(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="feedsvc.load")
+    make_app()
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "feedsvc.load"]
+    fields = dict(part.split("=", 1) for part in line.split(" "))
+    assert (fields["event"], fields["records"], fields["rejected"]) == ("load", "9", "9")
+    assert float(fields["duration_ms"]) > 0
+
+
+def test_metrics_count_requests_cache_hits_misses_renders_and_records(
+    client: FlaskClient,
+) -> None:
+    for _ in range(3):
+        client.get("/feeds/all.atom")
+    client.get("/feeds/topics/ai.rss")
+    client.get("/feeds/topics/ai.rss", headers={"If-None-Match": '"nothing"'})
+    client.get("/feeds/topics/nothing.atom")
+    found = samples(client)
+    requests = "feedsvc_http_requests_total"
+    assert found[(requests, (("route", "feeds.all_items_feed"), ("status", "200")))] == 3
+    assert found[(requests, (("route", "feeds.group_feed"), ("status", "200")))] == 2
+    assert found[(requests, (("route", "feeds.group_feed"), ("status", "404")))] == 1
+    lookups = "feedsvc_render_cache_lookups_total"
+    assert found[(lookups, (("result", "hit"),))] == 3
+    assert found[(lookups, (("result", "miss"),))] == 3  # all, ai and the unknown topic
+    assert found[("feedsvc_render_seconds_count", ())] == 2
+    assert found[("feedsvc_records_loaded", ())] == 9
+    assert found[("feedsvc_files_rejected", ())] == 9
+    assert found[("feedsvc_loads_total", (("kind", "load"),))] == 1
+    # the scrape itself is counted by the next one
+    again = samples(client)
+    assert again[(requests, (("route", "feeds.metrics"), ("status", "200")))] == 1
+
+
+def test_each_app_has_its_own_metrics() -> None:
+    one, two = make_app().test_client(), make_app().test_client()
+    one.get("/feeds/all.atom")
+    key = ("feedsvc_http_requests_total", (("route", "feeds.all_items_feed"), ("status", "200")))
+    assert samples(one)[key] == 1
+    assert key not in samples(two)
