@@ -10,12 +10,15 @@ import functools
 import json
 import logging
 import os
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from feedsvc.build import BuildError, app_urls, build_site
 from feedsvc.errors import ConfigError
 from feedsvc.metrics import LogFormatter, prepare_multiprocess
 from feedsvc.report import check_report, check_summary, stats_report
@@ -214,3 +217,50 @@ def _table(rows: list[dict[str, Any]]) -> str:
         f"{line[0]:>{widths[0]}}  {line[1]:<{widths[1]}}  {line[2]:<{widths[2]}}  {line[3]}"
         for line in lines
     )
+
+
+@cli.command("build")
+@shared_options
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the site into. Replaced whole when the build is complete; it must be "
+    "empty or an earlier build.",
+)
+@click.option(
+    "--base-url",
+    required=True,
+    metavar="URL",
+    help="Absolute URL the site will be served at, e.g. https://news.example.org/ (feeds "
+    "carry absolute links).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary (for scripts).")
+def build_command(settings: Settings, out: Path, base_url: str, quiet: bool) -> None:
+    """Write the whole site as static files for any web server or CDN.
+
+    Every feed in every format and every page of it, the HTML pages, the OPML list and the
+    stylesheets, each with a .gz beside it, laid out as the server's URLs (see the README and
+    deploy/nginx-static.conf). The files hold exactly the bytes `feedsvc serve` sends. The old
+    output is replaced only when the new one is complete.
+    """
+    _configure_logging("WARNING")  # rejected records are worth seeing; requests are not
+    # No reload thread and no render cache: every page is rendered once and written.
+    config = {**_as_config(settings), "BASE_URL": base_url}
+    config.update(RELOAD_INTERVAL=0, RENDER_CACHE_BYTES=0)
+    started = time.perf_counter()
+    try:
+        app = create_app(config)
+        urls = app_urls(app)
+        if quiet:
+            result = build_site(app, out, urls)
+        else:
+            with click.progressbar(length=len(urls), label="Writing", file=sys.stderr) as bar:
+                result = build_site(app, out, urls, progress=lambda _url: bar.update(1))
+    except (ConfigError, BuildError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not quiet:
+        click.echo(
+            f"wrote {result.files} files (and their .gz), {result.bytes / 1e6:.1f} MB, to {out} "
+            f"in {time.perf_counter() - started:.1f}s"
+        )

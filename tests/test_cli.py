@@ -44,7 +44,7 @@ BROKEN = sorted(path.name for path in RECORDS.glob("broken-*"))
 
 
 def test_every_command_takes_the_shared_options(runner: CliRunner) -> None:
-    for command in ("serve", "check", "stats"):
+    for command in ("serve", "check", "stats", "build"):
         result = runner.invoke(cli, [command, "--help"])
         assert result.exit_code == 0, command
         for option in ("--seeds", "--asset-base-url", "--log-level"):

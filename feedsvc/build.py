@@ -1,0 +1,196 @@
+"""Static export: the whole site as files that any web server or CDN can serve.
+
+Every file holds exactly the bytes the app answers for its URL, because it is fetched from the app
+itself (Flask's test client): the build cannot drift from the server. Beside each file is its
+`.gz` (nginx `gzip_static`), and each file's modification time is the response's Last-Modified.
+
+The server's URLs map to files so that a web server can find them without a program
+(`deploy/nginx-static.conf` does):
+
+    /                           index.html
+    /?page=2                    index.page-2.html
+    /topics/ai                  topics/ai.html
+    /topics/ai?page=2           topics/ai.page-2.html
+    /feeds/all.atom             feeds/all.atom
+    /feeds/all.atom?page=2      feeds/all.page-2.atom
+    /feeds.opml, /static/...    the same path
+
+The site is written into a temporary folder beside the output, which then takes the output's
+place in one rename: a build that fails or is interrupted leaves the previous output as it was.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import email.utils
+import gzip
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import Flask
+
+from feedsvc.errors import FeedsvcError
+from feedsvc.feeds import Site, iter_feeds, page_count
+from feedsvc.render import FORMATS
+from feedsvc.repository import Collection
+
+# Written into every build, so that a later build replaces only a folder that a build made.
+MARKER = ".feedsvc-build"
+OPML_PATH = "/feeds.opml"
+STATIC_PREFIX = "/static/"
+
+
+class BuildError(FeedsvcError):
+    """The site cannot be built, or not into that folder."""
+
+
+def site_urls(collection: Collection, site: Site, static_files: Iterable[str]) -> Iterator[str]:
+    """Every URL the server answers with content, as its path and query: each feed in every
+    format and every page of it, each HTML page and every page of it, the OPML list and the
+    static files. The one list of what a build writes; a new page or format is added here."""
+    for feed in iter_feeds(collection):
+        for page in range(1, page_count(feed, site) + 1):
+            query = f"?page={page}" if page > 1 else ""
+            for extension in FORMATS:
+                yield f"{feed.path}.{extension}{query}"
+            yield f"{feed.html_path}{query}"
+    yield OPML_PATH
+    for name in static_files:
+        yield STATIC_PREFIX + name
+
+
+def file_for(url: str) -> str:
+    """The file (relative to the output folder) that holds `url`; see the module docstring."""
+    parts = urlsplit(url)
+    page = parts.query.removeprefix("page=") if parts.query else "1"
+    path = parts.path.lstrip("/") or "index"
+    folder, _, name = path.rpartition("/")
+    stem, dot, extension = name.rpartition(".")
+    if not dot:  # an HTML page: /topics/ai
+        stem, extension = name, "html"
+    suffix = f".page-{page}" if page != "1" else ""
+    return f"{folder}/{stem}{suffix}.{extension}" if folder else f"{stem}{suffix}.{extension}"
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    files: int
+    bytes: int
+
+
+def app_urls(app: Flask) -> list[str]:
+    """`site_urls` for the collection and settings `app` serves."""
+    state = app.extensions["feedsvc"]
+    settings = state.settings
+    if not settings.base_url:
+        raise BuildError("a build needs BASE_URL (--base-url): the feeds' links are absolute")
+    site = Site(
+        settings.base_url.rstrip("/"), settings.site_title, settings.language, settings.feed_size
+    )
+    static = Path(app.static_folder or "")
+    names = sorted(
+        path.relative_to(static).as_posix() for path in static.rglob("*") if path.is_file()
+    )
+    return list(site_urls(state.collection, site, names))
+
+
+def build_site(
+    app: Flask,
+    out: Path,
+    urls: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Write every URL of `app` (default: `app_urls`) under `out`, replacing it whole.
+
+    :raises BuildError: `out` is a folder that no build made, or a URL does not answer 200.
+    """
+    out = out.absolute()
+    if out.exists() and not _replaceable(out):
+        raise BuildError(f"{out} is not empty and was not made by feedsvc build; not replacing it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        result = _write_all(app, work, app_urls(app) if urls is None else urls, progress)
+        (work / MARKER).write_text("made by feedsvc build; replaced whole by the next\n")
+        work.chmod(0o755)  # mkdtemp makes it private; a web server must read it
+        _swap_in(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return result
+
+
+def _replaceable(out: Path) -> bool:
+    return out.is_dir() and ((out / MARKER).exists() or not any(out.iterdir()))
+
+
+def _write_all(
+    app: Flask, work: Path, urls: list[str], progress: Callable[[str], None] | None
+) -> BuildResult:
+    client = app.test_client()
+    files = size = 0
+    for url in urls:
+        # `Accept: */*` is what feed readers send: the feed's own media type, not the browser
+        # view. gzip is asked for separately, so the .gz is the server's own gzip bytes.
+        with client.get(url, headers={"Accept": "*/*", "Accept-Encoding": "identity"}) as plain:
+            if plain.status_code != 200:
+                raise BuildError(f"{url} answered {plain.status}, not 200")
+            body = plain.get_data()
+            last_modified = plain.headers.get("Last-Modified")
+        with client.get(url, headers={"Accept": "*/*", "Accept-Encoding": "gzip"}) as zipped:
+            gzipped = zipped.headers.get("Content-Encoding") == "gzip"
+            gz = zipped.get_data() if gzipped else None
+        target = work / file_for(url)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(body)
+        target.with_name(target.name + ".gz").write_bytes(
+            gz if gz is not None else gzip.compress(body, compresslevel=9, mtime=0)
+        )
+        _set_mtime(target, last_modified)
+        files += 1
+        size += len(body)
+        if progress is not None:
+            progress(url)
+    return BuildResult(files, size)
+
+
+def _set_mtime(target: Path, last_modified: str | None) -> None:
+    """The file's time is the response's Last-Modified, so a web server sends the same one; the
+    .gz gets the same time (nginx's gzip_static takes the validators from the .gz file)."""
+    if not last_modified:
+        return
+    stamp = email.utils.parsedate_to_datetime(last_modified).timestamp()
+    for path in (target, target.with_name(target.name + ".gz")):
+        os.utime(path, (stamp, stamp))
+
+
+def _swap_in(work: Path, out: Path) -> None:
+    """Put `work` in `out`'s place. Where the kernel can exchange two names at once, readers
+    see the old site or the new one and never a missing folder; else the old site is moved
+    aside first (a moment without it)."""
+    if not out.exists():
+        os.rename(work, out)
+        return
+    if not _exchange(work, out):
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rename(out, old / out.name)
+        os.rename(work, out)
+        work = old
+    shutil.rmtree(work)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Linux renameat2(RENAME_EXCHANGE): swap two names atomically; False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
+    return bool(done == 0)

@@ -1,0 +1,169 @@
+"""The static build: the same bytes as the server for every URL, laid out for a web server,
+replacing the previous output only when complete."""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import html
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import feedsvc.build
+from feedsvc.build import MARKER, BuildError, app_urls, build_site, file_for
+from feedsvc.cli import cli
+from feedsvc.render import FORMATS
+from tests.conftest import BASE_URL, RECORDS, make_app
+
+# Small pages, so that feeds and HTML pages have several.
+PAGED = {"FEED_SIZE": 2}
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> Path:
+    out = tmp_path / "site"
+    build_site(make_app(**PAGED), out)
+    return out
+
+
+def test_file_names_follow_the_server_urls() -> None:
+    assert file_for("/") == "index.html"
+    assert file_for("/?page=3") == "index.page-3.html"
+    assert file_for("/topics/ai") == "topics/ai.html"
+    assert file_for("/providers/usnews-com?page=2") == "providers/usnews-com.page-2.html"
+    assert file_for("/feeds/all.atom") == "feeds/all.atom"
+    assert file_for("/feeds/topics/ai.json?page=12") == "feeds/topics/ai.page-12.json"
+    assert file_for("/feeds.opml") == "feeds.opml"
+    assert file_for("/static/feed.xsl") == "static/feed.xsl"
+
+
+def test_every_url_is_written_with_the_bytes_the_server_sends(built: Path) -> None:
+    """Compared with a fresh app of the same settings, not the one that built."""
+    client = make_app(**PAGED).test_client()
+    urls = app_urls(make_app(**PAGED))
+    assert len(urls) == len(set(urls))
+    assert "/feeds/all.atom?page=3" in urls and "/topics/ai?page=2" in urls
+    assert {url.split("?")[0].rsplit(".", 1)[-1] for url in urls} >= {*FORMATS, "opml", "xsl"}
+    files = tree(built)
+    expected = {file_for(url) for url in urls}
+    assert set(files) == expected | {name + ".gz" for name in expected} | {MARKER}
+    for url in urls:
+        with client.get(url, headers={"Accept": "*/*", "Accept-Encoding": "gzip"}) as response:
+            served = response.get_data()  # static files are streamed from an open file
+        assert response.status_code == 200, url
+        name = file_for(url)
+        body = files[name]
+        if response.headers.get("Content-Encoding") == "gzip":
+            assert files[name + ".gz"] == served, url
+            assert gzip.decompress(served) == body, url
+        else:
+            assert served == body, url
+            assert gzip.decompress(files[name + ".gz"]) == body, url
+        modified = email.utils.parsedate_to_datetime(response.headers["Last-Modified"])
+        assert (built / name).stat().st_mtime == modified.timestamp(), url
+
+
+def test_every_link_within_the_site_has_its_file(built: Path) -> None:
+    """Links in the pages and feeds (paging, alternates, stylesheets) all lead to a built file."""
+    link = re.compile(re.escape(BASE_URL) + r'(/[^"\'<>\s\\]*)')
+    checked = set()
+    for name, body in tree(built).items():
+        if name.endswith(".gz") or name.startswith("static/") or name == MARKER:
+            continue
+        for target in link.findall(body.decode()):
+            target = html.unescape(target)
+            if target.endswith("/") and target != "/":  # a category scheme, not a page
+                continue
+            checked.add(target)
+            assert (built / file_for(target)).is_file(), (name, target)
+    assert "/feeds/topics/ai.atom?page=2" in checked and "/static/feed.xsl" in checked
+
+
+def test_a_build_replaces_the_previous_output_whole(tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_site(make_app(**PAGED), out)
+    assert (out / "feeds/all.page-2.atom").is_file()
+    (out / "stale.html").write_text("from an older build")
+    build_site(make_app(), out)
+    assert not (out / "stale.html").exists()
+    assert not (out / "feeds/all.page-2.atom").exists()  # one page of 50 now
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]
+
+
+def test_an_interrupted_build_leaves_the_previous_output_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "site"
+    build_site(make_app(), out)
+    before = tree(out)
+    written: list[Path] = []
+    real = feedsvc.build._set_mtime
+
+    def interrupted(target: Path, last_modified: str | None) -> None:
+        real(target, last_modified)
+        written.append(target)
+        if len(written) == 10:
+            raise KeyboardInterrupt  # as Ctrl-C half-way through
+
+    monkeypatch.setattr(feedsvc.build, "_set_mtime", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_site(make_app(**PAGED), out)
+    assert len(written) == 10
+    assert tree(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]  # no half-written folder left
+
+
+def test_a_folder_that_no_build_made_is_not_replaced(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("precious")
+    with pytest.raises(BuildError, match="not made by feedsvc build"):
+        build_site(make_app(), tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "precious"
+
+
+def test_build_command_quiet_writes_the_site_and_prints_nothing(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    out = tmp_path / "site"
+    args = ["build", "--seeds", str(RECORDS), "--out", str(out), "--base-url", BASE_URL, "-q"]
+    result = runner.invoke(cli, args, env={"FEEDSVC_PARSE_CACHE": "off"})
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert (out / "feeds/all.atom").read_bytes() == (
+        make_app(BASE_URL=BASE_URL + "/", ASSET_BASE_URL=None)
+        .test_client()
+        .get("/feeds/all.atom")
+        .get_data()
+    )
+
+
+def test_build_command_reports_and_refuses_like_a_command(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    env = {"FEEDSVC_PARSE_CACHE": "off"}
+    out = tmp_path / "site"
+    base = ["build", "--seeds", str(RECORDS), "--out", str(out)]
+    result = runner.invoke(cli, [*base, "--base-url", BASE_URL], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("wrote ") and str(out) in result.stdout
+    assert runner.invoke(cli, base, env=env).exit_code == 2  # --base-url is required
+    bad = runner.invoke(cli, [*base, "--base-url", "not a url"], env=env)
+    assert bad.exit_code == 1 and "BASE_URL" in bad.output
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "a.txt").write_text("x")
+    refused = runner.invoke(
+        cli,
+        ["build", "--seeds", str(RECORDS), "--out", str(tmp_path / "mine"), "--base-url", BASE_URL],
+        env=env,
+    )
+    assert refused.exit_code == 1 and "not made by feedsvc build" in refused.output
