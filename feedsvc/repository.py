@@ -13,8 +13,9 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -214,6 +215,7 @@ class LoadStats:
     parsed: int = 0
     cache_hits: int = 0
     seconds: float = 0.0
+    checked: int = 0  # files looked at: all of them, or those filesystem events named
 
 
 def read_file_state(
@@ -303,10 +305,11 @@ class CollectionLoader:
         _log_collection(collection, self.root, self.stats)
         return collection
 
-    def reload(self) -> Collection | None:
+    def reload(self, changed: Iterable[str] | None = None) -> Collection | None:
         """Re-read files whose size or modification time changed, and pick up added and removed
-        files; None when nothing changed."""
-        fresh = self._scan(trust_stat=True)
+        files; None when nothing changed. `changed` names the paths filesystem events reported:
+        only they are looked at, and the folder is not scanned (unless one may be a folder)."""
+        fresh = self._scan(trust_stat=True, only=changed)
         if fresh is None:
             return None
         collection = self._build()
@@ -328,22 +331,30 @@ class CollectionLoader:
         results = (state.result for state in self.states.values())
         return build_collection(results, _version(self.states))
 
-    def _scan(self, *, trust_stat: bool) -> list[FileState] | None:
-        """Bring `states` up to date with the folder; the states of the files read anew, or None
-        when nothing changed. With `trust_stat`, a file whose size and modification time are
-        unchanged is not read."""
+    def _scan(
+        self, *, trust_stat: bool, only: Iterable[str] | None = None
+    ) -> list[FileState] | None:
+        """Bring `states` up to date with the folder (or with the paths `only` names); the states
+        of the files read anew, or None when nothing changed. With `trust_stat`, a file whose
+        size and modification time are unchanged is not read."""
         started = time.perf_counter()
         previous = self.states
+        targets = None if only is None else self._targets(only)
+        current: dict[str, FileState] = {}
+        if targets is None:
+            files = record_paths(self.root)
+        else:
+            files, touched = targets
+            current = {path: state for path, state in previous.items() if path not in touched}
         prefix = len(str(self.root)) + 1
         jobs: list[Job] = []
-        for file in record_paths(self.root):
+        for file in files:
             path = file[prefix:].replace(os.sep, "/")
             old = previous.get(path)
             jobs.append((file, path, old.stamp if old else None))
         # Reloads run in a thread of a serving process, where forking is unsafe: serial there.
         workers = 1 if trust_stat else self.workers
         states = read_file_states(jobs, trust_stat, self.asset_base_url, workers)
-        current: dict[str, FileState] = {}
         fresh: list[FileState] = []
         for (_, path, _), state in zip(jobs, states, strict=True):
             old = previous.get(path)
@@ -359,7 +370,7 @@ class CollectionLoader:
             fresh.append(state)
         parsed = len(fresh)
         self.stats = LoadStats(
-            len(current), parsed, len(current) - parsed, time.perf_counter() - started
+            len(current), parsed, len(current) - parsed, time.perf_counter() - started, len(jobs)
         )
         if not parsed and current.keys() == previous.keys():
             return None
@@ -369,6 +380,106 @@ class CollectionLoader:
         if not trust_stat and self.cache_file is not None:
             write_cache(self.cache_file, self._settings_key, self.states)
         return fresh
+
+    def _targets(self, paths: Iterable[str]) -> tuple[list[str], set[str]] | None:
+        """The record files among `paths` that exist now, and the collection paths of all the
+        record paths named (those not found are removed); None when a path may be a folder
+        (added, moved or removed whole), which only a full scan settles. Paths a scan skips
+        (hidden, through a link, another suffix) are skipped here too."""
+        root = str(self.root)
+        files: list[str] = []
+        touched: set[str] = set()
+        for file in paths:
+            relative = os.path.relpath(file, root)
+            parts = relative.split(os.sep)
+            if relative == "." or parts[0] == ".." or any(p.startswith(".") for p in parts):
+                continue
+            if _through_link(root, parts[:-1]):
+                continue
+            is_record = os.path.splitext(file)[1].lower() in RECORD_SUFFIXES
+            if os.path.isdir(file) and not os.path.islink(file):
+                return None
+            if not os.path.lexists(file) and not is_record:
+                folder = "/".join(parts) + "/"
+                if any(path.startswith(folder) for path in self.states):
+                    return None  # a folder of records went away
+                continue
+            if not is_record:
+                continue
+            touched.add("/".join(parts))
+            if os.path.isfile(file) and not os.path.islink(file):
+                files.append(os.path.join(root, *parts))
+        return sorted(files), touched
+
+
+def _through_link(root: str, folders: list[str]) -> bool:
+    """Whether any of the nested `folders` under `root` is a link (a scan does not follow)."""
+    path = root
+    for folder in folders:
+        path = os.path.join(path, folder)
+        if os.path.islink(path):
+            return True
+    return False
+
+
+class FolderWatch:
+    """What changes under a folder, batch after batch, for ever (iterate it): the paths that
+    filesystem events reported (watchfiles), or None when the whole folder must be checked.
+
+    With events, the first None comes once the folder is being watched (within 0.1 s), so that
+    changes made since the load are caught up on. Without events (`events` false,
+    watchfiles missing, or watching failed: no inotify, too many watches), None comes every
+    `interval` seconds: polling. `mode` says which is in force; `stop` ends the iteration."""
+
+    def __init__(self, root: Path, interval: float, *, events: bool = True) -> None:
+        self.root = root
+        self.interval = interval
+        self.events = events
+        self.mode = "starting"
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def __iter__(self) -> Iterator[frozenset[str] | None]:
+        if self.events:
+            try:
+                for changed in _event_changes(self.root, self.interval, self._stop):
+                    self.mode = "events"
+                    yield changed
+            except Exception as exc:  # any failure to watch means: poll instead
+                log.warning("no filesystem events for %s (%s); polling", self.root, exc)
+        self.mode = "polling"
+        while not self._stop.wait(self.interval):
+            yield None
+        self.mode = "stopped"
+
+
+def _event_changes(
+    root: Path, interval: float, stop: threading.Event
+) -> Iterator[frozenset[str] | None]:
+    import watchfiles  # here: only a serving process that watches needs it
+
+    wait_ms = max(50, round(interval * 1000))
+    batches = watchfiles.watch(
+        root,
+        watch_filter=None,  # _targets applies the scan's own rules
+        debounce=wait_ms,  # a burst of changes is reported within one interval
+        step=50,
+        rust_timeout=100,  # the first time-out says the watch is in place; later ones are idle
+        yield_on_timeout=True,
+        raise_interrupt=False,
+        stop_event=stop,
+    )
+    caught_up = False
+    for batch in batches:
+        if stop.is_set():
+            return
+        if not caught_up:  # the first batch or time-out: the watch is in place
+            caught_up = True
+            yield None
+        elif batch:
+            yield frozenset(path for _, path in batch)
 
 
 def _version(states: dict[str, FileState]) -> str:

@@ -52,8 +52,14 @@ class Settings:
     )
     reload_interval: float = setting(
         2.0,
-        "Seconds between checks for added, changed and removed record files; 0 turns live "
-        "reload off.",
+        "Seconds between checks for added, changed and removed record files (with filesystem "
+        "events: the most a burst of changes waits); 0 turns live reload off.",
+    )
+    reload_watch: str = setting(
+        "events",
+        "How live reload notices changes: `events` (filesystem events, read as they come; "
+        "polling where there are none) or `poll` (a check every RELOAD_INTERVAL; for network "
+        "filesystems, which send no events).",
     )
     parse_cache: str = setting(
         "auto",
@@ -117,6 +123,8 @@ class Settings:
                 raise ConfigError(
                     f"{name.upper()} must be at least {least}, not {getattr(self, name)}"
                 )
+        if self.reload_watch not in ("events", "poll"):
+            raise ConfigError(f"RELOAD_WATCH must be events or poll, not {self.reload_watch!r}")
         if self.log_level.upper() not in LOG_LEVELS:
             choices = ", ".join(LOG_LEVELS)
             raise ConfigError(f"LOG_LEVEL must be one of {choices}, not {self.log_level!r}")

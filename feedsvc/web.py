@@ -50,7 +50,7 @@ from feedsvc.pages import (
     render_not_found,
 )
 from feedsvc.render import ATOM, FORMATS, OPML_MEDIA_TYPE, RSS, render_opml
-from feedsvc.repository import Collection, CollectionLoader
+from feedsvc.repository import Collection, CollectionLoader, FolderWatch
 from feedsvc.settings import ENV_PREFIX, Settings, defaults
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,9 @@ class _State:
         self.reloads = 0
         self._reload_lock = threading.Lock()
         self._watching_pid: int | None = None
+        self.watch = FolderWatch(
+            loader.root, settings.reload_interval, events=settings.reload_watch == "events"
+        )
         self.base_url = settings.base_url.rstrip("/") if settings.base_url else None
         # The same on every feed response, 200 or 304; built once.
         self.feed_headers: Headers = (
@@ -116,11 +119,12 @@ class _State:
     def renders(self) -> RenderCache:
         return self.snapshot.renders
 
-    def reload(self) -> bool:
-        """Pick up changed record files; True when a new version is now served."""
+    def reload(self, changed: Iterable[str] | None = None) -> bool:
+        """Pick up changed record files (only the paths in `changed`, when events named them);
+        True when a new version is now served."""
         with self._reload_lock:
             started = time.perf_counter()
-            collection = self.loader.reload()
+            collection = self.loader.reload(changed)
             if collection is None:
                 return False
             self.snapshot = _Snapshot(collection, RenderCache(self.settings.render_cache_bytes))
@@ -154,14 +158,15 @@ class _State:
         with self._reload_lock:
             if self._watching_pid != os.getpid():
                 self._watching_pid = os.getpid()
+                # Each worker its own: a forked copy would report the parent's mode.
+                watch = self.watch
+                self.watch = FolderWatch(watch.root, watch.interval, events=watch.events)
                 threading.Thread(target=self._watch, name="feedsvc-reload", daemon=True).start()
 
     def _watch(self) -> None:
-        interval = self.settings.reload_interval
-        while True:
-            time.sleep(interval)
+        for changed in self.watch:
             try:
-                self.reload()
+                self.reload(changed)
             except Exception:  # a reload must never stop the next one
                 log.exception("reload of %s failed; serving the previous version", self.loader.root)
 
@@ -562,6 +567,7 @@ def healthz() -> Response:
         version=collection.version,
         loaded_at=collection.loaded_at.isoformat() if collection.loaded_at else None,
         reloads=state.reloads,
+        reload_watch=state.watch.mode if state.settings.reload_interval > 0 else "off",
         files=loaded.files,
         parsed=loaded.parsed,
         parse_cache_hits=loaded.cache_hits,

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+from feedsvc import repository
 from feedsvc.cache import strong_etag
-from feedsvc.repository import CollectionLoader
+from feedsvc.repository import CollectionLoader, FolderWatch
 from tests.conftest import make_app, parse_xml, read_feed
 
 RECORD = """---
@@ -178,3 +180,110 @@ def test_a_reload_reports_only_the_files_it_read(tmp_records: Path, caplog) -> N
     assert {problem.path for problem in reloaded.rejections} == {"old-broken.md", "new-broken.md"}
     reported = [record.getMessage() for record in caplog.records]
     assert reported and all(message.startswith("rejected new-broken.md") for message in reported)
+
+
+def test_a_reload_of_named_paths_reads_only_them(tmp_records: Path) -> None:
+    for name in ("a.md", "b.md", "c.md"):
+        write(tmp_records, name, name[0].upper())
+    loader = CollectionLoader(tmp_records)
+    loader.load()
+    write(tmp_records, "a.md", "A2")
+    write(tmp_records, "c.md", "C2")  # changed, but not named: left for a later check
+    (tmp_records / "b.md").unlink()
+    write(tmp_records, "d.md", "D")
+    (tmp_records / ".hidden.md").write_text("not YAML: [", encoding="utf-8")
+    named = [str(tmp_records / n) for n in ("a.md", "b.md", "d.md", ".hidden.md", "x.json")]
+    reloaded = loader.reload(named)
+    assert reloaded is not None and titles(reloaded) == {"A2", "C", "D"}
+    assert (loader.stats.checked, loader.stats.parsed) == (2, 2)
+    assert not reloaded.rejections
+    assert loader.reload([str(tmp_records / "b.md")]) is None  # already gone: nothing changed
+    full = loader.reload()
+    assert full is not None and titles(full) == {"A2", "C2", "D"}
+    assert loader.stats.checked == 3
+
+
+def test_a_named_folder_means_a_full_check(tmp_records: Path) -> None:
+    write(tmp_records, "a.md", "A")
+    loader = CollectionLoader(tmp_records)
+    loader.load()
+    (tmp_records / "new").mkdir()
+    write(tmp_records / "new", "b.md", "B")
+    reloaded = loader.reload([str(tmp_records / "new")])
+    assert reloaded is not None and titles(reloaded) == {"A", "B"}
+    for file in (tmp_records / "new").iterdir():
+        file.unlink()
+    (tmp_records / "new").rmdir()
+    removed = loader.reload([str(tmp_records / "new")])  # gone: it held records
+    assert removed is not None and titles(removed) == {"A"}
+
+
+def next_batches(watch: FolderWatch) -> queue.Queue[object]:
+    """Iterate `watch` in a thread; each batch lands in the queue (the test reads with a
+    time-out, so a watch that never reports fails instead of hanging)."""
+    batches: queue.Queue[object] = queue.Queue()
+    thread = threading.Thread(target=lambda: [batches.put(b) for b in watch], daemon=True)
+    thread.start()
+    return batches
+
+
+def test_filesystem_events_name_the_changed_files_without_polling(tmp_records: Path) -> None:
+    watch = FolderWatch(tmp_records, interval=60)  # a poll would come only after a minute
+    batches = next_batches(watch)
+    try:
+        write(tmp_records, "a.md", "A")
+        assert batches.get(timeout=10) is None  # the watch is in place: check once, catch up
+        assert watch.mode == "events"
+        write(tmp_records, "b.md", "B")
+        batch = batches.get(timeout=10)
+        assert isinstance(batch, frozenset)
+        assert {Path(path).name for path in batch} == {"b.md"}
+    finally:
+        watch.stop()
+
+
+def test_without_events_the_folder_is_polled(tmp_records: Path) -> None:
+    watch = FolderWatch(tmp_records, interval=0.05, events=False)
+    batches = next_batches(watch)
+    try:
+        assert batches.get(timeout=10) is None and batches.get(timeout=10) is None
+        assert watch.mode == "polling"
+    finally:
+        watch.stop()
+
+
+def test_served_collection_follows_events_and_falls_back_to_polling(
+    tmp_records: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    for name in ("a.md", "b.md", "c.md"):
+        write(tmp_records, name, name[0].upper())
+    for settings, mode, checked in (({}, "events", 1), ({"RELOAD_WATCH": "poll"}, "polling", 4)):
+        app = make_app(SEEDS_DIR=tmp_records, RELOAD_INTERVAL=0.2, **settings)
+        state = app.extensions["feedsvc"]
+        client = app.test_client()
+        try:
+            client.get("/healthz")  # starts this process's watch
+            wait_until(lambda: client.get("/healthz").json["reload_watch"] == mode)  # noqa: B023
+            title = f"Added under {mode}"
+            write(tmp_records, f"{mode}.md", title)
+            wait_until(lambda: title in titles(state.collection))  # noqa: B023
+            assert state.loader.stats.checked == checked  # events: only the file they named
+            (tmp_records / f"{mode}.md").unlink()
+            wait_until(lambda: title not in titles(state.collection))  # noqa: B023
+        finally:
+            state.watch.stop()
+
+
+def test_when_watching_fails_it_polls(tmp_records: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def broken(*args: object) -> Iterator[None]:
+        raise OSError("inotify watch limit reached")
+        yield None
+
+    monkeypatch.setattr(repository, "_event_changes", broken)
+    watch = FolderWatch(tmp_records, interval=0.05)
+    batches = next_batches(watch)
+    try:
+        assert batches.get(timeout=10) is None
+        assert watch.mode == "polling"
+    finally:
+        watch.stop()
