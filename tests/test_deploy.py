@@ -1,0 +1,219 @@
+"""The nginx configurations in deploy/, run by a real nginx on loopback: serving a built folder,
+and caching in front of a running feedsvc. The files in deploy/ are used as they are, with only
+their lines marked EDIT (address, folders, upstream) replaced."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from feedsvc.build import app_urls, build_site, file_for
+from tests.conftest import RECORDS, make_app, read_feed, system_tool
+from tests.servers import fetch, free_port, running_feedsvc
+
+pytestmark = pytest.mark.live
+DEPLOY = Path(__file__).parent.parent / "deploy"
+PAGED = {"FEED_SIZE": 3}
+# Starts nginx with a site configuration; gives its base URL and its folder.
+Start = Callable[[str], tuple[str, Path]]
+
+
+def deploy_config(name: str, replacements: dict[str, str]) -> str:
+    """deploy/NAME with each EDIT line's value replaced; each must be found exactly once, so the
+    test breaks loudly rather than testing something else when the file changes."""
+    text = (DEPLOY / name).read_text(encoding="utf-8")
+    for old, new in replacements.items():
+        assert text.count(old) == 1, (name, old)
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[Start]:
+    """Start nginx in the foreground with a configuration that includes `site` (a deploy file,
+    templated); everything it writes is under tmp_path; stopped by its own PID."""
+    binary = system_tool("nginx")
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(site: str) -> tuple[str, Path]:
+        port = free_port()
+        site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
+        prefix = tmp_path / "nginx"
+        prefix.mkdir()
+        (prefix / "site.conf").write_text(site, encoding="utf-8")
+        temp = "\n".join(
+            f"    {kind}_temp_path {prefix}/{kind}_temp;"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        # Run as root (the test may be), nginx's workers would switch to "nobody", who cannot
+        # read pytest's private temporary folders.
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        (prefix / "nginx.conf").write_text(
+            f"{user}daemon off;\nworker_processes 1;\npid {prefix}/nginx.pid;\n"
+            f"error_log {prefix}/error.log info;\nevents {{ worker_connections 64; }}\n"
+            f"http {{\n    access_log off;\n{temp}\n    include {prefix}/site.conf;\n}}\n",
+            encoding="utf-8",
+        )
+        with (prefix / "stderr.log").open("wb") as log:
+            process = subprocess.Popen(
+                [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
+                + ["-e", str(prefix / "error.log")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        processes.append(process)
+        deadline = time.monotonic() + 10
+        while True:
+            if process.poll() is not None:
+                errors = (prefix / "error.log").read_text() + (prefix / "stderr.log").read_text()
+                raise RuntimeError(f"nginx exited with {process.returncode}: {errors}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        return f"http://127.0.0.1:{port}", prefix
+
+    yield start
+    for process in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def static_site(tmp_path: Path, nginx: Start) -> tuple[str, Path]:
+    """A build of the test collection served by nginx with deploy/nginx-static.conf."""
+    site = tmp_path / "site"
+    build_site(make_app(**PAGED), site)
+    config = deploy_config(
+        "nginx-static.conf",
+        {"root /srv/feedsvc/site;": f"root {site};"},
+    )
+    base, _ = nginx(config)
+    return base, site
+
+
+def test_nginx_serves_every_url_with_the_servers_bytes_and_media_type(
+    static_site: tuple[str, Path],
+) -> None:
+    base, site = static_site
+    app = make_app(**PAGED)
+    client = app.test_client()
+    urls = app_urls(app)
+    assert "/feeds/all.json?page=2" in urls and "/providers/example-net" in urls
+    for url in urls:
+        status, headers, body = fetch(base + url)
+        with client.get(url, headers={"Accept": "*/*"}) as expected:
+            assert status == 200, url
+            assert headers["Content-Type"] == expected.headers["Content-Type"], url
+            assert body == expected.get_data(), url
+        assert headers["Cache-Control"] == "public, max-age=300", url
+        assert headers["X-Content-Type-Options"] == "nosniff"
+    assert (
+        fetch(base + "/feeds/all.json")[1]["Content-Type"] == "application/feed+json; charset=utf-8"
+    )
+    assert fetch(base + "/feeds/all.atom")[1]["Access-Control-Allow-Origin"] == "*"
+
+
+def test_nginx_serves_the_precompressed_files(static_site: tuple[str, Path]) -> None:
+    base, site = static_site
+    status, headers, body = fetch(base + "/feeds/topics/ai.rss?page=2", {"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert body == (site / "feeds/topics/ai.page-2.rss.gz").read_bytes()
+    assert gzip.decompress(body) == (site / "feeds/topics/ai.page-2.rss").read_bytes()
+    assert "Accept-Encoding" in headers["Vary"]
+    read_feed(gzip.decompress(body))
+
+
+def test_nginx_answers_conditional_requests_with_304(static_site: tuple[str, Path]) -> None:
+    base, _ = static_site
+    served = make_app(**PAGED).test_client().get("/feeds/all.atom")
+    status, headers, _ = fetch(base + "/feeds/all.atom")
+    assert headers["Last-Modified"] == served.headers["Last-Modified"]
+    etag = headers["ETag"]
+    assert fetch(base + "/feeds/all.atom", {"If-None-Match": etag})[0] == 304
+    modified = {"If-Modified-Since": headers["Last-Modified"]}
+    assert fetch(base + "/feeds/all.atom", modified)[0] == 304
+    later = {"If-Modified-Since": "Sat, 01 Jan 2050 00:00:00 GMT"}
+    assert fetch(base + "/feeds/all.atom", later)[0] == 304  # as new or newer, as feedsvc does
+    older = {"If-Modified-Since": "Sat, 01 Jan 2022 00:00:00 GMT"}
+    assert fetch(base + "/feeds/all.atom", older)[0] == 200
+    gz = fetch(base + "/feeds/all.atom", {"Accept-Encoding": "gzip"})[1]["ETag"]
+    assert gz != etag  # the gzip file is another representation with its own validator
+
+
+def test_nginx_maps_pages_and_refuses_what_is_not_in_the_site(
+    static_site: tuple[str, Path],
+) -> None:
+    base, site = static_site
+    assert fetch(base + "/?page=2")[2] == (site / file_for("/?page=2")).read_bytes()
+    assert fetch(base + "/feeds/all.atom?page=1")[2] == (site / "feeds/all.atom").read_bytes()
+    for url in (
+        "/feeds/all.atom?page=x",
+        "/feeds/all.atom?page=99",
+        "/.feedsvc-build",
+        "/topics/nothing",
+        "/metrics",
+        "/feeds/all.atom.gz/x",
+    ):
+        assert fetch(base + url)[0] == 404, url
+
+
+def test_nginx_proxy_cache_in_front_of_feedsvc(tmp_path: Path, nginx: Start) -> None:
+    with running_feedsvc(RECORDS, tmp_path / "feedsvc.log") as service:
+        config = deploy_config(
+            "nginx-proxy.conf",
+            {
+                "server 127.0.0.1:8000;": f"server {service.removeprefix('http://')};",
+                "/var/cache/nginx/feedsvc": str(tmp_path / "cache"),
+            },
+        )
+        base, _ = nginx(config)
+        first = fetch(base + "/feeds/all.atom")
+        second = fetch(base + "/feeds/all.atom")
+        assert (first[0], first[1]["X-Cache-Status"]) == (200, "MISS")
+        assert (second[0], second[1]["X-Cache-Status"]) == (200, "HIT")
+        assert (
+            second[2]
+            == first[2]
+            == fetch(service + "/feeds/all.atom")[2].replace(service.encode(), base.encode())
+        )
+        assert second[1]["Content-Type"] == "application/atom+xml; charset=utf-8"
+        # links point at the proxy: feedsvc saw its Host
+        self_link = next(
+            link.href for link in read_feed(second[2]).feed.links if link.rel == "self"
+        )
+        assert self_link == base + "/feeds/all.atom"
+
+        gzip_headers = {"Accept-Encoding": "gzip, deflate"}
+        zipped = [fetch(base + "/feeds/all.atom", gzip_headers) for _ in range(2)]
+        assert [z[1]["X-Cache-Status"] for z in zipped] == ["MISS", "HIT"]
+        assert zipped[1][1]["Content-Encoding"] == "gzip"
+        assert gzip.decompress(zipped[1][2]) == first[2]
+        # Another way of saying "gzip" is the same variant: one cached copy serves both.
+        assert (
+            fetch(base + "/feeds/all.atom", {"Accept-Encoding": "gzip"})[1]["X-Cache-Status"]
+            == "HIT"
+        )
+
+        etag = second[1]["ETag"]
+        again = fetch(base + "/feeds/all.atom", {"If-None-Match": etag})
+        assert (again[0], again[1]["X-Cache-Status"]) == (304, "HIT")
+        assert fetch(base + "/healthz")[1]["X-Cache-Status"] != "HIT"
+        assert fetch(base + "/metrics")[0] == 404
+        # feedsvc saw one request per variant (identity, gzip), plus the test's own direct one.
+        log = (tmp_path / "feedsvc.log").read_text()
+        assert log.count("path=/feeds/all.atom ") == 3
