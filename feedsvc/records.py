@@ -20,9 +20,20 @@ from typing import Any
 
 import yaml
 from slugify import slugify
+from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError, SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from yaml.resolver import BaseResolver
+from yaml.error import MarkedYAMLError
+from yaml.events import (
+    AliasEvent,
+    Event,
+    MappingEndEvent,
+    NodeEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
+from yaml.nodes import ScalarNode
 
 from feedsvc.errors import Problem, RecordError, UrlError
 from feedsvc.urls import (
@@ -44,116 +55,127 @@ EARLIEST_YEAR = 1900
 _SHOWN_CHARS = 60
 
 # Bumped whenever the same file may parse to a different result, so parse caches are not trusted.
-PARSE_VERSION = 2
+PARSE_VERSION = 3
 
-_STR_TAG = BaseResolver.DEFAULT_SCALAR_TAG
-_SEQ_TAG = BaseResolver.DEFAULT_SEQUENCE_TAG
-_MAP_TAG = BaseResolver.DEFAULT_MAPPING_TAG
 _NULL_TAG = "tag:yaml.org,2002:null"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 # The tags a safe loader knows (`!!int`, `!!timestamp`...): an explicit one gives its plain value.
-_STANDARD_TAGS = frozenset(tag for tag in SafeConstructor.yaml_constructors if tag)
+# "!" is the non-specific tag (`! 12`): text.
+_STANDARD_TAGS = frozenset(tag for tag in SafeConstructor.yaml_constructors if tag) | {"!"}
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _TRUE = frozenset({"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"})
 _FALSE = frozenset({"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"})
 
-
-class _PlainResolver(BaseResolver):
-    """Types only unquoted nulls and yes/no words (two set look-ups); numbers and dates stay
-    text, which the `FIELDS` converters read themselves. PyYAML's implicit typing (regexes per
-    scalar, then a datetime or int built for values mostly kept as text) cost a third of the
-    parse. A quoted `"no"` stays text, as before."""
-
-    def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
-        if kind is ScalarNode:
-            if implicit[0]:
-                if value in _NULLS:
-                    return _NULL_TAG
-                if value in _TRUE or value in _FALSE:
-                    return _BOOL_TAG
-            return _STR_TAG
-        return _SEQ_TAG if kind is SequenceNode else _MAP_TAG
-
-
 if yaml.__with_libyaml__:
-    from yaml.cyaml import CParser  # type: ignore[attr-defined]
-
-    class _Composer(CParser, _PlainResolver):
-        def __init__(self, text: str) -> None:
-            CParser.__init__(self, text)
-            _PlainResolver.__init__(self)
+    from yaml.cyaml import CParser as _Parser  # type: ignore[attr-defined]
 
 else:  # pragma: no cover - PyYAML built without libyaml
-    from yaml.composer import Composer
     from yaml.parser import Parser
     from yaml.reader import Reader
     from yaml.scanner import Scanner
 
-    class _Composer(Reader, Scanner, Parser, Composer, _PlainResolver):  # type: ignore[no-redef]
+    class _Parser(Reader, Scanner, Parser):  # type: ignore[no-redef]
         def __init__(self, text: str) -> None:
             Reader.__init__(self, text)
             Scanner.__init__(self)
             Parser.__init__(self)
-            Composer.__init__(self)
-            _PlainResolver.__init__(self)
 
-
-_BUILDING = object()
+        def dispose(self) -> None:
+            pass
 
 
 def load_yaml(text: str) -> Any:
     """The one YAML document in `text` as plain values: str, list, dict, bool and None only.
 
-    Explicit standard tags (`!!int 5`) give the plain value of their node; any other tag
-    (`!!python/object`, `!custom`) is refused, so no YAML can construct an object.
+    Values are built straight from the parser's events. PyYAML's loaders first build a node per
+    value, then type every scalar with regexes (dates, ints, floats) that feedsvc converts again
+    anyway: three times the work. Only unquoted nulls and yes/no words are typed here (a quoted
+    "no" stays text); numbers and dates stay text for the `FIELDS` converters. Explicit standard
+    tags (`!!int 5`) give their plain value; any other (`!!python/object`, `!custom`) is refused,
+    so no YAML can construct an object.
 
     :raises yaml.YAMLError: not YAML, more than one document, or a tag it refuses.
+    :raises RecursionError: nested deeper than Python's recursion limit.
     """
-    composer = _Composer(text)
+    parser = _Parser(text)
     try:
-        node = composer.get_single_node()
+        get: Callable[[], Any] = parser.get_event
+        get()  # stream start
+        if isinstance(get(), StreamEndEvent):  # else: document start
+            return None
+        value = _value(get, get(), {})
+        get()  # document end
+        event = get()
+        if not isinstance(event, StreamEndEvent):
+            raise _error(ComposerError, "found a second document; a record is one", event)
+        return value
     finally:
-        composer.dispose()
-    return None if node is None else _plain(node, {})
+        parser.dispose()
 
 
-def _plain(node: Node, built: dict[int, Any]) -> Any:
-    """Build one node; `built` shares the value of a node reached again through an alias."""
-    key = id(node)
-    if key in built:
-        if built[key] is _BUILDING:
-            raise ConstructorError(None, None, "found a recursive alias", node.start_mark)
-        return built[key]
-    tag = node.tag
-    if tag != _STR_TAG and tag != _MAP_TAG and tag != _SEQ_TAG:
+def _error(kind: type[MarkedYAMLError], problem: str, event: Event) -> MarkedYAMLError:
+    mark: Any = event.start_mark  # the C parser's own Mark class, which the stubs do not name
+    return kind(None, None, problem, mark)
+
+
+def _scalar(event: ScalarEvent) -> Any:
+    tag = event.tag
+    if tag is not None:
+        _check_tag(event)
         if tag == _NULL_TAG:
             return None
-        if tag == _BOOL_TAG and isinstance(node, ScalarNode):
-            if node.value in _TRUE or node.value in _FALSE:
-                return node.value in _TRUE
-        if tag not in _STANDARD_TAGS:
-            message = f"could not determine a constructor for the tag {tag!r}"
-            raise ConstructorError(None, None, message, node.start_mark)
-    if isinstance(node, ScalarNode):
-        return node.value
-    built[key] = _BUILDING
+        if tag != _BOOL_TAG or (event.value not in _TRUE and event.value not in _FALSE):
+            return event.value
+    elif not event.implicit[0]:  # quoted
+        return event.value
+    value = event.value
+    if value in _NULLS:
+        return None
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    return value
+
+
+def _check_tag(event: NodeEvent) -> None:
+    tag = event.tag  # type: ignore[attr-defined]
+    if tag is not None and tag not in _STANDARD_TAGS:
+        message = f"could not determine a constructor for the tag {tag!r}"
+        raise _error(ConstructorError, message, event)
+
+
+def _value(get: Callable[[], Event], event: Event, anchors: dict[str, Any]) -> Any:
+    """The value that starts with `event`, reading the events of its items from `get`."""
+    kind = type(event)
     value: Any
-    if isinstance(node, SequenceNode):
-        value = [_plain(item, built) for item in node.value]
+    if kind is ScalarEvent:
+        value = _scalar(event)  # type: ignore[arg-type]
+    elif kind is AliasEvent:
+        anchor = event.anchor  # type: ignore[attr-defined]
+        if anchor not in anchors:  # also an alias inside its own anchor: a recursive value
+            raise _error(ComposerError, f"found undefined alias {anchor!r}", event)
+        return anchors[anchor]
+    elif kind is SequenceStartEvent:
+        _check_tag(event)  # type: ignore[arg-type]
+        value = []
+        item = get()
+        while not isinstance(item, SequenceEndEvent):
+            value.append(_value(get, item, anchors))
+            item = get()
     else:
-        assert isinstance(node, MappingNode)
+        _check_tag(event)  # type: ignore[arg-type]
         value = {}
-        for key_node, value_node in node.value:
-            name = _plain(key_node, built)
+        key = get()
+        while not isinstance(key, MappingEndEvent):
+            name = _value(get, key, anchors)
             if isinstance(name, list | dict):
-                raise ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    "found unhashable key",
-                    key_node.start_mark,
-                )
-            value[name] = _plain(value_node, built)
-    built[key] = value
+                raise _error(ConstructorError, "found a mapping key that is a list or mapping", key)
+            value[name] = _value(get, get(), anchors)
+            key = get()
+    anchor = event.anchor  # type: ignore[attr-defined]
+    if anchor is not None:
+        anchors[anchor] = value
     return value
 
 
