@@ -89,6 +89,7 @@ def _load(settings: Settings) -> tuple[Collection, LoadStats]:
         settings.asset_base_url,
         workers=settings.load_workers or os.cpu_count() or 1,
         cache_file=settings.parse_cache_file(),
+        max_bytes=settings.max_record_bytes,
     )
     return loader.load(), loader.stats
 

@@ -9,7 +9,10 @@ in the table (`secured` above all) never leave this module.
 from __future__ import annotations
 
 import email.utils
+import logging
+import os
 import re
+import reprlib
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,14 +48,37 @@ from feedsvc.urls import (
 )
 from feedsvc.values import pickled_by_fields
 
-# XML 1.0 forbids these anywhere in a document; feedgen raises on them at render time.
-_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# XML 1.0 forbids these anywhere in a document; feedgen raises on them at render time. DEL and
+# the C1 controls (but NEL, which is white space) are allowed but discouraged (XML 1.0 §2.2):
+# they come from text decoded with the wrong encoding, and readers show them as boxes.
+_XML_FORBIDDEN = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]"
+)
 _WHITESPACE_RUN = re.compile(r"\s+")
 _FRONT_MATTER = re.compile(
     r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*\r?$", re.DOTALL | re.MULTILINE
 )
 EARLIEST_YEAR = 1900
 _SHOWN_CHARS = 60
+# Values shown in messages are cut short at every level: an alias bomb is a tiny tree of shared
+# lists whose plain repr() would be billions of items long.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxother = 2, 4, 4, 20
+_SHOWN.maxstring = _SHOWN_CHARS
+# libyaml composes nested collections by C recursion: some 50,000 levels crash the process (a
+# 100 KB file of `[`). Records need four levels; deeper front matter is refused unread.
+MAX_NESTING = 200
+_DEEP_BLOCK = re.compile(rf"^[ \t?:-]{{{MAX_NESTING},}}", re.MULTILINE)
+_FLOW_BRACKETS = re.compile(r"[\[\]{}]")
+# More are kept out, with a warning: a record has 1-4 topics and up to 40 related articles, and
+# each topic is a feed.
+MAX_TOPICS = 50
+MAX_RELATED = 100
+MAX_IMAGES = 20
+# What a file may weigh, unless the MAX_RECORD_BYTES setting says otherwise.
+DEFAULT_MAX_BYTES = 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 # Bumped whenever the same file may parse to a different result, so parse caches are not trusted.
 PARSE_VERSION = 3
@@ -354,7 +380,7 @@ def slug_of(name: str) -> str:
 
 
 def _shown(value: Any) -> str:
-    text = repr(value)
+    text = repr(value) if isinstance(value, str) else _SHOWN.repr(value)
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
 
@@ -425,7 +451,10 @@ def _parse_date_text(text: str) -> datetime | None:
     except ValueError:
         pass
     if SafeConstructor.timestamp_regexp.match(text):  # YAML forms ISO 8601 lacks (`... -5`)
-        moment = _TIMESTAMPS.construct_yaml_timestamp(ScalarNode(_TIMESTAMP_TAG, text))
+        try:  # the pattern admits 2023-02-30 and 25:00, which datetime refuses
+            moment = _TIMESTAMPS.construct_yaml_timestamp(ScalarNode(_TIMESTAMP_TAG, text))
+        except (ValueError, OverflowError):
+            return None
         return moment if isinstance(moment, datetime) else datetime(*moment.timetuple()[:3])
     try:
         return email.utils.parsedate_to_datetime(text)
@@ -479,20 +508,25 @@ def _positive_int(value: Any, name: str, ctx: _Context) -> int | None:
     return number
 
 
-def _list_of(value: Any, name: str) -> list[Any]:
+def _list_of(value: Any, name: str, ctx: _Context, limit: int) -> list[Any]:
+    """The items of a list field (one item when it is a single text), at most `limit`."""
     if value is None:
         return []
     if isinstance(value, str):
         return [value]
     if not isinstance(value, list):
         raise RecordError(name, f"should be a list, not {type(value).__name__}")
+    if len(value) > limit:
+        ctx.warn(name, f"has {len(value)} items; only the first {limit} are kept")
+        return value[:limit]
     return value
 
 
 def convert_images(value: Any, ctx: _Context, name: str) -> tuple[Image, ...]:
     """Keep every usable image; an unusable one is left out with a warning, not the record."""
     images: list[Image] = []
-    for index, item in enumerate(_list_of([value] if isinstance(value, Mapping) else value, name)):
+    items = _list_of([value] if isinstance(value, Mapping) else value, name, ctx, MAX_IMAGES)
+    for index, item in enumerate(items):
         where = f"{name}[{index}]"
         if isinstance(item, str):
             item = {"url": item}
@@ -516,7 +550,7 @@ def convert_images(value: Any, ctx: _Context, name: str) -> tuple[Image, ...]:
 
 def convert_topics(value: Any, ctx: _Context, name: str) -> tuple[Topic, ...]:
     topics: dict[str, Topic] = {}
-    for index, item in enumerate(_list_of(value, name)):
+    for index, item in enumerate(_list_of(value, name, ctx, MAX_TOPICS)):
         where = f"{name}[{index}]"
         try:
             topic_name = convert_title(item, ctx, where)
@@ -556,7 +590,7 @@ def _provider_name(value: Mapping[str, Any], ctx: _Context, name: str) -> tuple[
 def convert_related(value: Any, ctx: _Context, name: str) -> str:
     """The usable related articles, packed (`pack_related`)."""
     related: list[str] = []
-    for index, item in enumerate(_list_of(value, name)):
+    for index, item in enumerate(_list_of(value, name, ctx, MAX_RELATED)):
         where = f"{name}[{index}]"
         try:
             related.append(_related_item(item, ctx, where))
@@ -708,7 +742,24 @@ def _yaml_message(exc: yaml.YAMLError, lines_before: int) -> str:
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         line = exc.problem_mark.line + 1 + lines_before  # marks count from 0
         return f"is not valid YAML: {exc.problem} (line {line})"
-    return f"is not valid YAML: {exc}"
+    if isinstance(exc, yaml.reader.ReaderError):  # its str() spans two lines
+        return f"is not valid YAML: {exc.reason} (character {exc.position + 1})"
+    return "is not valid YAML: " + " ".join(str(exc).split())
+
+
+def nests_too_deeply(source: str) -> bool:
+    """Whether YAML text may nest deeper than MAX_NESTING, judged without parsing it: block
+    nesting needs a column of indentation or indicator per level, flow nesting a bracket."""
+    if _DEEP_BLOCK.search(source):
+        return True
+    if source.count("[") + source.count("{") <= MAX_NESTING:
+        return False
+    depth = 0
+    for bracket in _FLOW_BRACKETS.finditer(source):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > MAX_NESTING:
+            return True
+    return False
 
 
 def parse_text(text: str, path: str, asset_base_url: str | None = None) -> ParseResult:
@@ -717,24 +768,41 @@ def parse_text(text: str, path: str, asset_base_url: str | None = None) -> Parse
         source, lines_before = front_matter(text.removeprefix("\ufeff"))
     except RecordError as exc:
         return ParseResult(None, (Problem(path, exc.field, exc.message),))
+    if nests_too_deeply(source):
+        message = f"is not valid YAML: nested more than {MAX_NESTING} levels deep"
+        return ParseResult(None, (Problem(path, "", message),))
     try:
         data = load_yaml(source)
     except yaml.YAMLError as exc:
         return ParseResult(None, (Problem(path, "", _yaml_message(exc, lines_before)),))
     except RecursionError:
         return ParseResult(None, (Problem(path, "", "is not valid YAML: nested too deeply"),))
+    except ValueError as exc:  # a value no Python type can hold
+        return ParseResult(None, (Problem(path, "", f"is not a usable record: {exc}"),))
     return record_from_mapping(data, path, asset_base_url)
 
 
 def parse_bytes(raw: bytes, path: str, asset_base_url: str | None = None) -> ParseResult:
-    """Parse the bytes of one record file; `path` names it in problems."""
+    """Parse the bytes of one record file; `path` names it in problems. Never raises: whatever
+    one file holds, the rest of the collection loads."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return ParseResult(
             None, (Problem(path, "", f"is not UTF-8 text (bad byte at offset {exc.start})"),)
         )
-    return parse_text(text, path, asset_base_url)
+    try:
+        return parse_text(text, path, asset_base_url)
+    except Exception as exc:  # a defect in feedsvc must not take the other records down
+        log.exception("parsing %s failed", path)
+        message = f"could not be parsed (internal error {type(exc).__name__}; please report it)"
+        return ParseResult(None, (Problem(path, "", message),))
+
+
+def too_large(path: str, size: int, max_bytes: int) -> ParseResult:
+    """The rejection of a file over the MAX_RECORD_BYTES setting (it is not read)."""
+    message = f"is {size:,} bytes, over the limit of {max_bytes:,} (MAX_RECORD_BYTES)"
+    return ParseResult(None, (Problem(path, "", message),))
 
 
 def unreadable(path: str, error: OSError) -> ParseResult:
@@ -742,11 +810,17 @@ def unreadable(path: str, error: OSError) -> ParseResult:
     return ParseResult(None, (Problem(path, "", f"cannot be read ({error.strerror})"),))
 
 
-def parse_file(file: Path, root: Path, asset_base_url: str | None = None) -> ParseResult:
+def parse_file(
+    file: Path, root: Path, asset_base_url: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> ParseResult:
     """Read and parse one record file; `root` only shortens the path that problems name."""
     path = file.relative_to(root).as_posix()
     try:
-        raw = file.read_bytes()
+        with file.open("rb") as handle:
+            raw = handle.read(max_bytes + 1)  # never more, whatever the file's size
+            size = os.fstat(handle.fileno()).st_size
     except OSError as exc:
         return unreadable(path, exc)
+    if len(raw) > max_bytes:
+        return too_large(path, max(size, len(raw)), max_bytes)
     return parse_bytes(raw, path, asset_base_url)

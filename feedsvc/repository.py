@@ -30,7 +30,15 @@ from feedsvc.parsecache import (
     stat_part,
     write_cache,
 )
-from feedsvc.records import Image, ParseResult, Record, parse_bytes, unreadable
+from feedsvc.records import (
+    DEFAULT_MAX_BYTES,
+    Image,
+    ParseResult,
+    Record,
+    parse_bytes,
+    too_large,
+    unreadable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +102,10 @@ def record_paths(root: Path) -> list[str]:
                 continue
             if entry.is_dir():
                 subfolders.append(entry.path)
-            elif os.path.splitext(entry.name)[1].lower() in RECORD_SUFFIXES:
+            elif (
+                os.path.splitext(entry.name)[1].lower() in RECORD_SUFFIXES
+                and entry.is_file()  # not a FIFO or device: opening one can block for ever
+            ):
                 found.append(entry.path)
         pending.extend(reversed(subfolders))
     return sorted(found)
@@ -219,18 +230,30 @@ class LoadStats:
 
 
 def read_file_state(
-    file: str, path: str, stamp: bytes | None, trust_stat: bool, asset_base_url: str | None
+    file: str,
+    path: str,
+    stamp: bytes | None,
+    trust_stat: bool,
+    asset_base_url: str | None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> FileState | None:
     """Stat, read, hash and, if it changed, parse one file; None when it is unchanged since
-    `stamp`. With `trust_stat`, an unchanged size and modification time are enough."""
+    `stamp`. With `trust_stat`, an unchanged size and modification time are enough. A file
+    over `max_bytes` is rejected without reading more than that."""
     try:
         stat = os.stat(file)
         if trust_stat and stamp and stamp.startswith(stat_part(stat.st_size, stat.st_mtime_ns)):
             return None
+        if stat.st_size > max_bytes:
+            stamp_now = make_stamp(stat.st_size, stat.st_mtime_ns, b"")
+            return FileState.of(stamp_now, too_large(path, stat.st_size, max_bytes))
         with open(file, "rb") as handle:
-            raw = handle.read()
+            raw = handle.read(max_bytes + 1)  # it may have grown since the stat
     except OSError as exc:
         return FileState.of(make_stamp(-1, -1, b""), unreadable(path, exc))
+    if len(raw) > max_bytes:
+        stamp_now = make_stamp(len(raw), stat.st_mtime_ns, b"")
+        return FileState.of(stamp_now, too_large(path, len(raw), max_bytes))
     new_stamp = make_stamp(len(raw), stat.st_mtime_ns, content_digest(raw))
     if new_stamp == stamp:
         return None
@@ -241,24 +264,32 @@ Job = tuple[str, str, bytes | None]
 
 
 def _read_chunk(
-    jobs: list[Job], trust_stat: bool, asset_base_url: str | None
+    jobs: list[Job], trust_stat: bool, asset_base_url: str | None, max_bytes: int
 ) -> list[FileState | None]:
-    return [read_file_state(*job, trust_stat, asset_base_url) for job in jobs]
+    return [read_file_state(*job, trust_stat, asset_base_url, max_bytes) for job in jobs]
 
 
 def read_file_states(
-    jobs: list[Job], trust_stat: bool, asset_base_url: str | None, workers: int
+    jobs: list[Job],
+    trust_stat: bool,
+    asset_base_url: str | None,
+    workers: int,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> list[FileState | None]:
     """`read_file_state` for every job, in forked worker processes when there are enough jobs:
     workers read, hash and parse, and only the states of changed files travel back."""
     if workers <= 1 or len(jobs) < PARALLEL_MINIMUM:
-        return _read_chunk(jobs, trust_stat, asset_base_url)
+        return _read_chunk(jobs, trust_stat, asset_base_url, max_bytes)
     size = max(16, len(jobs) // (workers * 8))
     chunks = [jobs[start : start + size] for start in range(0, len(jobs), size)]
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         done = pool.map(
-            _read_chunk, chunks, [trust_stat] * len(chunks), [asset_base_url] * len(chunks)
+            _read_chunk,
+            chunks,
+            [trust_stat] * len(chunks),
+            [asset_base_url] * len(chunks),
+            [max_bytes] * len(chunks),
         )
         return [state for chunk in done for state in chunk]
 
@@ -278,9 +309,11 @@ class CollectionLoader:
         *,
         workers: int = 1,
         cache_file: Path | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.root = root
         self.asset_base_url = asset_base_url
+        self.max_bytes = max_bytes
         self.workers = workers
         self.cache_file = cache_file
         self.states: dict[str, FileState] = {}
@@ -288,7 +321,7 @@ class CollectionLoader:
 
     @property
     def _settings_key(self) -> str:
-        return f"asset_base_url={self.asset_base_url}"
+        return f"asset_base_url={self.asset_base_url} max_bytes={self.max_bytes}"
 
     def load(self) -> Collection:
         """Read the whole folder; every file's content is hashed and checked against the cache."""
@@ -354,7 +387,7 @@ class CollectionLoader:
             jobs.append((file, path, old.stamp if old else None))
         # Reloads run in a thread of a serving process, where forking is unsafe: serial there.
         workers = 1 if trust_stat else self.workers
-        states = read_file_states(jobs, trust_stat, self.asset_base_url, workers)
+        states = read_file_states(jobs, trust_stat, self.asset_base_url, workers, self.max_bytes)
         fresh: list[FileState] = []
         for (_, path, _), state in zip(jobs, states, strict=True):
             old = previous.get(path)

@@ -72,6 +72,11 @@ class Settings:
         "Absolute URL that site-relative image URLs in records (`/assets/...`) resolve against, "
         "as a prefix; when unset such images are left out with a warning.",
     )
+    max_record_bytes: int = setting(
+        1024 * 1024,
+        "Largest record file read, in bytes; a larger file is rejected unread (a record is "
+        "rarely over 70 KB).",
+    )
     log_level: str = setting(
         "INFO",
         "Least severe log messages written (DEBUG, INFO, WARNING, ERROR); INFO logs one line per "
@@ -117,6 +122,7 @@ class Settings:
             ("render_cache_bytes", 0),
             ("reload_interval", 0),
             ("load_workers", 0),
+            ("max_record_bytes", 1),
         )
         for name, least in minimums:
             if getattr(self, name) < least:

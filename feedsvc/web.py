@@ -183,6 +183,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         settings.asset_base_url,
         workers=settings.load_workers or os.cpu_count() or 1,
         cache_file=settings.parse_cache_file(),
+        max_bytes=settings.max_record_bytes,
     )
     state = _State(settings, loader)
     app.extensions[_EXTENSION_KEY] = state
