@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install system-deps serve test lint format bench bench-load clean
+.PHONY: install system-deps serve test lint format bench bench-load fuzz clean
 
 $(BIN)/feedsvc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,16 @@ bench: install
 # Loading benchmark (about 10 minutes for the default sizes).
 bench-load: install
 	$(BIN)/python -m bench.loading $(BENCH_ARGS)
+
+# Coverage-guided fuzzing of the record parser (atheris) for FUZZ_SECONDS; the corpus starts
+# from tests/data/ and seeds/, new inputs and any crash go to .fuzz/.
+FUZZ_SECONDS ?= 600
+fuzz: install
+	$(BIN)/python -m pip install --quiet -e '.[test,fuzz]'
+	mkdir -p .fuzz/corpus .fuzz/crashes
+	$(BIN)/python fuzz/fuzz_records.py -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+		-rss_limit_mb=2048 -max_len=65536 -artifact_prefix=.fuzz/crashes/ -print_final_stats=1 -dict=fuzz/records.dict \
+		.fuzz/corpus tests/data seeds
 
 format: install
 	$(BIN)/ruff format .

@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,12 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import brotli
+import lxml.html
 import pytest
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
+from feedsvc.feeds import iter_feeds
 from feedsvc.server import SERVERS
 from tests.conftest import BASE_URL, RECORDS, SECRET_MARKER, make_app, parse_xml, read_feed
 from tests.servers import free_port, wait_until_serving
@@ -526,3 +529,70 @@ def test_over_http_nosniff_and_a_server_header_without_versions(server_port: int
         assert headers["x-content-type-options"] == "nosniff"
         server = headers.get("server", "")
         assert not any(char.isdigit() for char in server) and "/" not in server, server
+
+
+# -- HTML pages: the Content-Security-Policy holds ------------------------------------------------
+
+HOSTILE_RECORD = """---
+title: "<script>alert('title')</script><img src=x onerror=alert(1)>"
+excerpt: "<script>alert('excerpt')</script>javascript:alert(2)"
+publishedDateTime: 2030-01-01T00:00:00Z
+webUrl: "https://evil.example/a?<script>=1"
+provider: {name: "<script>alert('provider')</script>", domain: evil.example}
+topics: ["<script>alert('topic')</script>", "Topic\\" onmouseover=\\"alert(3)"]
+images: [{url: "https://evil.example/x.jpg?\\"><script>alert(4)</script>"}]
+related: [{title: "<script>alert('related')</script>", webUrl: "https://evil.example/r"}]
+---
+"""
+
+
+def csp_directives(header: str) -> dict[str, list[str]]:
+    directives = {}
+    for part in header.split(";"):
+        name, *values = part.split()
+        directives[name.lower()] = values
+    return directives
+
+
+def assert_csp_forbids_inline_script(response: TestResponse) -> None:
+    header = response.headers.get("Content-Security-Policy")
+    assert header, response.request.path
+    directives = csp_directives(header)
+    script = directives.get("script-src", directives.get("default-src"))
+    assert script is not None, header
+    assert "'unsafe-inline'" not in script and "'unsafe-eval'" not in script, header
+    assert (
+        script == ["'none'"] or "'self'" in script or any(s.startswith("'nonce-") for s in script)
+    )
+
+
+def html_urls(client: FlaskClient) -> list[str]:
+    collection = client.application.extensions["feedsvc"].collection
+    urls = {feed.html_path for feed in iter_feeds(collection)}
+    return sorted(urls | {"/", "/?page=2", "/topics/no-such-topic", "/providers/no-such"})
+
+
+def test_every_html_response_carries_a_csp_forbidding_inline_script(tmp_records: Path) -> None:
+    shutil.copytree(RECORDS, tmp_records, dirs_exist_ok=True)
+    (tmp_records / "hostile.md").write_text(HOSTILE_RECORD, encoding="utf-8")
+    client = make_app(SEEDS_DIR=tmp_records).test_client()
+    urls = html_urls(client)
+    assert len(urls) > 5
+    for url in urls:
+        responses = [*twice(client, url), client.head(url)]
+        etag = responses[0].headers.get("ETag")
+        if etag:
+            responses.append(client.get(url, headers={"If-None-Match": etag}))
+        is_html = (responses[0].content_type or "").startswith("text/html")
+        assert is_html, url
+        for response in responses:  # the 304 and HEAD answers too
+            assert_csp_forbids_inline_script(response)
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+        body = responses[0].data
+        if body:
+            document = lxml.html.fromstring(body)
+            assert document.xpath("//script") == [], url
+            handlers = document.xpath("//@*[starts-with(name(), 'on')]")
+            assert handlers == [], (url, handlers)
+            for link in document.xpath("//@href | //@src"):
+                assert not link.strip().lower().startswith(("javascript:", "data:")), (url, link)
