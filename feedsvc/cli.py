@@ -236,8 +236,13 @@ def _table(rows: list[dict[str, Any]]) -> str:
     help="Absolute URL the site will be served at, e.g. https://news.example.org/ (feeds "
     "carry absolute links).",
 )
+@click.option(
+    "--workers", type=click.IntRange(1), help="Processes that render (default: one per core)."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary (for scripts).")
-def build_command(settings: Settings, out: Path, base_url: str, quiet: bool) -> None:
+def build_command(
+    settings: Settings, out: Path, base_url: str, workers: int | None, quiet: bool
+) -> None:
     """Write the whole site as static files for any web server or CDN.
 
     Every feed in every format and every page of it, the HTML pages, the OPML list and the
@@ -253,11 +258,12 @@ def build_command(settings: Settings, out: Path, base_url: str, quiet: bool) -> 
     try:
         app = create_app(config)
         urls = app_urls(app)
+        workers = workers or default_workers()
         if quiet:
-            result = build_site(app, out, urls)
+            result = build_site(app, out, urls, workers=workers)
         else:
             with click.progressbar(length=len(urls), label="Writing", file=sys.stderr) as bar:
-                result = build_site(app, out, urls, progress=lambda _url: bar.update(1))
+                result = build_site(app, out, urls, bar.update, workers)
     except (ConfigError, BuildError) as exc:
         raise click.ClickException(str(exc)) from None
     if not quiet:

@@ -90,6 +90,16 @@ def test_every_link_within_the_site_has_its_file(built: Path) -> None:
     assert "/feeds/topics/ai.atom?page=2" in checked and "/static/feed.xsl" in checked
 
 
+def test_a_build_in_several_processes_writes_the_same_site(
+    tmp_path: Path, built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feedsvc.build, "PARALLEL_MINIMUM", 1)
+    steps: list[int] = []
+    result = build_site(make_app(**PAGED), tmp_path / "parallel", progress=steps.append, workers=2)
+    assert tree(tmp_path / "parallel") == tree(built)
+    assert sum(steps) == result.files == len(app_urls(make_app(**PAGED))) and len(steps) > 1
+
+
 def test_a_build_replaces_the_previous_output_whole(tmp_path: Path) -> None:
     out = tmp_path / "site"
     build_site(make_app(**PAGED), out)
