@@ -59,8 +59,15 @@ def _host(parts_hostname: str | None) -> str:
         host = parts_hostname.encode("idna").decode("ascii")
     except UnicodeError as exc:
         raise UrlError(f"has a host name that cannot be encoded ({exc})") from None
-    return f"[{host}]" if ":" in host else host
+    if ":" in host:  # an IPv6 literal, which urlsplit has checked
+        return f"[{host}]"
+    # Python's IDNA codec lets NUL, spaces and other controls through (found by fuzzing).
+    if not _HOST_NAME.fullmatch(host):
+        raise UrlError(f"has a host name with characters no host name has: {host!r}")
+    return host
 
+
+_HOST_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9._-]*[a-z0-9_.])?")
 
 # Most URLs in records are already safe: lower-case host, no port, only characters RFC 3986
 # allows, escapes well-formed, no HTML entity. Those are returned as they are, which makes loading

@@ -181,6 +181,14 @@ REJECTED: dict[str, tuple[bytes, str]] = {
         b"---\ntitle: x\npublishedDateTime: 2023-01-01\nwebUrl: //\n---\n",
         "webUrl",
     ),
+    "url-host-nul.md": (
+        b'---\ntitle: x\npublishedDateTime: 2023-01-01\nwebUrl: "http://a.exam\\0ple:81/p"\n---\n',
+        "characters no host name has",
+    ),
+    "url-host-space.md": (
+        b'---\ntitle: x\npublishedDateTime: 2023-01-01\nwebUrl: "http://a b.example/"\n---\n',
+        "characters no host name has",
+    ),
     "url-list.md": (
         b"---\ntitle: x\npublishedDateTime: 2023-01-01\nwebUrl: [https://x.example/]\n---\n",
         "should be a URL",
@@ -248,6 +256,7 @@ WARNED: dict[str, tuple[bytes, str]] = {
     "image-javascript.md": (valid(extra="images: ['javascript:alert(1)']\n"), "javascript"),
     "image-data.md": (valid(extra="images: ['data:image/png;base64,AAAA']\n"), "data"),
     "image-file.md": (valid(extra="images: ['file:///etc/passwd']\n"), "file"),
+    "image-host-control.md": (valid(extra='images: ["http://a\\x01b.example/x.jpg"]\n'), "host"),
     "related-javascript.md": (
         valid(extra="related: [{title: r, webUrl: 'javascript:x'}]\n"),
         "javascript",
