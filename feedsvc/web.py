@@ -437,19 +437,29 @@ def _serve_feed() -> Response:
         raw = request.args.get("page", "")
         abort(400, description=f"page must be a positive whole number, not {raw[:20]!r}")
     snapshot = state.snapshot
+    rendered = _get_or_render(
+        state, snapshot, key, lambda: _render(state, snapshot.collection, key)
+    )
+    status, headers, body = _feed_response(state, rendered, request.environ)
+    return Response(body, status, headers)
+
+
+def _get_or_render(
+    state: _State, snapshot: _Snapshot, key: FeedKey, render: Callable[[], RenderedFeed]
+) -> RenderedFeed:
+    """The render cache's copy, else a new render; the access log and the metrics are told
+    which, and how long the render took."""
     request.environ[_CACHE] = "hit"
 
-    def render() -> RenderedFeed:
+    def timed() -> RenderedFeed:
         request.environ[_CACHE] = "miss"
         state.metrics.misses.inc()
         started = time.perf_counter()
-        rendered = _render(state, snapshot.collection, key)
+        rendered = render()
         state.metrics.render_seconds.observe(time.perf_counter() - started)
         return rendered
 
-    rendered = snapshot.renders.get_or_render(key, render)
-    status, headers, body = _feed_response(state, rendered, request.environ)
-    return Response(body, status, headers)
+    return snapshot.renders.get_or_render(key, timed)
 
 
 # Routes come from the format registry: `/feeds/all.atom`, `/feeds/topics/ai.rss`, ...
@@ -490,8 +500,8 @@ def _page_or_404(scope: str, slug: str | None) -> WerkzeugResponse:
         return _not_found_page(state, base_url, f"There is no {scope[:-1]} called {slug!r} here.")
     key: FeedKey = (scope, slug, _PAGE, page, base_url)
     try:
-        rendered = snapshot.renders.get_or_render(
-            key, lambda: _render_page(state, snapshot.collection, feed, key)
+        rendered = _get_or_render(
+            state, snapshot, key, lambda: _render_page(state, snapshot.collection, feed, key)
         )
     except PageNotFound as exc:
         return _not_found_page(state, base_url, f"This page does not exist: {exc}.")
@@ -547,7 +557,7 @@ def opml_list() -> Response:
         updated = snapshot.collection.updated or EPOCH
         return rendered_feed(body, OPML_MEDIA_TYPE, updated)
 
-    rendered = snapshot.renders.get_or_render(key, render)
+    rendered = _get_or_render(state, snapshot, key, render)
     status, headers, body = _feed_response(state, rendered, request.environ)
     return Response(body, status, headers)
 

@@ -15,14 +15,15 @@ from pathlib import Path
 import pytest
 
 from feedsvc.build import app_urls, build_site, file_for
-from tests.conftest import RECORDS, make_app, read_feed, system_tool
+from tests.conftest import ASSET_BASE_URL, RECORDS, make_app, read_feed, system_tool
 from tests.servers import fetch, free_port, running_feedsvc
 
 pytestmark = pytest.mark.live
 DEPLOY = Path(__file__).parent.parent / "deploy"
 PAGED = {"FEED_SIZE": 3}
-# Starts nginx with a site configuration; gives its base URL and its folder.
-Start = Callable[[str], tuple[str, Path]]
+# Starts nginx with a site configuration (on a given port, else a free one); gives its base URL
+# and its folder.
+Start = Callable[..., tuple[str, Path]]
 
 
 def deploy_config(name: str, replacements: dict[str, str]) -> str:
@@ -42,8 +43,8 @@ def nginx(tmp_path: Path) -> Iterator[Start]:
     binary = system_tool("nginx")
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(site: str) -> tuple[str, Path]:
-        port = free_port()
+    def start(site: str, port: int | None = None) -> tuple[str, Path]:
+        port = port or free_port()
         site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
         prefix = tmp_path / "nginx"
         prefix.mkdir()
@@ -120,6 +121,8 @@ def test_nginx_serves_every_url_with_the_servers_bytes_and_media_type(
             assert status == 200, url
             assert headers["Content-Type"] == expected.headers["Content-Type"], url
             assert body == expected.get_data(), url
+            policy = expected.headers.get("Content-Security-Policy")
+            assert headers["Content-Security-Policy"] == policy, url
         assert headers["Cache-Control"] == "public, max-age=300", url
         assert headers["X-Content-Type-Options"] == "nosniff"
     assert (
@@ -217,3 +220,27 @@ def test_nginx_proxy_cache_in_front_of_feedsvc(tmp_path: Path, nginx: Start) -> 
         # feedsvc saw one request per variant (identity, gzip), plus the test's own direct one.
         log = (tmp_path / "feedsvc.log").read_text()
         assert log.count("path=/feeds/all.atom ") == 3
+
+
+def test_a_reader_of_the_static_site_sees_what_feedsvc_serve_sends(
+    tmp_path: Path, nginx: Start
+) -> None:
+    """As a publisher would: build for the URL nginx serves at, and compare every URL with a
+    running `feedsvc serve` that has the same BASE_URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    site = tmp_path / "site"
+    app = make_app(BASE_URL=base)
+    build_site(app, site)
+    config = deploy_config("nginx-static.conf", {"root /srv/feedsvc/site;": f"root {site};"})
+    nginx(config, port)
+    settings = {"BASE_URL": base, "ASSET_BASE_URL": ASSET_BASE_URL}
+    with running_feedsvc(RECORDS, tmp_path / "feedsvc.log", settings=settings) as service:
+        for url in app_urls(app):
+            static, live = fetch(base + url), fetch(service + url, {"Accept": "*/*"})
+            assert (static[0], static[2]) == (live[0], live[2]), url
+            assert static[1]["Content-Type"] == live[1]["Content-Type"], url
+        from_static = read_feed(fetch(base + "/feeds/all.atom")[2])
+        from_live = read_feed(fetch(service + "/feeds/all.atom")[2])
+        assert [e.id for e in from_static.entries] == [e.id for e in from_live.entries]
+        assert len(from_static.entries) == 9

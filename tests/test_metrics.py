@@ -118,3 +118,15 @@ def test_each_app_has_its_own_metrics() -> None:
     key = ("feedsvc_http_requests_total", (("route", "feeds.all_items_feed"), ("status", "200")))
     assert samples(one)[key] == 1
     assert key not in samples(two)
+
+
+def test_pages_and_the_opml_list_report_render_cache_hits_and_misses(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="feedsvc.access")
+    for url in ("/", "/", "/topics/ai", "/topics/ai", "/feeds.opml", "/feeds.opml"):
+        assert client.get(url).status_code == 200
+    assert [line["cache"] for line in access_lines(caplog)] == ["miss", "hit"] * 3
+    found = samples(client)
+    assert found[("feedsvc_render_seconds_count", ())] == 3
+    assert found[("feedsvc_render_cache_lookups_total", (("result", "hit"),))] == 3
