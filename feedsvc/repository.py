@@ -103,12 +103,18 @@ def record_paths(root: Path) -> list[str]:
             if entry.is_dir():
                 subfolders.append(entry.path)
             elif (
-                os.path.splitext(entry.name)[1].lower() in RECORD_SUFFIXES
+                _suffix(entry.name) in RECORD_SUFFIXES
                 and entry.is_file()  # not a FIFO or device: opening one can block for ever
             ):
                 found.append(entry.path)
         pending.extend(reversed(subfolders))
     return sorted(found)
+
+
+def _suffix(name: str) -> str:
+    """`name`'s extension, lower-cased (a scan asks this of every file: splitext cost more)."""
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else ""
 
 
 def newest_first(records: Iterable[Record]) -> tuple[Record, ...]:
@@ -175,7 +181,7 @@ def index_by_provider(records: Sequence[Record]) -> dict[str, Group]:
     )
 
 
-def build_collection(results: Iterable[ParseResult], version: str = "") -> Collection:
+def build_collection(results: Iterable[ParseResult | FileState], version: str = "") -> Collection:
     """Assemble parse results into a collection: merge duplicates, sort, index."""
     accepted: list[Record] = []
     rejections: list[Problem] = []
@@ -361,8 +367,7 @@ class CollectionLoader:
         return collection
 
     def _build(self) -> Collection:
-        results = (state.result for state in self.states.values())
-        return build_collection(results, _version(self.states))
+        return build_collection(self.states.values(), _version(self.states))
 
     def _scan(
         self, *, trust_stat: bool, only: Iterable[str] | None = None
@@ -429,7 +434,7 @@ class CollectionLoader:
                 continue
             if _through_link(root, parts[:-1]):
                 continue
-            is_record = os.path.splitext(file)[1].lower() in RECORD_SUFFIXES
+            is_record = _suffix(parts[-1]) in RECORD_SUFFIXES
             if os.path.isdir(file) and not os.path.islink(file):
                 return None
             if not os.path.lexists(file) and not is_record:
