@@ -24,7 +24,7 @@ from feedsvc.metrics import LogFormatter, prepare_multiprocess
 from feedsvc.report import check_report, check_summary, stats_report
 from feedsvc.repository import Collection, CollectionLoader, LoadStats
 from feedsvc.server import SERVERS, default_workers, run
-from feedsvc.settings import LOG_LEVELS, Settings, resolve
+from feedsvc.settings import ENV_PREFIX, LOG_LEVELS, Settings, resolve
 from feedsvc.web import create_app
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -56,7 +56,8 @@ def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @click.option(
         "--log-level",
         type=click.Choice(LOG_LEVELS, case_sensitive=False),
-        help="Least severe log messages written (default: FEEDSVC_LOG_LEVEL, else INFO).",
+        help="Least severe log messages written to stderr (default: FEEDSVC_LOG_LEVEL, else INFO "
+        "for serve, WARNING for build, ERROR for check and stats).",
     )
     @functools.wraps(command)
     def wrapper(
@@ -64,7 +65,13 @@ def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
     ) -> Any:
         given = {"SEEDS_DIR": seeds, "ASSET_BASE_URL": asset_base_url, "LOG_LEVEL": log_level}
         overrides = {name: value for name, value in given.items() if value is not None}
-        return command(settings=_settings(overrides), **kwargs)
+        settings = _settings(overrides)
+        # A level asked for (option or variable) applies to every command; without one, each
+        # command has its own, so that `check` does not repeat its report as log lines.
+        chosen = log_level or os.environ.get(f"{ENV_PREFIX}_LOG_LEVEL")
+        return command(
+            settings=settings, log_level=settings.log_level if chosen else None, **kwargs
+        )
 
     return wrapper
 
@@ -76,7 +83,8 @@ def _settings(overrides: dict[str, Any]) -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str | None, default: str) -> None:
+    level = level or default
     handler = logging.StreamHandler()
     handler.setFormatter(LogFormatter(LOG_FORMAT))
     logging.basicConfig(handlers=[handler])
@@ -97,7 +105,7 @@ def _load(settings: Settings) -> tuple[Collection, LoadStats]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="feedsvc")
 def cli() -> None:
-    """Publish a folder of news records as Atom and RSS feeds.
+    """Publish a folder of news records as Atom, RSS and JSON feeds and HTML pages.
 
     \b
     Typical use:
@@ -133,14 +141,19 @@ def cli() -> None:
     "--workers", type=click.IntRange(1), help="Worker processes (default: one per CPU core)."
 )
 def serve_command(
-    settings: Settings, host: str, port: int, server: str, workers: int | None
+    settings: Settings,
+    log_level: str | None,
+    host: str,
+    port: int,
+    server: str,
+    workers: int | None,
 ) -> None:
     """Serve the feeds over HTTP with a production WSGI server.
 
     The collection is loaded once, before the workers start, and shared by them; changed record
     files are picked up while serving.
     """
-    _configure_logging(settings.log_level)
+    _configure_logging(log_level, settings.log_level)
     remove_metrics = prepare_multiprocess(settings.metrics_dir)
     try:
         app = create_app(_as_config(settings))
@@ -161,7 +174,9 @@ def _as_config(settings: Settings) -> dict[str, Any]:
 @click.argument("folder", required=False, type=_FOLDER)
 @shared_options
 @_FORMAT
-def check_command(settings: Settings, folder: Path | None, output: str) -> None:
+def check_command(
+    settings: Settings, log_level: str | None, folder: Path | None, output: str
+) -> None:
     """Check every record file in FOLDER without serving anything.
 
     FOLDER defaults to --seeds (or FEEDSVC_SEEDS_DIR). Prints each rejected file with the field
@@ -173,7 +188,7 @@ def check_command(settings: Settings, folder: Path | None, output: str) -> None:
     """
     if folder is not None:
         settings = _settings({**_as_config(settings), "SEEDS_DIR": folder})
-    _configure_logging("ERROR")  # the report below says everything the log would
+    _configure_logging(log_level, "ERROR")  # the report says everything the log would
     collection, stats = _load(settings)
     report = check_report(str(settings.seeds_dir), collection, stats)
     if output == "json":
@@ -190,12 +205,12 @@ def check_command(settings: Settings, folder: Path | None, output: str) -> None:
 @cli.command("stats")
 @shared_options
 @_FORMAT
-def stats_command(settings: Settings, output: str) -> None:
-    """List the topics and providers with their entry counts and newest dates.
+def stats_command(settings: Settings, log_level: str | None, output: str) -> None:
+    """Topics and providers with their entry counts and newest dates.
 
     Most entries first. The slugs are the ones in the feed URLs (/feeds/topics/<slug>.atom).
     """
-    _configure_logging("ERROR")
+    _configure_logging(log_level, "ERROR")
     collection, _ = _load(settings)
     report = stats_report(collection)
     if output == "json":
@@ -241,7 +256,12 @@ def _table(rows: list[dict[str, Any]]) -> str:
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary (for scripts).")
 def build_command(
-    settings: Settings, out: Path, base_url: str, workers: int | None, quiet: bool
+    settings: Settings,
+    log_level: str | None,
+    out: Path,
+    base_url: str,
+    workers: int | None,
+    quiet: bool,
 ) -> None:
     """Write the whole site as static files for any web server or CDN.
 
@@ -250,7 +270,7 @@ def build_command(
     deploy/nginx-static.conf). The files hold exactly the bytes `feedsvc serve` sends. The old
     output is replaced only when the new one is complete.
     """
-    _configure_logging("WARNING")  # rejected records are worth seeing; requests are not
+    _configure_logging(log_level, "WARNING")  # rejected records are worth seeing; requests not
     # No reload thread and no render cache: every page is rendered once and written.
     config = {**_as_config(settings), "BASE_URL": base_url}
     config.update(RELOAD_INTERVAL=0, RENDER_CACHE_BYTES=0)

@@ -1,15 +1,27 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from feedsvc.cli import cli
 from tests.conftest import RECORDS
+
+
+@pytest.fixture(autouse=True)
+def _restore_log_level() -> Iterator[None]:
+    """Commands set the feedsvc logger's level; other tests must not inherit it."""
+    logger = logging.getLogger("feedsvc")
+    level = logger.level
+    yield
+    logger.setLevel(level)
 
 
 def test_help_names_the_commands(runner: CliRunner) -> None:
@@ -148,3 +160,15 @@ def test_stats_table_has_a_row_per_topic_and_provider(runner: CliRunner) -> None
     assert "TOPICS (4)" in lines and "PROVIDERS (6)" in lines
     row = next(line for line in lines if line.split()[2:3] == ["computer-vision"])
     assert row.split() == ["4", "2023-02-02", "computer-vision", "Computer", "Vision"]
+
+
+def test_check_logs_only_errors_unless_a_level_is_asked_for(
+    runner: CliRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner.invoke(cli, ["check", str(RECORDS)], env=OFFLINE)
+    assert not [r for r in caplog.records if r.name.startswith("feedsvc")]
+    runner.invoke(cli, ["check", "--log-level", "info", str(RECORDS)], env=OFFLINE)
+    assert "loaded 9 records" in caplog.text
+    caplog.clear()
+    runner.invoke(cli, ["check", str(RECORDS)], env={**OFFLINE, "FEEDSVC_LOG_LEVEL": "WARNING"})
+    assert "rejected broken-no-title.md" in caplog.text and "loaded 9" not in caplog.text
