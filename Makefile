@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install system-deps serve test lint format bench bench-load fuzz clean
+.PHONY: install system-deps serve test lint format bench bench-load fuzz soak soak-reload kill-worker clean
 
 $(BIN)/feedsvc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,15 @@ fuzz: install
 	$(BIN)/python fuzz/fuzz_records.py -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 		-rss_limit_mb=2048 -max_len=65536 -artifact_prefix=.fuzz/crashes/ -print_final_stats=1 -dict=fuzz/records.dict \
 		.fuzz/corpus tests/data seeds
+
+# Faults and load (bench/faults.py; results in bench/README.md): the production server under
+# wrk at 64 connections across every feed URL for SOAK_SECONDS; FAULT_ARGS passes more options
+# (--server gunicorn, --records N, --warmup S).
+SOAK_SECONDS ?= 180
+soak soak-reload kill-worker: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.faults $(subst soak-reload,reload,$(subst kill-worker,kill,$@)) \
+		--seconds $(SOAK_SECONDS) $(FAULT_ARGS)
 
 format: install
 	$(BIN)/ruff format .
