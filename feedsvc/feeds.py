@@ -303,23 +303,25 @@ def _document(
     )
 
 
+def feed_listing(feed: Feed, site: Site, extensions: Iterable[str]) -> FeedListing:
+    """`feed` with its URLs in each format named by `extensions`."""
+    return FeedListing(
+        scope=feed.scope,
+        name=feed.name,
+        title=feed.title(site),
+        html_url=site.url(feed.html_path),
+        feed_urls=tuple((ext, site.url(f"{feed.path}.{ext}")) for ext in extensions),
+        entries=len(feed.records),
+        updated=feed.newest,
+    )
+
+
 def feed_listings(
     collection: Collection, site: Site, extensions: Iterable[str]
 ) -> tuple[FeedListing, ...]:
     """Every feed of the collection with its URLs in each format, in `iter_feeds` order."""
     extensions = tuple(extensions)
-    return tuple(
-        FeedListing(
-            scope=feed.scope,
-            name=feed.name,
-            title=feed.title(site),
-            html_url=site.url(feed.html_path),
-            feed_urls=tuple((ext, site.url(f"{feed.path}.{ext}")) for ext in extensions),
-            entries=len(feed.records),
-            updated=feed.newest,
-        )
-        for feed in iter_feeds(collection)
-    )
+    return tuple(feed_listing(feed, site, extensions) for feed in iter_feeds(collection))
 
 
 def entry_for(record: Record, site: Site) -> Entry:

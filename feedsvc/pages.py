@@ -11,7 +11,16 @@ from dataclasses import dataclass
 
 from flask import render_template
 
-from feedsvc.feeds import AllItemsFeed, Feed, FeedDocument, FeedListing, Site, page_document
+from feedsvc.feeds import (
+    AllItemsFeed,
+    Feed,
+    FeedDocument,
+    FeedListing,
+    Site,
+    feed_listing,
+    feed_listings,
+    page_document,
+)
 from feedsvc.render import FORMATS, Format
 from feedsvc.repository import Collection
 
@@ -41,35 +50,38 @@ def subscriptions(listing: FeedListing) -> tuple[Subscription, ...]:
     )
 
 
-def render_index(
-    collection: Collection, site: Site, listings: tuple[FeedListing, ...], page: int
-) -> str:
+def render_index(collection: Collection, site: Site, page: int) -> str:
     """The site's front page: every feed with its subscribe links, and the newest articles
-    (it is the HTML alternate of the all-items feed, paged like it).
+    (it is the HTML alternate of the all-items feed, paged like it). Only the first page lists
+    the feeds: the later ones are the older articles, and a directory of every topic and
+    provider on each of them would multiply the cost of rendering them (and of a build).
 
     :raises PageNotFound: the all-items feed has fewer pages.
     """
-    document = page_document(AllItemsFeed(collection), site, page)
-    everything = next(listing for listing in listings if listing.scope == "all")
+    everything = AllItemsFeed(collection)
+    document = page_document(everything, site, page)
+    listings = feed_listings(collection, site, FORMATS) if page == 1 else ()
+    listing = feed_listing(everything, site, FORMATS)
     return render_template(
         "index.html",
         site=site,
         stylesheet_url=site.url(STYLESHEET_PATH),
         opml_url=site.url("/feeds.opml"),
         document=document,
-        feed=everything,
-        subscriptions=subscriptions(everything),
+        feed=listing,
+        subscriptions=subscriptions(listing),
         topics=_by_name(listings, "topics"),
         providers=_by_name(listings, "providers"),
         subscriptions_of=subscriptions,
     )
 
 
-def render_feed_page(feed: Feed, site: Site, listing: FeedListing, page: int) -> str:
+def render_feed_page(feed: Feed, site: Site, page: int) -> str:
     """The page of one topic or provider: its newest entries, paged like its feed.
 
     :raises PageNotFound: the feed has fewer pages.
     """
+    listing = feed_listing(feed, site, FORMATS)
     document: FeedDocument = page_document(feed, site, page)
     return render_template(
         "feed.html",

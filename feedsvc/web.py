@@ -40,7 +40,7 @@ from feedsvc.cache import (
     rendered_feed,
 )
 from feedsvc.errors import PageNotFound
-from feedsvc.feeds import EPOCH, Feed, FeedListing, Site, feed_document, feed_listings, find_feed
+from feedsvc.feeds import EPOCH, Feed, Site, feed_document, feed_listings, find_feed
 from feedsvc.metrics import CONTENT_TYPE, Metrics, access_log, load_log, log_access, quoted
 from feedsvc.pages import (
     CONTENT_SECURITY_POLICY,
@@ -483,10 +483,6 @@ _PAGE = "html"
 _OPML = "opml"
 
 
-def _listings(site: Site, collection: Collection) -> tuple[FeedListing, ...]:
-    return feed_listings(collection, site, FORMATS)
-
-
 def _page_or_404(scope: str, slug: str | None) -> WerkzeugResponse:
     """An HTML page (the index when scope is "all"), or the HTML 404 page."""
     state = _state()
@@ -511,12 +507,10 @@ def _page_or_404(scope: str, slug: str | None) -> WerkzeugResponse:
 def _render_page(state: _State, collection: Collection, feed: Feed, key: FeedKey) -> RenderedFeed:
     scope, _, _, page, base_url = key
     site = _site(state, base_url)
-    listings = _listings(site, collection)
     if scope == "all":
-        body = render_index(collection, site, listings, page)
+        body = render_index(collection, site, page)
     else:
-        listing = next(item for item in listings if item.html_url == site.url(feed.html_path))
-        body = render_feed_page(feed, site, listing, page)
+        body = render_feed_page(feed, site, page)
     return rendered_feed(body.encode(), HTML_MEDIA_TYPE, feed.updated)
 
 
@@ -553,7 +547,7 @@ def opml_list() -> Response:
 
     def render() -> RenderedFeed:
         site = _site(state, key[4])
-        body = render_opml(site.title, _listings(site, snapshot.collection))
+        body = render_opml(site.title, feed_listings(snapshot.collection, site, FORMATS))
         updated = snapshot.collection.updated or EPOCH
         return rendered_feed(body, OPML_MEDIA_TYPE, updated)
 

@@ -151,3 +151,12 @@ def test_pages_are_cached_and_answer_conditional_requests(client: FlaskClient) -
     assert again.status_code == 304
     gzipped = client.get("/topics/ai", headers={"Accept-Encoding": "gzip"})
     assert gzipped.headers["Content-Encoding"] == "gzip"
+
+
+def test_only_the_first_index_page_lists_every_feed() -> None:
+    client = make_app(FEED_SIZE=2).test_client()
+    first, second = page(client, "/"), page(client, "/?page=2")
+    assert first.xpath("//section[@aria-labelledby='topics']//tbody/tr")
+    assert not second.xpath("//table")
+    assert len(second.xpath("//article")) == 2
+    assert alternates(second) == alternates(first)
