@@ -291,6 +291,13 @@ def _not_modified(etag: str, last_modified: datetime, environ: dict[str, Any]) -
 # readers, which ask for feed types or `*/*`, get the feed type. Caches key on `Accept` (Vary).
 _STYLED_MEDIA_TYPES = frozenset({ATOM.media_type, RSS.media_type})
 _BROWSER_MEDIA_TYPE = "application/xml; charset=utf-8"
+# The styled view is a page too: no script, nothing framed. CSP counts an XSL stylesheet as a
+# script, so `script-src 'self'` lets our own stylesheet in (feedsvc serves no script at all);
+# its output carries its styles inline, and nothing from the feed is ever output as markup.
+STYLED_FEED_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src http: https:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 @lru_cache(maxsize=1024)
@@ -312,7 +319,7 @@ def _browser_view(variant: Variant) -> tuple[str, Headers, Headers]:
         else (name, value)
         for name, value in variant.headers
     )
-    return etag, headers, validators
+    return etag, (*headers, ("Content-Security-Policy", STYLED_FEED_POLICY)), validators
 
 
 def _feed_response(

@@ -106,7 +106,13 @@ def test_a_person_finds_a_topic_subscribes_and_reads_the_feed(page: Any, server:
         assert page.locator("#feed-address").inner_text() == feeds[media_type]
         assert page.locator("article h2").all_inner_texts() == titles
         screenshot(page, f"feed-{media_type.split('/')[1].split('+')[0]}")
-    assert not [text for text in page.complaints if "Content Security Policy" in text]
+    # Chromium's own XSLT deprecation banner has an inline handler, which the styled view's
+    # policy blocks (its close button); the transform's output has none (test_web checks).
+    assert not [
+        text
+        for text in page.complaints
+        if "Content Security Policy" in text and "inline event handler" not in text
+    ]
 
 
 def test_pages_fit_a_phone_screen_and_break_no_policy(browser: Any, server: str) -> None:

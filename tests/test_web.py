@@ -212,6 +212,7 @@ def test_feeds_opened_in_a_browser_are_styled_by_the_served_stylesheet(client: F
             e.title for e in parsed.entries
         ]
         assert not list(page.iter("script"))
+        assert not page.xpath("//@*[starts-with(name(), 'on')]")
 
 
 def test_rss_descriptions_read_as_written_in_the_styled_view(client: FlaskClient) -> None:

@@ -240,6 +240,8 @@ def test_a_browser_gets_the_same_feed_as_generic_xml_so_it_applies_the_styleshee
     assert browser.content_type == "application/xml; charset=utf-8"
     assert browser.data == reader.data
     assert browser.headers["ETag"] != reader.headers["ETag"]  # another representation
+    assert "script-src 'self'" in browser.headers["Content-Security-Policy"]
+    assert "Content-Security-Policy" not in reader.headers
     assert "Accept" in browser.headers["Vary"] and "Accept" in reader.headers["Vary"]
     again = client.get(
         path, headers={"Accept": CHROME_ACCEPT, "If-None-Match": browser.headers["ETag"]}
