@@ -22,7 +22,7 @@ from feedsvc.build import BuildError, app_urls, build_site
 from feedsvc.errors import ConfigError
 from feedsvc.metrics import LogFormatter, prepare_multiprocess
 from feedsvc.report import check_report, check_summary, stats_report
-from feedsvc.repository import Collection, CollectionLoader, LoadStats
+from feedsvc.repository import Collection, LoadStats, loader_for
 from feedsvc.server import SERVERS, default_workers, run
 from feedsvc.settings import ENV_PREFIX, LOG_LEVELS, Settings, resolve
 from feedsvc.web import create_app
@@ -92,13 +92,7 @@ def _configure_logging(level: str | None, default: str) -> None:
 
 
 def _load(settings: Settings) -> tuple[Collection, LoadStats]:
-    loader = CollectionLoader(
-        settings.seeds_dir,
-        settings.asset_base_url,
-        workers=settings.load_workers or os.cpu_count() or 1,
-        cache_file=settings.parse_cache_file(),
-        max_bytes=settings.max_record_bytes,
-    )
+    loader = loader_for(settings)
     return loader.load(), loader.stats
 
 

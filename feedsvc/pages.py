@@ -8,6 +8,7 @@ external asset, so the Content-Security-Policy the web module sends can forbid b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from flask import render_template
 
@@ -62,11 +63,9 @@ def render_index(collection: Collection, site: Site, page: int) -> str:
     document = page_document(everything, site, page)
     listings = feed_listings(collection, site, FORMATS) if page == 1 else ()
     listing = feed_listing(everything, site, FORMATS)
-    return render_template(
+    return _page(
         "index.html",
-        site=site,
-        stylesheet_url=site.url(STYLESHEET_PATH),
-        opml_url=site.url("/feeds.opml"),
+        site,
         document=document,
         feed=listing,
         subscriptions=subscriptions(listing),
@@ -83,11 +82,9 @@ def render_feed_page(feed: Feed, site: Site, page: int) -> str:
     """
     listing = feed_listing(feed, site, FORMATS)
     document: FeedDocument = page_document(feed, site, page)
-    return render_template(
+    return _page(
         "feed.html",
-        site=site,
-        stylesheet_url=site.url(STYLESHEET_PATH),
-        opml_url=site.url("/feeds.opml"),
+        site,
         document=document,
         feed=listing,
         subscriptions=subscriptions(listing),
@@ -95,12 +92,21 @@ def render_feed_page(feed: Feed, site: Site, page: int) -> str:
 
 
 def render_not_found(site: Site, message: str) -> str:
-    return render_template(
+    return _page(
         "404.html",
+        site,
+        message=message,
+    )
+
+
+def _page(template: str, site: Site, **context: Any) -> str:
+    """A template with what every page's frame needs: the site, its stylesheet, the OPML."""
+    return render_template(
+        template,
         site=site,
         stylesheet_url=site.url(STYLESHEET_PATH),
         opml_url=site.url("/feeds.opml"),
-        message=message,
+        **context,
     )
 
 

@@ -39,6 +39,7 @@ from feedsvc.records import (
     too_large,
     unreadable,
 )
+from feedsvc.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -537,3 +538,14 @@ def load_collection(
 ) -> Collection:
     """Load every record under `root`; bad files are reported and skipped, never fatal."""
     return CollectionLoader(root, asset_base_url, workers=workers, cache_file=cache_file).load()
+
+
+def loader_for(settings: Settings) -> CollectionLoader:
+    """The loader the settings describe; the server and the commands load the same way."""
+    return CollectionLoader(
+        settings.seeds_dir,
+        settings.asset_base_url,
+        workers=settings.load_workers or os.cpu_count() or 1,
+        cache_file=settings.parse_cache_file(),
+        max_bytes=settings.max_record_bytes,
+    )

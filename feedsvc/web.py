@@ -50,7 +50,7 @@ from feedsvc.pages import (
     render_not_found,
 )
 from feedsvc.render import ATOM, FORMATS, OPML_MEDIA_TYPE, RSS, render_opml
-from feedsvc.repository import Collection, CollectionLoader, FolderWatch
+from feedsvc.repository import Collection, CollectionLoader, FolderWatch, loader_for
 from feedsvc.settings import ENV_PREFIX, Settings, defaults
 
 log = logging.getLogger(__name__)
@@ -178,13 +178,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env(ENV_PREFIX)
     app.config.update(config or {})
     settings = Settings.from_mapping(app.config)
-    loader = CollectionLoader(
-        settings.seeds_dir,
-        settings.asset_base_url,
-        workers=settings.load_workers or os.cpu_count() or 1,
-        cache_file=settings.parse_cache_file(),
-        max_bytes=settings.max_record_bytes,
-    )
+    loader = loader_for(settings)
     state = _State(settings, loader)
     app.extensions[_EXTENSION_KEY] = state
     app.jinja_env.trim_blocks = True  # templates read like HTML without leaving blank lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -34,6 +35,15 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("FEEDSVC_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _restore_log_level() -> Iterator[None]:
+    """Commands set the feedsvc logger's level; no test inherits another's."""
+    logger = logging.getLogger("feedsvc")
+    level = logger.level
+    yield
+    logger.setLevel(level)
 
 
 def make_app(**config: Any) -> Flask:

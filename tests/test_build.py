@@ -6,9 +6,7 @@ from __future__ import annotations
 import email.utils
 import gzip
 import html
-import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +17,6 @@ from feedsvc.build import MARKER, BuildError, app_urls, build_site, file_for
 from feedsvc.cli import cli
 from feedsvc.render import FORMATS
 from tests.conftest import BASE_URL, RECORDS, make_app
-
-
-@pytest.fixture(autouse=True)
-def _restore_log_level() -> Iterator[None]:
-    """The build command sets the feedsvc logger's level; other tests must not inherit it."""
-    logger = logging.getLogger("feedsvc")
-    level = logger.level
-    yield
-    logger.setLevel(level)
-
 
 # Small pages, so that feeds and HTML pages have several.
 PAGED = {"FEED_SIZE": 2}

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +11,6 @@ from click.testing import CliRunner
 
 from feedsvc.cli import cli
 from tests.conftest import RECORDS
-
-
-@pytest.fixture(autouse=True)
-def _restore_log_level() -> Iterator[None]:
-    """Commands set the feedsvc logger's level; other tests must not inherit it."""
-    logger = logging.getLogger("feedsvc")
-    level = logger.level
-    yield
-    logger.setLevel(level)
 
 
 def test_help_names_the_commands(runner: CliRunner) -> None:

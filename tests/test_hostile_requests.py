@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +36,7 @@ from werkzeug.test import TestResponse
 from feedsvc.feeds import iter_feeds
 from feedsvc.server import SERVERS
 from tests.conftest import BASE_URL, RECORDS, SECRET_MARKER, make_app, parse_xml, read_feed
-from tests.servers import free_port, wait_until_serving
+from tests.servers import running_feedsvc
 
 FEEDS = ["/feeds/all.atom", "/feeds/topics/ai.rss", "/feeds/providers/usnews-com.atom"]
 LEAKS = [SECRET_MARKER, str(RECORDS), str(Path.home()), "Traceback", 'File "', "site-packages"]
@@ -429,26 +426,14 @@ def test_any_request_is_answered_well_formed_and_never_5xx(
 
 
 @pytest.fixture(scope="module", params=SERVERS)
-def server_port(request: pytest.FixtureRequest) -> Iterator[int]:
+def server_port(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
     """`feedsvc serve` on a free loopback port without BASE_URL, stopped by its PID."""
-    port = free_port()
-    command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(RECORDS)]
-    command += ["--port", str(port), "--workers", "1", "--server", request.param]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
-    env.update(FEEDSVC_PARSE_CACHE="off", FEEDSVC_RELOAD_INTERVAL="0")
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_until_serving(f"http://127.0.0.1:{port}/healthz", process)
-        yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    log = tmp_path_factory.mktemp("hostile") / "server.log"
+    settings = {"RELOAD_INTERVAL": "0"}
+    with running_feedsvc(RECORDS, log, server=request.param, settings=settings) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 def raw_request(port: int, head: bytes) -> tuple[int | None, dict[str, str], bytes]:
