@@ -16,7 +16,7 @@ import pytest
 
 from feedsvc.build import app_urls, build_site, file_for
 from tests.conftest import ASSET_BASE_URL, RECORDS, make_app, read_feed, system_tool
-from tests.servers import fetch, free_port, running_feedsvc
+from tests.servers import fetch, free_port, running_feedsvc, stop
 
 pytestmark = pytest.mark.live
 DEPLOY = Path(__file__).parent.parent / "deploy"
@@ -86,12 +86,7 @@ def nginx(tmp_path: Path) -> Iterator[Start]:
 
     yield start
     for process in processes:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture
