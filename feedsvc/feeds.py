@@ -22,7 +22,7 @@ from feedsvc.urls import entry_id
 # An empty feed still needs an `updated`; "now" would change the bytes on every render.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Served by the web module from the package's static folder.
-STYLESHEET_PATH = "/static/feed.xsl"
+FEED_STYLESHEET_PATH = "/static/feed.xsl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ class Site:
     @property
     def stylesheet_url(self) -> str:
         """The XSL stylesheet that makes a feed opened in a browser readable."""
-        return self.url(STYLESHEET_PATH)
+        return self.url(FEED_STYLESHEET_PATH)
 
 
 @dataclass(frozen=True, slots=True)

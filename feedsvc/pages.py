@@ -32,7 +32,7 @@ CONTENT_SECURITY_POLICY = (
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 HTML_MEDIA_TYPE = "text/html; charset=utf-8"
-STYLESHEET_PATH = "/static/style.css"
+CSS_PATH = "/static/style.css"  # the pages' only stylesheet
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +104,7 @@ def _page(template: str, site: Site, **context: Any) -> str:
     return render_template(
         template,
         site=site,
-        stylesheet_url=site.url(STYLESHEET_PATH),
+        css_url=site.url(CSS_PATH),
         opml_url=site.url("/feeds.opml"),
         **context,
     )

@@ -438,11 +438,21 @@ def _serve_feed() -> Response:
         raw = request.args.get("page", "")
         abort(400, description=f"page must be a positive whole number, not {raw[:20]!r}")
     snapshot = state.snapshot
-    rendered = _get_or_render(
-        state, snapshot, key, lambda: _render(state, snapshot.collection, key)
-    )
+    return _cached_response(state, snapshot, key, lambda: _render(state, snapshot.collection, key))
+
+
+def _cached_response(
+    state: _State,
+    snapshot: _Snapshot,
+    key: FeedKey,
+    render: Callable[[], RenderedFeed],
+    extra_headers: Headers = (),
+) -> Response:
+    """Feeds, pages and the OPML list alike: the cached render (made on a miss), in the
+    client's coding, or a 304."""
+    rendered = _get_or_render(state, snapshot, key, render)
     status, headers, body = _feed_response(state, rendered, request.environ)
-    return Response(body, status, headers)
+    return Response(body, status, [*headers, *extra_headers])
 
 
 def _get_or_render(
@@ -482,6 +492,7 @@ def group_feed(scope: str, slug: str, extension: str) -> Response:
 # ETags, compression and conditional GET.
 _PAGE = "html"
 _OPML = "opml"
+_PAGE_HEADERS: Headers = (("Content-Security-Policy", CONTENT_SECURITY_POLICY),)
 
 
 def _page_or_404(scope: str, slug: str | None) -> WerkzeugResponse:
@@ -497,12 +508,15 @@ def _page_or_404(scope: str, slug: str | None) -> WerkzeugResponse:
         return _not_found_page(state, base_url, f"There is no {scope[:-1]} called {slug!r} here.")
     key: FeedKey = (scope, slug, _PAGE, page, base_url)
     try:
-        rendered = _get_or_render(
-            state, snapshot, key, lambda: _render_page(state, snapshot.collection, feed, key)
+        return _cached_response(
+            state,
+            snapshot,
+            key,
+            lambda: _render_page(state, snapshot.collection, feed, key),
+            _PAGE_HEADERS,
         )
     except PageNotFound as exc:
         return _not_found_page(state, base_url, f"This page does not exist: {exc}.")
-    return _page_response(state, rendered)
 
 
 def _render_page(state: _State, collection: Collection, feed: Feed, key: FeedKey) -> RenderedFeed:
@@ -515,18 +529,9 @@ def _render_page(state: _State, collection: Collection, feed: Feed, key: FeedKey
     return rendered_feed(body.encode(), HTML_MEDIA_TYPE, feed.updated)
 
 
-def _page_response(state: _State, rendered: RenderedFeed) -> WerkzeugResponse:
-    status, headers, body = _feed_response(state, rendered, request.environ)
-    response = Response(body, status, headers)
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    return response
-
-
 def _not_found_page(state: _State, base_url: str, message: str) -> WerkzeugResponse:
     body = render_not_found(_site(state, base_url), message)
-    response = Response(body, 404, content_type=HTML_MEDIA_TYPE)
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    return response
+    return Response(body, 404, _PAGE_HEADERS, content_type=HTML_MEDIA_TYPE)
 
 
 @bp.get("/")
@@ -552,9 +557,7 @@ def opml_list() -> Response:
         updated = snapshot.collection.updated or EPOCH
         return rendered_feed(body, OPML_MEDIA_TYPE, updated)
 
-    rendered = _get_or_render(state, snapshot, key, render)
-    status, headers, body = _feed_response(state, rendered, request.environ)
-    return Response(body, status, headers)
+    return _cached_response(state, snapshot, key, render)
 
 
 @bp.get("/metrics")
