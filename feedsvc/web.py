@@ -12,12 +12,9 @@ without a new branch here.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -34,14 +31,13 @@ from feedsvc.cache import (
     CODINGS,
     IDENTITY,
     Headers,
-    RenderCache,
     RenderedFeed,
     Variant,
     rendered_feed,
 )
 from feedsvc.errors import PageNotFound
 from feedsvc.feeds import EPOCH, Feed, Site, feed_document, feed_listings, find_feed
-from feedsvc.metrics import CONTENT_TYPE, Metrics, access_log, load_log, log_access, quoted
+from feedsvc.metrics import CONTENT_TYPE, access_log, log_access, quoted
 from feedsvc.pages import (
     CONTENT_SECURITY_POLICY,
     HTML_MEDIA_TYPE,
@@ -50,10 +46,9 @@ from feedsvc.pages import (
     render_not_found,
 )
 from feedsvc.render import ATOM, FORMATS, OPML_MEDIA_TYPE, RSS, render_opml
-from feedsvc.repository import Collection, CollectionLoader, FolderWatch, loader_for
+from feedsvc.repository import Collection, CollectionLoader, loader_for
 from feedsvc.settings import ENV_PREFIX, Settings, defaults
-
-log = logging.getLogger(__name__)
+from feedsvc.versions import Snapshot, Versions
 
 bp = Blueprint("feeds", __name__)
 _EXTENSION_KEY = "feedsvc"
@@ -77,31 +72,12 @@ _ROUTE = "feedsvc.route"
 _CACHE = "feedsvc.cache"
 
 
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    """One version of the collection with its own renders. A request reads the current snapshot
-    once and uses only it, so it sees the old version or the new one, never a mix."""
-
-    collection: Collection
-    renders: RenderCache
-
-
-class _State:
-    """What one app serves: its settings, and the current snapshot, replaced whole on reload."""
+class _State(Versions):
+    """What one app serves: the current version (see feedsvc.versions) and the headers and base
+    URL every response needs, built once."""
 
     def __init__(self, settings: Settings, loader: CollectionLoader) -> None:
-        self.settings = settings
-        self.loader = loader
-        self.metrics = Metrics()
-        started = time.perf_counter()
-        self.snapshot = _Snapshot(loader.load(), RenderCache(settings.render_cache_bytes))
-        self._loaded("load", started)
-        self.reloads = 0
-        self._reload_lock = threading.Lock()
-        self._watching_pid: int | None = None
-        self.watch = FolderWatch(
-            loader.root, settings.reload_interval, events=settings.reload_watch == "events"
-        )
+        super().__init__(settings, loader)
         self.base_url = settings.base_url.rstrip("/") if settings.base_url else None
         # The same on every feed response, 200 or 304; built once.
         self.feed_headers: Headers = (
@@ -110,65 +86,6 @@ class _State:
             ("Access-Control-Allow-Origin", "*"),
             NOSNIFF,
         )
-
-    @property
-    def collection(self) -> Collection:
-        return self.snapshot.collection
-
-    @property
-    def renders(self) -> RenderCache:
-        return self.snapshot.renders
-
-    def reload(self, changed: Iterable[str] | None = None) -> bool:
-        """Pick up changed record files (only the paths in `changed`, when events named them);
-        True when a new version is now served."""
-        with self._reload_lock:
-            started = time.perf_counter()
-            collection = self.loader.reload(changed)
-            if collection is None:
-                return False
-            self.snapshot = _Snapshot(collection, RenderCache(self.settings.render_cache_bytes))
-            self.reloads += 1
-            self._loaded("reload", started)
-            return True
-
-    def _loaded(self, kind: str, started: float) -> None:
-        """One log line and the metrics for a load or reload."""
-        collection = self.snapshot.collection
-        rejected = len({problem.path for problem in collection.rejections})
-        self.metrics.loaded(kind, len(collection.records), rejected)
-        load_log.info(
-            "event=%s records=%d rejected=%d warnings=%d files_parsed=%d duration_ms=%.1f "
-            "version=%s",
-            kind,
-            len(collection.records),
-            rejected,
-            len(collection.warnings),
-            self.loader.stats.parsed,
-            (time.perf_counter() - started) * 1000,
-            collection.version,
-        )
-
-    def ensure_watching(self) -> None:
-        """Start this process's reload thread. Called on requests, not at start-up, so that
-        server workers forked from the loading process each run their own (threads do not
-        survive a fork)."""
-        if self._watching_pid == os.getpid() or self.settings.reload_interval <= 0:
-            return
-        with self._reload_lock:
-            if self._watching_pid != os.getpid():
-                self._watching_pid = os.getpid()
-                # Each worker its own: a forked copy would report the parent's mode.
-                watch = self.watch
-                self.watch = FolderWatch(watch.root, watch.interval, events=watch.events)
-                threading.Thread(target=self._watch, name="feedsvc-reload", daemon=True).start()
-
-    def _watch(self) -> None:
-        for changed in self.watch:
-            try:
-                self.reload(changed)
-            except Exception:  # a reload must never stop the next one
-                log.exception("reload of %s failed; serving the previous version", self.loader.root)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -443,7 +360,7 @@ def _serve_feed() -> Response:
 
 def _cached_response(
     state: _State,
-    snapshot: _Snapshot,
+    snapshot: Snapshot,
     key: FeedKey,
     render: Callable[[], RenderedFeed],
     extra_headers: Headers = (),
@@ -456,7 +373,7 @@ def _cached_response(
 
 
 def _get_or_render(
-    state: _State, snapshot: _Snapshot, key: FeedKey, render: Callable[[], RenderedFeed]
+    state: _State, snapshot: Snapshot, key: FeedKey, render: Callable[[], RenderedFeed]
 ) -> RenderedFeed:
     """The render cache's copy, else a new render; the access log and the metrics are told
     which, and how long the render took."""
@@ -576,7 +493,7 @@ def healthz() -> Response:
         version=collection.version,
         loaded_at=collection.loaded_at.isoformat() if collection.loaded_at else None,
         reloads=state.reloads,
-        reload_watch=state.watch.mode if state.settings.reload_interval > 0 else "off",
+        reload_watch=state.watch_mode,
         files=loaded.files,
         parsed=loaded.parsed,
         parse_cache_hits=loaded.cache_hits,

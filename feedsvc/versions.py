@@ -1,0 +1,115 @@
+"""The version of the collection a process serves, and the reloads that replace it.
+
+A `Snapshot` is one version of the collection with its own renders. `Versions` holds the current
+one, loads it, and replaces it whole when a reload finds changed files, so that a request, which
+reads the current snapshot once, sees the old version or the new one and never a mix. Each
+serving process watches the folder in a thread of its own (`ensure_watching`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from feedsvc.cache import RenderCache
+from feedsvc.metrics import Metrics, load_log
+from feedsvc.repository import Collection, CollectionLoader, FolderWatch
+from feedsvc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One version of the collection with its own renders. A request reads the current snapshot
+    once and uses only it, so it sees the old version or the new one, never a mix."""
+
+    collection: Collection
+    renders: RenderCache
+
+
+class Versions:
+    """The current snapshot of one app, replaced whole on reload, and the watch that triggers
+    reloads."""
+
+    def __init__(self, settings: Settings, loader: CollectionLoader) -> None:
+        self.settings = settings
+        self.loader = loader
+        self.metrics = Metrics()
+        started = time.perf_counter()
+        self.snapshot = Snapshot(loader.load(), RenderCache(settings.render_cache_bytes))
+        self._loaded("load", started)
+        self.reloads = 0
+        self._reload_lock = threading.Lock()
+        self._watching_pid: int | None = None
+        self.watch = FolderWatch(
+            loader.root, settings.reload_interval, events=settings.reload_watch == "events"
+        )
+
+    @property
+    def collection(self) -> Collection:
+        return self.snapshot.collection
+
+    @property
+    def renders(self) -> RenderCache:
+        return self.snapshot.renders
+
+    @property
+    def watch_mode(self) -> str:
+        """How this process learns of changes: events, polling, starting, or off."""
+        return self.watch.mode if self.settings.reload_interval > 0 else "off"
+
+    def reload(self, changed: Iterable[str] | None = None) -> bool:
+        """Pick up changed record files (only the paths in `changed`, when events named them);
+        True when a new version is now served."""
+        with self._reload_lock:
+            started = time.perf_counter()
+            collection = self.loader.reload(changed)
+            if collection is None:
+                return False
+            self.snapshot = Snapshot(collection, RenderCache(self.settings.render_cache_bytes))
+            self.reloads += 1
+            self._loaded("reload", started)
+            return True
+
+    def _loaded(self, kind: str, started: float) -> None:
+        """One log line and the metrics for a load or reload."""
+        collection = self.snapshot.collection
+        rejected = len({problem.path for problem in collection.rejections})
+        self.metrics.loaded(kind, len(collection.records), rejected)
+        load_log.info(
+            "event=%s records=%d rejected=%d warnings=%d files_parsed=%d duration_ms=%.1f "
+            "version=%s",
+            kind,
+            len(collection.records),
+            rejected,
+            len(collection.warnings),
+            self.loader.stats.parsed,
+            (time.perf_counter() - started) * 1000,
+            collection.version,
+        )
+
+    def ensure_watching(self) -> None:
+        """Start this process's reload thread. Called on requests, not at start-up, so that
+        server workers forked from the loading process each run their own (threads do not
+        survive a fork)."""
+        if self._watching_pid == os.getpid() or self.settings.reload_interval <= 0:
+            return
+        with self._reload_lock:
+            if self._watching_pid != os.getpid():
+                self._watching_pid = os.getpid()
+                # Each worker its own: a forked copy would report the parent's mode.
+                watch = self.watch
+                self.watch = FolderWatch(watch.root, watch.interval, events=watch.events)
+                threading.Thread(target=self._watch, name="feedsvc-reload", daemon=True).start()
+
+    def _watch(self) -> None:
+        for changed in self.watch:
+            try:
+                self.reload(changed)
+            except Exception:  # a reload must never stop the next one
+                log.exception("reload of %s failed; serving the previous version", self.loader.root)
