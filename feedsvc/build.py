@@ -17,17 +17,15 @@ The server's URLs map to files so that a web server can find them without a prog
 
 The site is written into a temporary folder beside the output, which then takes the output's
 place in one rename: a build that fails or is interrupted leaves the previous output as it was.
+What a build may replace there, and how, is `feedsvc.output`'s concern.
 """
 
 from __future__ import annotations
 
-import ctypes
 import email.utils
 import gzip
 import multiprocessing
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +33,22 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 
-from feedsvc.errors import FeedsvcError
 from feedsvc.feeds import Site, iter_feeds, page_count
+from feedsvc.output import (
+    MARKER,
+    BuildError,
+    Manifest,
+    WrittenFile,
+    check_apart,
+    discard,
+    new_work_folder,
+    previous_build,
+    remove_build,
+    swap_in,
+)
 from feedsvc.render import FORMATS
 from feedsvc.repository import Collection
 
-# Written into every build, so that a later build replaces only a folder that a build made.
-MARKER = ".feedsvc-build"
 OPML_PATH = "/feeds.opml"
 STATIC_PREFIX = "/static/"
 # Below this many URLs, starting processes costs more than it saves; URLs per task.
@@ -49,10 +56,6 @@ PARALLEL_MINIMUM = 64
 CHUNK = 8
 # What forked build processes work on, inherited rather than pickled.
 _FORKED: tuple[Flask, Path] | None = None
-
-
-class BuildError(FeedsvcError):
-    """The site cannot be built, or not into that folder."""
 
 
 def site_urls(collection: Collection, site: Site, static_files: Iterable[str]) -> Iterator[str]:
@@ -115,30 +118,35 @@ def build_site(
     """Write every URL of `app` (default: `app_urls`) under `out`, replacing it whole, in
     `workers` forked processes; `progress` is told how many URLs each step wrote.
 
-    :raises BuildError: `out` is a folder that no build made, or a URL does not answer 200.
+    :raises OutputRefused: `out` overlaps the seeds folder, or holds something no build wrote.
+    :raises BuildError: a URL does not answer 200.
     """
     out = out.absolute()
-    if out.exists() and not _replaceable(out):
-        raise BuildError(f"{out} is not empty and was not made by feedsvc build; not replacing it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    check_apart(app.extensions["feedsvc"].loader.root, out)
+    previous = previous_build(out)
+    work = new_work_folder(out)
     try:
         todo = app_urls(app) if urls is None else urls
         if workers > 1 and len(todo) >= PARALLEL_MINIMUM:
             result = _write_parallel(app, work, todo, progress, workers)
         else:
             result = _write_all(app, work, todo, progress)
-        (work / MARKER).write_text("made by feedsvc build; replaced whole by the next\n")
+        manifest = Manifest(files={file_for(url): _written(work, file_for(url)) for url in todo})
+        (work / MARKER).write_text(manifest.dump(), encoding="utf-8")
         work.chmod(0o755)  # mkdtemp makes it private; a web server must read it
-        _swap_in(work, out)
+        old = swap_in(work, out)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        discard(work)
         raise
+    if old is not None:
+        remove_build(old, previous)
     return result
 
 
-def _replaceable(out: Path) -> bool:
-    return out.is_dir() and ((out / MARKER).exists() or not any(out.iterdir()))
+def _written(work: Path, name: str) -> WrittenFile:
+    """What the manifest keeps of a file just written: its size and time, and its `.gz`'s."""
+    plain, gz = os.stat(work / name), os.stat(work / (name + ".gz"))
+    return WrittenFile("", plain.st_size, plain.st_mtime_ns, gz.st_size, gz.st_mtime_ns)
 
 
 def _write_parallel(
@@ -209,30 +217,3 @@ def _set_mtime(target: Path, last_modified: str | None) -> None:
     stamp = email.utils.parsedate_to_datetime(last_modified).timestamp()
     for path in (target, target.with_name(target.name + ".gz")):
         os.utime(path, (stamp, stamp))
-
-
-def _swap_in(work: Path, out: Path) -> None:
-    """Put `work` in `out`'s place. Where the kernel can exchange two names at once, readers
-    see the old site or the new one and never a missing folder; else the old site is moved
-    aside first (a moment without it)."""
-    if not out.exists():
-        os.rename(work, out)
-        return
-    if not _exchange(work, out):
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rename(out, old / out.name)
-        os.rename(work, out)
-        work = old
-    shutil.rmtree(work)
-
-
-def _exchange(first: Path, second: Path) -> bool:
-    """Linux renameat2(RENAME_EXCHANGE): swap two names atomically; False where unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    done = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
-    return bool(done == 0)

@@ -18,9 +18,10 @@ from typing import Any
 
 import click
 
-from feedsvc.build import BuildError, app_urls, build_site
+from feedsvc.build import app_urls, build_site
 from feedsvc.errors import ConfigError
 from feedsvc.metrics import LogFormatter, prepare_multiprocess
+from feedsvc.output import BuildError, OutputRefused
 from feedsvc.report import check_report, check_summary, stats_report
 from feedsvc.repository import Collection, LoadStats, loader_for
 from feedsvc.server import SERVERS, default_workers, run
@@ -37,6 +38,12 @@ _FORMAT = click.option(
     show_default=True,
     help="text for people, json for scripts.",
 )
+
+
+class _Refused(click.ClickException):
+    """A command refused to act on what it was given (exit status 2, as for a usage error)."""
+
+    exit_code = 2
 
 
 def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -235,8 +242,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to write the site into. Replaced whole when the build is complete; it must be "
-    "empty or an earlier build.",
+    help="Folder to write the site into. Replaced when the build is complete; it must be "
+    "absent, empty or an earlier build holding only what builds wrote, and apart from --seeds.",
 )
 @click.option(
     "--base-url",
@@ -278,6 +285,8 @@ def build_command(
         else:
             with click.progressbar(length=len(urls), label="Writing", file=sys.stderr) as bar:
                 result = build_site(app, out, urls, bar.update, workers)
+    except OutputRefused as exc:
+        raise _Refused(str(exc)) from None
     except (ConfigError, BuildError) as exc:
         raise click.ClickException(str(exc)) from None
     if not quiet:

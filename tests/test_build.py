@@ -7,14 +7,17 @@ import email.utils
 import gzip
 import html
 import re
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 import feedsvc.build
-from feedsvc.build import MARKER, BuildError, app_urls, build_site, file_for
+from feedsvc.build import app_urls, build_site, file_for
 from feedsvc.cli import cli
+from feedsvc.output import MARKER, Manifest, OutputRefused, WrittenFile, remove_build
 from feedsvc.render import FORMATS
 from tests.conftest import BASE_URL, RECORDS, make_app
 
@@ -104,9 +107,7 @@ def test_a_build_replaces_the_previous_output_whole(tmp_path: Path) -> None:
     out = tmp_path / "site"
     build_site(make_app(**PAGED), out)
     assert (out / "feeds/all.page-2.atom").is_file()
-    (out / "stale.html").write_text("from an older build")
     build_site(make_app(), out)
-    assert not (out / "stale.html").exists()
     assert not (out / "feeds/all.page-2.atom").exists()  # one page of 50 now
     assert [p.name for p in tmp_path.iterdir()] == ["site"]
 
@@ -136,7 +137,7 @@ def test_an_interrupted_build_leaves_the_previous_output_intact(
 
 def test_a_folder_that_no_build_made_is_not_replaced(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("precious")
-    with pytest.raises(BuildError, match="not made by feedsvc build"):
+    with pytest.raises(OutputRefused, match="not made by feedsvc build"):
         build_site(make_app(), tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "precious"
 
@@ -176,4 +177,114 @@ def test_build_command_reports_and_refuses_like_a_command(
         ["build", "--seeds", str(RECORDS), "--out", str(tmp_path / "mine"), "--base-url", BASE_URL],
         env=env,
     )
-    assert refused.exit_code == 1 and "not made by feedsvc build" in refused.output
+    assert refused.exit_code == 2 and "not made by feedsvc build" in refused.output
+
+
+# What a build may delete: only what a build wrote (issue 16, item 1).
+
+
+def build_command(seeds: Path, out: Path) -> list[str]:
+    return ["build", "--seeds", str(seeds), "--out", str(out), "--base-url", BASE_URL, "-q"]
+
+
+def run_build(runner: CliRunner, seeds: Path, out: Path) -> Any:
+    return runner.invoke(cli, build_command(seeds, out), env={"FEEDSVC_PARSE_CACHE": "off"})
+
+
+def refused_in_one_line(result: Any, *words: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    assert all(word in lines[0] for word in words), (words, lines[0])
+
+
+def test_records_inside_the_output_are_never_deleted(runner: CliRunner, tmp_path: Path) -> None:
+    """The issue's run: a build into site/, then the records, a CNAME and a .git put in site/,
+    then `build --seeds site/records --out site`."""
+    site = tmp_path / "site"
+    assert run_build(runner, RECORDS, site).exit_code == 0
+    shutil.copytree(RECORDS, site / "records")
+    (site / "CNAME").write_text("news.example.org\n")
+    (site / ".git").mkdir()
+    (site / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    before = tree(site)
+    refused_in_one_line(run_build(runner, site / "records", site), "contains the seeds folder")
+    assert tree(site) == before
+    assert tree(site / "records") == tree(RECORDS)
+    assert [path.name for path in tmp_path.iterdir()] == ["site"]  # no work folder left either
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "around", "through a link"])
+def test_an_output_overlapping_the_seeds_is_refused(
+    runner: CliRunner, tmp_path: Path, where: str
+) -> None:
+    seeds = tmp_path / "records"
+    shutil.copytree(RECORDS, seeds)
+    out = {
+        "same": seeds,
+        "inside": seeds / "site",
+        "around": tmp_path,
+        "through a link": tmp_path / "link",
+    }[where]
+    if where == "through a link":
+        (tmp_path / "link").symlink_to(seeds, target_is_directory=True)
+    before = tree(tmp_path)
+    refused_in_one_line(run_build(runner, seeds, out), "seeds folder")
+    assert tree(tmp_path) == before
+    assert tree(seeds) == tree(RECORDS)
+
+
+def test_entries_no_build_wrote_are_named_and_kept(runner: CliRunner, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    assert run_build(runner, RECORDS, site).exit_code == 0
+    (site / "CNAME").write_text("news.example.org\n")
+    (site / ".git").mkdir()
+    (site / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    shutil.copytree(RECORDS, site / "feeds" / "records")  # inside a folder a build wrote
+    before = tree(site)
+    result = run_build(runner, RECORDS, site)
+    refused_in_one_line(result, "no build wrote", ".git/", "CNAME", "feeds/records/")
+    assert tree(site) == before
+    (site / "CNAME").unlink()
+    shutil.rmtree(site / ".git")
+    shutil.rmtree(site / "feeds" / "records")
+    assert run_build(runner, RECORDS, site).exit_code == 0
+
+
+def test_a_file_a_build_wrote_replaced_by_a_link_is_not_followed(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    assert run_build(runner, RECORDS, site).exit_code == 0
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine")
+    (site / "feeds.opml").unlink()
+    (site / "feeds.opml").symlink_to(precious)
+    refused_in_one_line(run_build(runner, RECORDS, site), "feeds.opml")
+    assert precious.read_text() == "mine"
+
+
+def test_an_output_of_a_build_before_manifests_is_replaced_only_if_it_fits_the_layout(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    assert run_build(runner, RECORDS, site).exit_code == 0
+    (site / MARKER).write_text("made by feedsvc build; replaced whole by the next\n")
+    (site / "CNAME").write_text("news.example.org\n")
+    refused_in_one_line(run_build(runner, RECORDS, site), "CNAME")
+    assert (site / "CNAME").is_file()
+    (site / "CNAME").unlink()
+    assert run_build(runner, RECORDS, site).exit_code == 0
+    assert Manifest.parse((site / MARKER).read_text()) is not None
+
+
+def test_the_old_tree_is_removed_by_its_manifest_only(tmp_path: Path) -> None:
+    """What lands in the old tree while a build runs (after the check) is left there."""
+    old = tmp_path / "old"
+    (old / "feeds").mkdir(parents=True)
+    for name in ("feeds/all.atom", "feeds/all.atom.gz", MARKER):
+        (old / name).write_text("built")
+    (old / "feeds" / "notes.txt").write_text("mine")
+    remove_build(old, Manifest(files={"feeds/all.atom": WrittenFile("", 5, 0, 5, 0)}))
+    assert tree(old) == {"feeds/notes.txt": b"mine"}
