@@ -13,9 +13,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from feedsvc.errors import PageNotFound
-from feedsvc.records import Image, Record, Related
+from feedsvc.records import Image, Record, Related, unpack_related
 from feedsvc.repository import Collection, Group
 from feedsvc.urls import entry_id
 
@@ -326,7 +327,7 @@ def feed_listings(
 
 def entry_for(record: Record, site: Site) -> Entry:
     """The entry every feed and format shows for `record`."""
-    related = _other_coverage(record)
+    related, content_html = _coverage(record.id, record.excerpt, record.coverage)
     return Entry(
         id=record.id,
         title=record.title,
@@ -338,16 +339,27 @@ def entry_for(record: Record, site: Site) -> Entry:
             Category(topic.slug, topic.name, site.url("/topics/")) for topic in record.topics
         ),
         images=record.images,
-        related=tuple(Link(item.url, "related", "text/html", item.title) for item in related),
-        content_html=_content_html(record, related),
+        related=related,
+        content_html=content_html,
     )
 
 
-def _other_coverage(record: Record) -> list[Related]:
+# An entry's other coverage costs a URL normalization and a UUID per related article, 90% of
+# building an entry; it depends on these three strings alone (whose hashes Python keeps), so it
+# is remembered for the entries of recently rendered pages (a few MB at most).
+@lru_cache(maxsize=8192)
+def _coverage(record_id: str, excerpt: str, coverage: str) -> tuple[tuple[Link, ...], str | None]:
+    """The related articles as links, and the excerpt with the list of them as HTML."""
+    related = _other_coverage(record_id, unpack_related(coverage))
+    links = tuple(Link(item.url, "related", "text/html", item.title) for item in related)
+    return links, _content_html(excerpt, related)
+
+
+def _other_coverage(record_id: str, items: Iterable[Related]) -> list[Related]:
     """The record's related articles, without the article itself and without repeats."""
-    seen = {record.id}
+    seen = {record_id}
     coverage: list[Related] = []
-    for item in record.related:
+    for item in items:
         item_id = entry_id(item.url)
         if item_id not in seen:
             seen.add(item_id)
@@ -355,11 +367,11 @@ def _other_coverage(record: Record) -> list[Related]:
     return coverage
 
 
-def _content_html(record: Record, related: list[Related]) -> str | None:
+def _content_html(excerpt: str, related: list[Related]) -> str | None:
     """The excerpt and the list of other coverage as HTML, every piece of text escaped."""
     if not related:
         return None
-    parts = [f"<p>{html.escape(record.excerpt)}</p>"] if record.excerpt else []
+    parts = [f"<p>{html.escape(excerpt)}</p>"] if excerpt else []
     parts.append("<p>Other coverage:</p>\n<ul>")
     for item in related:
         source = ", ".join(

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Protocol
 
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -237,7 +237,11 @@ def render_json(doc: FeedDocument) -> bytes:
     if next_page is not None:
         feed["next_url"] = next_page
     feed["items"] = [_json_item(entry) for entry in doc.entries]
-    return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode()
+    return _json_dump(feed)
+
+
+def _json_dump(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _json_item(entry: Entry) -> dict[str, Any]:
@@ -302,6 +306,53 @@ def _hex_references(body: bytes) -> bytes:
     return body.replace(b"&lt;", b"&#x3C;").replace(b"&amp;", b"&#x26;")
 
 
+class FragmentStore(Protocol):
+    """Where rendered entries are kept between documents (the cache module provides a bounded
+    one); keys are (format extension, `Entry`), so an entry is rendered once per format."""
+
+    def get(self, key: Hashable) -> bytes | None: ...
+
+    def put(self, key: Hashable, fragment: bytes) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """One document cut where its entries are: head, each entry's bytes, tail."""
+
+    head: bytes
+    entries: list[bytes]
+    tail: bytes
+
+
+def _xml_parts(render: Callable[[FeedDocument], bytes], entry_tag: bytes) -> _PartsWriter:
+    """Cut an XML feed at its entry elements. Entries are siblings written with no white space
+    between them, and their tags cannot occur elsewhere (text and attribute values escape `<`),
+    so the cuts are exact."""
+    start_tag, end_tag = b"<" + entry_tag + b">", b"</" + entry_tag + b">"
+
+    def parts(doc: FeedDocument) -> _Parts:
+        body = render(doc)
+        first = body.index(start_tag)
+        last = body.rindex(end_tag) + len(end_tag)
+        pieces = body[first:last].split(end_tag)[:-1]
+        return _Parts(body[:first], [piece + end_tag for piece in pieces], body[last:])
+
+    return parts
+
+
+def _json_parts(doc: FeedDocument) -> _Parts:
+    """JSON Feed in parts: `items` is the feed's last member and `_json_dump` adds no white
+    space, so the document is head, items joined by commas, and `]}`."""
+    empty = render_json(replace(doc, entries=()))
+    assert empty.endswith(_JSON_TAIL), "items must be the last member of a JSON Feed"
+    head = empty[: -len(_JSON_TAIL)]
+    return _Parts(head, [_json_dump(_json_item(entry)) for entry in doc.entries], _JSON_TAIL)
+
+
+_PartsWriter = Callable[[FeedDocument], _Parts]
+_JSON_TAIL = b"]}"
+
+
 @dataclass(frozen=True, slots=True)
 class Format:
     """One output format: the routes, the static build and the tests all iterate over these."""
@@ -310,14 +361,55 @@ class Format:
     name: str  # as subscribe links show it
     media_type: str
     render: Callable[[FeedDocument], bytes]
+    parts: _PartsWriter  # the same document as head, entries and tail
+    separator: bytes = b""  # between entries
 
     @property
     def mime_type(self) -> str:
         """The media type without parameters, as `<link type>` and OPML want it."""
         return self.media_type.split(";")[0]
 
+    def assemble(self, doc: FeedDocument, fragments: FragmentStore) -> bytes:
+        """The same bytes as `render(doc)`, with each entry rendered at most once per store:
+        one render of the document holding only the entries not yet in `fragments` (or the
+        first entry, when all are there) gives the head, the tail and the missing entries."""
+        if not doc.entries:
+            return self.render(doc)
+        keys = [(self.extension, entry) for entry in doc.entries]
+        found = [fragments.get(key) for key in keys]
+        missing = _unique(
+            entry for entry, fragment in zip(doc.entries, found, strict=True) if fragment is None
+        )
+        parts = self.parts(replace(doc, entries=missing or doc.entries[:1]))
+        new = dict(zip(missing, parts.entries, strict=True)) if missing else {}
+        for entry, fragment in new.items():
+            fragments.put((self.extension, entry), fragment)
+        body = self.separator.join(
+            fragment if fragment is not None else new[entry]
+            for entry, fragment in zip(doc.entries, found, strict=True)
+        )
+        return parts.head + body + parts.tail
 
-ATOM = Format("atom", "Atom", "application/atom+xml; charset=utf-8", render_atom)
-RSS = Format("rss", "RSS", "application/rss+xml; charset=utf-8", render_rss)
-JSON = Format("json", "JSON Feed", "application/feed+json; charset=utf-8", render_json)
+
+def _unique(entries: Iterable[Entry]) -> tuple[Entry, ...]:
+    return tuple(dict.fromkeys(entries))
+
+
+ATOM = Format(
+    "atom",
+    "Atom",
+    "application/atom+xml; charset=utf-8",
+    render_atom,
+    _xml_parts(render_atom, b"entry"),
+)
+RSS = Format(
+    "rss",
+    "RSS",
+    "application/rss+xml; charset=utf-8",
+    render_rss,
+    _xml_parts(render_rss, b"item"),
+)
+JSON = Format(
+    "json", "JSON Feed", "application/feed+json; charset=utf-8", render_json, _json_parts, b","
+)
 FORMATS: dict[str, Format] = {fmt.extension: fmt for fmt in (ATOM, RSS, JSON)}

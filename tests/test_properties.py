@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slugify import slugify
 
-from feedsvc.feeds import iter_feeds
+from feedsvc.feeds import Site, feed_document, iter_feeds, page_count
 from feedsvc.records import clean_text
 from feedsvc.render import FORMATS
 from feedsvc.urls import entry_id, normalize_url
@@ -131,3 +131,36 @@ def topic_slug(name: str) -> str:
     """The documented rule: the slug of the topic's display name, which is the name without
     forbidden characters and with each run of white space made one space."""
     return str(slugify(" ".join(clean_text(name).split())))
+
+
+class _Fragments(dict[Any, bytes]):
+    """The simplest fragment store: keeps everything."""
+
+    def put(self, key: Any, fragment: bytes) -> None:
+        self[key] = fragment
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(records, min_size=1, max_size=8), st.integers(1, 3), st.randoms())
+def test_pages_put_together_from_entry_fragments_equal_one_shot_renders(
+    items: list[dict[str, Any]], feed_size: int, random: Any
+) -> None:
+    """Every page of every feed, in every format, assembled from fragments that other pages
+    left in the store (in a random order) is byte for byte the document rendered whole."""
+    with tempfile.TemporaryDirectory() as folder:
+        write_collection(Path(folder), items)
+        collection = make_app(SEEDS_DIR=folder).extensions["feedsvc"].collection
+    site = Site("https://news.example.org", "Site <&>", feed_size=feed_size)
+    pages = [
+        (feed, extension, page)
+        for feed in iter_feeds(collection)
+        for extension in FORMATS
+        for page in range(1, page_count(feed, site) + 1)
+    ]
+    random.shuffle(pages)
+    fragments = _Fragments()
+    for feed, extension, page in pages:
+        document = feed_document(feed, site, extension, page)
+        fmt = FORMATS[extension]
+        assert fmt.assemble(document, fragments) == fmt.render(document)
+    assert {extension for extension, _ in fragments} == set(FORMATS)
