@@ -22,10 +22,14 @@ What a build may replace there, and how, is `feedsvc.output`'s concern.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import email.utils
 import gzip
 import multiprocessing
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,12 +42,15 @@ from feedsvc.output import (
     MARKER,
     BuildError,
     Manifest,
+    WorkFolder,
     WrittenFile,
     check_apart,
+    close_inherited_locks,
     discard,
-    new_work_folder,
     previous_build,
     remove_build,
+    remove_stale_work,
+    resolve_output,
     swap_in,
 )
 from feedsvc.render import FORMATS
@@ -116,31 +123,62 @@ def build_site(
     workers: int = 1,
 ) -> BuildResult:
     """Write every URL of `app` (default: `app_urls`) under `out`, replacing it whole, in
-    `workers` forked processes; `progress` is told how many URLs each step wrote.
+    `workers` forked processes; `progress` is told how many URLs each step wrote. When `out` is
+    a link, its target is replaced.
 
     :raises OutputRefused: `out` overlaps the seeds folder, or holds something no build wrote.
     :raises BuildError: a URL does not answer 200.
+    :raises BuildStopped: SIGTERM arrived (the previous output is left as it was).
     """
-    out = out.absolute()
+    out = resolve_output(out.absolute())
     check_apart(app.extensions["feedsvc"].loader.root, out)
     previous = previous_build(out)
-    work = new_work_folder(out)
-    try:
-        todo = app_urls(app) if urls is None else urls
-        if workers > 1 and len(todo) >= PARALLEL_MINIMUM:
-            result = _write_parallel(app, work, todo, progress, workers)
-        else:
-            result = _write_all(app, work, todo, progress)
-        manifest = Manifest(files={file_for(url): _written(work, file_for(url)) for url in todo})
-        (work / MARKER).write_text(manifest.dump(), encoding="utf-8")
-        work.chmod(0o755)  # mkdtemp makes it private; a web server must read it
-        old = swap_in(work, out)
-    except BaseException:
-        discard(work)
-        raise
-    if old is not None:
-        remove_build(old, previous)
+    remove_stale_work(out)
+    with _stopped_by_sigterm():
+        work = WorkFolder(out)
+        try:
+            todo = app_urls(app) if urls is None else urls
+            if workers > 1 and len(todo) >= PARALLEL_MINIMUM:
+                result = _write_parallel(app, work.path, todo, progress, workers)
+            else:
+                result = _write_all(app, work.path, todo, progress)
+            files = {file_for(url): _written(work.path, file_for(url)) for url in todo}
+            (work.path / MARKER).write_text(Manifest(files=files).dump(), encoding="utf-8")
+            work.path.chmod(0o755)  # mkdtemp makes it private; a web server must read it
+            old = swap_in(work.path, out)
+        except BaseException:
+            discard(work)
+            raise
+        if old is not None:
+            remove_build(old, previous)
+        work.release()
     return result
+
+
+class BuildStopped(BaseException):
+    """SIGTERM stopped the build. A BaseException, as KeyboardInterrupt is: nothing on the way
+    (Flask's error handling in particular) may take it for an error of one page."""
+
+    signum = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm() -> Iterator[None]:
+    """While the build runs, SIGTERM raises BuildStopped, so that the work folder is removed
+    and the process pool stopped, as for Ctrl-C (Python's default would just end the process,
+    and leave both). Only the main thread can take signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise BuildStopped
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _written(work: Path, name: str) -> WrittenFile:
@@ -163,7 +201,8 @@ def _write_parallel(
     chunks = [urls[start : start + CHUNK] for start in range(0, len(urls), CHUNK)]
     files = size = 0
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(workers, _start_worker, (os.getpid(),)) as pool:
             for done in pool.imap_unordered(_write_chunk, chunks):
                 files += done.files
                 size += done.bytes
@@ -172,6 +211,21 @@ def _write_parallel(
     finally:
         _FORKED = None
     return BuildResult(files, size)
+
+
+def _start_worker(parent: int) -> None:
+    """A worker ends quietly with its build: SIGTERM (how the pool stops its workers) ends it
+    at once, with no traceback from a half-sent result; Ctrl-C is left to the build, which
+    stops the pool; and it is sent SIGTERM if the build itself dies (SIGKILL included), rather
+    than waiting for tasks for ever. It holds no copy of the build's lock."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    close_inherited_locks()
+    with contextlib.suppress(OSError, AttributeError):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # the build died before the line above
+        os._exit(1)
 
 
 def _write_chunk(urls: list[str]) -> BuildResult:

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from feedsvc.build import app_urls, build_site
+from feedsvc.build import BuildStopped, app_urls, build_site
 from feedsvc.errors import ConfigError
 from feedsvc.metrics import LogFormatter, prepare_multiprocess
 from feedsvc.output import BuildError, OutputRefused
@@ -269,7 +269,11 @@ def build_command(
     Every feed in every format and every page of it, the HTML pages, the OPML list and the
     stylesheets, each with a .gz beside it, laid out as the server's URLs (see the README and
     deploy/nginx-static.conf). The files hold exactly the bytes `feedsvc serve` sends. The old
-    output is replaced only when the new one is complete.
+    output is replaced only when the new one is complete, and only what builds wrote is deleted.
+
+    Exit status: 0 when the site is written, 1 when it cannot be (a page fails, a folder cannot
+    be written), 2 when --out is refused (it overlaps --seeds, holds entries no build wrote, or
+    is a link to nothing) or an option is wrong, 143 when stopped by SIGTERM.
     """
     _configure_logging(log_level, "WARNING")  # rejected records are worth seeing; requests not
     # No reload thread and no render cache: every page is rendered once and written.
@@ -289,6 +293,12 @@ def build_command(
         raise _Refused(str(exc)) from None
     except (ConfigError, BuildError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # the folder cannot be made, written or swapped
+        where = f": {exc.filename}" if exc.filename else ""
+        raise click.ClickException(f"cannot write the site ({exc.strerror}{where})") from None
+    except BuildStopped as exc:
+        click.echo(f"Error: stopped by {exc.signum.name}; {out} is as it was", err=True)
+        raise SystemExit(128 + exc.signum) from None
     if not quiet:
         click.echo(
             f"wrote {result.files} files (and their .gz), {result.bytes / 1e6:.1f} MB, to {out} "

@@ -9,20 +9,25 @@ while the build ran survives it.
 
 A seeds folder equal to the output, inside it or containing it is refused too: the swap would
 replace or delete the records.
+
+The new version is written in a work folder beside the output, locked while its build lives, so
+that the folders of killed builds can be told apart and removed by the next build.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import logging
 import os
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 from feedsvc.errors import FeedsvcError
@@ -79,7 +84,7 @@ class Manifest:
         return {MARKER, *self.files, *(name + GZ for name in self.files)}
 
     def dump(self) -> str:
-        files = {name: list(_fields(written)) for name, written in sorted(self.files.items())}
+        files = {name: astuple(written) for name, written in sorted(self.files.items())}
         content = {"feedsvc_build": MANIFEST_FORMAT, "settings": self.settings, "files": files}
         return json.dumps(content, separators=(",", ":"))
 
@@ -94,16 +99,6 @@ class Manifest:
             return cls(str(content["settings"]), files)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
-
-
-def _fields(written: WrittenFile) -> tuple[str, int, int, int, int]:
-    return (
-        written.fingerprint,
-        written.size,
-        written.mtime_ns,
-        written.gz_size,
-        written.gz_mtime_ns,
-    )
 
 
 def check_apart(seeds: Path, out: Path) -> None:
@@ -179,10 +174,107 @@ def _foreign_entries(out: Path, manifest: Manifest | None) -> Iterator[str]:
                     yield name
 
 
-def new_work_folder(out: Path) -> Path:
-    """An empty hidden folder beside `out`, where the next version of the site is written."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+def resolve_output(out: Path) -> Path:
+    """The folder a build replaces: `out` with every link resolved, so that a link to an
+    earlier build stays a link and its target is what is swapped.
+
+    :raises OutputRefused: `out` is a link to nothing.
+    """
+    real = Path(os.path.realpath(out))
+    if out.is_symlink() and not real.exists():
+        raise OutputRefused(f"--out {out} is a link to {real}, which does not exist")
+    return real
+
+
+class WorkFolder:
+    """A hidden folder beside the output where this build writes the next version of the site.
+
+    It carries the marker from the start (saying which process builds in it) and is locked
+    (`flock` on the folder) while this build lives, so that a later build can tell the folder of
+    a build that was killed, which it removes, from the folder of one still running.
+    """
+
+    def __init__(self, out: Path) -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{out.name}{_BUILDING}", dir=out.parent))
+        lock = _locked(self.path)
+        assert lock is not None  # nobody else knows the folder yet
+        self._lock = lock
+        _INHERITED.add(lock)
+        (self.path / MARKER).write_text(json.dumps({_IN_PROGRESS: os.getpid()}), encoding="utf-8")
+
+    def release(self) -> None:
+        """Unlock (the folder is gone or swapped in by now)."""
+        _INHERITED.discard(self._lock)
+        os.close(self._lock)
+
+
+# A work folder is named .OUT.building-RANDOM; an output moved aside where the kernel cannot
+# exchange two names is .OUT.old-RANDOM.
+_BUILDING = ".building-"
+_ASIDE = ".old-"
+_IN_PROGRESS = "feedsvc_build_in_progress"
+# Locks this process holds; a forked worker closes its copies, so that the lock dies with the
+# build itself and not with the last of its workers.
+_INHERITED: set[int] = set()
+
+
+def close_inherited_locks() -> None:
+    """In a process forked from a build: drop its copies of the build's locks."""
+    for descriptor in _INHERITED:
+        os.close(descriptor)
+    _INHERITED.clear()
+
+
+def _locked(folder: Path) -> int | None:
+    """A descriptor holding an exclusive lock on `folder`, or None when another holds one."""
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def remove_stale_work(out: Path) -> list[Path]:
+    """Remove what builds into `out` left beside it when they were killed: work folders and old
+    outputs that carry the build's marker and that no running build holds. Returns them."""
+    removed: list[Path] = []
+    try:
+        candidates = sorted(out.parent.iterdir())
+    except FileNotFoundError:
+        return removed
+    for folder in candidates:
+        if not folder.name.startswith((f".{out.name}{_BUILDING}", f".{out.name}{_ASIDE}")):
+            continue
+        if folder.is_symlink() or not (folder / MARKER).is_file():
+            continue
+        lock = _locked(folder)
+        if lock is None:  # a build is running in it
+            continue
+        try:
+            _remove_unused(folder)
+        finally:
+            os.close(lock)
+        removed.append(folder)
+    return removed
+
+
+def _remove_unused(folder: Path) -> None:
+    """A killed build's folder: all of it when it was being written (the build made everything
+    in it), else an old output, removed from its manifest."""
+    text = (folder / MARKER).read_text(encoding="utf-8", errors="replace")
+    manifest = Manifest.parse(text)
+    if manifest is not None:
+        remove_build(folder, manifest)
+        return
+    try:
+        building = _IN_PROGRESS in json.loads(text)
+    except (ValueError, TypeError):
+        building = False
+    if building:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def swap_in(work: Path, out: Path) -> Path | None:
@@ -195,10 +287,10 @@ def swap_in(work: Path, out: Path) -> Path | None:
         return None
     if _exchange(work, out):
         return work
-    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.rename(out, aside / out.name)
+    aside = out.parent / f".{out.name}{_ASIDE}{uuid.uuid4().hex[:12]}"
+    os.rename(out, aside)
     os.rename(work, out)
-    return aside / out.name
+    return aside
 
 
 def remove_build(old: Path, manifest: Manifest) -> None:
@@ -217,10 +309,11 @@ def remove_build(old: Path, manifest: Manifest) -> None:
         log.warning("kept %s: it holds entries no build wrote (%s)", old, ", ".join(left[:_NAMED]))
 
 
-def discard(work: Path) -> None:
-    """Remove a work folder of this build that will not be swapped in (everything in it is the
+def discard(work: WorkFolder) -> None:
+    """Remove this build's work folder when it will not be swapped in (everything in it is the
     build's own)."""
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work.path, ignore_errors=True)
+    work.release()
 
 
 def _exchange(first: Path, second: Path) -> bool:

@@ -6,8 +6,14 @@ from __future__ import annotations
 import email.utils
 import gzip
 import html
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +21,17 @@ import pytest
 from click.testing import CliRunner
 
 import feedsvc.build
+from bench.synth import write_collection
 from feedsvc.build import app_urls, build_site, file_for
 from feedsvc.cli import cli
-from feedsvc.output import MARKER, Manifest, OutputRefused, WrittenFile, remove_build
+from feedsvc.output import (
+    MARKER,
+    Manifest,
+    OutputRefused,
+    WorkFolder,
+    WrittenFile,
+    remove_build,
+)
 from feedsvc.render import FORMATS
 from tests.conftest import BASE_URL, RECORDS, make_app
 
@@ -288,3 +302,126 @@ def test_the_old_tree_is_removed_by_its_manifest_only(tmp_path: Path) -> None:
     (old / "feeds" / "notes.txt").write_text("mine")
     remove_build(old, Manifest(files={"feeds/all.atom": WrittenFile("", 5, 0, 5, 0)}))
     assert tree(old) == {"feeds/notes.txt": b"mine"}
+
+
+# Links as --out, and builds that are killed (issue 16, items 8 and 13).
+
+
+def test_an_output_given_as_a_link_stays_a_link_to_the_new_build(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    releases = tmp_path / "releases"
+    assert run_build(runner, RECORDS, releases / "site").exit_code == 0
+    (tmp_path / "site").symlink_to(releases / "site", target_is_directory=True)
+    seeds = tmp_path / "records"
+    shutil.copytree(RECORDS, seeds)
+    (seeds / "2023-04-01-crlf-bom.md").unlink()
+    result = run_build(runner, seeds, tmp_path / "site")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "site").is_symlink()
+    assert tree(tmp_path / "site") == tree(releases / "site")
+    assert tree(releases / "site") == tree(_fresh_build(runner, seeds, tmp_path / "fresh"))
+    assert sorted(path.name for path in releases.iterdir()) == ["site"]
+
+
+def _fresh_build(runner: CliRunner, seeds: Path, out: Path) -> Path:
+    assert run_build(runner, seeds, out).exit_code == 0
+    return out
+
+
+@pytest.mark.parametrize("kind", ["dangling link", "link to a file", "under a file"])
+def test_an_unusable_output_is_one_line_and_changes_nothing(
+    runner: CliRunner, tmp_path: Path, kind: str
+) -> None:
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "site"
+    if kind == "dangling link":
+        out.symlink_to(tmp_path / "gone", target_is_directory=True)
+    elif kind == "link to a file":
+        out.symlink_to(tmp_path / "file")
+    else:
+        out = tmp_path / "file" / "site"
+    before = sorted(path.name for path in tmp_path.iterdir())
+    result = run_build(runner, RECORDS, out)
+    assert result.exit_code == (1 if kind == "under a file" else 2), result.output
+    assert "Traceback" not in result.output
+    # click's own check of --out (a file) adds its usage lines above the error
+    assert result.output.strip().splitlines()[-1].startswith("Error: "), result.output
+    assert sorted(path.name for path in tmp_path.iterdir()) == before
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def _build_process(seeds: Path, out: Path, log: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "feedsvc", *build_command(seeds, out), "--workers", "2"]
+    env = {**os.environ, "FEEDSVC_PARSE_CACHE": "off"}
+    with log.open("wb") as stderr:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+
+
+def _work_folders(out: Path) -> list[Path]:
+    return sorted(out.parent.glob(f".{out.name}.*"))
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _processes_naming(text: str) -> list[int]:
+    """PIDs of the processes whose command line holds `text` (a build and its forked workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_killed_build_leaves_no_work_folder_for_good(tmp_path: Path, sig: signal.Signals) -> None:
+    """A real build process with two workers, killed by its PID while it writes: SIGTERM
+    removes its work folder and stops its workers quietly; after SIGKILL the next build removes
+    the folder. The previous output is intact either way."""
+    seeds = write_collection(tmp_path / "records", 300)
+    out = tmp_path / "site"
+    build_site(make_app(), out)
+    before = tree(out)
+    log = tmp_path / "build.log"
+    process = _build_process(seeds, out, log)
+    try:
+        _wait_for(lambda: any(len(list(f.rglob("*.gz"))) > 20 for f in _work_folders(out)))
+        os.kill(process.pid, sig)
+        assert process.wait(timeout=30) == (143 if sig == signal.SIGTERM else -signal.SIGKILL)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    _wait_for(lambda: not _processes_naming(str(out)), 10)  # the workers are gone too
+    stderr = log.read_text()
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+    assert tree(out) == before
+    if sig == signal.SIGTERM:
+        assert "stopped by SIGTERM" in stderr
+        assert _work_folders(out) == []
+    else:
+        assert len(_work_folders(out)) == 1
+        build_site(make_app(), out)
+        assert _work_folders(out) == []
+        assert tree(out) == before
+
+
+def test_the_work_folder_of_a_running_build_is_left_alone(tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_site(make_app(), out)
+    running = WorkFolder(out)  # as another build's, still writing
+    (running.path / "feeds").mkdir()
+    (running.path / "feeds" / "all.atom").write_text("half")
+    build_site(make_app(), out)
+    assert (running.path / "feeds" / "all.atom").read_text() == "half"
+    running.release()  # as if it was killed
+    build_site(make_app(), out)
+    assert not running.path.exists()
+    assert _work_folders(out) == []
