@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISDIR
 
 from feedsvc.errors import Problem
 from feedsvc.parsecache import (
@@ -325,6 +326,7 @@ class CollectionLoader:
         self.cache_file = cache_file
         self.states: dict[str, FileState] = {}
         self.stats = LoadStats()
+        self._root: RootIdentity | None = None  # the folder the last whole read was of
 
     @property
     def _settings_key(self) -> str:
@@ -334,7 +336,11 @@ class CollectionLoader:
         """Read the whole folder; every file's content is hashed and checked against the cache."""
         if self.cache_file is not None and not self.states:
             self.states = read_cache(self.cache_file, self._settings_key)
-        self._scan(trust_stat=False)
+        self._root = root_identity(self.root)
+        # Only a full load writes the cache: pickling every record would cost a reload more than
+        # the reload itself, and a restart re-parses just the few files changed since.
+        if self._scan(trust_stat=False, parallel=True) is not None and self.cache_file is not None:
+            write_cache(self.cache_file, self._settings_key, self.states)
         collection = self._build()
         # The records are millions of long-lived objects without reference cycles. Freezing them
         # keeps the cyclic garbage collector from walking them on every full collection (seconds
@@ -348,8 +354,24 @@ class CollectionLoader:
     def reload(self, changed: Iterable[str] | None = None) -> Collection | None:
         """Re-read files whose size or modification time changed, and pick up added and removed
         files; None when nothing changed. `changed` names the paths filesystem events reported:
-        only they are looked at, and the folder is not scanned (unless one may be a folder)."""
-        fresh = self._scan(trust_stat=True, only=changed)
+        only they are looked at, and the folder is not scanned (unless one may be a folder).
+
+        When the root path names another folder than the last whole read (a deploy swapped it,
+        re-pointed a link to it, or deleted and recreated it; `changed` names the root itself
+        when events saw it go), every file of the new folder is read, whatever else `changed`
+        says. While it names no folder, the last version stays."""
+        root = root_identity(self.root)
+        if root is None:
+            if self._root is not None:
+                log.warning("%s is not a folder now; serving its last version", self.root)
+            self._root = None  # whatever folder comes back is read whole
+            return None
+        if root != self._root or (changed is not None and _names_root(self.root, changed)):
+            log.info("%s is another folder now (%s): reading all of it", self.root, root[0])
+            self._root = root
+            fresh = self._scan(trust_stat=False)
+        else:
+            fresh = self._scan(trust_stat=True, only=changed)
         if fresh is None:
             return None
         collection = self._build()
@@ -371,11 +393,12 @@ class CollectionLoader:
         return build_collection(self.states.values(), _version(self.states))
 
     def _scan(
-        self, *, trust_stat: bool, only: Iterable[str] | None = None
+        self, *, trust_stat: bool, only: Iterable[str] | None = None, parallel: bool = False
     ) -> list[FileState] | None:
         """Bring `states` up to date with the folder (or with the paths `only` names); the states
         of the files read anew, or None when nothing changed. With `trust_stat`, a file whose
-        size and modification time are unchanged is not read."""
+        size and modification time are unchanged is not read. `parallel` forks readers: only at
+        a load, since reloads run in a thread of a serving process, where forking is unsafe."""
         started = time.perf_counter()
         previous = self.states
         targets = None if only is None else self._targets(only)
@@ -391,8 +414,7 @@ class CollectionLoader:
             path = file[prefix:].replace(os.sep, "/")
             old = previous.get(path)
             jobs.append((file, path, old.stamp if old else None))
-        # Reloads run in a thread of a serving process, where forking is unsafe: serial there.
-        workers = 1 if trust_stat else self.workers
+        workers = self.workers if parallel else 1
         states = read_file_states(jobs, trust_stat, self.asset_base_url, workers, self.max_bytes)
         fresh: list[FileState] = []
         for (_, path, _), state in zip(jobs, states, strict=True):
@@ -414,10 +436,6 @@ class CollectionLoader:
         if not parsed and current.keys() == previous.keys():
             return None
         self.states = current
-        # Only a full load writes the cache: pickling every record would cost a reload more than
-        # the reload itself, and a restart re-parses just the few files changed since.
-        if not trust_stat and self.cache_file is not None:
-            write_cache(self.cache_file, self._settings_key, self.states)
         return fresh
 
     def _targets(self, paths: Iterable[str]) -> tuple[list[str], set[str]] | None:
@@ -451,6 +469,12 @@ class CollectionLoader:
         return sorted(files), touched
 
 
+def _names_root(root: Path, paths: Iterable[str]) -> bool:
+    """Whether `paths` (as events name them: absolute) include the root folder itself."""
+    folder = os.path.abspath(root)
+    return any(os.path.abspath(path) == folder for path in paths)
+
+
 def _through_link(root: str, folders: list[str]) -> bool:
     """Whether any of the nested `folders` under `root` is a link (a scan does not follow)."""
     path = root
@@ -461,14 +485,32 @@ def _through_link(root: str, folders: list[str]) -> bool:
     return False
 
 
+# The folder a root path names: its resolved path, device and inode. A rename swap
+# (`mv new current`), a re-pointed release link or a delete-and-recreate changes it.
+RootIdentity = tuple[str, int, int]
+
+
+def root_identity(root: Path) -> RootIdentity | None:
+    """Which folder `root` names now; None when it names no folder (gone, or not a folder)."""
+    try:
+        real = os.path.realpath(root)
+        stat = os.stat(real)
+    except (OSError, ValueError):
+        return None
+    return (real, stat.st_dev, stat.st_ino) if S_ISDIR(stat.st_mode) else None
+
+
 class FolderWatch:
     """What changes under a folder, batch after batch, for ever (iterate it): the paths that
     filesystem events reported (watchfiles), or None when the whole folder must be checked.
 
     With events, the first None comes once the folder is being watched (within 0.1 s), so that
-    changes made since the load are caught up on. Without events (`events` false,
-    watchfiles missing, or watching failed: no inotify, too many watches), None comes every
-    `interval` seconds: polling. `mode` says which is in force; `stop` ends the iteration."""
+    changes made since the load are caught up on. When the root path comes to name another
+    folder (a deploy's rename swap, a re-pointed release link, a delete-and-recreate), the new
+    folder is watched instead and a None follows; while it names no folder, None comes every
+    `interval` seconds. Without events (`events` false, watchfiles missing, or watching failed:
+    no inotify, too many watches), None comes every `interval` seconds: polling. `mode` says
+    which is in force; `stop` ends the iteration."""
 
     def __init__(self, root: Path, interval: float, *, events: bool = True) -> None:
         self.root = root
@@ -483,9 +525,7 @@ class FolderWatch:
     def __iter__(self) -> Iterator[frozenset[str] | None]:
         if self.events:
             try:
-                for changed in _event_changes(self.root, self.interval, self._stop):
-                    self.mode = "events"
-                    yield changed
+                yield from self._events()
             except Exception as exc:  # any failure to watch means: poll instead
                 log.warning("no filesystem events for %s (%s); polling", self.root, exc)
         self.mode = "polling"
@@ -493,10 +533,32 @@ class FolderWatch:
             yield None
         self.mode = "stopped"
 
+    def _events(self) -> Iterator[frozenset[str] | None]:
+        """Events from the folder the root names, watched anew each time that folder changes."""
+        while not self._stop.is_set():
+            identity = root_identity(self.root)
+            if identity is None:  # gone (mid-deploy?): poll until a folder is there again
+                self.mode = "polling"
+                if self._stop.wait(self.interval):
+                    return
+                yield None
+                continue
+            try:
+                for changed in _event_changes(self.root, self.interval, self._stop, identity):
+                    self.mode = "events"
+                    yield changed
+            except Exception:
+                if root_identity(self.root) == identity:
+                    raise  # watching this folder failed: poll
+                # The folder went away while the watch started on it: watch what is there now.
+
 
 def _event_changes(
-    root: Path, interval: float, stop: threading.Event
+    root: Path, interval: float, stop: threading.Event, identity: RootIdentity
 ) -> Iterator[frozenset[str] | None]:
+    """The batches of events under `root` while it names the folder `identity` says; ends when
+    it names another (or none), since the events then still come from the old folder (an edit
+    there would be read as the same name in the new one) and none come from the new."""
     import watchfiles  # here: only a serving process that watches needs it
 
     wait_ms = max(50, round(interval * 1000))
@@ -510,15 +572,28 @@ def _event_changes(
         raise_interrupt=False,
         stop_event=stop,
     )
+    folder = os.path.abspath(root)
     caught_up = False
-    for batch in batches:
-        if stop.is_set():
-            return
-        if not caught_up:  # the first batch or time-out: the watch is in place
-            caught_up = True
-            yield None
-        elif batch:
-            yield frozenset(path for _, path in batch)
+    try:
+        for batch in batches:
+            # Every batch and every idle time-out (0.1 s): a stat and a readlink or two.
+            if stop.is_set() or root_identity(root) != identity:
+                return
+            if not caught_up:  # the first batch or time-out: the watch is in place
+                caught_up = True
+                yield None
+            elif batch:
+                paths = {path for _, path in batch if path != folder}
+                # The folder itself deleted or moved away: a new one may have its inode, so
+                # the identity check alone would miss it. The loader reads it whole; this
+                # watch is dead, so watch anew.
+                if (watchfiles.Change.deleted, folder) in batch:
+                    yield frozenset({*paths, folder})
+                    return
+                if paths:
+                    yield frozenset(paths)
+    finally:
+        batches.close()  # stops watching the old folder now, not when garbage is collected
 
 
 def _version(states: dict[str, FileState]) -> str:

@@ -3,15 +3,19 @@ for feeds whose content changed."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+
+import pytest
 
 from feedsvc import repository
 from feedsvc.cache import strong_etag
@@ -287,3 +291,162 @@ def test_when_watching_fails_it_polls(tmp_records: Path, monkeypatch) -> None:  
         assert watch.mode == "polling"
     finally:
         watch.stop()
+
+
+# Deploys replace the seeds folder whole. Each function takes the folder served (`seeds`) and the
+# folder holding the next release (`release`), and makes `seeds` name the release.
+def rename_swap(seeds: Path, release: Path) -> None:
+    seeds.rename(seeds.with_name("old"))  # mv current old && mv next current
+    release.rename(seeds)
+
+
+def link_switch(seeds: Path, release: Path) -> None:
+    staged = seeds.with_name("current.tmp")  # ln -sfn next current.tmp && mv -T current.tmp current
+    staged.symlink_to(release.name)
+    staged.replace(seeds)
+
+
+def delete_and_recreate(seeds: Path, release: Path) -> None:
+    """rm -rf current && mkdir current && cp -p next/* current/, trying for the harder case:
+    the new folder on the old one's inode (ext4 reuses it most times), so that nothing but the
+    deletion's own event tells the two apart."""
+    inode = seeds.stat().st_ino
+    shutil.rmtree(seeds)
+    seeds.mkdir()
+    for _ in range(20):
+        if seeds.stat().st_ino == inode:
+            break
+        seeds.rmdir()
+        seeds.mkdir()
+    for file in release.iterdir():
+        shutil.copy2(file, seeds / file.name)
+
+
+DEPLOYS = [rename_swap, link_switch, delete_and_recreate]
+
+
+def release_folders(base: Path, deploy: Callable[[Path, Path], None]) -> tuple[Path, Path, Path]:
+    """(seeds path served, the folder it names now, the next release): the link switch serves
+    `base/current`, a link to a release; the others a folder of that name."""
+    first, release = base / "r1", base / "r2"
+    first.mkdir()
+    release.mkdir()
+    seeds = base / "current"
+    if deploy is link_switch:
+        seeds.symlink_to(first.name)
+    else:
+        first.rename(seeds)
+        first = seeds
+    return seeds, first, release
+
+
+def same_stat_other_content(old: Path, new: Path) -> None:
+    """Give `new` the size and modification time of `old` (as `cp -p` or rsync may), so that
+    only reading it tells them apart."""
+    assert old.stat().st_size == new.stat().st_size
+    stat = old.stat()
+    os.utime(new, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+@pytest.mark.parametrize("deploy", DEPLOYS, ids=lambda deploy: deploy.__name__)
+def test_a_reload_after_a_deploy_reads_the_whole_new_folder(
+    tmp_path: Path, deploy: Callable[[Path, Path], None]
+) -> None:
+    seeds, first, release = release_folders(tmp_path, deploy)
+    write(first, "a.md", "Old A")
+    write(first, "b.md", "Old B")
+    write(release, "a.md", "New A")
+    write(release, "c.md", "New C")
+    same_stat_other_content(first / "a.md", release / "a.md")
+    loader = CollectionLoader(seeds)
+    loader.load()
+    deploy(seeds, release)
+    # An event from the old folder names a path the new folder holds too. A folder deleted is
+    # named by its own event: the new one may get its inode, and nothing else tells them apart.
+    named = [str(seeds / "b.md")]
+    if deploy is delete_and_recreate:
+        named.append(str(seeds.absolute()))
+    reloaded = loader.reload(named)
+    assert reloaded is not None and titles(reloaded) == {"New A", "New C"}
+    assert loader.reload() is None
+
+
+def test_while_the_folder_is_gone_the_last_version_is_served(tmp_records: Path) -> None:
+    write(tmp_records, "a.md", "A")
+    loader = CollectionLoader(tmp_records)
+    loaded = loader.load()
+    shutil.rmtree(tmp_records)
+    assert loader.reload() is None and loader.reload([str(tmp_records / "a.md")]) is None
+    tmp_records.mkdir()
+    write(tmp_records, "b.md", "B")
+    back = loader.reload()
+    assert back is not None and titles(back) == {"B"} and back.version != loaded.version
+
+
+@pytest.mark.parametrize("deploy", DEPLOYS, ids=lambda deploy: deploy.__name__)
+def test_live_reload_follows_a_deploy_that_replaces_the_folder(
+    tmp_path: Path, deploy: Callable[[Path, Path], None]
+) -> None:
+    seeds, first, release = release_folders(tmp_path, deploy)
+    write(first, "a.md", "Old A")
+    write(release, "a.md", "New A")
+    write(release, "b.md", "New B")
+    same_stat_other_content(first / "a.md", release / "a.md")
+    app = make_app(SEEDS_DIR=seeds, RELOAD_INTERVAL=0.2)
+    state = app.extensions["feedsvc"]
+    client = app.test_client()
+
+    def served() -> set[str]:
+        health = client.get("/healthz").json
+        assert health["records"] == len(state.collection.records)
+        return titles(state.collection)
+
+    try:
+        client.get("/healthz")  # starts the watch
+        wait_until(lambda: client.get("/healthz").json["reload_watch"] == "events")
+        deploy(seeds, release)
+        wait_until(lambda: served() == {"New A", "New B"})
+        wait_until(lambda: client.get("/healthz").json["reload_watch"] == "events")
+        # The new folder is watched: an edit there is read by its own event (the first ones may
+        # come before the new watch is in place, and be caught up on by a check of every file)...
+        edits = itertools.count()
+
+        def an_edit_is_read_by_its_event() -> bool:
+            title = f"Later {next(edits)}"
+            write(seeds, f"{title}.md", title)
+            wait_until(lambda: title in served())
+            return state.loader.stats.checked == 1
+
+        wait_until(an_edit_is_read_by_its_event)
+        # ... and the old folder, if it is still there, is not: its edit is never read.
+        old = tmp_path / ("r1" if deploy is link_switch else "old")
+        if old.exists():
+            write(old, "b.md", "Edit in the old folder")
+            write(seeds, "d.md", "Later D")
+            wait_until(lambda: "Later D" in served())
+            assert "Edit in the old folder" not in served()
+    finally:
+        state.watch.stop()
+
+
+def test_while_the_folder_is_gone_the_watch_polls_and_then_watches_it_again(
+    tmp_records: Path,
+) -> None:
+    write(tmp_records, "a.md", "A")
+    app = make_app(SEEDS_DIR=tmp_records, RELOAD_INTERVAL=0.1)
+    state = app.extensions["feedsvc"]
+    client = app.test_client()
+    try:
+        client.get("/healthz")
+        wait_until(lambda: client.get("/healthz").json["reload_watch"] == "events")
+        shutil.rmtree(tmp_records)
+        wait_until(lambda: client.get("/healthz").json["reload_watch"] == "polling")
+        assert titles(state.collection) == {"A"}
+        tmp_records.mkdir()
+        write(tmp_records, "b.md", "B")
+        wait_until(lambda: titles(state.collection) == {"B"})
+        wait_until(lambda: client.get("/healthz").json["reload_watch"] == "events")
+        write(tmp_records, "c.md", "C")
+        wait_until(lambda: titles(state.collection) == {"B", "C"})
+    finally:
+        state.watch.stop()
