@@ -16,6 +16,16 @@ from typing import Any
 from flask import Flask
 
 SERVERS = ("granian", "gunicorn")
+# The most granian reads of a request's line and headers (its default is 408 KB, one header
+# field may take all of it); a larger request is refused before feedsvc sees it. A browser's
+# request head is under 2 KB, rarely over 8 KB with cookies. gunicorn's limits are pinned at its
+# defaults: a request line of 4094 bytes, 100 header fields of at most 8190 bytes each.
+MAX_REQUEST_HEAD = 32 * 1024
+GUNICORN_LIMITS = {
+    "limit_request_line": 4094,
+    "limit_request_fields": 100,
+    "limit_request_field_size": 8190,
+}
 
 
 def default_workers() -> int:
@@ -26,6 +36,7 @@ def run_granian(app: Flask, host: str, port: int, workers: int) -> None:
     """granian's WSGI interface, one blocking thread per worker (measured fastest on two cores).
     Workers are forked, so they inherit `app` instead of importing and loading it again."""
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings, HTTP2Settings
     from granian.server import Server
 
     if multiprocessing.get_start_method() != "fork":
@@ -39,6 +50,9 @@ def run_granian(app: Flask, host: str, port: int, workers: int) -> None:
         blocking_threads=1,
         websockets=False,
         respawn_failed_workers=True,
+        http1_settings=HTTP1Settings(max_buffer_size=MAX_REQUEST_HEAD),
+        # A client may speak HTTP/2 in clear text (prior knowledge): bounded alike.
+        http2_settings=HTTP2Settings(max_headers_size=MAX_REQUEST_HEAD),
     )
     loader: Callable[..., Any] = lambda _target: app  # noqa: E731
     server.serve(target_loader=loader)
@@ -57,6 +71,7 @@ def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int = 
                 "threads": threads,
                 "proc_name": "feedsvc",
                 "control_socket_disable": True,
+                **GUNICORN_LIMITS,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)

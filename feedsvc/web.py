@@ -16,20 +16,15 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
-from werkzeug.datastructures import MIMEAccept
 from werkzeug.exceptions import HTTPException
-from werkzeug.http import parse_accept_header, parse_date, parse_etags
 from werkzeug.sansio.utils import get_host
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from feedsvc.cache import (
-    CODINGS,
-    IDENTITY,
     Headers,
     RenderedFeed,
     Variant,
@@ -37,6 +32,7 @@ from feedsvc.cache import (
 )
 from feedsvc.errors import PageNotFound
 from feedsvc.feeds import EPOCH, Feed, Site, feed_document, feed_listings, find_feed
+from feedsvc.headers import content_coding, etag_matches, http_date, prefers_html
 from feedsvc.metrics import CONTENT_TYPE, access_log, log_access, quoted
 from feedsvc.pages import (
     CONTENT_SECURITY_POLICY,
@@ -177,22 +173,13 @@ def _feed_key(state: _State, environ: dict[str, Any]) -> FeedKey | None:
     return (scope, match["slug"], match["extension"], page, base_url)
 
 
-@lru_cache(maxsize=1024)
-def _coding(accept_encoding: str) -> str:
-    """The best content coding the client accepts (`br` before `gzip` on a tie), else identity.
-    Aggregators send a handful of distinct headers, so each is parsed once."""
-    accepted = parse_accept_header(accept_encoding)
-    best = max(CODINGS, key=accepted.quality)  # max keeps the first of equals
-    return best if accepted.quality(best) > 0 else IDENTITY
-
-
 def _not_modified(etag: str, last_modified: datetime, environ: dict[str, Any]) -> bool:
     """RFC 9110 §13.1: If-None-Match (weak comparison) decides when present, else a current
     If-Modified-Since; a malformed date is ignored."""
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
     if if_none_match is not None:
-        return parse_etags(if_none_match).contains_weak(etag)
-    since = parse_date(environ.get("HTTP_IF_MODIFIED_SINCE"))
+        return etag_matches(if_none_match, etag)
+    since = http_date(environ.get("HTTP_IF_MODIFIED_SINCE"))
     return since is not None and last_modified.replace(microsecond=0) <= since
 
 
@@ -209,12 +196,6 @@ STYLED_FEED_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src http: https:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-
-
-@lru_cache(maxsize=1024)
-def _prefers_html(accept: str, media_type: str) -> bool:
-    accepted = parse_accept_header(accept, MIMEAccept)
-    return accepted.quality("text/html") > accepted.quality(media_type.split(";")[0])
 
 
 def _browser_view(variant: Variant) -> tuple[str, Headers, Headers]:
@@ -237,10 +218,10 @@ def _feed_response(
     state: _State, rendered: RenderedFeed, environ: dict[str, Any]
 ) -> tuple[str, list[tuple[str, str]], bytes]:
     """Status, headers and body for a rendered feed: the client's coding, or 304."""
-    variant = rendered.variants[_coding(environ.get("HTTP_ACCEPT_ENCODING", ""))]
+    variant = rendered.variants[content_coding(environ.get("HTTP_ACCEPT_ENCODING"))]
     etag, headers, validators = variant.etag, variant.headers, variant.validators
-    if rendered.media_type in _STYLED_MEDIA_TYPES and _prefers_html(
-        environ.get("HTTP_ACCEPT", ""), rendered.media_type
+    if rendered.media_type in _STYLED_MEDIA_TYPES and prefers_html(
+        environ.get("HTTP_ACCEPT"), rendered.media_type
     ):
         etag, headers, validators = _browser_view(variant)
     if _not_modified(etag, rendered.last_modified, environ):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import socket
 from collections.abc import Iterator
@@ -592,3 +593,76 @@ def test_every_html_response_carries_a_csp_forbidding_inline_script(tmp_records:
             assert handlers == [], (url, handlers)
             for link in document.xpath("//@href | //@src"):
                 assert not link.strip().lower().startswith(("javascript:", "data:")), (url, link)
+
+
+# -- huge negotiation headers over real HTTP (issue 16, item 3) ---------------------------------
+
+
+def unique_flood(n: int, size: int) -> bytes:
+    """A request whose `Accept` and `Accept-Encoding` are unique lists of about `size` bytes."""
+    accept = ",".join(f"a/b{n}-{i};q=0.{i % 9}" for i in range(size // 10))[:size]
+    encoding = ",".join(f"c{n}-{i};q=0.{i % 9}" for i in range(size // 8))[:size]
+    return (
+        f"GET /feeds/all.atom HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\n"
+        f"Accept-Encoding: {encoding}\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+
+@pytest.mark.live
+def test_over_http_a_190_kb_header_is_refused_by_the_server(server_port: int) -> None:
+    """granian would take it (its default limit is 408 KB); feedsvc serve sets its limit."""
+    status, _, body = raw_request(server_port, unique_flood(0, 190_000))
+    assert status == 431 and SECRET_MARKER.encode() not in body
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        state, parent = stat.rsplit(")", 1)[1].split()[:2]
+        if int(parent) == pid and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def serving_worker(port: int) -> int:
+    """The one worker of the `feedsvc serve` this test started on `port`."""
+    option = f"--port\0{port}\0".encode()
+    (serve,) = [p for p in children_of(os.getpid()) if option in command_line(p)]
+    (worker,) = [p for p in children_of(serve) if b"tracker" not in command_line(p)]
+    return worker
+
+
+def command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def resident_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+
+
+@pytest.mark.live
+def test_over_http_unique_long_headers_pin_no_memory(tmp_path: Path) -> None:
+    """Values under granian's limit but past feedsvc's bound are not read (identity coding, the
+    feed's own type) and not remembered: 300 unique 15 KB pairs leave the worker's memory where
+    it was (Werkzeug's parse cached them all: 9 MB)."""
+    settings = {"RELOAD_INTERVAL": "0", "LOG_LEVEL": "WARNING"}
+    with running_feedsvc(RECORDS, tmp_path / "server.log", settings=settings) as url:
+        port = int(url.rsplit(":", 1)[1])
+        worker = serving_worker(port)
+        for n in range(30):  # the worker's heap and the render cache settle
+            raw_request(port, unique_flood(n, 15_000))
+        before = resident_kib(worker)
+        for n in range(30, 330):
+            status, headers, body = raw_request(port, unique_flood(n, 15_000))
+            assert status == 200 and "content-encoding" not in headers
+            assert headers["content-type"] == "application/atom+xml; charset=utf-8"
+        grown = resident_kib(worker) - before
+    assert grown < 3 * 1024, f"the worker grew by {grown} KiB"

@@ -257,3 +257,13 @@ def test_json_feeds_and_pages_keep_their_type_for_browsers(client: FlaskClient) 
     json_feed = client.get("/feeds/all.json", headers={"Accept": CHROME_ACCEPT})
     assert json_feed.content_type == "application/feed+json; charset=utf-8"
     assert client.get("/", headers={"Accept": CHROME_ACCEPT}).content_type.startswith("text/html")
+
+
+def test_if_modified_since_with_two_dates_is_ignored(client: FlaskClient) -> None:
+    """RFC 9110 §13.1.3: a value with more than one member is ignored, not read as its first
+    date (issue 16, item 16)."""
+    fresh = first_response(client).headers["Last-Modified"]
+    assert conditional(client, If_Modified_Since=fresh).status_code == 304
+    for value in (f"{fresh}, {fresh}", f"{fresh}, Thu, 01 Jan 1970 00:00:00 GMT"):
+        for _ in range(2):  # through Flask, then the cache-hit path
+            assert conditional(client, If_Modified_Since=value).status_code == 200
