@@ -1,7 +1,9 @@
-"""Shared fixtures: the test collection, the app, its client, and helpers that parse feeds."""
+"""Shared fixtures: the test collection, the app, its client, helpers that parse feeds, and
+helpers that write records into a folder."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -9,7 +11,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import feedparser
 import pytest
@@ -19,6 +21,7 @@ from flask.testing import FlaskClient
 from lxml import etree
 
 from feedsvc import create_app
+from feedsvc.repository import Collection, load_collection
 
 DATA = Path(__file__).parent / "data"
 RECORDS = DATA / "records"
@@ -73,6 +76,12 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
+@pytest.fixture(scope="session")
+def collection() -> Collection:
+    """The test records loaded as the app loads them (collections are immutable: one for all)."""
+    return load_collection(RECORDS, ASSET_BASE_URL)
+
+
 def parse_xml(body: bytes) -> Any:
     """Parse strictly: a feed that is not well-formed XML fails the test here."""
     return etree.fromstring(body, etree.XMLParser(resolve_entities=False, recover=False))
@@ -108,7 +117,7 @@ def read_json_feed(body: bytes) -> dict[str, Any]:
     assert len(set(ids)) == len(ids)
     for item in items:
         assert "content_html" in item or "content_text" in item, item["id"]
-        assert is_absolute_url(item.get("url", "http://")), item["id"]
+        assert is_absolute_url(item["url"]), item["id"]  # every record has its article URL
         assert all(isinstance(tag, str) for tag in item.get("tags", []))
         for attachment in item.get("attachments", []):
             assert is_absolute_url(attachment["url"]) and "/" in attachment["mime_type"]
@@ -138,6 +147,19 @@ def next_page(body: bytes, extension: str) -> str | None:
     return next((link.href for link in read_feed(body).feed.links if link.rel == "next"), None)
 
 
+PAGING_RELS = ("first", "last", "previous", "next")
+
+
+def paging_links(body: bytes, extension: str) -> dict[str, str]:
+    """The feed's RFC 5005 links by relation; JSON Feed has only `next_url`."""
+    if extension == "json":
+        feed = read_json_feed(body)
+        return {"next": feed["next_url"]} if "next_url" in feed else {}
+    root = parse_xml(body)
+    links = root.iter(f"{ATOM}link")  # Atom's own links, and the atom:link elements of RSS
+    return {link.get("rel"): link.get("href") for link in links if link.get("rel") in PAGING_RELS}
+
+
 def atom_entries(root: Any) -> list[Any]:
     return list(root.iter(f"{ATOM}entry"))
 
@@ -149,14 +171,48 @@ def tmp_records(tmp_path: Path) -> Iterator[Path]:
     yield folder
 
 
+RECORD = """---
+title: {title}
+publishedDateTime: 2022-01-{day:02d}T00:00:00Z
+webUrl: https://{domain}/{slug}
+provider: {{name: {domain}, domain: {domain}}}
+topics: [{topic}]
+---
+"""
+
+
+def write_record(
+    folder: Path, name: str, title: str, day: int = 1, domain: str = "a.example", topic: str = "AI"
+) -> Path:
+    """A small valid record at `folder/name` (its URL from its name), with a modification time
+    moved on, so that a rewrite within one file system time tick is still seen as a change."""
+    path = folder / name
+    text = RECORD.format(title=title, day=day, slug=name, domain=domain, topic=topic)
+    path.write_text(text, encoding="utf-8")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    return path
+
+
+def missing(message: str) -> NoReturn:
+    """A tool a test needs is missing: skip, except under CI (`CI` set, as `.ci/run` does),
+    where it is a failure: `make system-deps` and `make install` install them all."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def system_tool(name: str) -> str:
-    """The path of a program a test drives (chromium, nginx, newsboat). Where it is missing the
-    test skips, except under CI (`CI` set, as `.ci/run` does), where a missing tool is a failure:
-    `make system-deps` installs them."""
+    """The path of a program a test drives (chromium, nginx, newsboat); see `missing`."""
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if path is None:
-        message = f"{name} is not installed (make system-deps installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{name} is not installed (make system-deps installs it)")
     return path
+
+
+def python_module(name: str) -> Any:
+    """A module a test drives (the browser driver), imported; see `missing`."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        missing(f"{name} cannot be imported (make install installs it)")

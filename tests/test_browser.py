@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RECORDS, system_tool
+from tests.conftest import RECORDS, python_module, system_tool
 from tests.servers import fetch, running_feedsvc
 
 pytestmark = pytest.mark.live
@@ -38,7 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     chromium = system_tool("chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = python_module("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:

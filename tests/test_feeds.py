@@ -15,15 +15,8 @@ from feedsvc.feeds import (
     find_feed,
     iter_feeds,
 )
-from feedsvc.repository import load_collection
-from tests.conftest import RECORDS
 
 SITE = Site("http://feeds.test", "News", "en", 3)
-
-
-@pytest.fixture(scope="module")
-def collection():  # type: ignore[no-untyped-def]
-    return load_collection(RECORDS, "https://assets.example.com/")
 
 
 def test_find_feed_by_scope_and_slug(collection) -> None:  # type: ignore[no-untyped-def]

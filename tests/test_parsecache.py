@@ -8,21 +8,8 @@ import pytest
 
 from feedsvc.parsecache import MAGIC, read_cache
 from feedsvc.repository import CollectionLoader
-from tests.conftest import RECORDS
-
-RECORD = """---
-title: {title}
-publishedDateTime: 2022-01-0{day}T00:00:00Z
-webUrl: https://x.example/{slug}
-topics: [AI]
----
-"""
-
-
-def write(folder: Path, name: str, title: str, day: int = 1) -> Path:
-    path = folder / name
-    path.write_text(RECORD.format(title=title, day=day, slug=name), encoding="utf-8")
-    return path
+from tests.conftest import ASSET_BASE_URL, RECORDS
+from tests.conftest import write_record as write
 
 
 def loader(folder: Path, cache: Path, workers: int = 1) -> CollectionLoader:
@@ -89,7 +76,7 @@ def test_a_cache_made_with_other_settings_is_ignored(tmp_records: Path, tmp_path
     cache = tmp_path / "parse.cache"
     write(tmp_records, "a.md", "Title A")
     loader(tmp_records, cache).load()
-    other = CollectionLoader(tmp_records, "https://assets.example.com/", cache_file=cache)
+    other = CollectionLoader(tmp_records, ASSET_BASE_URL, cache_file=cache)
     other.load()
     assert other.stats.parsed == 1
 

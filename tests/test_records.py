@@ -18,12 +18,10 @@ from feedsvc.records import (
     shared_image,
     unpack_related,
 )
-from tests.conftest import RECORDS, SECRET_MARKER
-
-ASSETS = "https://assets.example.com/"
+from tests.conftest import ASSET_BASE_URL, RECORDS, SECRET_MARKER
 
 
-def parse(name: str, asset_base_url: str | None = ASSETS):  # type: ignore[no-untyped-def]
+def parse(name: str, asset_base_url: str | None = ASSET_BASE_URL):  # type: ignore[no-untyped-def]
     return parse_file(RECORDS / name, RECORDS, asset_base_url)
 
 

@@ -21,26 +21,7 @@ from feedsvc import repository
 from feedsvc.cache import strong_etag
 from feedsvc.repository import CollectionLoader, FolderWatch
 from tests.conftest import make_app, parse_xml, read_feed
-
-RECORD = """---
-title: {title}
-publishedDateTime: 2022-01-{day:02d}T00:00:00Z
-webUrl: https://{domain}/{slug}
-provider: {{name: {domain}, domain: {domain}}}
-topics: [{topic}]
----
-"""
-
-
-def write(
-    folder: Path, name: str, title: str, day: int = 1, domain: str = "a.example", topic: str = "AI"
-) -> Path:
-    path = folder / name
-    text = RECORD.format(title=title, day=day, slug=name, domain=domain, topic=topic)
-    path.write_text(text, encoding="utf-8")
-    stat = path.stat()  # make sure the change is visible even within one mtime tick
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
-    return path
+from tests.conftest import write_record as write
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:

@@ -8,14 +8,7 @@ import pytest
 
 from feedsvc.records import record_from_mapping
 from feedsvc.repository import build_collection, find_record_files, load_collection
-from tests.conftest import RECORDS
-
-ASSETS = "https://assets.example.com/"
-
-
-@pytest.fixture(scope="module")
-def collection():  # type: ignore[no-untyped-def]
-    return load_collection(RECORDS, ASSETS)
+from tests.conftest import ASSET_BASE_URL, RECORDS
 
 
 def test_finds_record_files_recursively_skipping_hidden_and_other_extensions() -> None:
@@ -36,7 +29,7 @@ def test_broken_records_are_rejected_and_the_rest_load(collection) -> None:  # t
 
 def test_rejections_are_logged_once_each(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="feedsvc.repository"):
-        load_collection(RECORDS, ASSETS)
+        load_collection(RECORDS, ASSET_BASE_URL)
     rejected = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rejected ")]
     assert len(rejected) == len(set(rejected)) == 9
     assert any("broken-bad-date.md: publishedDateTime: is not a date" in m for m in rejected)

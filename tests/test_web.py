@@ -158,12 +158,6 @@ def test_paging_follows_next_links_through_every_record() -> None:
         assert seen == [record.id for record in collection_of(app).records]
 
 
-def test_other_methods_are_405_with_allow(client: FlaskClient) -> None:
-    response = client.post("/feeds/all.atom")
-    assert response.status_code == 405
-    assert "GET" in response.headers["Allow"]
-
-
 def test_healthz_counts(client: FlaskClient) -> None:
     health = client.get("/healthz").get_json()
     assert {
