@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from feedsvc.parsecache import MAGIC, read_cache
+from feedsvc.parsecache import MAGIC, _header, content_digest, read_cache
+from feedsvc.records import parse_bytes
 from feedsvc.repository import CollectionLoader
-from tests.conftest import ASSET_BASE_URL, RECORDS
+from tests.conftest import ASSET_BASE_URL, RECORD, RECORDS
 from tests.conftest import write_record as write
 
 
@@ -81,18 +83,46 @@ def test_a_cache_made_with_other_settings_is_ignored(tmp_records: Path, tmp_path
     assert other.stats.parsed == 1
 
 
-def test_a_tampered_cache_cannot_build_other_objects(tmp_path: Path) -> None:
+def test_an_edited_cache_is_refused_and_the_file_parsed(tmp_records: Path, tmp_path: Path) -> None:
+    """A title changed in place (the same length, so the pickle stays valid) fails the checksum."""
     cache = tmp_path / "parse.cache"
-    from feedsvc.parsecache import _header, content_digest
+    write(tmp_records, "a.md", "Title A")
+    loader(tmp_records, cache).load()
+    data = cache.read_bytes()
+    assert data.count(b"Title A") == 1
+    cache.write_bytes(data.replace(b"Title A", b"Title Z"))
+    again = loader(tmp_records, cache)
+    assert [r.title for r in again.load().records] == ["Title A"]
+    assert (again.stats.parsed, again.stats.cache_hits) == (1, 0)
 
-    class Evil:
-        def __reduce__(self):  # type: ignore[no-untyped-def]
-            return (os.system, ("echo pwned",))
 
-    payload = pickle.dumps({"a.md": Evil()})
+class Call:
+    """Pickles as a call of `function(*args)`: what a tampered cache would make unpickling do."""
+
+    def __init__(self, function: Callable[..., object], *args: object) -> None:
+        self.function, self.args = function, args
+
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[object, ...]]:
+        return self.function, self.args
+
+
+@pytest.mark.parametrize(
+    "make_call",
+    [
+        lambda marker: Call(os.system, f"touch {marker}"),  # a module never allowed
+        # Modules that are allowed (for builtins.object, for Record), names that are not.
+        lambda marker: Call(eval, f"open({str(marker)!r}, 'w').close()"),
+        lambda marker: Call(parse_bytes, RECORD.encode(), "made-by-unpickling.md"),
+    ],
+    ids=["os.system", "builtins.eval", "feedsvc.records.parse_bytes"],
+)
+def test_a_tampered_cache_cannot_call_anything(tmp_path: Path, make_call) -> None:  # type: ignore[no-untyped-def]
+    cache, marker = tmp_path / "parse.cache", tmp_path / "called"
+    payload = pickle.dumps({"a.md": make_call(marker)})
     key = "asset_base_url=None"
-    cache.write_bytes(_header(key) + content_digest(payload) + payload)
+    cache.write_bytes(_header(key) + content_digest(payload) + payload)  # a valid checksum
     assert read_cache(cache, key) == {}
+    assert not marker.exists()
 
 
 def test_parallel_and_serial_loads_give_identical_collections(tmp_path: Path) -> None:

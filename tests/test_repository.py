@@ -46,6 +46,41 @@ def test_records_sharing_an_article_url_are_one_entry(collection, caplog) -> Non
     assert note.path == "2023/nested/2023-02-03-duplicate-b.md"
 
 
+def _copy(path: str, published: str, topic: str):  # type: ignore[no-untyped-def]
+    data = {
+        "title": f"Copy in {path}",
+        "webUrl": "https://x.example/same",
+        "publishedDateTime": published,
+        "topics": [topic],
+    }
+    return record_from_mapping(data, path)
+
+
+@pytest.mark.parametrize("load_order", ["forward", "backward"])
+def test_a_merged_article_keeps_the_earliest_copy_whatever_the_file_names(load_order: str) -> None:
+    """Here the file names sort against the dates (the test records sort alike both ways)."""
+    copies = [
+        _copy("a-later.md", "2022-01-03T00:00:00Z", "Later"),
+        _copy("b-middle.md", "2022-01-02T00:00:00Z", "Middle"),
+        _copy("z-earliest.md", "2022-01-01T00:00:00Z", "Earliest"),
+    ]
+    collection = build_collection(copies if load_order == "forward" else reversed(copies))
+    (merged,) = collection.records
+    assert merged.title == "Copy in z-earliest.md" and merged.path == "z-earliest.md"
+    assert merged.published == datetime(2022, 1, 1, tzinfo=UTC)
+    assert {topic.slug for topic in merged.topics} == {"later", "middle", "earliest"}
+    notes = [p for p in collection.warnings if "merged" in p.message]
+    assert sorted(note.path for note in notes) == ["a-later.md", "b-middle.md"]
+    assert all("z-earliest.md" in note.message for note in notes)
+
+
+def test_copies_published_at_the_same_moment_merge_into_the_first_file() -> None:
+    same = "2022-01-01T00:00:00Z"
+    copies = [_copy("b.md", same, "B"), _copy("a.md", same, "A")]
+    (merged,) = build_collection(copies).records
+    assert merged.path == "a.md"
+
+
 def test_records_are_newest_first(collection) -> None:  # type: ignore[no-untyped-def]
     dates = [record.published for record in collection.records]
     assert dates == sorted(dates, reverse=True)
