@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import string
 
 import pytest
@@ -78,10 +79,8 @@ def test_site_relative_urls_need_a_base() -> None:
 
 @given(st.text(max_size=80))
 def test_normalized_urls_are_safe_and_stable(path: str) -> None:
-    try:
-        url = normalize_url("https://example.com/" + path)
-    except UrlError:
-        return
+    """Whatever follows a valid host is escaped, never refused."""
+    url = normalize_url("https://example.com/" + path)
     assert set(url) <= URL_CHARACTERS
     assert normalize_url(url) == url
 
@@ -95,6 +94,25 @@ def test_identity_ignores_scheme_case_default_port_and_fragment() -> None:
     assert len({identity_key(normalize_url(url)) for url in same}) == 1
     assert len({entry_id(normalize_url(url)) for url in same}) == 1
     assert identity_key("https://example.com/a?x=1") != identity_key("https://example.com/a?x=2")
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("https://example.com/caf%c3%a9", "//example.com/caf%C3%A9"),
+        ("https://example.com/a%2fb?q=%3a%5B", "//example.com/a%2Fb?q=%3A%5B"),
+        ("https://example.com/x?q=%aA&r=%Bb", "//example.com/x?q=%AA&r=%BB"),
+        ("https://example.com/%41%42?q=%7E", "//example.com/%41%42?q=%7E"),
+        ("https://example.com:8443/a#top", "//example.com:8443/a"),
+    ],
+)
+def test_identity_key_upper_cases_percent_escapes(url: str, key: str) -> None:
+    """RFC 3986 §6.2.2.1: `%c3` and `%C3` are the same octet, so the same article and id."""
+    assert identity_key(url) == key
+    escapes = re.compile(r"%[0-9A-Fa-f]{2}")
+    upper = escapes.sub(lambda match: match.group(0).upper(), url)
+    lower = escapes.sub(lambda match: match.group(0).lower(), url)
+    assert entry_id(upper) == entry_id(lower) == entry_id(url)
 
 
 def test_entry_id_is_a_stable_urn() -> None:
