@@ -56,7 +56,18 @@ def test_pages_and_rfc5005_links(collection) -> None:  # type: ignore[no-untyped
     }
     middle = feed_document(feed, SITE, "rss", 2)
     assert middle.self_url == "http://feeds.test/feeds/all.rss?page=2"
-    assert {link.rel for link in middle.paging} == {"first", "last", "next", "previous"}
+    assert {link.rel: link.href for link in middle.paging} == {
+        "first": "http://feeds.test/feeds/all.rss",
+        "last": "http://feeds.test/feeds/all.rss?page=3",
+        "previous": "http://feeds.test/feeds/all.rss",
+        "next": "http://feeds.test/feeds/all.rss?page=3",
+    }
+    last = feed_document(feed, SITE, "rss", 3)
+    assert {link.rel: link.href for link in last.paging} == {
+        "first": "http://feeds.test/feeds/all.rss",
+        "last": "http://feeds.test/feeds/all.rss?page=3",
+        "previous": "http://feeds.test/feeds/all.rss?page=2",
+    }
     seen = [e.id for page in (1, 2, 3) for e in feed_document(feed, SITE, "rss", page).entries]
     assert seen == [record.id for record in collection.records]
     with pytest.raises(PageNotFound):

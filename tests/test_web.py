@@ -7,7 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree, html
 
-from feedsvc.feeds import iter_feeds
+from feedsvc.feeds import find_feed, iter_feeds
 from feedsvc.render import FORMATS
 from tests.conftest import (
     ATOM,
@@ -19,6 +19,7 @@ from tests.conftest import (
     entry_links,
     make_app,
     next_page,
+    paging_links,
     parse_xml,
     read_feed,
 )
@@ -156,6 +157,30 @@ def test_paging_follows_next_links_through_every_record() -> None:
             seen += entry_ids(body, extension)
             url = next_page(body, extension)
         assert seen == [record.id for record in collection_of(app).records]
+
+
+@pytest.mark.parametrize("path", ["/feeds/all", "/feeds/topics/ai"])
+def test_paging_links_point_at_the_first_last_previous_and_next_pages(path: str) -> None:
+    """RFC 5005 on the first, a middle and the last page, in every format (JSON Feed: next_url)."""
+    app = make_app(FEED_SIZE=2)
+    client = app.test_client()
+    feed = find_feed(collection_of(app), *path.removeprefix("/feeds/").split("/"))
+    assert feed is not None
+    pages = -(-len(feed.records) // 2)
+    assert pages >= 3
+    for extension in FORMATS:
+        url = f"{BASE_URL}{path}.{extension}"
+        at = {page: url + (f"?page={page}" if page > 1 else "") for page in range(1, pages + 1)}
+        for page in (1, 2, pages):
+            expected = {"first": at[1], "last": at[pages]}
+            if page > 1:
+                expected["previous"] = at[page - 1]
+            if page < pages:
+                expected["next"] = at[page + 1]
+            if extension == "json":
+                expected = {rel: href for rel, href in expected.items() if rel == "next"}
+            body = client.get(at[page].removeprefix(BASE_URL)).data
+            assert paging_links(body, extension) == expected, (extension, page)
 
 
 def test_healthz_counts(client: FlaskClient) -> None:
