@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from tests.conftest import (
     paging_links,
     parse_xml,
     read_feed,
+    read_json_feed,
 )
 
 
@@ -181,6 +183,43 @@ def test_paging_links_point_at_the_first_last_previous_and_next_pages(path: str)
                 expected = {rel: href for rel, href in expected.items() if rel == "next"}
             body = client.get(at[page].removeprefix(BASE_URL)).data
             assert paging_links(body, extension) == expected, (extension, page)
+
+
+SITE_RELATIVE_IMAGES = """---
+title: Pictures kept beside the site
+publishedDateTime: 2023-06-01T00:00:00Z
+webUrl: https://relative.example/pictures
+provider: {name: Relative, domain: relative.example, images: [{url: /logos/relative.png}]}
+images: [{url: /media/photo one.jpg, width: 800, height: 600}]
+---
+"""
+
+
+def image_urls(body: bytes, extension: str) -> set[str]:
+    """The feed's icon and its entries' image URLs, as a reader finds them in each format."""
+    if extension == "json":
+        feed = read_json_feed(body)
+        urls = {feed["favicon"]} | {item["image"] for item in feed["items"]}
+        return urls | {a["url"] for item in feed["items"] for a in item["attachments"]}
+    parsed = read_feed(body)
+    urls = {parsed.feed.image.href} if "image" in parsed.feed else {parsed.feed.icon}
+    return urls | {link.href for entry in parsed.entries for link in entry.enclosures}
+
+
+def test_site_relative_images_resolve_under_an_asset_base_url_with_a_path(
+    tmp_records: Path,
+) -> None:
+    """ASSET_BASE_URL is a prefix: its path is kept (urljoin would drop it)."""
+    (tmp_records / "relative.md").write_text(SITE_RELATIVE_IMAGES, encoding="utf-8")
+    client = make_app(
+        SEEDS_DIR=tmp_records, ASSET_BASE_URL="https://cdn.example/site/"
+    ).test_client()
+    for extension in FORMATS:
+        body = client.get(f"/feeds/providers/relative-example.{extension}").data
+        assert image_urls(body, extension) == {
+            "https://cdn.example/site/logos/relative.png",
+            "https://cdn.example/site/media/photo%20one.jpg",
+        }, extension
 
 
 def test_healthz_counts(client: FlaskClient) -> None:
