@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install system-deps serve test lint format bench bench-load fuzz soak soak-reload kill-worker clean
+.PHONY: install system-deps serve test lint format bench bench-load fuzz soak soak-reload kill-worker mutate clean
 
 $(BIN)/feedsvc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,9 +63,17 @@ soak soak-reload kill-worker: install
 	$(BIN)/python -m bench.faults $(subst soak-reload,reload,$(subst kill-worker,kill,$@)) \
 		--seconds $(SOAK_SECONDS) $(FAULT_ARGS)
 
+# Mutation testing (not part of the tests or CI; tests/mutate.py, results in tests/README.md):
+# each scope's mutants against the tests that concern it. MUTATE_ARGS names scopes (urls,
+# parsecache, repository, web; default all) and options (--show prints each survivor's diff).
+MUTATE_WORKERS ?= 1
+mutate: install
+	$(BIN)/python -m pip install --quiet -e '.[test,mutate]'
+	$(BIN)/python -m tests.mutate --workers $(MUTATE_WORKERS) $(MUTATE_ARGS)
+
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .mutate

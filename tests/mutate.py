@@ -1,0 +1,155 @@
+"""`make mutate`: mutation testing with mutmut, one scope at a time (results: tests/README.md).
+
+A scope is a module, the functions of it that are mutated (mutmut names them
+`feedsvc.web.x__page__mutmut_3`; fnmatch patterns pick them) and the test files that concern
+it. mutmut picks, for each mutant, the tests that ran the mutated function, but only among the
+tests it is given: everything loads records and so calls `normalize_url`, and running the whole
+suite for each of its mutants would take hours on two cores. So each scope runs mutmut in its own
+folder (`.mutate/<scope>/`, links to `feedsvc/` and `tests/`, and pyproject.toml with the
+`[tool.mutmut]` table completed for that scope).
+
+    python -m tests.mutate [SCOPE ...] [--workers N] [--show]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import subprocess
+import sys
+import tomllib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutate"
+
+
+@dataclass(frozen=True)
+class Scope:
+    module: str  # feedsvc/<module>.py
+    functions: tuple[str, ...]  # mutant name patterns, after "feedsvc.<module>."
+    tests: tuple[str, ...]  # pytest arguments that select the tests
+
+    def patterns(self) -> list[str]:
+        return [f"feedsvc.{self.module}.{function}__mutmut_*" for function in self.functions]
+
+
+SCOPES = {
+    "urls": Scope("urls", ("*",), ("tests/test_urls.py", "tests/test_records.py")),
+    "parsecache": Scope("parsecache", ("*",), ("tests/test_parsecache.py",)),
+    # The merge of duplicates and the indexes, not the loading and watching around them.
+    "repository": Scope(
+        "repository",
+        (
+            "x_merge_duplicates",
+            "x_newest_first",
+            "x__groups",
+            "x_index_by_topic",
+            "x_index_by_provider",
+            "x_build_collection",
+        ),
+        ("tests/test_repository.py", "tests/test_feeds.py", "tests/test_properties.py"),
+    ),
+    # Conditional GET (`_not_modified`, and `_feed_response` that answers 304) and paging (`page`
+    # parsed by `_page`, keyed by `_feed_key`).
+    "web": Scope(
+        "web",
+        ("x__page", "x__feed_key", "x__not_modified", "x__feed_response"),
+        (
+            "tests/test_web_caching.py",
+            "tests/test_web.py",
+            "tests/test_hostile_requests.py",
+            "-m",
+            "not live",
+        ),
+    ),
+}
+
+# mutmut's exit codes (mutmut.stats.status_by_exit_code): a mutant is caught when the tests fail
+# or run out of time.
+CAUGHT = {1: "killed", 3: "killed", -24: "timeout", 24: "timeout", 152: "timeout", 36: "timeout"}
+SURVIVED = 0
+
+
+def prepare(name: str, scope: Scope) -> Path:
+    """The scope's folder, its links and its pyproject.toml; results of an earlier run removed
+    (mutmut keeps them, and they would outlive a change of the tests)."""
+    folder = WORK / name
+    subprocess.run(["rm", "-rf", str(folder / "mutants")], check=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for link in ("feedsvc", "tests"):
+        if not (folder / link).is_symlink():
+            (folder / link).symlink_to(ROOT / link)
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    settings = tomllib.loads(text)["tool"]["mutmut"]
+    settings["only_mutate"] = [f"feedsvc/{scope.module}.py"]
+    settings["pytest_add_cli_args_test_selection"] = list(scope.tests)
+    table = "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
+    before, _, _ = text.partition("\n[tool.mutmut]\n")
+    (folder / "pyproject.toml").write_text(f"{before}\n[tool.mutmut]\n{table}", encoding="utf-8")
+    return folder
+
+
+def run(folder: Path, scope: Scope, workers: int) -> None:
+    command = [sys.executable, "-m", "mutmut", "run", *scope.patterns()]
+    subprocess.run([*command, "--max-children", str(workers)], cwd=folder, check=True)
+
+
+def results(folder: Path, scope: Scope) -> dict[str, int | None]:
+    """Exit code by mutant name, for the scope's mutants only."""
+    meta = folder / "mutants" / "feedsvc" / f"{scope.module}.py.meta"
+    codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+    patterns = scope.patterns()
+    return {
+        name: code
+        for name, code in codes.items()
+        if any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+    }
+
+
+def report(name: str, folder: Path, codes: dict[str, int | None], show: bool) -> tuple[int, int]:
+    """Print the scope's kill rate and survivors; (caught, total)."""
+    caught = sum(code in CAUGHT for code in codes.values())
+    survivors = sorted(mutant for mutant, code in codes.items() if code == SURVIVED)
+    other = Counter(code for code in codes.values() if code not in CAUGHT and code != SURVIVED)
+    rate = 100 * caught / len(codes) if codes else 0.0
+    print(f"\n== {name}: {caught}/{len(codes)} caught ({rate:.1f}%), {len(survivors)} survived")
+    if other:
+        print(f"   not decided (exit code: count): {dict(other)}")
+    for mutant in survivors:
+        print(f"   survived: {mutant}")
+        if show:
+            command = [sys.executable, "-m", "mutmut", "show", mutant]
+            subprocess.run(command, cwd=folder, check=False)
+    return caught, len(codes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scopes", nargs="*", help=f"some of {', '.join(SCOPES)} (default: all)")
+    parser.add_argument("--workers", type=int, default=1, help="mutants tested at once")
+    parser.add_argument("--show", action="store_true", help="print each survivor's diff")
+    parser.add_argument("--report-only", action="store_true", help="the last run's results")
+    options = parser.parse_args()
+    unknown = set(options.scopes) - set(SCOPES)
+    if unknown:
+        parser.error(f"no scope called {', '.join(sorted(unknown))}")
+    totals = [0, 0]
+    for name in options.scopes or SCOPES:
+        scope = SCOPES[name]
+        folder = WORK / name
+        if not options.report_only:
+            folder = prepare(name, scope)
+            run(folder, scope, options.workers)
+        caught, total = report(name, folder, results(folder, scope), options.show)
+        totals[0] += caught
+        totals[1] += total
+    if totals[1]:
+        print(f"\n== all: {totals[0]}/{totals[1]} caught ({100 * totals[0] / totals[1]:.1f}%)")
+
+
+if __name__ == "__main__":
+    main()
