@@ -70,24 +70,55 @@ def _variant(body: bytes, coding: str, media_type: str, last_modified: str) -> V
     return Variant(body, etag, coding, headers, validators)
 
 
-@dataclass(frozen=True, slots=True)
 class RenderedFeed:
-    media_type: str
-    last_modified: datetime
-    variants: dict[str, Variant]
+    """A rendered document in every content coding a client has asked for so far: the identity
+    bytes are made at render time, each compressed variant on its first request (most clients
+    ask for one coding, so compressing for all of them up front is mostly wasted)."""
+
+    __slots__ = ("media_type", "last_modified", "variants", "_http_date", "_owner")
+
+    def __init__(self, body: bytes, media_type: str, last_modified: datetime) -> None:
+        self.media_type = media_type
+        self.last_modified = last_modified
+        self._http_date = email.utils.format_datetime(last_modified.astimezone(UTC), usegmt=True)
+        self.variants = {IDENTITY: _variant(body, IDENTITY, media_type, self._http_date)}
+        self._owner: RenderCache | None = None
+
+    def variant(self, coding: str) -> Variant:
+        """The representation in `coding` (one of `CODINGS` or identity), compressed now if no
+        client asked for it before. Two threads may both compress it; the bytes are the same."""
+        found = self.variants.get(coding)
+        if found is None:
+            body = COMPRESSORS[coding](self.variants[IDENTITY].body)
+            found = _variant(body, coding, self.media_type, self._http_date)
+            self.variants = {**self.variants, coding: found}  # readers never see a dict change
+            if self._owner is not None:
+                self._owner.grew(self, len(body))
+        return found
+
+    @property
+    def body(self) -> bytes:
+        return self.variants[IDENTITY].body
 
     @property
     def size(self) -> int:
         return sum(len(variant.body) for variant in self.variants.values())
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RenderedFeed):
+            return NotImplemented
+        return (self.media_type, self.last_modified, self.body) == (
+            other.media_type,
+            other.last_modified,
+            other.body,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 def rendered_feed(body: bytes, media_type: str, last_modified: datetime) -> RenderedFeed:
-    """Wrap freshly rendered bytes with every compressed variant and their ETags."""
-    http_date = email.utils.format_datetime(last_modified.astimezone(UTC), usegmt=True)
-    variants = {IDENTITY: _variant(body, IDENTITY, media_type, http_date)}
-    for coding, compress in COMPRESSORS.items():
-        variants[coding] = _variant(compress(body), coding, media_type, http_date)
-    return RenderedFeed(media_type, last_modified, variants)
+    """Wrap freshly rendered bytes; compressed variants and their ETags follow on demand."""
+    return RenderedFeed(body, media_type, last_modified)
 
 
 @dataclass
@@ -95,51 +126,103 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     evictions: int = 0
+    carried: int = 0  # renders kept from an earlier version because their inputs were equal
+
+
+@dataclass(slots=True)
+class _Cached:
+    rendered: RenderedFeed
+    inputs: Hashable  # what the render was made from: equal inputs give equal bytes
+    version: int  # the newest collection version the inputs were checked against
 
 
 @dataclass
 class RenderCache:
-    """A thread-safe LRU of rendered feeds, bounded by the bytes of all their variants.
+    """A thread-safe LRU of rendered documents, bounded by the bytes of all their variants,
+    shared by the versions of the collection.
 
-    Two threads missing the same key at once may both render it; the second result replaces the
-    first. That is rarer and cheaper than making every reader wait on a per-key lock.
+    Each render is kept with the inputs it was made from and the version they were last checked
+    against. A request of another version recomputes the inputs (cheap: no rendering) and keeps
+    the render when they are equal (`carry`), so a reload renders again only the documents it
+    changed. Two threads missing the same key at once may both render it; the second result
+    replaces the first. That is rarer and cheaper than making every reader wait on a lock.
     """
 
     max_bytes: int
     stats: CacheStats = field(default_factory=CacheStats)
-    _entries: OrderedDict[Hashable, RenderedFeed] = field(default_factory=OrderedDict)
+    _entries: OrderedDict[Hashable, _Cached] = field(default_factory=OrderedDict)
     _bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, key: Hashable, *, count_miss: bool = True) -> RenderedFeed | None:
-        """The cached feed, now the most recently used; `count_miss=False` for a look-up whose
-        miss is asked again through `get_or_render`, so that one miss is counted once."""
+    def get(
+        self, key: Hashable, version: int = 0, *, count_miss: bool = True
+    ) -> RenderedFeed | None:
+        """The render of `key` checked against `version`, now the most recently used;
+        `count_miss=False` for a look-up whose miss is asked again through `get_or_render`,
+        so that one miss is counted once."""
         with self._lock:
             found = self._entries.get(key)
-            if found is None:
+            if found is None or found.version != version:
                 self.stats.misses += count_miss
                 return None
             self._entries.move_to_end(key)
             self.stats.hits += 1
-            return found
+            return found.rendered
 
-    def put(self, key: Hashable, feed: RenderedFeed) -> None:
+    def carry(self, key: Hashable, inputs: Hashable, version: int) -> RenderedFeed | None:
+        """The render of `key` made for another version from these same inputs, now checked
+        against `version`; None when there is none or its inputs differ."""
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None or found.inputs != inputs:
+                return None
+            found.version = version
+            self._entries.move_to_end(key)
+            self.stats.carried += 1
+            return found.rendered
+
+    def put(
+        self, key: Hashable, feed: RenderedFeed, inputs: Hashable = None, version: int = 0
+    ) -> None:
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._bytes -= old.size
-            self._entries[key] = feed
+                self._forget(old.rendered)
+            self._entries[key] = _Cached(feed, inputs, version)
+            feed._owner = self
             self._bytes += feed.size
             while self._bytes > self.max_bytes and len(self._entries) > 1:
                 _, evicted = self._entries.popitem(last=False)
-                self._bytes -= evicted.size
+                self._forget(evicted.rendered)
                 self.stats.evictions += 1
 
-    def get_or_render(self, key: Hashable, render: Callable[[], RenderedFeed]) -> RenderedFeed:
-        found = self.get(key)
+    def _forget(self, feed: RenderedFeed) -> None:
+        if feed._owner is self:
+            feed._owner = None
+        self._bytes -= feed.size
+
+    def grew(self, feed: RenderedFeed, size: int) -> None:
+        """A cached render made a compressed variant: count its bytes too."""
+        with self._lock:
+            if feed._owner is self:
+                self._bytes += size
+
+    def get_or_render(
+        self,
+        key: Hashable,
+        render: Callable[[Hashable], RenderedFeed],
+        inputs: Callable[[], Hashable] = lambda: None,
+        version: int = 0,
+    ) -> RenderedFeed:
+        """The cached render for `version`, else one carried from an earlier version with equal
+        inputs, else a new render from the inputs."""
+        found = self.get(key, version)
         if found is None:
-            found = render()
-            self.put(key, found)
+            made = inputs()
+            found = self.carry(key, made, version)
+            if found is None:
+                found = render(made)
+                self.put(key, found, made, version)
         return found
 
     @property
@@ -148,3 +231,38 @@ class RenderCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+@dataclass
+class FragmentCache:
+    """Rendered entries (see `render.Format.assemble`), an LRU bounded by their bytes. Entries
+    are keyed by their content, so a fragment stays valid across reloads for as long as its
+    record does not change."""
+
+    max_bytes: int
+    _fragments: OrderedDict[Hashable, bytes] = field(default_factory=OrderedDict)
+    _bytes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, key: Hashable) -> bytes | None:
+        with self._lock:
+            found = self._fragments.get(key)
+            if found is not None:
+                self._fragments.move_to_end(key)
+            return found
+
+    def put(self, key: Hashable, fragment: bytes) -> None:
+        with self._lock:
+            old = self._fragments.pop(key, None)
+            self._bytes += len(fragment) - (len(old) if old is not None else 0)
+            self._fragments[key] = fragment
+            while self._bytes > self.max_bytes and self._fragments:
+                _, evicted = self._fragments.popitem(last=False)
+                self._bytes -= len(evicted)
+
+    @property
+    def size(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._fragments)

@@ -111,7 +111,8 @@ class Metrics:
         )
         self.render_cache = Counter(
             "feedsvc_render_cache_lookups",
-            "Feed requests answered from the render cache (hit) or rendered anew (miss).",
+            "Feed requests answered from the render cache (hit), from a render of an earlier "
+            "version whose inputs are unchanged (carried), or rendered anew (miss).",
             ["result"],
             registry=registry,
         )
@@ -137,6 +138,7 @@ class Metrics:
             "feedsvc_loads", "Collection loads (start-up) and reloads.", ["kind"], registry=registry
         )
         self.misses = self.render_cache.labels("miss")
+        self.carried = self.render_cache.labels("carried")
         # Requests are tallied in plain ints and added to the counters at most once a second
         # (and before every scrape): a prometheus_client increment costs 0.5-1 µs, a quarter of
         # a cache hit's whole path, and the hit path would need two.

@@ -51,7 +51,19 @@ def subscriptions(listing: FeedListing) -> tuple[Subscription, ...]:
     )
 
 
-def render_index(collection: Collection, site: Site, page: int) -> str:
+@dataclass(frozen=True, slots=True)
+class PageInputs:
+    """Everything an HTML page shows: equal inputs give the same bytes, which is how a reload
+    tells the pages it changed from the ones it did not."""
+
+    template: str
+    site: Site
+    document: FeedDocument
+    listing: FeedListing
+    listings: tuple[FeedListing, ...] = ()  # every feed, on the index's first page
+
+
+def index_inputs(collection: Collection, site: Site, page: int) -> PageInputs:
     """The site's front page: every feed with its subscribe links, and the newest articles
     (it is the HTML alternate of the all-items feed, paged like it). Only the first page lists
     the feeds: the later ones are the older articles, and a directory of every topic and
@@ -62,32 +74,31 @@ def render_index(collection: Collection, site: Site, page: int) -> str:
     everything = AllItemsFeed(collection)
     document = page_document(everything, site, page)
     listings = feed_listings(collection, site, FORMATS) if page == 1 else ()
-    listing = feed_listing(everything, site, FORMATS)
-    return _page(
-        "index.html",
-        site,
-        document=document,
-        feed=listing,
-        subscriptions=subscriptions(listing),
-        topics=_by_name(listings, "topics"),
-        providers=_by_name(listings, "providers"),
-        subscriptions_of=subscriptions,
+    return PageInputs(
+        "index.html", site, document, feed_listing(everything, site, FORMATS), listings
     )
 
 
-def render_feed_page(feed: Feed, site: Site, page: int) -> str:
+def feed_page_inputs(feed: Feed, site: Site, page: int) -> PageInputs:
     """The page of one topic or provider: its newest entries, paged like its feed.
 
     :raises PageNotFound: the feed has fewer pages.
     """
-    listing = feed_listing(feed, site, FORMATS)
-    document: FeedDocument = page_document(feed, site, page)
+    return PageInputs(
+        "feed.html", site, page_document(feed, site, page), feed_listing(feed, site, FORMATS)
+    )
+
+
+def render_page(inputs: PageInputs) -> str:
     return _page(
-        "feed.html",
-        site,
-        document=document,
-        feed=listing,
-        subscriptions=subscriptions(listing),
+        inputs.template,
+        inputs.site,
+        document=inputs.document,
+        feed=inputs.listing,
+        subscriptions=subscriptions(inputs.listing),
+        topics=_by_name(inputs.listings, "topics"),
+        providers=_by_name(inputs.listings, "providers"),
+        subscriptions_of=subscriptions,
     )
 
 

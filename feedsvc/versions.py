@@ -1,9 +1,12 @@
 """The version of the collection a process serves, and the reloads that replace it.
 
-A `Snapshot` is one version of the collection with its own renders. `Versions` holds the current
-one, loads it, and replaces it whole when a reload finds changed files, so that a request, which
-reads the current snapshot once, sees the old version or the new one and never a mix. Each
-serving process watches the folder in a thread of its own (`ensure_watching`).
+A `Snapshot` is one version of the collection, numbered. `Versions` holds the current one, loads
+it, and replaces it whole when a reload finds changed files, so that a request, which reads the
+current snapshot once, sees the old version or the new one and never a mix. Renders outlive a
+version: the render cache keeps each document with the inputs it was made from, and a request of
+a newer version keeps it when its inputs are unchanged (`RenderCache.carry`), so a reload costs
+the renders of what it changed. Rendered entries (fragments) are shared by every document and
+version. Each serving process watches the folder in a thread of its own (`ensure_watching`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from feedsvc.cache import RenderCache
+from feedsvc.cache import FragmentCache, RenderCache
 from feedsvc.metrics import Metrics, load_log
 from feedsvc.repository import Collection, CollectionLoader, FolderWatch
 from feedsvc.settings import Settings
@@ -25,11 +28,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """One version of the collection with its own renders. A request reads the current snapshot
-    once and uses only it, so it sees the old version or the new one, never a mix."""
+    """One version of the collection. A request reads the current snapshot once and uses only
+    it, so it sees the old version or the new one, never a mix; `number` tells the render cache
+    which version a render was checked against."""
 
     collection: Collection
-    renders: RenderCache
+    number: int
 
 
 class Versions:
@@ -40,8 +44,11 @@ class Versions:
         self.settings = settings
         self.loader = loader
         self.metrics = Metrics()
+        # One budget for whole documents and the entries they are put together from.
+        self.renders = RenderCache(settings.render_cache_bytes // 2)
+        self.fragments = FragmentCache(settings.render_cache_bytes // 2)
         started = time.perf_counter()
-        self.snapshot = Snapshot(loader.load(), RenderCache(settings.render_cache_bytes))
+        self.snapshot = Snapshot(loader.load(), 1)
         self._loaded("load", started)
         self.reloads = 0
         self._reload_lock = threading.Lock()
@@ -53,10 +60,6 @@ class Versions:
     @property
     def collection(self) -> Collection:
         return self.snapshot.collection
-
-    @property
-    def renders(self) -> RenderCache:
-        return self.snapshot.renders
 
     @property
     def watch_mode(self) -> str:
@@ -71,7 +74,7 @@ class Versions:
             collection = self.loader.reload(changed)
             if collection is None:
                 return False
-            self.snapshot = Snapshot(collection, RenderCache(self.settings.render_cache_bytes))
+            self.snapshot = Snapshot(collection, self.snapshot.number + 1)
             self.reloads += 1
             self._loaded("reload", started)
             return True

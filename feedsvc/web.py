@@ -31,15 +31,24 @@ from feedsvc.cache import (
     rendered_feed,
 )
 from feedsvc.errors import PageNotFound
-from feedsvc.feeds import EPOCH, Feed, Site, feed_document, feed_listings, find_feed
+from feedsvc.feeds import (
+    EPOCH,
+    FeedDocument,
+    FeedListing,
+    Site,
+    feed_document,
+    feed_listings,
+    find_feed,
+)
 from feedsvc.headers import content_coding, etag_matches, http_date, prefers_html
 from feedsvc.metrics import CONTENT_TYPE, access_log, log_access, quoted
 from feedsvc.pages import (
     CONTENT_SECURITY_POLICY,
     HTML_MEDIA_TYPE,
-    render_feed_page,
-    render_index,
+    feed_page_inputs,
+    index_inputs,
     render_not_found,
+    render_page,
 )
 from feedsvc.render import ATOM, FORMATS, OPML_MEDIA_TYPE, RSS, render_opml
 from feedsvc.repository import Collection, CollectionLoader, loader_for
@@ -218,7 +227,7 @@ def _feed_response(
     state: _State, rendered: RenderedFeed, environ: dict[str, Any]
 ) -> tuple[str, list[tuple[str, str]], bytes]:
     """Status, headers and body for a rendered feed: the client's coding, or 304."""
-    variant = rendered.variants[content_coding(environ.get("HTTP_ACCEPT_ENCODING"))]
+    variant = rendered.variant(content_coding(environ.get("HTTP_ACCEPT_ENCODING")))
     etag, headers, validators = variant.etag, variant.headers, variant.validators
     if rendered.media_type in _STYLED_MEDIA_TYPES and prefers_html(
         environ.get("HTTP_ACCEPT"), rendered.media_type
@@ -246,8 +255,9 @@ class _CachedFeeds:
         if method == "GET" or method == "HEAD":
             key = _feed_key(self.state, environ)
             self.state.ensure_watching()
+            number = self.state.snapshot.number
             rendered = (
-                self.state.snapshot.renders.get(key, count_miss=False) if key is not None else None
+                self.state.renders.get(key, number, count_miss=False) if key is not None else None
             )
             if rendered is not None and key is not None:
                 status, headers, body = _feed_response(self.state, rendered, environ)
@@ -305,18 +315,22 @@ def _site(state: _State, base_url: str) -> Site:
     return Site(base_url, settings.site_title, settings.language, settings.feed_size)
 
 
-def _render(state: _State, collection: Collection, key: FeedKey) -> RenderedFeed:
+def _feed_inputs(state: _State, collection: Collection, key: FeedKey) -> FeedDocument:
+    """What the feed page at `key` shows; 404 when there is no such feed or page."""
     scope, slug, extension, page, base_url = key
     feed = find_feed(collection, scope, slug)
     if feed is None:
         abort(404, description=f"there is no feed for {scope} {slug!r}")
-    site = _site(state, base_url)
-    fmt = FORMATS[extension]
     try:
-        document = feed_document(feed, site, extension, page)
+        return feed_document(feed, _site(state, base_url), extension, page)
     except PageNotFound as exc:
         abort(404, description=str(exc))
-    return rendered_feed(fmt.render(document), fmt.media_type, feed.updated)
+
+
+def _render_feed(state: _State, document: FeedDocument, extension: str) -> RenderedFeed:
+    fmt = FORMATS[extension]
+    body = fmt.assemble(document, state.fragments)
+    return rendered_feed(body, fmt.media_type, document.updated)
 
 
 def _request_base_url(state: _State) -> str:
@@ -336,39 +350,65 @@ def _serve_feed() -> Response:
         raw = request.args.get("page", "")
         abort(400, description=f"page must be a positive whole number, not {raw[:20]!r}")
     snapshot = state.snapshot
-    return _cached_response(state, snapshot, key, lambda: _render(state, snapshot.collection, key))
+    return _cached_response(
+        state,
+        snapshot,
+        key,
+        lambda: _feed_inputs(state, snapshot.collection, key),
+        lambda document: _render_feed(state, document, key[2]),
+    )
 
 
 def _cached_response(
     state: _State,
     snapshot: Snapshot,
     key: FeedKey,
-    render: Callable[[], RenderedFeed],
+    inputs: Callable[[], Any],
+    render: Callable[[Any], RenderedFeed],
     extra_headers: Headers = (),
 ) -> Response:
-    """Feeds, pages and the OPML list alike: the cached render (made on a miss), in the
-    client's coding, or a 304."""
-    rendered = _get_or_render(state, snapshot, key, render)
+    """Feeds, pages and the OPML list alike: the cached render (kept from an earlier version
+    when its inputs are unchanged, made on a miss), in the client's coding, or a 304."""
+    rendered = _get_or_render(state, snapshot, key, inputs, render)
     status, headers, body = _feed_response(state, rendered, request.environ)
     return Response(body, status, [*headers, *extra_headers])
 
 
 def _get_or_render(
-    state: _State, snapshot: Snapshot, key: FeedKey, render: Callable[[], RenderedFeed]
+    state: _State,
+    snapshot: Snapshot,
+    key: FeedKey,
+    inputs: Callable[[], Any],
+    render: Callable[[Any], RenderedFeed],
 ) -> RenderedFeed:
     """The render cache's copy, else a new render; the access log and the metrics are told
-    which, and how long the render took."""
-    request.environ[_CACHE] = "hit"
+    which (hit, carried or miss), and how long the render took."""
+    outcome = request.environ[_CACHE] = "hit"
 
-    def timed() -> RenderedFeed:
-        request.environ[_CACHE] = "miss"
+    def checked() -> Any:
+        nonlocal outcome
+        outcome = "carried"
+        try:
+            return inputs()
+        except (HTTPException, PageNotFound):  # no such feed or page: a miss, no render
+            request.environ[_CACHE] = "miss"
+            state.metrics.misses.inc()
+            raise
+
+    def timed(made: Any) -> RenderedFeed:
+        nonlocal outcome
+        outcome = request.environ[_CACHE] = "miss"
         state.metrics.misses.inc()
         started = time.perf_counter()
-        rendered = render()
+        rendered = render(made)
         state.metrics.render_seconds.observe(time.perf_counter() - started)
         return rendered
 
-    return snapshot.renders.get_or_render(key, timed)
+    rendered = state.renders.get_or_render(key, timed, checked, snapshot.number)
+    if outcome == "carried":
+        request.environ[_CACHE] = "carried"
+        state.metrics.carried.inc()
+    return rendered
 
 
 # Routes come from the format registry: `/feeds/all.atom`, `/feeds/topics/ai.rss`, ...
@@ -405,26 +445,24 @@ def _page_or_404(scope: str, slug: str | None) -> WerkzeugResponse:
     if feed is None:
         return _not_found_page(state, base_url, f"There is no {scope[:-1]} called {slug!r} here.")
     key: FeedKey = (scope, slug, _PAGE, page, base_url)
+    site = _site(state, base_url)
     try:
         return _cached_response(
             state,
             snapshot,
             key,
-            lambda: _render_page(state, snapshot.collection, feed, key),
+            lambda: (
+                index_inputs(snapshot.collection, site, page)
+                if scope == "all"
+                else feed_page_inputs(feed, site, page)
+            ),
+            lambda inputs: rendered_feed(
+                render_page(inputs).encode(), HTML_MEDIA_TYPE, inputs.document.updated
+            ),
             _PAGE_HEADERS,
         )
     except PageNotFound as exc:
         return _not_found_page(state, base_url, f"This page does not exist: {exc}.")
-
-
-def _render_page(state: _State, collection: Collection, feed: Feed, key: FeedKey) -> RenderedFeed:
-    scope, _, _, page, base_url = key
-    site = _site(state, base_url)
-    if scope == "all":
-        body = render_index(collection, site, page)
-    else:
-        body = render_feed_page(feed, site, page)
-    return rendered_feed(body.encode(), HTML_MEDIA_TYPE, feed.updated)
 
 
 def _not_found_page(state: _State, base_url: str, message: str) -> WerkzeugResponse:
@@ -449,13 +487,16 @@ def opml_list() -> Response:
     snapshot = state.snapshot
     key: FeedKey = ("all", None, _OPML, 1, _request_base_url(state))
 
-    def render() -> RenderedFeed:
-        site = _site(state, key[4])
-        body = render_opml(site.title, feed_listings(snapshot.collection, site, FORMATS))
-        updated = snapshot.collection.updated or EPOCH
+    site = _site(state, key[4])
+
+    def render(listings: tuple[FeedListing, ...]) -> RenderedFeed:
+        body = render_opml(site.title, listings)
+        updated = max((item.updated for item in listings if item.updated), default=EPOCH)
         return rendered_feed(body, OPML_MEDIA_TYPE, updated)
 
-    return _cached_response(state, snapshot, key, render)
+    return _cached_response(
+        state, snapshot, key, lambda: feed_listings(snapshot.collection, site, FORMATS), render
+    )
 
 
 @bp.get("/metrics")
@@ -467,7 +508,7 @@ def metrics() -> Response:
 @bp.get("/healthz")
 def healthz() -> Response:
     state = _state()
-    collection, renders = state.snapshot.collection, state.snapshot.renders
+    collection, renders = state.snapshot.collection, state.renders
     loaded = state.loader.stats
     return jsonify(
         status="ok",
@@ -489,5 +530,8 @@ def healthz() -> Response:
             "hits": renders.stats.hits,
             "misses": renders.stats.misses,
             "evictions": renders.stats.evictions,
+            "carried": renders.stats.carried,
+            "fragments": len(state.fragments),
+            "fragment_bytes": state.fragments.size,
         },
     )

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import brotli
 
-from feedsvc.cache import IDENTITY, RenderCache, rendered_feed
+from feedsvc.cache import IDENTITY, FragmentCache, RenderCache, rendered_feed
 
 MOMENT = datetime(2022, 1, 1, tzinfo=UTC)
 
@@ -13,12 +13,25 @@ MOMENT = datetime(2022, 1, 1, tzinfo=UTC)
 def test_every_coding_has_its_own_strong_etag_and_decodes_to_the_same_bytes() -> None:
     body = b"<feed>" + b"news " * 500 + b"</feed>"
     feed = rendered_feed(body, "application/atom+xml", MOMENT)
-    assert set(feed.variants) == {IDENTITY, "gzip", "br"}
-    assert gzip.decompress(feed.variants["gzip"].body) == body
-    assert brotli.decompress(feed.variants["br"].body) == body
+    assert set(feed.variants) == {IDENTITY}  # compressed on the first request for a coding
+    assert gzip.decompress(feed.variant("gzip").body) == body
+    assert brotli.decompress(feed.variant("br").body) == body
+    assert feed.variant("gzip") is feed.variant("gzip")  # compressed once
     etags = {variant.etag for variant in feed.variants.values()}
     assert len(etags) == 3
-    assert rendered_feed(body, "application/atom+xml", MOMENT) == feed  # byte-stable, gzip mtime=0
+    again = rendered_feed(body, "application/atom+xml", MOMENT)
+    assert again.variant("gzip") == feed.variant("gzip")  # byte-stable, gzip mtime=0
+
+
+def test_compressed_variants_made_later_count_against_the_bound() -> None:
+    feed = rendered_feed(b"<feed>" + b"news " * 500 + b"</feed>", "text/plain", MOMENT)
+    cache = RenderCache(max_bytes=100_000)
+    cache.put("k", feed)
+    before = cache.size
+    gzipped = feed.variant("gzip")
+    assert cache.size == before + len(gzipped.body) == feed.size
+    cache.put("k", rendered_feed(b"other", "text/plain", MOMENT))
+    assert cache.size == len(b"other")  # the replaced render's variants went with it
 
 
 def test_lru_eviction_keeps_within_the_bound() -> None:
@@ -43,14 +56,14 @@ def test_recently_used_entries_survive_eviction() -> None:
 
 def test_an_entry_larger_than_the_bound_is_still_served_once_rendered() -> None:
     cache = RenderCache(max_bytes=10)
-    feed = cache.get_or_render("big", lambda: rendered_feed(b"x" * 100, "text/plain", MOMENT))
+    feed = cache.get_or_render("big", lambda _: rendered_feed(b"x" * 100, "text/plain", MOMENT))
     assert cache.get("big") is feed
 
 
 def test_get_or_render_renders_once() -> None:
     calls: list[int] = []
 
-    def render():  # type: ignore[no-untyped-def]
+    def render(inputs):  # type: ignore[no-untyped-def]
         calls.append(1)
         return rendered_feed(b"body", "text/plain", MOMENT)
 
@@ -59,3 +72,31 @@ def test_get_or_render_renders_once() -> None:
     assert cache.get_or_render("k", render) is first
     assert len(calls) == 1
     assert (cache.stats.hits, cache.stats.misses) == (1, 1)
+
+
+def test_a_newer_version_keeps_a_render_whose_inputs_are_unchanged() -> None:
+    rendered: list[str] = []
+
+    def render(inputs: str):  # type: ignore[no-untyped-def]
+        rendered.append(inputs)
+        return rendered_feed(inputs.encode(), "text/plain", MOMENT)
+
+    cache = RenderCache(max_bytes=10_000)
+    first = cache.get_or_render("k", render, lambda: "same", version=1)
+    assert cache.get("k", 2) is None  # not yet checked against version 2
+    assert cache.get_or_render("k", render, lambda: "same", version=2) is first
+    assert cache.get("k", 2) is first and cache.stats.carried == 1
+    changed = cache.get_or_render("k", render, lambda: "changed", version=3)
+    assert changed.body == b"changed" and rendered == ["same", "changed"]
+    assert cache.get("k", 3) is changed and cache.stats.carried == 1
+
+
+def test_fragments_are_bounded_by_their_bytes_least_recently_used_first() -> None:
+    fragments = FragmentCache(max_bytes=25)
+    for key in "abc":
+        fragments.put(key, key.encode() * 10)
+    assert fragments.get("a") is None and fragments.get("c") == b"c" * 10
+    assert len(fragments) == 2 and fragments.size == 20
+    fragments.get("b")  # now the most recently used
+    fragments.put("d", b"d" * 10)
+    assert fragments.get("b") is not None and fragments.get("c") is None
