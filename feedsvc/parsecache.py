@@ -42,6 +42,12 @@ def make_stamp(size: int, mtime_ns: int, digest: bytes) -> bytes:
     return _STAT.pack(size, mtime_ns) + digest
 
 
+def stamp_mtime(stamp: bytes) -> int:
+    """The modification time (ns) a stamp holds."""
+    mtime_ns: int = _STAT.unpack_from(stamp)[1]
+    return mtime_ns
+
+
 def stat_part(size: int, mtime_ns: int) -> bytes:
     """The start of a stamp: what a stat alone can tell."""
     return _STAT.pack(size, mtime_ns)

@@ -28,6 +28,7 @@ from feedsvc.parsecache import (
     content_digest,
     make_stamp,
     read_cache,
+    stamp_mtime,
     stat_part,
     write_cache,
 )
@@ -45,6 +46,7 @@ from feedsvc.settings import Settings
 log = logging.getLogger(__name__)
 
 RECORD_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".yaml", ".yml"})
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Below this many files, starting worker processes costs more than it saves.
 PARALLEL_MINIMUM = 200
 
@@ -74,6 +76,10 @@ class Collection:
     warnings: tuple[Problem, ...] = ()
     version: str = ""
     loaded_at: datetime | None = None
+    # The newest modification time of the record files and the folders read, in whole seconds:
+    # moves forward on any add, edit, delete or rename (a folder's time moves when a file in it
+    # goes), and is the same in every process for the same files.
+    modified: datetime = EPOCH
 
     @property
     def updated(self) -> datetime | None:
@@ -86,14 +92,18 @@ def find_record_files(root: Path) -> list[Path]:
     return [Path(path) for path in record_paths(root)]
 
 
-def record_paths(root: Path) -> list[str]:
+def record_paths(root: Path, folders: dict[str, int] | None = None) -> list[str]:
     """`find_record_files` as plain strings: a reload scans every file, and building Path
-    objects was most of its cost."""
+    objects was most of its cost. `folders`, when given, receives the modification time (ns)
+    of every folder read, by its path relative to `root` ("" for the root itself)."""
     found: list[str] = []
     pending = [str(root)]
+    prefix = len(str(root)) + 1
     while pending:
         folder = pending.pop()
         try:
+            if folders is not None:
+                folders[folder[prefix:].replace(os.sep, "/")] = os.stat(folder).st_mtime_ns
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
         except OSError as exc:
             log.warning("folder %s cannot be read (%s)", folder, exc.strerror)
@@ -183,7 +193,11 @@ def index_by_provider(records: Sequence[Record]) -> dict[str, Group]:
     )
 
 
-def build_collection(results: Iterable[ParseResult | FileState], version: str = "") -> Collection:
+def build_collection(
+    results: Iterable[ParseResult | FileState],
+    version: str = "",
+    modified: datetime = EPOCH,
+) -> Collection:
     """Assemble parse results into a collection: merge duplicates, sort, index."""
     accepted: list[Record] = []
     rejections: list[Problem] = []
@@ -203,6 +217,7 @@ def build_collection(results: Iterable[ParseResult | FileState], version: str = 
         warnings=(*warnings, *notes),
         version=version,
         loaded_at=datetime.now(UTC),
+        modified=modified,
     )
 
 
@@ -325,6 +340,7 @@ class CollectionLoader:
         self.workers = workers
         self.cache_file = cache_file
         self.states: dict[str, FileState] = {}
+        self.folders: dict[str, int] = {}  # modification times (ns) of the folders read
         self.stats = LoadStats()
         self._root: RootIdentity | None = None  # the folder the last whole read was of
 
@@ -390,7 +406,15 @@ class CollectionLoader:
         return collection
 
     def _build(self) -> Collection:
-        return build_collection(self.states.values(), _version(self.states))
+        return build_collection(self.states.values(), _version(self.states), self._modified())
+
+    def _modified(self) -> datetime:
+        """The newest modification time among the record files and the folders read."""
+        newest = max(
+            max((stamp_mtime(state.stamp) for state in self.states.values()), default=0),
+            max(self.folders.values(), default=0),
+        )
+        return datetime.fromtimestamp(newest // 1_000_000_000, UTC)
 
     def _scan(
         self, *, trust_stat: bool, only: Iterable[str] | None = None, parallel: bool = False
@@ -404,10 +428,13 @@ class CollectionLoader:
         targets = None if only is None else self._targets(only)
         current: dict[str, FileState] = {}
         if targets is None:
-            files = record_paths(self.root)
+            folders: dict[str, int] = {}
+            files = record_paths(self.root, folders)
+            self.folders = folders
         else:
             files, touched = targets
             current = {path: state for path, state in previous.items() if path not in touched}
+            self._restat_folders(touched)
         prefix = len(str(self.root)) + 1
         jobs: list[Job] = []
         for file in files:
@@ -437,6 +464,15 @@ class CollectionLoader:
             return None
         self.states = current
         return fresh
+
+    def _restat_folders(self, paths: Iterable[str]) -> None:
+        """Bring the modification times of the folders holding `paths` up to date: adding,
+        removing or renaming a file changes its folder's."""
+        for folder in {path.rpartition("/")[0] for path in paths}:
+            try:
+                self.folders[folder] = os.stat(os.path.join(self.root, folder)).st_mtime_ns
+            except OSError:
+                self.folders.pop(folder, None)
 
     def _targets(self, paths: Iterable[str]) -> tuple[list[str], set[str]] | None:
         """The record files among `paths` that exist now, and the collection paths of all the

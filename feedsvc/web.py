@@ -15,7 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -327,10 +327,22 @@ def _feed_inputs(state: _State, collection: Collection, key: FeedKey) -> FeedDoc
         abort(404, description=str(exc))
 
 
-def _render_feed(state: _State, document: FeedDocument, extension: str) -> RenderedFeed:
+def _render_feed(
+    state: _State, collection: Collection, document: FeedDocument, extension: str
+) -> RenderedFeed:
     fmt = FORMATS[extension]
     body = fmt.assemble(document, state.fragments)
-    return rendered_feed(body, fmt.media_type, document.updated)
+    return rendered_feed(body, fmt.media_type, last_modified(collection, document.updated))
+
+
+def last_modified(collection: Collection, newest: datetime) -> datetime:
+    """A response's Last-Modified when it is rendered: the collection's modification time or
+    the newest entry it shows, whichever is later, so that it moves forward whenever the
+    response can have changed (an older record edited, the newest one deleted) and is the same
+    in every worker for the same files; never later than now (RFC 9110 §8.8.2.1: a
+    future-dated entry must not push it past Date)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    return min(now, max(collection.modified, newest.replace(microsecond=0)))
 
 
 def _request_base_url(state: _State) -> str:
@@ -355,7 +367,7 @@ def _serve_feed() -> Response:
         snapshot,
         key,
         lambda: _feed_inputs(state, snapshot.collection, key),
-        lambda document: _render_feed(state, document, key[2]),
+        lambda document: _render_feed(state, snapshot.collection, document, key[2]),
     )
 
 
@@ -457,7 +469,9 @@ def _page_or_404(scope: str, slug: str | None) -> WerkzeugResponse:
                 else feed_page_inputs(feed, site, page)
             ),
             lambda inputs: rendered_feed(
-                render_page(inputs).encode(), HTML_MEDIA_TYPE, inputs.document.updated
+                render_page(inputs).encode(),
+                HTML_MEDIA_TYPE,
+                last_modified(snapshot.collection, inputs.document.updated),
             ),
             _PAGE_HEADERS,
         )
@@ -491,8 +505,8 @@ def opml_list() -> Response:
 
     def render(listings: tuple[FeedListing, ...]) -> RenderedFeed:
         body = render_opml(site.title, listings)
-        updated = max((item.updated for item in listings if item.updated), default=EPOCH)
-        return rendered_feed(body, OPML_MEDIA_TYPE, updated)
+        newest = max((item.updated for item in listings if item.updated), default=EPOCH)
+        return rendered_feed(body, OPML_MEDIA_TYPE, last_modified(snapshot.collection, newest))
 
     return _cached_response(
         state, snapshot, key, lambda: feed_listings(snapshot.collection, site, FORMATS), render

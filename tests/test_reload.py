@@ -11,7 +11,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from feedsvc.cache import strong_etag
 from feedsvc.repository import CollectionLoader, FolderWatch
 from tests.conftest import make_app, parse_xml, read_feed
 from tests.conftest import write_record as write
+from tests.servers import fetch, running_feedsvc
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
@@ -102,9 +103,22 @@ def test_only_feeds_whose_content_changed_get_new_etags(tmp_records: Path) -> No
         assert "A two" in {entry.title for entry in read_feed(response.data).entries}
 
 
+# Files and folders dated in the past, an hour apart, so that each version's Last-Modified is known.
+PAST = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def write_dated(folder: Path, n: int) -> None:
+    """Record n, its file and its folder dated PAST + n hours: the version holding records
+    0..n has that modification time."""
+    path = write(folder, f"{n}.md", f"Title {n}", day=n + 1)
+    stamp = (PAST + timedelta(hours=n)).timestamp()
+    os.utime(path, (stamp, stamp))
+    os.utime(folder, (stamp, stamp))
+
+
 def test_requests_during_reloads_always_see_one_whole_version(tmp_records: Path) -> None:
     for n in range(5):
-        write(tmp_records, f"{n}.md", f"Title {n}", day=n + 1)
+        write_dated(tmp_records, n)
     app = make_app(SEEDS_DIR=tmp_records)
     state = app.extensions["feedsvc"]
     stop = threading.Event()
@@ -126,7 +140,7 @@ def test_requests_during_reloads_always_see_one_whole_version(tmp_records: Path)
         thread.start()
     try:
         for n in range(5, 10):
-            write(tmp_records, f"{n}.md", f"Title {n}", day=n + 1)
+            write_dated(tmp_records, n)
             seen = len(served)
             assert state.reload()
             # Requests must be answered between reloads, however fast a reload is.
@@ -148,8 +162,8 @@ def check_consistent(response) -> None:  # type: ignore[no-untyped-def]
     entries = read_feed(response.data).entries
     titles = {entry.title for entry in entries}
     assert titles == {f"Title {n}" for n in range(len(entries))}, titles
-    newest = max(datetime(*entry.updated_parsed[:6], tzinfo=UTC) for entry in entries)
-    assert parsedate_to_datetime(response.headers["Last-Modified"]) == newest
+    last_modified = PAST + timedelta(hours=len(entries) - 1)
+    assert parsedate_to_datetime(response.headers["Last-Modified"]) == last_modified
 
 
 def test_a_reload_reports_only_the_files_it_read(tmp_records: Path, caplog) -> None:  # type: ignore[no-untyped-def]
@@ -431,3 +445,78 @@ def test_while_the_folder_is_gone_the_watch_polls_and_then_watches_it_again(
         wait_until(lambda: titles(state.collection) == {"B", "C"})
     finally:
         state.watch.stop()
+
+
+def date_files(folder: Path, when: datetime) -> None:
+    """Give every file in `folder`, and the folder, the modification time `when`."""
+    stamp = when.timestamp()
+    for path in [*folder.iterdir(), folder]:
+        os.utime(path, (stamp, stamp))
+
+
+def last_modified(response) -> datetime:  # type: ignore[no-untyped-def]
+    return parsedate_to_datetime(response.headers["Last-Modified"])
+
+
+# Feeds and pages the edits below change.
+CHANGED_URLS = ["/feeds/all.atom", "/feeds/all.json", "/feeds/topics/ai.rss", "/"]
+
+
+def test_editing_an_older_record_moves_etag_and_last_modified(tmp_records: Path) -> None:
+    write(tmp_records, "old.md", "Older", day=1)
+    write(tmp_records, "new.md", "Newer", day=5)
+    date_files(tmp_records, PAST)
+    app = make_app(SEEDS_DIR=tmp_records)
+    client = app.test_client()
+    before = {url: client.get(url) for url in CHANGED_URLS}
+    assert {last_modified(response) for response in before.values()} == {PAST}
+
+    write(tmp_records, "old.md", "Older, edited", day=1)
+    assert app.extensions["feedsvc"].reload()
+    for url, old in before.items():
+        for _ in range(2):  # rendered through Flask, then from the cache before Flask
+            response = client.get(url, headers={"If-Modified-Since": old.headers["Last-Modified"]})
+            assert response.status_code == 200, url
+            assert response.headers["ETag"] != old.headers["ETag"], url
+            assert last_modified(response) > last_modified(old), url
+        again = client.get(url, headers={"If-Modified-Since": response.headers["Last-Modified"]})
+        assert again.status_code == 304, url
+
+
+def test_deleting_the_newest_record_does_not_move_last_modified_back(tmp_records: Path) -> None:
+    write(tmp_records, "old.md", "Older", day=1)
+    write(tmp_records, "new.md", "Newer", day=5)
+    date_files(tmp_records, datetime(2021, 6, 1, tzinfo=UTC))  # files older than the entries
+    app = make_app(SEEDS_DIR=tmp_records)
+    client = app.test_client()
+    before = {url: client.get(url) for url in [*CHANGED_URLS, "/feeds.opml"]}
+    assert last_modified(before["/feeds/all.atom"]) == datetime(2022, 1, 5, tzinfo=UTC)
+
+    (tmp_records / "new.md").unlink()
+    state = app.extensions["feedsvc"]
+    assert state.reload([str(tmp_records / "new.md")])  # as its event names it: no folder scan
+    assert state.collection.modified == CollectionLoader(tmp_records).load().modified
+    for url, old in before.items():
+        response = client.get(url, headers={"If-Modified-Since": old.headers["Last-Modified"]})
+        assert response.status_code == 200, url
+        assert last_modified(response) > last_modified(old), url
+
+
+def test_a_future_dated_record_does_not_push_last_modified_past_date(
+    tmp_records: Path, tmp_path: Path
+) -> None:
+    write(tmp_records, "now.md", "Today", day=1)
+    future = write(tmp_records, "future.md", "Far ahead", day=2)
+    future.write_text(
+        future.read_text(encoding="utf-8").replace("2022-01-02", "9023-12-20"), encoding="utf-8"
+    )
+    with running_feedsvc(tmp_records, tmp_path / "server.log") as base:
+        for url in ["/", "/feeds.opml", "/feeds/topics/ai.json", "/feeds/all.atom"]:
+            answers = [fetch(base + url) for _ in range(2)]  # a first render, then a cache hit
+            for status, headers, _ in answers:
+                assert status == 200
+                assert parsedate_to_datetime(headers["Last-Modified"]) <= parsedate_to_datetime(
+                    headers["Date"]
+                ), url
+            assert answers[0][1]["Last-Modified"] == answers[1][1]["Last-Modified"]
+        assert "Far ahead" in {entry.title for entry in read_feed(answers[0][2]).entries}
