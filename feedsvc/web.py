@@ -110,6 +110,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, _plain_error)
     app.after_request(_security_headers)
     app.wsgi_app = _CachedFeeds(app.wsgi_app, state)  # type: ignore[method-assign]
+    # Werkzeug compiles its URL matcher on the first match (several ms); done here, it happens
+    # once in the process that forks the workers instead of in each worker's first request.
+    app.url_map.bind("localhost").match("/")
     return app
 
 
