@@ -3,9 +3,10 @@ same page rendered whole, in the same run.
 
 Writes a synthetic collection (bench/synth.py, default 10,000 records), starts the app
 in-process and renders every page of the all-items feed in each format, oldest first (so the
-newest entries' fragments exist), then times the first request of each topic feed's first page, with gzip, as
-a poll would make it (Flask, the render cache, assembly, compression). The baseline is the same
-requests on an app whose fragment store keeps nothing, so each page renders its entries whole.
+newest entries' fragments exist), then times the first request of each topic feed's first
+page, with gzip, as a poll would make it (Flask, the render cache, assembly, compression). The
+baseline is the same requests on an app whose fragment store keeps nothing, so each page renders
+its entries whole.
 A last row times the first request of /feeds/all.atom in a fresh process (parse cache warm,
 nothing rendered).
 
