@@ -52,18 +52,33 @@ def test_normalize_url_makes_urls_safe(raw: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
-        ("", "empty"),
-        ("javascript:alert(1)", "'javascript' scheme"),
-        ("data:image/png;base64,AAAA", "'data' scheme"),
-        ("file:///etc/passwd", "'file' scheme"),
-        ("https:///no-host", "no host"),
-        ("www.example.com/page", "not an absolute"),
-        ("https://example.com:99999/", "cannot be parsed"),
+        ("", "is empty"),
+        ("   ", "is empty"),
+        ("javascript:alert(1)", "uses the 'javascript' scheme; only http and https are published"),
+        ("data:image/png;base64,AAAA", "uses the 'data' scheme; only http and https are published"),
+        ("file:///etc/passwd", "uses the 'file' scheme; only http and https are published"),
+        ("https:///no-host", "has no host"),
+        ("www.example.com/page", "is not an absolute http(s) URL"),
+        ("https://example.com:99999/", "cannot be parsed (Port out of range 0-65535)"),
+        ("http://a b.example/", "has a host name with characters no host name has: 'a b.example'"),
+        (
+            "https://" + "ü" * 64 + ".example/",
+            "has a host name that cannot be encoded (encoding with 'idna' codec failed "
+            "(UnicodeError: label empty or too long))",
+        ),
+        ("/assets/logo.jpg", "is site-relative and ASSET_BASE_URL is not set"),
     ],
 )
-def test_normalize_url_refuses_unsafe_urls(raw: str, reason: str) -> None:
-    with pytest.raises(UrlError, match=reason):
+def test_normalize_url_refuses_unsafe_urls_saying_why(raw: str, reason: str) -> None:
+    """The reason is the one line a rejected record's problem shows."""
+    with pytest.raises(UrlError) as caught:
         normalize_url(raw)
+    assert str(caught.value) == reason
+
+
+def test_ip_literals_keep_their_brackets() -> None:
+    assert normalize_url("http://[::1]:8080/x") == "http://[::1]:8080/x"
+    assert normalize_url("https://[2001:DB8::1]/") == "https://[2001:db8::1]/"
 
 
 def test_site_relative_urls_need_a_base() -> None:
@@ -72,6 +87,8 @@ def test_site_relative_urls_need_a_base() -> None:
     assert caught.value.relative
     resolved = normalize_url("/assets/logo.jpg", "https://cdn.example.com/site/")
     assert resolved == "https://cdn.example.com/site/assets/logo.jpg"
+    # Only the base's trailing "/" goes, whatever its path ends with.
+    assert normalize_url("/a.jpg", "https://cdn.example.com/X") == "https://cdn.example.com/X/a.jpg"
     assert (
         normalize_url("/a b.jpg", "https://cdn.example.com") == "https://cdn.example.com/a%20b.jpg"
     )
@@ -83,6 +100,13 @@ def test_normalized_urls_are_safe_and_stable(path: str) -> None:
     url = normalize_url("https://example.com/" + path)
     assert set(url) <= URL_CHARACTERS
     assert normalize_url(url) == url
+
+
+def test_identity_of_urls_as_written() -> None:
+    """The docstring's own example, on URLs that were not normalized first."""
+    assert identity_key("http://example.com:80/a#top") == identity_key("https://example.com/a")
+    assert identity_key("https://example.com:443/a") == "//example.com/a"
+    assert identity_key("https://example.com:80/a") == "//example.com:80/a"
 
 
 def test_identity_ignores_scheme_case_default_port_and_fragment() -> None:
@@ -132,6 +156,9 @@ def test_entry_id_is_a_stable_urn() -> None:
         ("https://x.example/pic?fm=webp", "image/webp"),
         ("https://x.example/pic?Format=PNG", "image/png"),
         ("https://images.wsj.net/im-138654/social", None),
+        ("https://x.example/pic?format=image/png", "image/png"),  # a media type, not a name
+        ("https://x.example/pic#a.png", None),  # the fragment is not the file
+        ("https://x.example/images/png", None),  # a segment named like a type, with no dot
         ("https://x.example/a.php?id=1", None),
     ],
 )
