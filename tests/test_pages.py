@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -145,12 +146,22 @@ def test_pages_forbid_script_and_use_no_external_assets(client: FlaskClient, pat
 
 
 def test_pages_are_cached_and_answer_conditional_requests(client: FlaskClient) -> None:
+    renders = client.application.extensions["feedsvc"].renders
     first = client.get("/topics/ai")
-    assert first.headers["ETag"] and first.headers["Last-Modified"]
-    again = client.get("/topics/ai", headers={"If-None-Match": first.headers["ETag"]})
-    assert again.status_code == 304
+    etag, policy = first.headers["ETag"], first.headers["Content-Security-Policy"]
+    assert etag and first.headers["Last-Modified"]
+    rendered = renders.stats.misses
+    again = client.get("/topics/ai")
+    assert (again.data, again.headers["ETag"]) == (first.data, etag)
+    not_modified = client.get("/topics/ai", headers={"If-None-Match": etag})
+    assert not_modified.status_code == 304 and not_modified.data == b""
+    assert not_modified.headers["ETag"] == etag
+    assert not_modified.headers["Content-Security-Policy"] == policy
     gzipped = client.get("/topics/ai", headers={"Accept-Encoding": "gzip"})
-    assert gzipped.headers["Content-Encoding"] == "gzip"
+    assert gzipped.headers["Content-Encoding"] == "gzip" and gzipped.headers["ETag"] != etag
+    assert gzip.decompress(gzipped.data) == first.data
+    # All three came from the render cache: the page was rendered once.
+    assert renders.stats.misses == rendered and renders.stats.hits >= 3
 
 
 def test_only_the_first_index_page_lists_every_feed() -> None:
