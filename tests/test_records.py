@@ -5,7 +5,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 
+from feedsvc.feeds import iter_feeds
 from feedsvc.records import (
     FIELDS,
     Related,
@@ -18,6 +20,8 @@ from feedsvc.records import (
     shared_image,
     unpack_related,
 )
+from feedsvc.render import FORMATS
+from feedsvc.repository import Collection
 from tests.conftest import ASSET_BASE_URL, RECORDS, SECRET_MARKER
 
 
@@ -54,11 +58,36 @@ def test_published_false_does_not_hide_a_record() -> None:
     assert record.published_flag is False
 
 
+def secured_values() -> list[str]:
+    """The `secured` values of the test records, as their files hold them."""
+    values = []
+    for path in sorted(RECORDS.rglob("*")):
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                if line.startswith("secured:"):
+                    values.append(line.removeprefix("secured:").strip().strip('"'))
+    return values
+
+
 def test_secured_never_leaves_the_records_module() -> None:
     record = parse("2023-01-05-odd-urls-and-text.md").record
     assert record is not None
     assert SECRET_MARKER not in repr(record)
     assert all("secured" not in spec.keys for spec in FIELDS.values())
+
+
+def test_secured_is_served_nowhere(client: FlaskClient, collection: Collection) -> None:
+    """No feed in any format, page, list or status shows any record's `secured` value (a
+    piece of it either: a truncated or wrapped copy still leaks)."""
+    pieces = [value[:16].encode() for value in secured_values()]
+    assert len(pieces) == 3 and any(piece.startswith(SECRET_MARKER.encode()) for piece in pieces)
+    urls = ["/", "/feeds.opml", "/healthz", "/metrics"]
+    for feed in iter_feeds(collection):
+        urls += [f"{feed.path}.{extension}" for extension in FORMATS] + [feed.html_path]
+    for url in urls:
+        response = client.get(url, headers={"Accept-Encoding": "identity"})
+        assert response.status_code == 200, url
+        assert not [piece for piece in pieces if piece in response.data], url
 
 
 def test_odd_urls_and_text_are_kept_and_cleaned() -> None:
