@@ -682,9 +682,12 @@ def children_of(pid: int) -> list[int]:
 
 
 def serving_worker(port: int) -> int:
-    """The one worker of the `feedsvc serve` this test started on `port`."""
-    option = f"--port\0{port}\0".encode()
-    (serve,) = [p for p in children_of(os.getpid()) if option in command_line(p)]
+    """The one worker of the `feedsvc serve` this test started on `port`. Where setproctitle is
+    installed (mutmut brings it), granian renames the process `granian wsgi 127.0.0.1:PORT`."""
+    names = (f"--port\0{port}\0".encode(), f"127.0.0.1:{port} ".encode())
+    (serve,) = [
+        p for p in children_of(os.getpid()) if any(name in command_line(p) for name in names)
+    ]
     (worker,) = [p for p in children_of(serve) if b"tracker" not in command_line(p)]
     return worker
 
