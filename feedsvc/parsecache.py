@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc import errors, records
+from feedsvc.fields import PARSE_VERSION
 from feedsvc.values import pickled_by_fields
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def _format_version() -> bytes:
             FileState,
         )
     ]
-    shapes.append(f"parse:{records.PARSE_VERSION}")
+    shapes.append(f"parse:{PARSE_VERSION}")
     return hashlib.blake2b("|".join(shapes).encode(), digest_size=8).hexdigest().encode()
 
 

@@ -36,7 +36,8 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feedsvc.feeds import Entry, FeedDocument, FeedListing, Link
-from feedsvc.records import Image, clean_text
+from feedsvc.fields import clean_text
+from feedsvc.records import Image
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from stat import S_ISDIR
 
 from feedsvc.errors import Problem
+from feedsvc.fields import DEFAULT_MAX_BYTES, parse_bytes, too_large, unreadable
 from feedsvc.parsecache import (
     FileState,
     content_digest,
@@ -32,15 +33,7 @@ from feedsvc.parsecache import (
     stat_part,
     write_cache,
 )
-from feedsvc.records import (
-    DEFAULT_MAX_BYTES,
-    Image,
-    ParseResult,
-    Record,
-    parse_bytes,
-    too_large,
-    unreadable,
-)
+from feedsvc.records import Image, ParseResult, Record
 from feedsvc.settings import Settings
 
 log = logging.getLogger(__name__)

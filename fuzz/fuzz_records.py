@@ -19,7 +19,8 @@ import atheris
 
 with atheris.instrument_imports(include=["feedsvc", "yaml"]):
     from feedsvc.feeds import Site, feed_document, find_feed
-    from feedsvc.records import _XML_FORBIDDEN, ParseResult, parse_bytes
+    from feedsvc.fields import _XML_FORBIDDEN, parse_bytes
+    from feedsvc.records import ParseResult
     from feedsvc.render import FORMATS
     from feedsvc.repository import build_collection
 

@@ -100,7 +100,7 @@ def test_entry_related_excludes_itself_and_escapes_text(collection) -> None:  # 
 
 
 def test_related_that_is_the_article_itself_is_dropped() -> None:
-    from feedsvc.records import record_from_mapping
+    from feedsvc.fields import record_from_mapping
 
     data = {
         "title": "<b>Self</b>",

@@ -3,7 +3,7 @@ reason, and the rest of the collection still serves every one of its feeds.
 
 The records are written into a temporary folder by each test, beside one good record; the checks
 go through the whole service (load, index, render, serve), so they hold whichever YAML loader
-records.py uses.
+frontmatter.py uses.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 from feedsvc.errors import Problem
 from feedsvc.feeds import iter_feeds
-from feedsvc.records import MAX_NESTING, MAX_TOPICS, parse_bytes
+from feedsvc.fields import MAX_TOPICS, parse_bytes
+from feedsvc.frontmatter import MAX_NESTING
 from feedsvc.render import FORMATS
 from feedsvc.repository import CollectionLoader
 from tests.conftest import SECRET_MARKER, entry_ids, entry_links, make_app, read_feed

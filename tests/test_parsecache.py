@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from feedsvc.fields import parse_bytes
 from feedsvc.parsecache import MAGIC, _header, content_digest, read_cache
-from feedsvc.records import parse_bytes
+from feedsvc.records import unpack_related
 from feedsvc.repository import CollectionLoader
 from tests.conftest import ASSET_BASE_URL, RECORD, RECORDS
 from tests.conftest import write_record as write
@@ -112,9 +113,16 @@ class Call:
         lambda marker: Call(os.system, f"touch {marker}"),  # a module never allowed
         # Modules that are allowed (for builtins.object, for Record), names that are not.
         lambda marker: Call(eval, f"open({str(marker)!r}, 'w').close()"),
+        lambda marker: Call(unpack_related, "made\x1fhttps://by.example/unpickling\x1f\x1f"),
+        # The module that parses: never allowed.
         lambda marker: Call(parse_bytes, RECORD.encode(), "made-by-unpickling.md"),
     ],
-    ids=["os.system", "builtins.eval", "feedsvc.records.parse_bytes"],
+    ids=[
+        "os.system",
+        "builtins.eval",
+        "feedsvc.records.unpack_related",
+        "feedsvc.fields.parse_bytes",
+    ],
 )
 def test_a_tampered_cache_cannot_call_anything(tmp_path: Path, make_call) -> None:  # type: ignore[no-untyped-def]
     cache, marker = tmp_path / "parse.cache", tmp_path / "called"

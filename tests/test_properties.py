@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from slugify import slugify
 
 from feedsvc.feeds import Site, feed_document, iter_feeds, page_count
-from feedsvc.records import clean_text
+from feedsvc.fields import clean_text
 from feedsvc.render import FORMATS
 from feedsvc.urls import entry_id, normalize_url
 from tests.conftest import entry_ids, make_app

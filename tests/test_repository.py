@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.records import record_from_mapping
+from feedsvc.fields import record_from_mapping
 from feedsvc.repository import build_collection, find_record_files, load_collection
 from tests.conftest import ASSET_BASE_URL, RECORDS
 
