@@ -149,8 +149,12 @@ def read_cache(path: Path, settings_key: str) -> dict[str, FileState]:
 def write_cache(path: Path, settings_key: str, states: dict[str, FileState]) -> None:
     """Write the cache atomically: readers see the old file or the new one, never half of one."""
     payload = pickle.dumps(states, protocol=pickle.HIGHEST_PROTOCOL)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".parse-cache-", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".parse-cache-", dir=path.parent)
+    except OSError as exc:  # an unwritable place (a read-only home) costs a restart, no more
+        log.warning("parse cache %s cannot be written (%s)", path, exc.strerror)
+        return
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(_header(settings_key) + content_digest(payload) + payload)

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import logging
 import os
 import pickle
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from feedsvc import parsecache
 from feedsvc.fields import parse_bytes
-from feedsvc.parsecache import MAGIC, _header, content_digest, read_cache
+from feedsvc.parsecache import MAGIC, _header, content_digest, read_cache, write_cache
 from feedsvc.records import unpack_related
 from feedsvc.repository import CollectionLoader
 from tests.conftest import ASSET_BASE_URL, RECORD, RECORDS
@@ -155,3 +158,96 @@ def test_topics_and_providers_are_shared_after_a_parallel_load(tmp_path: Path) -
     collection = CollectionLoader(folder, workers=2).load()
     topics = {id(topic) for record in collection.records for topic in record.topics}
     assert len(topics) == 1
+
+
+def test_a_cache_in_nested_folders_that_do_not_exist_yet(tmp_records: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "a" / "b" / "parse.cache"
+    write(tmp_records, "a.md", "Title A")
+    loader(tmp_records, cache).load()
+    again = loader(tmp_records, cache)
+    again.load()
+    assert again.stats.cache_hits == 1
+
+
+def test_the_cache_is_written_beside_itself_whatever_tmpdir_says(
+    tmp_records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written to a temporary file in its own folder, then renamed: a rename across file systems
+    would not be atomic (and TMPDIR may not exist at all)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmpdir"))
+    cache = tmp_path / "parse.cache"
+    write(tmp_records, "a.md", "Title A")
+    loader(tmp_records, cache).load()
+    assert read_cache(cache, loader(tmp_records, cache)._settings_key)
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+
+
+def test_a_settings_key_that_is_not_utf8_still_works(tmp_path: Path) -> None:
+    """An ASSET_BASE_URL from the environment may hold an undecodable byte (a surrogate)."""
+    cache, key = tmp_path / "parse.cache", "asset_base_url=https://x.example/\udcff"
+    write_cache(cache, key, {})
+    assert read_cache(cache, key) == {}
+    assert cache.read_bytes().count(b"?") == 1
+
+
+def test_a_cache_made_before_the_records_changed_shape_is_ignored(
+    tmp_records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "parse.cache"
+    write(tmp_records, "a.md", "Title A")
+    loader(tmp_records, cache).load()
+    monkeypatch.setattr(parsecache, "PARSE_VERSION", parsecache.PARSE_VERSION + 1)
+    again = loader(tmp_records, cache)
+    again.load()
+    assert (again.stats.parsed, again.stats.cache_hits) == (1, 0)
+
+
+def cache_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "feedsvc.parsecache"]
+
+
+def test_each_reason_a_cache_is_not_used_is_logged_once(
+    tmp_records: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="feedsvc.parsecache")
+    cache = tmp_path / "parse.cache"
+    write(tmp_records, "a.md", "Title A")
+    loader(tmp_records, cache).load()
+    assert cache_warnings(caplog) == []
+
+    cache.write_bytes(cache.read_bytes()[:-1])
+    loader(tmp_records, cache).load()
+    payload = pickle.dumps({"a.md": Call(os.system, "true")})
+    key = loader(tmp_records, cache)._settings_key
+    cache.write_bytes(_header(key) + content_digest(payload) + payload)
+    loader(tmp_records, cache).load()
+    assert cache_warnings(caplog) == [
+        f"parse cache {cache} is stale or corrupt; ignored",
+        f"parse cache {cache} cannot be used (posix.system is not allowed in a parse cache); "
+        "ignored",
+    ]
+
+
+def test_a_cache_that_cannot_be_read_or_written_only_costs_a_parse(
+    tmp_records: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cache path that is a folder, or under a file (a read-only home is alike for a user that
+    is not root): every file is parsed, the load goes on, and each failure is one warning."""
+    caplog.set_level(logging.WARNING, logger="feedsvc.parsecache")
+    write(tmp_records, "a.md", "Title A")
+    (tmp_path / "a-folder").mkdir()
+    (tmp_path / "a-file").write_text("")
+    for cache, reason in [
+        (tmp_path / "a-folder", "Is a directory"),
+        (tmp_path / "a-file" / "parse.cache", "Not a directory"),
+    ]:
+        caplog.clear()
+        again = loader(tmp_records, cache)
+        assert [r.title for r in again.load().records] == ["Title A"]
+        assert again.stats.parsed == 1
+        written = "Is a directory" if cache.is_dir() else "File exists"
+        assert cache_warnings(caplog) == [
+            f"parse cache {cache} cannot be read ({reason}); parsing every file",
+            f"parse cache {cache} cannot be written ({written})",
+        ]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file", "a-folder", "records"]
