@@ -251,3 +251,14 @@ def test_a_cache_that_cannot_be_read_or_written_only_costs_a_parse(
             f"parse cache {cache} cannot be written ({written})",
         ]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file", "a-folder", "records"]
+
+
+def test_a_reload_trusts_an_unchanged_stat_stamp(tmp_records: Path, tmp_path: Path) -> None:
+    """A reload compares each file's size and modification time with the start of its stamp."""
+    path = write(tmp_records, "a.md", "Title A")
+    cached = loader(tmp_records, tmp_path / "parse.cache")
+    cached.load()
+    assert cached.reload() is None
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert cached.reload() is not None and cached.stats.parsed == 1
