@@ -261,43 +261,94 @@ def paging_links(site: Site, path: str, page: int, pages: int) -> tuple[Link, ..
     return tuple(links)
 
 
-def feed_document(feed: Feed, site: Site, extension: str, page: int = 1) -> FeedDocument:
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """One page of a feed as what it is made from, before any entry is built: two equal values
+    give the same document, and comparing them costs little (records of unchanged files are
+    the same objects in every version), which is how a reload tells changed pages from kept
+    ones without building them."""
+
+    site: Site
+    feed_id: str
+    title: str
+    subtitle: str
+    updated: datetime
+    self_path: str
+    html_path: str
+    icon: Image | None
+    records: tuple[Record, ...]
+    page: int
+    pages: int
+    stylesheet_url: str | None
+
+    def document(self) -> FeedDocument:
+        site = self.site
+        return FeedDocument(
+            id=self.feed_id,
+            title=self.title,
+            subtitle=self.subtitle,
+            updated=self.updated,
+            self_url=page_url(site, self.self_path, self.page),
+            html_url=site.url(self.html_path),
+            author=site.title,
+            language=site.language,
+            icon=self.icon,
+            paging=paging_links(site, self.self_path, self.page, self.pages),
+            entries=tuple(entry_for(record, site) for record in self.records),
+            page=self.page,
+            pages=self.pages,
+            stylesheet_url=self.stylesheet_url,
+        )
+
+
+def feed_page(feed: Feed, site: Site, extension: str, page: int = 1) -> FeedPage:
     """Page `page` (1-based) of `feed`, to be written in the format named by `extension`.
 
     :raises PageNotFound: the feed has fewer pages.
     """
-    return _document(feed, site, f"{feed.path}.{extension}", page, site.stylesheet_url)
+    return _page(feed, site, f"{feed.path}.{extension}", page, site.stylesheet_url)
 
 
-def page_document(feed: Feed, site: Site, page: int = 1) -> FeedDocument:
+def feed_document(feed: Feed, site: Site, extension: str, page: int = 1) -> FeedDocument:
+    """The document of `feed_page`.
+
+    :raises PageNotFound: the feed has fewer pages.
+    """
+    return feed_page(feed, site, extension, page).document()
+
+
+def html_page(feed: Feed, site: Site, page: int = 1) -> FeedPage:
     """Page `page` of `feed` as its HTML page shows it: the same entries as the feed's page,
     with the paging links of the HTML page.
 
     :raises PageNotFound: the feed has fewer pages.
     """
-    return _document(feed, site, feed.html_path, page, None)
+    return _page(feed, site, feed.html_path, page, None)
 
 
-def _document(
-    feed: Feed, site: Site, path: str, page: int, stylesheet_url: str | None
-) -> FeedDocument:
+def page_document(feed: Feed, site: Site, page: int = 1) -> FeedDocument:
+    """The document of `html_page`.
+
+    :raises PageNotFound: the feed has fewer pages.
+    """
+    return html_page(feed, site, page).document()
+
+
+def _page(feed: Feed, site: Site, path: str, page: int, stylesheet_url: str | None) -> FeedPage:
     pages = page_count(feed, site)
     if not 1 <= page <= pages:
         raise PageNotFound(f"this feed has {pages} page{'s' if pages > 1 else ''}")
     start = (page - 1) * site.feed_size
-    records = feed.records[start : start + site.feed_size]
-    return FeedDocument(
-        id=site.url(feed.html_path),
+    return FeedPage(
+        site=site,
+        feed_id=site.url(feed.html_path),
         title=feed.title(site),
         subtitle=feed.subtitle(site),
         updated=feed.updated,
-        self_url=page_url(site, path, page),
-        html_url=site.url(feed.html_path),
-        author=site.title,
-        language=site.language,
+        self_path=path,
+        html_path=feed.html_path,
         icon=feed.icon(),
-        paging=paging_links(site, path, page, pages),
-        entries=tuple(entry_for(record, site) for record in records),
+        records=feed.records[start : start + site.feed_size],
         page=page,
         pages=pages,
         stylesheet_url=stylesheet_url,

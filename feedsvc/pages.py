@@ -1,6 +1,6 @@
 """The HTML pages people read: the index, one page per topic and provider, and the 404 page.
 
-Pages show the same entries as the feeds (`page_document` cuts the same pages), through Jinja
+Pages show the same entries as the feeds (`html_page` cuts the same pages), through Jinja
 templates with autoescaping. They link their feeds for autodiscovery and use no script and no
 external asset, so the Content-Security-Policy the web module sends can forbid both.
 """
@@ -15,12 +15,12 @@ from flask import render_template
 from feedsvc.feeds import (
     AllItemsFeed,
     Feed,
-    FeedDocument,
     FeedListing,
+    FeedPage,
     Site,
     feed_listing,
     feed_listings,
-    page_document,
+    html_page,
 )
 from feedsvc.render import FORMATS, Format
 from feedsvc.repository import Collection
@@ -58,7 +58,7 @@ class PageInputs:
 
     template: str
     site: Site
-    document: FeedDocument
+    page: FeedPage
     listing: FeedListing
     listings: tuple[FeedListing, ...] = ()  # every feed, on the index's first page
 
@@ -72,11 +72,9 @@ def index_inputs(collection: Collection, site: Site, page: int) -> PageInputs:
     :raises PageNotFound: the all-items feed has fewer pages.
     """
     everything = AllItemsFeed(collection)
-    document = page_document(everything, site, page)
+    shown = html_page(everything, site, page)
     listings = feed_listings(collection, site, FORMATS) if page == 1 else ()
-    return PageInputs(
-        "index.html", site, document, feed_listing(everything, site, FORMATS), listings
-    )
+    return PageInputs("index.html", site, shown, feed_listing(everything, site, FORMATS), listings)
 
 
 def feed_page_inputs(feed: Feed, site: Site, page: int) -> PageInputs:
@@ -85,7 +83,7 @@ def feed_page_inputs(feed: Feed, site: Site, page: int) -> PageInputs:
     :raises PageNotFound: the feed has fewer pages.
     """
     return PageInputs(
-        "feed.html", site, page_document(feed, site, page), feed_listing(feed, site, FORMATS)
+        "feed.html", site, html_page(feed, site, page), feed_listing(feed, site, FORMATS)
     )
 
 
@@ -93,7 +91,7 @@ def render_page(inputs: PageInputs) -> str:
     return _page(
         inputs.template,
         inputs.site,
-        document=inputs.document,
+        document=inputs.page.document(),
         feed=inputs.listing,
         subscriptions=subscriptions(inputs.listing),
         topics=_by_name(inputs.listings, "topics"),

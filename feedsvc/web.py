@@ -33,11 +33,11 @@ from feedsvc.cache import (
 from feedsvc.errors import PageNotFound
 from feedsvc.feeds import (
     EPOCH,
-    FeedDocument,
     FeedListing,
+    FeedPage,
     Site,
-    feed_document,
     feed_listings,
+    feed_page,
     find_feed,
 )
 from feedsvc.headers import content_coding, etag_matches, http_date, prefers_html
@@ -318,24 +318,24 @@ def _site(state: _State, base_url: str) -> Site:
     return Site(base_url, settings.site_title, settings.language, settings.feed_size)
 
 
-def _feed_inputs(state: _State, collection: Collection, key: FeedKey) -> FeedDocument:
+def _feed_inputs(state: _State, collection: Collection, key: FeedKey) -> FeedPage:
     """What the feed page at `key` shows; 404 when there is no such feed or page."""
     scope, slug, extension, page, base_url = key
     feed = find_feed(collection, scope, slug)
     if feed is None:
         abort(404, description=f"there is no feed for {scope} {slug!r}")
     try:
-        return feed_document(feed, _site(state, base_url), extension, page)
+        return feed_page(feed, _site(state, base_url), extension, page)
     except PageNotFound as exc:
         abort(404, description=str(exc))
 
 
 def _render_feed(
-    state: _State, collection: Collection, document: FeedDocument, extension: str
+    state: _State, collection: Collection, page: FeedPage, extension: str
 ) -> RenderedFeed:
     fmt = FORMATS[extension]
-    body = fmt.assemble(document, state.fragments)
-    return rendered_feed(body, fmt.media_type, last_modified(collection, document.updated))
+    body = fmt.assemble(page.document(), state.fragments)
+    return rendered_feed(body, fmt.media_type, last_modified(collection, page.updated))
 
 
 def last_modified(collection: Collection, newest: datetime) -> datetime:
@@ -474,7 +474,7 @@ def _page_or_404(scope: str, slug: str | None) -> WerkzeugResponse:
             lambda inputs: rendered_feed(
                 render_page(inputs).encode(),
                 HTML_MEDIA_TYPE,
-                last_modified(snapshot.collection, inputs.document.updated),
+                last_modified(snapshot.collection, inputs.page.updated),
             ),
             _PAGE_HEADERS,
         )
