@@ -19,13 +19,14 @@ from typing import Any
 import click
 
 from feedsvc.build import BuildStopped, app_urls, build_site
-from feedsvc.errors import ConfigError
+from feedsvc.errors import ConfigError, UrlError
 from feedsvc.metrics import LogFormatter, prepare_multiprocess
 from feedsvc.output import BuildError, OutputRefused
 from feedsvc.report import check_report, check_summary, stats_report
 from feedsvc.repository import Collection, LoadStats, loader_for
 from feedsvc.server import SERVERS, default_workers, run
 from feedsvc.settings import ENV_PREFIX, LOG_LEVELS, Settings, resolve
+from feedsvc.urls import normalize_base_url
 from feedsvc.web import create_app
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -46,6 +47,16 @@ class _Refused(click.ClickException):
     exit_code = 2
 
 
+def _url_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A base URL option, normalized; an unusable one is a usage error (exit status 2)."""
+    if value is None:
+        return None
+    try:
+        return normalize_base_url(value)
+    except UrlError as exc:
+        raise click.BadParameter(f"{exc.message}: {value!r}") from None
+
+
 def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every command takes; the command receives the resolved `Settings`."""
 
@@ -57,6 +68,7 @@ def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @click.option(
         "--asset-base-url",
         metavar="URL",
+        callback=_url_option,
         help="Absolute URL that site-relative image URLs (/assets/...) resolve against "
         "(default: FEEDSVC_ASSET_BASE_URL).",
     )
@@ -249,6 +261,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     "--base-url",
     required=True,
     metavar="URL",
+    callback=_url_option,
     help="Absolute URL the site will be served at, e.g. https://news.example.org/ (feeds "
     "carry absolute links).",
 )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc.errors import ConfigError, UrlError
-from feedsvc.urls import normalize_url
+from feedsvc.urls import normalize_base_url
 
 ENV_PREFIX = "FEEDSVC"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -101,6 +101,9 @@ class Settings:
             for spec in fields(cls)
             if spec.name.upper() in config
         }
+        for name in _BASE_URLS:
+            if values.get(name) is not None:
+                values[name] = _base_url(name, values[name])
         settings = cls(**values)
         settings.validate()
         return settings
@@ -134,14 +137,24 @@ class Settings:
         if self.log_level.upper() not in LOG_LEVELS:
             choices = ", ".join(LOG_LEVELS)
             raise ConfigError(f"LOG_LEVEL must be one of {choices}, not {self.log_level!r}")
-        for name in ("base_url", "asset_base_url"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            try:
-                normalize_url(value)
-            except UrlError as exc:
-                raise ConfigError(f"{name.upper()} {exc.message}: {value!r}") from None
+        for name in _BASE_URLS:
+            if getattr(self, name) is not None:
+                _base_url(name, getattr(self, name))
+
+
+# Links are made by appending to these, so they are used only in their normalized form.
+_BASE_URLS = ("base_url", "asset_base_url")
+
+
+def _base_url(name: str, value: str) -> str:
+    """`value` normalized (see `normalize_base_url`).
+
+    :raises ConfigError: it cannot be used as a base URL.
+    """
+    try:
+        return normalize_base_url(value)
+    except UrlError as exc:
+        raise ConfigError(f"{name.upper()} {exc.message}: {value!r}") from None
 
 
 def declared() -> list[tuple[str, Any, str]]:

@@ -138,6 +138,37 @@ def normalize_in_full(raw: str, base: str | None = None) -> str:
     )
 
 
+def normalize_base_url(raw: str) -> str:
+    """A site's base URL as every link will carry it: scheme and host lower-cased, the default
+    port dropped, surrounding white space stripped, unsafe path characters percent-encoded.
+
+    Links are made by appending paths to it, so a query or fragment would swallow them
+    (`https://host/?a=1` + `/feeds/all.atom`), and userinfo would publish a password.
+
+    :raises UrlError: not an absolute http(s) URL, or it has a query, fragment or userinfo.
+    """
+    text = raw.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise UrlError(f"cannot be parsed ({exc})") from None
+    scheme = parts.scheme.lower()
+    if not scheme or not text.lower().startswith(f"{scheme}://"):
+        raise UrlError("is not an absolute http(s) URL")
+    if scheme not in ALLOWED_SCHEMES:
+        raise UrlError(f"uses the {scheme!r} scheme; only http and https are published")
+    for part, name in (("?", "a query"), ("#", "a fragment")):
+        if part in text:
+            raise UrlError(f"has {name} ({part}...), which would end up in every link")
+    if "@" in parts.netloc:
+        raise UrlError("has userinfo (user:password@), which would be published in every link")
+    netloc = _host(parts.hostname)
+    if port is not None and port != DEFAULT_PORTS[scheme]:
+        netloc += f":{port}"
+    return urlunsplit((scheme, netloc, _quote(parts.path or "/", _PATH_SAFE), "", ""))
+
+
 def identity_key(url: str) -> str:
     """The part of a normalized URL that names the article: no scheme, default port or fragment.
 

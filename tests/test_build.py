@@ -183,7 +183,7 @@ def test_build_command_reports_and_refuses_like_a_command(
     assert result.stdout.startswith("wrote ") and str(out) in result.stdout
     assert runner.invoke(cli, base, env=env).exit_code == 2  # --base-url is required
     bad = runner.invoke(cli, [*base, "--base-url", "not a url"], env=env)
-    assert bad.exit_code == 1 and "BASE_URL" in bad.output
+    assert bad.exit_code == 2 and "--base-url" in bad.output
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "a.txt").write_text("x")
     refused = runner.invoke(
