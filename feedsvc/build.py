@@ -18,6 +18,14 @@ The server's URLs map to files so that a web server can find them without a prog
 The site is written into a temporary folder beside the output, which then takes the output's
 place in one rename: a build that fails or is interrupted leaves the previous output as it was.
 What a build may replace there, and how, is `feedsvc.output`'s concern.
+
+A build into an earlier build's folder is incremental. Each page's fingerprint (what it is made
+from: `feeds.Fingerprints`, plus the build's settings and code) is kept in the manifest; a page
+whose fingerprint is unchanged is carried over as a hard link to the old file (and its `.gz`),
+without rendering it. Every other page is rendered; one whose bytes come out the same as the old
+file's is carried over too, and one whose bytes changed is written with a modification time
+later than the old file's (a web server's validators, nginx's ETag of time and size among them,
+then change even where its Last-Modified would not).
 """
 
 from __future__ import annotations
@@ -25,19 +33,37 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import email.utils
+import functools
 import gzip
+import hashlib
+import math
 import multiprocessing
 import os
+import shutil
 import signal
+import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Flask
+from flask.testing import FlaskClient
 
-from feedsvc.feeds import Site, iter_feeds, page_count
+from feedsvc.feeds import (
+    Feed,
+    FeedListing,
+    Fingerprints,
+    Site,
+    feed_listings,
+    feed_page,
+    html_page,
+    iter_feeds,
+    page_count,
+)
 from feedsvc.output import (
     MARKER,
     BuildError,
@@ -53,7 +79,7 @@ from feedsvc.output import (
     resolve_output,
     swap_in,
 )
-from feedsvc.render import FORMATS
+from feedsvc.render import FORMATS, VERSION
 from feedsvc.repository import Collection
 
 OPML_PATH = "/feeds.opml"
@@ -61,23 +87,94 @@ STATIC_PREFIX = "/static/"
 # Below this many URLs, starting processes costs more than it saves; URLs per task.
 PARALLEL_MINIMUM = 64
 CHUNK = 8
-# What forked build processes work on, inherited rather than pickled.
-_FORKED: tuple[Flask, Path] | None = None
+GZ = ".gz"
+# Besides feedsvc's own code and version, what the bytes of a page depend on.
+LIBRARIES = ("feedgen", "lxml", "jinja2", "markupsafe")
+PACKAGE = Path(__file__).parent
+# What forked build processes work on, inherited rather than pickled: the app, the work
+# folder, and the previous output (None when there is none).
+_FORKED: tuple[Flask, Path, Path | None] | None = None
 
 
-def site_urls(collection: Collection, site: Site, static_files: Iterable[str]) -> Iterator[str]:
+@dataclass(frozen=True, slots=True)
+class SitePage:
+    """One URL of the site and, computed when asked, its fingerprint: a digest of everything
+    its bytes are made from, for the settings of one build."""
+
+    url: str
+    made_from: Callable[[], str]
+
+
+def site_pages(collection: Collection, site: Site, static: Path) -> Iterator[SitePage]:
     """Every URL the server answers with content, as its path and query: each feed in every
     format and every page of it, each HTML page and every page of it, the OPML list and the
-    static files. The one list of what a build writes; a new page or format is added here."""
-    for feed in iter_feeds(collection):
+    files of the `static` folder. The one list of what a build writes; a new page or format is
+    added here, with what it is made from."""
+    prints = Fingerprints()
+    listings = feed_listings(collection, site, FORMATS)  # in iter_feeds order
+    every_feed = functools.cache(lambda: prints.listings(listings))
+    for feed, listing in zip(iter_feeds(collection), listings, strict=True):
         for page in range(1, page_count(feed, site) + 1):
             query = f"?page={page}" if page > 1 else ""
             for extension in FORMATS:
-                yield f"{feed.path}.{extension}{query}"
-            yield f"{feed.html_path}{query}"
-    yield OPML_PATH
-    for name in static_files:
-        yield STATIC_PREFIX + name
+                made_from = functools.partial(_feed_made_from, prints, feed, site, extension, page)
+                yield SitePage(f"{feed.path}.{extension}{query}", made_from)
+            # An HTML page shows its document and its feed's listing; the index's first page
+            # also lists every feed (`pages.render_index`; the build's property test holds
+            # this to what the pages show).
+            also = every_feed if feed.scope == "all" and page == 1 else None
+            made_from = functools.partial(_page_made_from, prints, feed, site, page, listing, also)
+            yield SitePage(f"{feed.html_path}{query}", made_from)
+    yield SitePage(OPML_PATH, lambda: _digest("opml", every_feed()))
+    for path in sorted(path for path in static.rglob("*") if path.is_file()):
+        made_from = functools.partial(_static_made_from, path)
+        yield SitePage(STATIC_PREFIX + path.relative_to(static).as_posix(), made_from)
+
+
+def site_urls(collection: Collection, site: Site, static: Path) -> Iterator[str]:
+    """The URLs of `site_pages`."""
+    return (page.url for page in site_pages(collection, site, static))
+
+
+def _feed_made_from(prints: Fingerprints, feed: Feed, site: Site, extension: str, page: int) -> str:
+    return _digest(extension, prints.page(feed_page(feed, site, extension, page)))
+
+
+def _page_made_from(
+    prints: Fingerprints,
+    feed: Feed,
+    site: Site,
+    page: int,
+    listing: FeedListing,
+    every_feed: Callable[[], str] | None,
+) -> str:
+    listings = prints.listings((listing,))
+    also = every_feed() if every_feed is not None else ""
+    return _digest("html", prints.page(html_page(feed, site, page)), listings, also)
+
+
+def _static_made_from(path: Path) -> str:
+    return _digest("static", hashlib.blake2b(path.read_bytes(), digest_size=20).hexdigest())
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.blake2b("\n".join(parts).encode(), digest_size=20).hexdigest()
+
+
+def build_settings(site: Site) -> str:
+    """A digest of what every page's bytes depend on besides its fingerprint: the site settings
+    (base URL, title, language, feed size), feedsvc's version and code (templates and
+    stylesheets included, so that a changed renderer renders everything again), the libraries
+    that write the bytes, and zlib, which writes the .gz."""
+    digest = hashlib.blake2b(repr(site).encode(), digest_size=20)
+    digest.update(f"{VERSION} {sys.version_info[:2]} {zlib.ZLIB_RUNTIME_VERSION}".encode())
+    for library in LIBRARIES:
+        with contextlib.suppress(PackageNotFoundError):
+            digest.update(f" {library} {version(library)}".encode())
+    for path in sorted(PACKAGE.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(PACKAGE).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()
 
 
 def file_for(url: str) -> str:
@@ -95,12 +192,19 @@ def file_for(url: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class BuildResult:
+    """What a build did. The site has `files` URLs (each file with its .gz), `bytes` in all
+    without the .gz; `written` of them were written, `kept` carried over from the previous build
+    as they were (hard links), and `removed` files of the previous build went with their URLs."""
+
     files: int
     bytes: int
+    written: int = 0
+    kept: int = 0
+    removed: int = 0
 
 
-def app_urls(app: Flask) -> list[str]:
-    """`site_urls` for the collection and settings `app` serves."""
+def _app_site(app: Flask) -> tuple[Collection, Site, Path]:
+    """The collection `app` serves, the site its settings describe, and its static folder."""
     state = app.extensions["feedsvc"]
     settings = state.settings
     if not settings.base_url:
@@ -108,23 +212,23 @@ def app_urls(app: Flask) -> list[str]:
     site = Site(
         settings.base_url.rstrip("/"), settings.site_title, settings.language, settings.feed_size
     )
-    static = Path(app.static_folder or "")
-    names = sorted(
-        path.relative_to(static).as_posix() for path in static.rglob("*") if path.is_file()
-    )
-    return list(site_urls(state.collection, site, names))
+    return state.collection, site, Path(app.static_folder or "")
+
+
+def app_urls(app: Flask) -> list[str]:
+    """`site_urls` for the collection and settings `app` serves."""
+    return list(site_urls(*_app_site(app)))
 
 
 def build_site(
     app: Flask,
     out: Path,
-    urls: list[str] | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
 ) -> BuildResult:
-    """Write every URL of `app` (default: `app_urls`) under `out`, replacing it whole, in
-    `workers` forked processes; `progress` is told how many URLs each step wrote. When `out` is
-    a link, its target is replaced.
+    """Write every URL of `app` under `out`, replacing it, in `workers` forked processes; pages
+    unchanged since the build in `out` are carried over (see the module docstring). `progress`
+    is told how many URLs each step did. When `out` is a link, its target is replaced.
 
     :raises OutputRefused: `out` overlaps the seeds folder, or holds something no build wrote.
     :raises BuildError: a URL does not answer 200.
@@ -134,16 +238,16 @@ def build_site(
     check_apart(app.extensions["feedsvc"].loader.root, out)
     previous = previous_build(out)
     remove_stale_work(out)
+    collection, site, static = _app_site(app)
+    pages = list(site_pages(collection, site, static))
+    settings = build_settings(site)
     with _stopped_by_sigterm():
         work = WorkFolder(out)
         try:
-            todo = app_urls(app) if urls is None else urls
-            if workers > 1 and len(todo) >= PARALLEL_MINIMUM:
-                result = _write_parallel(app, work.path, todo, progress, workers)
-            else:
-                result = _write_all(app, work.path, todo, progress)
-            files = {file_for(url): _written(work.path, file_for(url)) for url in todo}
-            (work.path / MARKER).write_text(Manifest(files=files).dump(), encoding="utf-8")
+            manifest, result = _write_site(
+                app, pages, _Trees(out, work.path, previous, settings), progress, workers
+            )
+            (work.path / MARKER).write_text(manifest.dump(), encoding="utf-8")
             work.path.chmod(0o755)  # mkdtemp makes it private; a web server must read it
             old = swap_in(work.path, out)
         except BaseException:
@@ -181,36 +285,122 @@ def _stopped_by_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _written(work: Path, name: str) -> WrittenFile:
-    """What the manifest keeps of a file just written: its size and time, and its `.gz`'s."""
-    plain, gz = os.stat(work / name), os.stat(work / (name + ".gz"))
-    return WrittenFile("", plain.st_size, plain.st_mtime_ns, gz.st_size, gz.st_mtime_ns)
+@dataclass(frozen=True, slots=True)
+class _Trees:
+    """The previous build (its folder and manifest) and the folder of the new one."""
+
+    out: Path
+    work: Path
+    previous: Manifest
+    settings: str
+
+
+def _write_site(
+    app: Flask,
+    pages: list[SitePage],
+    trees: _Trees,
+    progress: Callable[[int], None] | None,
+    workers: int,
+) -> tuple[Manifest, BuildResult]:
+    """Carry over the pages whose fingerprint is unchanged, render the others; the new manifest
+    and what was done."""
+    # Fingerprints made with other settings or code say nothing: every page is rendered then,
+    # and the bytes decide what is kept.
+    known = trees.previous.files if trees.previous.settings == trees.settings else {}
+    made_from = {}
+    files: dict[str, WrittenFile] = {}
+    todo: list[str] = []
+    folders: set[Path] = set()
+    for page in pages:
+        name = file_for(page.url)
+        made_from[name] = page.made_from()
+        before = known.get(name)
+        if before is not None and before.fingerprint == made_from[name]:
+            if _carry_over(trees.out / name, trees.work / name, before, folders):
+                files[name] = before
+                continue
+        todo.append(page.url)
+    if progress is not None and files:
+        progress(len(files))
+    previous_out = trees.out if trees.previous.files else None
+    if workers > 1 and len(todo) >= PARALLEL_MINIMUM:
+        outcomes = _write_parallel(app, trees.work, todo, previous_out, progress, workers)
+    else:
+        outcomes = _write_all(app, trees.work, todo, previous_out, progress)
+    written = 0
+    for name, stat, was_written in outcomes:
+        files[name] = WrittenFile(made_from[name], *stat)
+        written += was_written
+    manifest = Manifest(trees.settings, files)
+    result = BuildResult(
+        files=len(files),
+        bytes=sum(file.size for file in files.values()),
+        written=written,
+        kept=len(files) - written,
+        removed=len(trees.previous.files.keys() - files.keys()),
+    )
+    return manifest, result
+
+
+def _carry_over(old: Path, new: Path, before: WrittenFile, folders: set[Path]) -> bool:
+    """Link `old` and its .gz as `new`, if they are still as the previous build wrote them (a
+    file changed since, by hand or otherwise, is rendered again)."""
+    try:
+        plain, gz = os.lstat(old), os.lstat(old.with_name(old.name + GZ))
+    except OSError:
+        return False
+    if (plain.st_size, plain.st_mtime_ns, gz.st_size, gz.st_mtime_ns) != (
+        before.size,
+        before.mtime_ns,
+        before.gz_size,
+        before.gz_mtime_ns,
+    ):
+        return False
+    if new.parent not in folders:
+        new.parent.mkdir(parents=True, exist_ok=True)
+        folders.add(new.parent)
+    _link(old, new)
+    _link(old.with_name(old.name + GZ), new.with_name(new.name + GZ))
+    return True
+
+
+def _link(old: Path, new: Path) -> None:
+    """A hard link (no copy, same time); a copy where the filesystem has no hard links."""
+    try:
+        os.link(old, new)
+    except OSError:
+        shutil.copy2(old, new)
+
+
+# What writing one URL gives: its file's name, the size and time of the file and its .gz, and
+# whether it was written (else carried over, its bytes being the same).
+Outcome = tuple[str, tuple[int, int, int, int], bool]
 
 
 def _write_parallel(
     app: Flask,
     work: Path,
     urls: list[str],
+    previous: Path | None,
     progress: Callable[[int], None] | None,
     workers: int,
-) -> BuildResult:
+) -> list[Outcome]:
     """`_write_all` in forked processes, each with its own test client of the same app (the
     collection is shared copy-on-write, as with the server's workers)."""
     global _FORKED
-    _FORKED = (app, work)
+    _FORKED = (app, work, previous)
     chunks = [urls[start : start + CHUNK] for start in range(0, len(urls), CHUNK)]
-    files = size = 0
+    outcomes: list[Outcome] = []
     try:
         context = multiprocessing.get_context("fork")
         with context.Pool(workers, _start_worker, (os.getpid(),)) as pool:
             for done in pool.imap_unordered(_write_chunk, chunks):
-                files += done.files
-                size += done.bytes
+                outcomes += done
                 if progress is not None:
-                    progress(done.files)
+                    progress(len(done))
     finally:
         _FORKED = None
-    return BuildResult(files, size)
+    return outcomes
 
 
 def _start_worker(parent: int) -> None:
@@ -228,46 +418,79 @@ def _start_worker(parent: int) -> None:
         os._exit(1)
 
 
-def _write_chunk(urls: list[str]) -> BuildResult:
+def _write_chunk(urls: list[str]) -> list[Outcome]:
     assert _FORKED is not None
-    return _write_all(*_FORKED, urls, None)
+    app, work, previous = _FORKED
+    return _write_all(app, work, urls, previous, None)
 
 
 def _write_all(
-    app: Flask, work: Path, urls: list[str], progress: Callable[[int], None] | None
-) -> BuildResult:
+    app: Flask,
+    work: Path,
+    urls: list[str],
+    previous: Path | None,
+    progress: Callable[[int], None] | None,
+) -> list[Outcome]:
+    """Render each URL into `work`; a file whose bytes are those of the file of the same name in
+    `previous` is carried over instead."""
     client = app.test_client()
-    files = size = 0
+    outcomes = []
     for url in urls:
-        # `Accept: */*` is what feed readers send: the feed's own media type, not the browser
-        # view. gzip is asked for separately, so the .gz is the server's own gzip bytes.
-        with client.get(url, headers={"Accept": "*/*", "Accept-Encoding": "identity"}) as plain:
-            if plain.status_code != 200:
-                raise BuildError(f"{url} answered {plain.status}, not 200")
-            body = plain.get_data()
-            last_modified = plain.headers.get("Last-Modified")
-        with client.get(url, headers={"Accept": "*/*", "Accept-Encoding": "gzip"}) as zipped:
-            gzipped = zipped.headers.get("Content-Encoding") == "gzip"
-            gz = zipped.get_data() if gzipped else None
-        target = work / file_for(url)
+        body, gz, last_modified = _fetch(client, url)
+        name = file_for(url)
+        target = work / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(body)
-        target.with_name(target.name + ".gz").write_bytes(
-            gz if gz is not None else gzip.compress(body, compresslevel=9, mtime=0)
-        )
-        _set_mtime(target, last_modified)
-        files += 1
-        size += len(body)
+        old = previous / name if previous is not None else None
+        was_written = old is None or not _same_bytes(old, body, gz)
+        if was_written:
+            target.write_bytes(body)
+            target.with_name(target.name + GZ).write_bytes(gz)
+            _set_mtime(target, last_modified, old)
+        else:
+            assert old is not None
+            _link(old, target)
+            _link(old.with_name(old.name + GZ), target.with_name(target.name + GZ))
+        plain, zipped = os.stat(target), os.stat(target.with_name(target.name + GZ))
+        stat = (plain.st_size, plain.st_mtime_ns, zipped.st_size, zipped.st_mtime_ns)
+        outcomes.append((name, stat, was_written))
         if progress is not None:
             progress(1)
-    return BuildResult(files, size)
+    return outcomes
 
 
-def _set_mtime(target: Path, last_modified: str | None) -> None:
-    """The file's time is the response's Last-Modified, so a web server sends the same one; the
-    .gz gets the same time (nginx's gzip_static takes the validators from the .gz file)."""
-    if not last_modified:
+def _fetch(client: FlaskClient, url: str) -> tuple[bytes, bytes, str | None]:
+    """The bytes of `url`, its gzip copy and its Last-Modified, from one request: the .gz is
+    the server's own gzip bytes (the plain file is their content), or gzip level 9 for what the
+    server does not compress. `Accept: */*` is what feed readers send: the feed's own media
+    type, not the browser view."""
+    with client.get(url, headers={"Accept": "*/*", "Accept-Encoding": "gzip"}) as response:
+        if response.status_code != 200:
+            raise BuildError(f"{url} answered {response.status}, not 200")
+        data = response.get_data()
+        last_modified = response.headers.get("Last-Modified")
+        if response.headers.get("Content-Encoding") == "gzip":
+            return gzip.decompress(data), data, last_modified
+    return data, gzip.compress(data, compresslevel=9, mtime=0), last_modified
+
+
+def _same_bytes(old: Path, body: bytes, gz: bytes) -> bool:
+    try:
+        return old.read_bytes() == body and old.with_name(old.name + GZ).read_bytes() == gz
+    except OSError:
+        return False
+
+
+def _set_mtime(target: Path, last_modified: str | None, old: Path | None) -> None:
+    """The file's time is the response's Last-Modified, so a web server sends the same one;
+    but always a second later than the file it replaces (`old`, whose bytes differ), so that a
+    web server's validators change with the bytes. The .gz gets the same time (nginx's
+    gzip_static takes the validators from the .gz file)."""
+    stamp = email.utils.parsedate_to_datetime(last_modified).timestamp() if last_modified else None
+    if old is not None:
+        with contextlib.suppress(OSError):
+            later = math.floor(os.stat(old).st_mtime) + 1
+            stamp = later if stamp is None else max(stamp, later)
+    if stamp is None:
         return
-    stamp = email.utils.parsedate_to_datetime(last_modified).timestamp()
-    for path in (target, target.with_name(target.name + ".gz")):
+    for path in (target, target.with_name(target.name + GZ)):
         os.utime(path, (stamp, stamp))

@@ -295,13 +295,13 @@ def build_command(
     started = time.perf_counter()
     try:
         app = create_app(config)
-        urls = app_urls(app)
         workers = workers or default_workers()
         if quiet:
-            result = build_site(app, out, urls, workers=workers)
+            result = build_site(app, out, workers=workers)
         else:
-            with click.progressbar(length=len(urls), label="Writing", file=sys.stderr) as bar:
-                result = build_site(app, out, urls, bar.update, workers)
+            length = len(app_urls(app))
+            with click.progressbar(length=length, label="Writing", file=sys.stderr) as bar:
+                result = build_site(app, out, bar.update, workers)
     except OutputRefused as exc:
         raise _Refused(str(exc)) from None
     except (ConfigError, BuildError) as exc:
@@ -314,6 +314,7 @@ def build_command(
         raise SystemExit(128 + exc.signum) from None
     if not quiet:
         click.echo(
-            f"wrote {result.files} files (and their .gz), {result.bytes / 1e6:.1f} MB, to {out} "
-            f"in {time.perf_counter() - started:.1f}s"
+            f"wrote {result.written}, kept {result.kept}, removed {result.removed} files (each "
+            f"with its .gz) in {time.perf_counter() - started:.1f}s; {out} has {result.files} "
+            f"files, {result.bytes / 1e6:.1f} MB"
         )

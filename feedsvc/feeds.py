@@ -8,10 +8,11 @@ without deciding anything.
 
 from __future__ import annotations
 
+import hashlib
 import html
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -353,6 +354,48 @@ def _page(feed: Feed, site: Site, path: str, page: int, stylesheet_url: str | No
         pages=pages,
         stylesheet_url=stylesheet_url,
     )
+
+
+class Fingerprints:
+    """Stable digests of what a page is made from, to tell without rendering it whether its
+    bytes can differ from an earlier render's (a build keeps the file, a server its render).
+
+    A page's fingerprint is a digest of its document's own fields (the site, title, links,
+    paging: its `FeedPage` without the records) and one digest per entry. An entry is a function
+    of its record and the site alone (`entry_for`), so an entry's digest is its record's,
+    without making the entry (making one costs ten times more, and a build needs every entry of
+    every page). Digests use hashlib over `repr` (Python's `hash()` changes with every process).
+    How the renderers write a document (feedsvc's version, templates, libraries) is not in the
+    digest: the caller keys on it.
+
+    One instance per collection version: it remembers each record's digest by the record object,
+    as a record is in many pages and every page is in several formats.
+    """
+
+    def __init__(self) -> None:
+        self._records: dict[int, tuple[Record, bytes]] = {}
+
+    def page(self, page: FeedPage) -> str:
+        """The fingerprint of `page` (from `feed_page` or `html_page`)."""
+        head = replace(page, records=())
+        digest = hashlib.blake2b(repr(head).encode(), digest_size=20)
+        for record in page.records:
+            digest.update(self.record(record))
+        return digest.hexdigest()
+
+    def record(self, record: Record) -> bytes:
+        """The digest of every field of `record`, so of the entry made from it."""
+        known = self._records.get(id(record))
+        if known is not None and known[0] is record:
+            return known[1]
+        digest = hashlib.blake2b(repr(record).encode(), digest_size=16).digest()
+        self._records[id(record)] = (record, digest)
+        return digest
+
+    @staticmethod
+    def listings(listings: Iterable[FeedListing]) -> str:
+        """Feeds as the index and the OPML list show them (names, URLs, counts, dates)."""
+        return hashlib.blake2b(repr(tuple(listings)).encode(), digest_size=20).hexdigest()
 
 
 def feed_listing(feed: Feed, site: Site, extensions: Iterable[str]) -> FeedListing:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -239,3 +240,36 @@ def test_a_reader_of_the_static_site_sees_what_feedsvc_serve_sends(
         from_live = read_feed(fetch(service + "/feeds/all.atom")[2])
         assert [e.id for e in from_static.entries] == [e.id for e in from_live.entries]
         assert len(from_static.entries) == 9
+
+
+def test_a_rebuilt_file_whose_bytes_changed_is_never_answered_304(
+    tmp_path: Path, nginx: Start
+) -> None:
+    """An older record's title changes without changing its length: the feed's size and its
+    Last-Modified (the newest entry's date) stay, so nginx's ETag (time and size) would too,
+    unless the build moves the file's time forward."""
+    seeds = tmp_path / "records"
+    shutil.copytree(RECORDS, seeds)
+    site = tmp_path / "site"
+    build_site(make_app(SEEDS_DIR=seeds, **PAGED), site)
+    config = deploy_config("nginx-static.conf", {"root /srv/feedsvc/site;": f"root {site};"})
+    base, _ = nginx(config)
+    asked = [
+        (url, {"Accept-Encoding": coding})
+        for url in ("/feeds/all.atom", "/feeds/all.json", "/")
+        for coding in ("identity", "gzip")
+    ]
+    before = [fetch(base + url, headers) for url, headers in asked]
+    record = seeds / "2023-03-02-bad-optional-fields.md"
+    old, new = "Bad optional fields are dropped,", "Bad optional fields are DROPPED,"
+    record.write_text(record.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+    build_site(make_app(SEEDS_DIR=seeds, **PAGED), site)
+    for (url, headers), (_, validators, body) in zip(asked, before, strict=True):
+        status, now, changed = fetch(base + url, headers)
+        assert status == 200 and changed != body, url
+        if "gzip" not in headers.values():  # the same size: only the time can tell
+            assert new.encode() in changed and len(changed) == len(body), url
+        assert now["ETag"] != validators["ETag"], (url, headers)
+        assert fetch(base + url, {**headers, "If-None-Match": validators["ETag"]})[0] == 200
+        since = {**headers, "If-Modified-Since": validators["Last-Modified"]}
+        assert fetch(base + url, since)[0] == 200, (url, headers)
