@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from feedsvc.build import BuildStopped, app_urls, build_site
-from feedsvc.errors import ConfigError, UrlError
+from feedsvc.errors import ConfigError, FolderError, UrlError
 from feedsvc.metrics import LogFormatter, prepare_multiprocess
 from feedsvc.output import BuildError, OutputRefused
 from feedsvc.report import check_report, check_summary, stats_report
@@ -30,7 +30,9 @@ from feedsvc.urls import normalize_base_url
 from feedsvc.web import create_app
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-_FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
+# Not checked by click: every seeds folder (option, argument, FEEDSVC_SEEDS_DIR, the default) is
+# checked once, when it is loaded (repository.check_folder), with the same one-line error.
+_FOLDER = click.Path(path_type=Path)
 _FORMAT = click.option(
     "--format",
     "output",
@@ -112,7 +114,10 @@ def _configure_logging(level: str | None, default: str) -> None:
 
 def _load(settings: Settings) -> tuple[Collection, LoadStats]:
     loader = loader_for(settings)
-    return loader.load(), loader.stats
+    try:
+        return loader.load(), loader.stats
+    except FolderError as exc:
+        raise _Refused(str(exc)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -164,13 +169,16 @@ def serve_command(
     """Serve the feeds over HTTP with a production WSGI server.
 
     The collection is loaded once, before the workers start, and shared by them; changed record
-    files are picked up while serving.
+    files are picked up while serving. A seeds folder that is missing or not a readable folder
+    is refused at start (exit status 2); one that goes away while serving keeps its last version.
     """
     _configure_logging(log_level, settings.log_level)
     remove_metrics = prepare_multiprocess(settings.metrics_dir)
     try:
         app = create_app(_as_config(settings))
         run(app, host, port, workers or default_workers(), server)
+    except FolderError as exc:
+        raise _Refused(str(exc)) from None
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -197,7 +205,8 @@ def check_command(
     and a summary line.
 
     Exit status: 0 when every record can be published, 1 when any file is rejected, 2 when the
-    command itself was used wrongly (a missing folder, an unknown option).
+    command itself was used wrongly (a folder that is missing or not a readable folder, an
+    unknown option).
     """
     if folder is not None:
         settings = _settings({**_as_config(settings), "SEEDS_DIR": folder})
@@ -286,7 +295,8 @@ def build_command(
 
     Exit status: 0 when the site is written, 1 when it cannot be (a page fails, a folder cannot
     be written), 2 when --out is refused (it overlaps --seeds, holds entries no build wrote, or
-    is a link to nothing) or an option is wrong, 143 when stopped by SIGTERM.
+    is a link to nothing), the seeds folder is missing or not a readable folder, or an option
+    is wrong, 143 when stopped by SIGTERM.
     """
     _configure_logging(log_level, "WARNING")  # rejected records are worth seeing; requests not
     # No reload thread and no render cache: every page is rendered once and written.
@@ -302,7 +312,7 @@ def build_command(
             length = len(app_urls(app))
             with click.progressbar(length=length, label="Writing", file=sys.stderr) as bar:
                 result = build_site(app, out, bar.update, workers)
-    except OutputRefused as exc:
+    except (OutputRefused, FolderError) as exc:
         raise _Refused(str(exc)) from None
     except (ConfigError, BuildError) as exc:
         raise click.ClickException(str(exc)) from None

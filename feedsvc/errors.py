@@ -2,6 +2,7 @@
 
     FeedsvcError            anything feedsvc itself refuses
     ├── ConfigError         a setting has a value that cannot be used
+    │   └── FolderError     the seeds folder is missing or cannot be listed
     ├── PageNotFound        a feed page past the last one was asked for
     └── RecordError         one record file cannot be published (carries its Problem)
         └── UrlError        a URL cannot be made safe and absolute
@@ -41,6 +42,11 @@ class FeedsvcError(Exception):
 
 class ConfigError(FeedsvcError):
     """A setting has a value feedsvc cannot use."""
+
+
+class FolderError(ConfigError):
+    """The seeds folder is missing, is not a folder, or cannot be listed: refused at start, as
+    loading it would publish an empty site."""
 
 
 class RecordError(FeedsvcError):

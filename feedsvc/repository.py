@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISDIR
 
-from feedsvc.errors import Problem
+from feedsvc.errors import FolderError, Problem
 from feedsvc.fields import DEFAULT_MAX_BYTES, parse_bytes, too_large, unreadable
 from feedsvc.parsecache import (
     FileState,
@@ -114,6 +114,27 @@ def record_paths(root: Path, folders: dict[str, int] | None = None) -> list[str]
                 found.append(entry.path)
         pending.extend(reversed(subfolders))
     return sorted(found)
+
+
+def check_folder(root: Path) -> None:
+    """Refuse a root that is not a folder that can be listed (missing, a file, a FIFO, a device
+    such as /dev/null, no permission): reading it would publish an empty site without a word.
+
+    :raises FolderError: saying which, in one line.
+    """
+    try:
+        mode = os.stat(root).st_mode
+    except FileNotFoundError:
+        raise FolderError(f"seeds folder {root} does not exist") from None
+    except OSError as exc:
+        raise FolderError(f"seeds folder {root} cannot be read ({exc.strerror})") from None
+    if not S_ISDIR(mode):
+        raise FolderError(f"seeds folder {root} is not a folder")
+    try:
+        with os.scandir(root):
+            pass
+    except OSError as exc:
+        raise FolderError(f"seeds folder {root} cannot be read ({exc.strerror})") from None
 
 
 def _suffix(name: str) -> str:
@@ -342,7 +363,12 @@ class CollectionLoader:
         return f"asset_base_url={self.asset_base_url} max_bytes={self.max_bytes}"
 
     def load(self) -> Collection:
-        """Read the whole folder; every file's content is hashed and checked against the cache."""
+        """Read the whole folder; every file's content is hashed and checked against the cache.
+
+        :raises FolderError: the root is not a folder that can be listed (a reload, by
+            contrast, keeps the last version while the folder is away).
+        """
+        check_folder(self.root)
         if self.cache_file is not None and not self.states:
             self.states = read_cache(self.cache_file, self._settings_key)
         self._root = root_identity(self.root)

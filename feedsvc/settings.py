@@ -20,7 +20,18 @@ from feedsvc.urls import normalize_base_url
 
 ENV_PREFIX = "FEEDSVC"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-BUNDLED_SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+
+def bundled_seeds() -> Path:
+    """The seeds that come with feedsvc: `feedsvc/seeds/` in an installed wheel (pyproject maps
+    the top-level seeds/ there), else the top-level seeds/ of the checkout (an editable install
+    or a source tree), which is the one copy the repository keeps."""
+    package = Path(__file__).resolve().parent
+    installed = package / "seeds"
+    return installed if installed.is_dir() else package.parent / "seeds"
+
+
+BUNDLED_SEEDS = bundled_seeds()
 
 
 def setting(default: Any, help: str) -> Any:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 
 from feedsvc.cli import cli
 from tests.conftest import RECORDS
+from tests.servers import free_port
 
 
 def test_help_names_the_commands(runner: CliRunner) -> None:
@@ -24,12 +26,6 @@ def test_serve_help_explains_its_options(runner: CliRunner) -> None:
     assert result.exit_code == 0
     for option in ("--seeds", "--host", "--port", "--workers"):
         assert option in result.output
-
-
-def test_serve_refuses_a_missing_folder_as_a_usage_error(runner: CliRunner, tmp_path: Path) -> None:
-    result = runner.invoke(cli, ["serve", "--seeds", str(tmp_path / "missing")])
-    assert result.exit_code == 2
-    assert "does not exist" in result.output
 
 
 def test_serve_reports_a_bad_setting_without_a_traceback(runner: CliRunner) -> None:
@@ -161,3 +157,56 @@ def test_check_logs_only_errors_unless_a_level_is_asked_for(
     caplog.clear()
     runner.invoke(cli, ["check", str(RECORDS)], env={**OFFLINE, "FEEDSVC_LOG_LEVEL": "WARNING"})
     assert "rejected broken-no-title.md" in caplog.text and "loaded 9" not in caplog.text
+
+
+def unusable_folders(tmp_path: Path) -> dict[Path, str]:
+    """Seeds folders that would publish nothing, with the reason each is refused."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    record = tmp_path / "record.txt"
+    record.write_text("---\ntitle: x\n---\n", encoding="utf-8")
+    return {
+        tmp_path / "missing": "does not exist",
+        record: "is not a folder",
+        fifo: "is not a folder",
+        Path("/dev/null"): "is not a folder",
+    }
+
+
+def test_an_unusable_seeds_folder_is_one_line_and_exit_2_wherever_it_came_from(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    out = tmp_path / "site"
+    commands = (["check"], ["stats"], ["build", "--out", str(out), "--base-url", "http://x/"])
+    for folder, reason in unusable_folders(tmp_path).items():
+        for command in commands:
+            ways = {
+                "option": ([*command, "--seeds", str(folder)], OFFLINE),
+                "environment": (command, {**OFFLINE, "FEEDSVC_SEEDS_DIR": str(folder)}),
+            }
+            if command == ["check"]:
+                ways["argument"] = (["check", str(folder)], OFFLINE)
+            for way, (arguments, env) in ways.items():
+                result = runner.invoke(cli, arguments, env=env)
+                case = (command[0], way, folder)
+                assert result.exit_code == 2, case
+                assert result.stderr == f"Error: seeds folder {folder} {reason}\n", case
+                assert result.stdout == "", case
+    assert not out.exists()
+
+
+def test_serve_refuses_an_unusable_seeds_folder_at_start(tmp_path: Path) -> None:
+    """In a child process with a time-out: a server that started anyway would serve an empty
+    site (as it did) and never return."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    missing = tmp_path / "missing"
+    cases = [(["--seeds", str(missing)], {}, missing, "does not exist")]
+    for folder, reason in unusable_folders(tmp_path).items():
+        cases.append(([], {"FEEDSVC_SEEDS_DIR": str(folder)}, folder, reason))
+    for options, settings, folder, reason in cases:
+        command = [sys.executable, "-m", "feedsvc", "serve", "--port", str(free_port()), *options]
+        done = subprocess.run(
+            command, env={**env, **settings}, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == f"Error: seeds folder {folder} {reason}\n"

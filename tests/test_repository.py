@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from feedsvc.errors import FolderError
 from feedsvc.fields import record_from_mapping
 from feedsvc.repository import build_collection, find_record_files, load_collection
-from tests.conftest import ASSET_BASE_URL, RECORDS
+from tests.conftest import ASSET_BASE_URL, RECORDS, make_app
 
 
 def test_finds_record_files_recursively_skipping_hidden_and_other_extensions() -> None:
@@ -116,6 +117,19 @@ def test_ties_are_broken_by_entry_id_whatever_the_load_order() -> None:
 def test_empty_folder_gives_an_empty_collection(tmp_path: Path) -> None:
     collection = load_collection(tmp_path)
     assert collection.records == () and collection.updated is None
+
+
+def test_a_root_that_is_not_a_folder_is_refused_at_load_and_by_the_app(tmp_path: Path) -> None:
+    """A load of nothing would serve an empty site; `create_app` (and so wsgi.py) refuses too."""
+    (tmp_path / "file.md").write_text("x", encoding="utf-8")
+    for root, reason in [
+        (tmp_path / "missing", "does not exist"),
+        (tmp_path / "file.md", "is not a folder"),
+    ]:
+        with pytest.raises(FolderError, match=f"^seeds folder {root} {reason}$"):
+            load_collection(root)
+        with pytest.raises(FolderError):
+            make_app(SEEDS_DIR=root)
 
 
 def test_links_are_not_followed(tmp_path: Path) -> None:
