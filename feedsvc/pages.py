@@ -7,13 +7,16 @@ external asset, so the Content-Security-Policy the web module sends can forbid b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import render_template
+from flask import current_app, render_template
+from markupsafe import Markup
 
 from feedsvc.feeds import (
     AllItemsFeed,
+    Entry,
     Feed,
     FeedListing,
     FeedPage,
@@ -22,7 +25,7 @@ from feedsvc.feeds import (
     feed_listings,
     html_page,
 )
-from feedsvc.render import FORMATS, Format
+from feedsvc.render import FORMATS, Format, FragmentStore
 from feedsvc.repository import Collection
 
 # No script at all, styles only from the site, images from anywhere (articles' images live on
@@ -87,11 +90,14 @@ def feed_page_inputs(feed: Feed, site: Site, page: int) -> PageInputs:
     )
 
 
-def render_page(inputs: PageInputs) -> str:
+def render_page(inputs: PageInputs, fragments: FragmentStore | None = None) -> str:
+    """The page; with `fragments`, each article's HTML is taken from there when another page
+    rendered it (and left there when not), as feeds take their entries."""
     return _page(
         inputs.template,
         inputs.site,
         document=inputs.page.document(),
+        article_html=_articles(inputs.site, fragments),
         feed=inputs.listing,
         subscriptions=subscriptions(inputs.listing),
         topics=_by_name(inputs.listings, "topics"),
@@ -117,6 +123,26 @@ def _page(template: str, site: Site, **context: Any) -> str:
         opml_url=site.url("/feeds.opml"),
         **context,
     )
+
+
+def _articles(site: Site, fragments: FragmentStore | None) -> Callable[[Entry], Markup]:
+    """An entry's `<article>`, rendered by the `article` macro once per entry and site."""
+    macro = current_app.jinja_env.get_template("_macros.html").module.article  # type: ignore[attr-defined]
+
+    def article(entry: Entry) -> Markup:
+        if fragments is None:
+            return Markup(macro(site, entry))
+        key = (_ARTICLE, site.base_url, entry)
+        found = fragments.get(key)
+        if found is None:
+            found = str(macro(site, entry)).encode()
+            fragments.put(key, found)
+        return Markup(found.decode())
+
+    return article
+
+
+_ARTICLE = "html-article"
 
 
 def _by_name(listings: tuple[FeedListing, ...], scope: str) -> list[FeedListing]:

@@ -472,7 +472,7 @@ def _page_or_404(scope: str, slug: str | None) -> WerkzeugResponse:
                 else feed_page_inputs(feed, site, page)
             ),
             lambda inputs: rendered_feed(
-                render_page(inputs).encode(),
+                render_page(inputs, state.fragments).encode(),
                 HTML_MEDIA_TYPE,
                 last_modified(snapshot.collection, inputs.page.updated),
             ),

@@ -15,6 +15,7 @@ from slugify import slugify
 
 from feedsvc.feeds import Site, feed_document, iter_feeds, page_count
 from feedsvc.fields import clean_text
+from feedsvc.pages import feed_page_inputs, index_inputs, render_page
 from feedsvc.render import FORMATS
 from feedsvc.urls import entry_id, normalize_url
 from tests.conftest import entry_ids, make_app
@@ -145,22 +146,33 @@ class _Fragments(dict[Any, bytes]):
 def test_pages_put_together_from_entry_fragments_equal_one_shot_renders(
     items: list[dict[str, Any]], feed_size: int, random: Any
 ) -> None:
-    """Every page of every feed, in every format, assembled from fragments that other pages
-    left in the store (in a random order) is byte for byte the document rendered whole."""
+    """Every page of every feed, in every format and as HTML, assembled from fragments that
+    other pages left in the store (in a random order) is byte for byte the document rendered
+    whole."""
     with tempfile.TemporaryDirectory() as folder:
         write_collection(Path(folder), items)
-        collection = make_app(SEEDS_DIR=folder).extensions["feedsvc"].collection
+        app = make_app(SEEDS_DIR=folder)
+    collection = app.extensions["feedsvc"].collection
     site = Site("https://news.example.org", "Site <&>", feed_size=feed_size)
     pages = [
         (feed, extension, page)
         for feed in iter_feeds(collection)
-        for extension in FORMATS
+        for extension in [*FORMATS, "html"]
         for page in range(1, page_count(feed, site) + 1)
     ]
     random.shuffle(pages)
     fragments = _Fragments()
-    for feed, extension, page in pages:
-        document = feed_document(feed, site, extension, page)
-        fmt = FORMATS[extension]
-        assert fmt.assemble(document, fragments) == fmt.render(document)
-    assert {extension for extension, _ in fragments} == set(FORMATS)
+    with app.app_context():
+        for feed, extension, page in pages:
+            if extension == "html":
+                inputs = (
+                    index_inputs(collection, site, page)
+                    if feed.scope == "all"
+                    else feed_page_inputs(feed, site, page)
+                )
+                assert render_page(inputs, fragments) == render_page(inputs)
+                continue
+            document = feed_document(feed, site, extension, page)
+            fmt = FORMATS[extension]
+            assert fmt.assemble(document, fragments) == fmt.render(document)
+    assert {key[0] for key in fragments} == {*FORMATS, "html-article"}
