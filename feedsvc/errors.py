@@ -4,6 +4,7 @@
     ├── ConfigError         a setting has a value that cannot be used
     │   └── FolderError     the seeds folder is missing or cannot be listed
     ├── PageNotFound        a feed page past the last one was asked for
+    ├── QueryError          a search cannot be read or answered (the reason is for the reader)
     └── RecordError         one record file cannot be published (carries its Problem)
         └── UrlError        a URL cannot be made safe and absolute
 
@@ -68,3 +69,8 @@ class UrlError(RecordError):
 
 class PageNotFound(FeedsvcError):
     """A page past the end of a feed was asked for."""
+
+
+class QueryError(FeedsvcError):
+    """A search query cannot be read (too long, an unbalanced quote...) or would cost too much
+    to answer; the message is one line for the reader."""

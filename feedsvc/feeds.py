@@ -121,6 +121,8 @@ class Feed(ABC):
     """A feed: its records, newest first, and the hooks that name and place it."""
 
     scope: str
+    # A query string every URL of the feed carries before its page (a search's question).
+    query: str = ""
 
     def __init__(self, records: tuple[Record, ...]) -> None:
         self.records = records
@@ -246,19 +248,24 @@ def page_count(feed: Feed, site: Site) -> int:
     return max(1, -(-len(feed.records) // site.feed_size))
 
 
-def page_url(site: Site, path: str, page: int) -> str:
-    return site.url(path) + (f"?page={page}" if page > 1 else "")
+def page_url(site: Site, path: str, page: int, query: str = "") -> str:
+    """The URL of page `page` at `path`; a feed's `query` comes first, the page last."""
+    parts = [query] if query else []
+    if page > 1:
+        parts.append(f"page={page}")
+    return site.url(path) + ("?" + "&".join(parts) if parts else "")
 
 
-def paging_links(site: Site, path: str, page: int, pages: int) -> tuple[Link, ...]:
+def paging_links(site: Site, path: str, page: int, pages: int, query: str = "") -> tuple[Link, ...]:
     """RFC 5005 links; a feed that fits on one page has none."""
     if pages == 1:
         return ()
-    links = [Link(page_url(site, path, 1), "first"), Link(page_url(site, path, pages), "last")]
+    links = [Link(page_url(site, path, 1, query), "first")]
+    links.append(Link(page_url(site, path, pages, query), "last"))
     if page > 1:
-        links.append(Link(page_url(site, path, page - 1), "previous"))
+        links.append(Link(page_url(site, path, page - 1, query), "previous"))
     if page < pages:
-        links.append(Link(page_url(site, path, page + 1), "next"))
+        links.append(Link(page_url(site, path, page + 1, query), "next"))
     return tuple(links)
 
 
@@ -281,6 +288,7 @@ class FeedPage:
     page: int
     pages: int
     stylesheet_url: str | None
+    query: str = ""  # the feed's `query`, which every URL of the page carries
 
     def document(self) -> FeedDocument:
         site = self.site
@@ -289,12 +297,12 @@ class FeedPage:
             title=self.title,
             subtitle=self.subtitle,
             updated=self.updated,
-            self_url=page_url(site, self.self_path, self.page),
-            html_url=site.url(self.html_path),
+            self_url=page_url(site, self.self_path, self.page, self.query),
+            html_url=page_url(site, self.html_path, 1, self.query),
             author=site.title,
             language=site.language,
             icon=self.icon,
-            paging=paging_links(site, self.self_path, self.page, self.pages),
+            paging=paging_links(site, self.self_path, self.page, self.pages, self.query),
             entries=tuple(entry_for(record, site) for record in self.records),
             page=self.page,
             pages=self.pages,
@@ -342,7 +350,7 @@ def _page(feed: Feed, site: Site, path: str, page: int, stylesheet_url: str | No
     start = (page - 1) * site.feed_size
     return FeedPage(
         site=site,
-        feed_id=site.url(feed.html_path),
+        feed_id=page_url(site, feed.html_path, 1, feed.query),
         title=feed.title(site),
         subtitle=feed.subtitle(site),
         updated=feed.updated,
@@ -353,6 +361,7 @@ def _page(feed: Feed, site: Site, path: str, page: int, stylesheet_url: str | No
         page=page,
         pages=pages,
         stylesheet_url=stylesheet_url,
+        query=feed.query,
     )
 
 
@@ -404,8 +413,10 @@ def feed_listing(feed: Feed, site: Site, extensions: Iterable[str]) -> FeedListi
         scope=feed.scope,
         name=feed.name,
         title=feed.title(site),
-        html_url=site.url(feed.html_path),
-        feed_urls=tuple((ext, site.url(f"{feed.path}.{ext}")) for ext in extensions),
+        html_url=page_url(site, feed.html_path, 1, feed.query),
+        feed_urls=tuple(
+            (ext, page_url(site, f"{feed.path}.{ext}", 1, feed.query)) for ext in extensions
+        ),
         entries=len(feed.records),
         updated=feed.newest,
     )

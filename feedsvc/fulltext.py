@@ -1,0 +1,435 @@
+"""The full-text index of a collection in SQLite FTS5, and the translation of a `Question` into
+an FTS5 query.
+
+The index has two parts:
+
+- A *base* file, built at load by the loading process (before a server forks its workers) and
+  kept next to the parse cache, so that a restart with unchanged files reuses it; one that is
+  missing, corrupt or made for other files or another feedsvc is built again (into a temporary
+  file that then replaces it). Nothing writes it while serving: every worker reads it, as an
+  immutable file.
+- Per process, an *overlay* in memory: what reloads changed since the base was built. Changed,
+  added and removed records *mask* their rows in the base, and their current versions are
+  indexed in the overlay, so that a search reads the base minus the masked rows plus the
+  overlay. A reload is diffed against the previous version by record identity (unchanged files
+  keep their record objects), so it costs in proportion to what changed.
+
+Rows are keyed so that their order is the feeds' order: the rowid of a record is its publication
+second shifted left by 20 bits, plus the inverse of its rank among the records of that second
+(newest first, then by entry id). So FTS5 returns matches newest first on its own, and a search
+for a word that is in every record reads only the first `MAX_RESULTS` rows. Ranks are dense, so
+the records of one second are found from the rowid of its first one.
+
+The index is contentless (`content=''`): it stores the tokens, not the text, which keeps it small
+(about 500 bytes a record); to remove a row, FTS5 needs the text it was indexed with, which the
+record still in memory gives. A query may use `QUERY_CPU_SECONDS` of CPU (an SQLite progress
+handler interrupts it).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+from contextlib import nullcontext
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+from feedsvc.errors import FeedsvcError, QueryError
+from feedsvc.fields import PARSE_VERSION
+from feedsvc.records import Record, unpack_related
+from feedsvc.repository import Collection
+from feedsvc.search import MAX_RESULTS, SEPARATOR, Question, Term, searchable
+
+log = logging.getLogger(__name__)
+
+# Bumped whenever the indexed text, the tokenizer or the layout changes: older files are rebuilt.
+INDEX_FORMAT = 1
+QUERY_CPU_SECONDS = 0.1
+COLUMNS = ("title", "excerpt", "provider", "topics", "related", "facets")
+# What a reader's terms are looked up in; `facets` holds the filters' own tokens.
+_TEXT_COLUMNS = "{title excerpt provider topics related}"
+_TABLE = (
+    "CREATE VIRTUAL TABLE {name} USING fts5({columns}, content='', columnsize=0, "
+    "tokenize='unicode61 remove_diacritics 2')"
+)
+_INSERT = "INSERT INTO {name}(rowid, {columns}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_DELETE = "INSERT INTO {name}({name}, rowid, {columns}) VALUES ('delete', ?, ?, ?, ?, ?, ?, ?)"
+# Every row has this facet, for a question that requires nothing (only exclusions).
+_EVERY_ROW = '"all"'
+_RANK_BITS = 20
+_RANK_MASK = (1 << _RANK_BITS) - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+Document = tuple[str, str, str, str, str, str]
+
+
+def document(record: Record) -> Document:
+    """The text a record is indexed with, one value per column of `COLUMNS`."""
+    provider = record.provider
+    related = unpack_related(record.coverage)
+    facets = ["all", *(_facet("t", topic.slug) for topic in record.topics)]
+    if provider is not None:
+        facets.append(_facet("p", provider.slug))
+    return (
+        searchable(record.title),
+        searchable(record.excerpt),
+        searchable(provider.name) if provider is not None else "",
+        SEPARATOR.join(searchable(topic.name) for topic in record.topics),
+        SEPARATOR.join(searchable(item.title) for item in related),
+        " ".join(facets),
+    )
+
+
+def _facet(kind: str, slug: str) -> str:
+    """A topic's or provider's token: its slug in hex, one token whatever characters it has."""
+    return kind + slug.encode().hex()
+
+
+def fts_query(question: Question) -> str:
+    """The FTS5 query for `question`. Every reader's term is an FTS5 string: the only syntax
+    here is written by this function."""
+    required = [term for term in question.terms if not term.exclude]
+    excluded = [term for term in question.terms if term.exclude]
+    positive = []
+    if required:
+        positive.append(f"{_TEXT_COLUMNS} : ({' AND '.join(map(_string, required))})")
+    positive += [_facets("t", question.topics), _facets("p", question.providers)]
+    negative = []
+    if excluded:
+        negative.append(f"{_TEXT_COLUMNS} : ({' OR '.join(map(_string, excluded))})")
+    negative += [_facets("t", question.not_topics), _facets("p", question.not_providers)]
+    expression = " AND ".join(f"({part})" for part in positive if part) or f"facets : {_EVERY_ROW}"
+    alternatives = " OR ".join(f"({part})" for part in negative if part)
+    return f"({expression}) NOT ({alternatives})" if alternatives else expression
+
+
+def _string(term: Term) -> str:
+    """A term as an FTS5 string (inner quotes doubled), a prefix marked after it."""
+    quoted = '"' + searchable(term.text).replace('"', '""') + '"'
+    return quoted + " *" if term.prefix else quoted
+
+
+def _facets(kind: str, slugs: tuple[str, ...]) -> str:
+    if not slugs:
+        return ""
+    return f"facets : ({' OR '.join(chr(34) + _facet(kind, slug) + chr(34) for slug in slugs)})"
+
+
+def _second(moment: datetime) -> int:
+    return (moment - _EPOCH) // _SECOND
+
+
+def first_rowid(day: datetime) -> int:
+    """The smallest rowid of a record published at `day` or later."""
+    return _second(day) << _RANK_BITS
+
+
+class SearchIndex:
+    """The index of one app's collection: the base file and this process's overlay.
+
+    Thread-safe: one lock per process guards the overlay and its connection (searches are
+    short, and bounded by `QUERY_CPU_SECONDS`). A forked worker opens its own connection on its
+    first search and indexes the overlay its parent had, if any.
+    """
+
+    def __init__(self, base: Path, collection: Collection, *, temporary: bool = False) -> None:
+        self.base = base
+        self._lock = threading.Lock()
+        self._collection = collection
+        self._number = 0
+        self._record_at: dict[int, Record] = {}  # rowid -> record, as currently served
+        self._rowid_of: dict[int, int] = {}  # id(record) -> rowid
+        self._assign(collection.records)
+        self._base_at = self._record_at  # what the base holds; copied on the first change
+        self._overlay: dict[int, Record] = {}  # rowid -> record indexed in the overlay
+        self._masked: set[int] = set()  # rowids of the base that are not served
+        self._db: sqlite3.Connection | None = None
+        self._db_pid = 0
+        self._deadline = 0.0
+        if temporary:
+            weakref.finalize(self, _remove_folder, base.parent, os.getpid())
+        _ensure_base(base, collection, self._record_at)
+
+    def _assign(self, records: Iterable[Record]) -> None:
+        """Rowids for records in the collection's order (newest first, then by entry id)."""
+        second, rank = None, 0
+        for record in records:
+            now = _second(record.published)
+            rank = rank + 1 if now == second else 0
+            second = now
+            if rank > _RANK_MASK:
+                raise FeedsvcError("more than a million records are published in one second")
+            rowid = (now << _RANK_BITS) | (_RANK_MASK - rank)
+            self._record_at[rowid] = record
+            self._rowid_of[id(record)] = rowid
+
+    @property
+    def overlay_size(self) -> int:
+        """Records indexed in this process's overlay (changed since the base was built)."""
+        return len(self._overlay)
+
+    def search(self, question: Question, limit: int = MAX_RESULTS) -> tuple[Record, ...]:
+        """The newest `limit` records that match `question`, newest first.
+
+        :raises QueryError: the query used more than `QUERY_CPU_SECONDS` of CPU.
+        """
+        query = fts_query(question)
+        since = first_rowid(_midnight(question.since)) if question.since else -(2**63)
+        with self._lock:
+            db = self._connection()
+            self._deadline = time.thread_time() + QUERY_CPU_SECONDS
+            try:
+                found = db.execute(_SEARCH_BASE, (query, since, limit)).fetchall()
+                found += db.execute(_SEARCH_OVERLAY, (query, since, limit)).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "interrupted" not in str(exc):
+                    raise
+                raise QueryError(
+                    "this search takes too long: use longer words, fewer prefixes or a filter"
+                ) from None
+            finally:
+                self._deadline = float("inf")
+            return tuple(self._record_at[rowid] for (rowid,) in heapq.nlargest(limit, found))
+
+    def _progress(self) -> bool:
+        """SQLite's progress handler: true interrupts the running query."""
+        return time.thread_time() > self._deadline
+
+    def follow(self, collection: Collection, number: int) -> None:
+        """Index `collection`, version `number` of the app's collection, if it is newer than the
+        one indexed (a request still on an older version changes nothing)."""
+        with self._lock:
+            if number <= self._number or collection is self._collection:
+                self._number = max(self._number, number)
+                return
+            started = time.perf_counter()
+            removed, added = self._changed(collection.records)
+            if removed or added:
+                self._apply(self._reranked(removed, added))
+            self._collection, self._number = collection, number
+            log.debug(
+                "search index follows version %s: %d removed, %d added, overlay %d, in %.1f ms",
+                collection.version,
+                len(removed),
+                len(added),
+                len(self._overlay),
+                (time.perf_counter() - started) * 1000,
+            )
+
+    def _changed(self, records: tuple[Record, ...]) -> tuple[list[Record], list[Record]]:
+        """The records indexed now and not in `records`, and those in `records` not indexed,
+        by identity: unchanged files keep their record objects from one version to the next."""
+        current = self._rowid_of
+        present = set(map(id, records))
+        removed = [self._record_at[current[key]] for key in current.keys() - present]
+        added = [record for record in records if id(record) not in current]
+        return removed, added
+
+    def _reranked(self, removed: list[Record], added: list[Record]) -> dict[int, Record | None]:
+        """The rowids whose record changes (None: no record there any more). Only the seconds
+        of removed and added records are ranked again."""
+        gone = {id(record) for record in removed}
+        arriving: dict[int, list[Record]] = {}
+        for record in added:
+            arriving.setdefault(_second(record.published), []).append(record)
+        seconds = {_second(record.published) for record in removed} | arriving.keys()
+        changes: dict[int, Record | None] = {}
+        for second in seconds:
+            top = (second << _RANK_BITS) | _RANK_MASK
+            before: list[Record] = []
+            while (found := self._record_at.get(top - len(before))) is not None:
+                before.append(found)
+            kept = [record for record in before if id(record) not in gone]
+            after = _newest_first([*kept, *arriving.get(second, ())])
+            for rank in range(max(len(before), len(after))):
+                old = before[rank] if rank < len(before) else None
+                new = after[rank] if rank < len(after) else None
+                if old is not new:
+                    changes[top - rank] = new
+        return changes
+
+    def _apply(self, changes: dict[int, Record | None]) -> None:
+        """Serve `changes`: mask the base's rows that differ from them, index in the overlay
+        what the base does not hold."""
+        if self._base_at is self._record_at:
+            self._base_at = dict(self._record_at)
+        for rowid in changes:  # first unmap, then map: a record may move to another rowid
+            previous = self._record_at.pop(rowid, None)
+            if previous is not None and self._rowid_of.get(id(previous)) == rowid:
+                del self._rowid_of[id(previous)]
+        db = self._db if self._db_pid == os.getpid() else None
+        with db if db is not None else nullcontext():
+            for rowid, record in changes.items():
+                if record is not None:
+                    self._record_at[rowid] = record
+                    self._rowid_of[id(record)] = rowid
+                self._overlay_row(db, rowid, record)
+
+    def _overlay_row(
+        self, db: sqlite3.Connection | None, rowid: int, record: Record | None
+    ) -> None:
+        base = self._base_at.get(rowid)
+        old = self._overlay.pop(rowid, None)
+        if old is not None and db is not None:
+            db.execute(
+                _DELETE.format(name="overlay", columns=_COLUMN_LIST), (rowid, *document(old))
+            )
+        in_base = (
+            base is not None
+            and record is not None
+            and (base is record or document(base) == document(record))
+        )
+        if record is not None and not in_base:
+            self._overlay[rowid] = record
+            if db is not None:
+                db.execute(
+                    _INSERT.format(name="overlay", columns=_COLUMN_LIST), (rowid, *document(record))
+                )
+        masked = base is not None and not in_base
+        if masked != (rowid in self._masked):
+            if masked:
+                self._masked.add(rowid)
+            else:
+                self._masked.discard(rowid)
+            if db is not None:
+                sql = (
+                    "INSERT INTO masked VALUES (?)"
+                    if masked
+                    else "DELETE FROM masked WHERE rowid = ?"
+                )
+                db.execute(sql, (rowid,))
+
+    def _connection(self) -> sqlite3.Connection:
+        """This process's connection: the overlay in memory, the base attached read-only."""
+        if self._db is not None and self._db_pid == os.getpid():
+            return self._db
+        db = sqlite3.connect("file::memory:", uri=True, check_same_thread=False)
+        db.execute("ATTACH DATABASE ? AS base", (_read_only_uri(self.base),))
+        db.execute(_TABLE.format(name="overlay", columns=_COLUMN_LIST))
+        db.execute("CREATE TABLE masked (rowid INTEGER PRIMARY KEY)")
+        with db:
+            db.executemany(
+                _INSERT.format(name="overlay", columns=_COLUMN_LIST),
+                ((rowid, *document(record)) for rowid, record in self._overlay.items()),
+            )
+            db.executemany("INSERT INTO masked VALUES (?)", ((rowid,) for rowid in self._masked))
+        db.set_progress_handler(self._progress, 1000)
+        self._db, self._db_pid, self._deadline = db, os.getpid(), float("inf")
+        return db
+
+
+_COLUMN_LIST = ", ".join(COLUMNS)
+_SEARCH_BASE = (
+    "SELECT rowid FROM base.entries WHERE entries MATCH ? AND rowid >= ? "
+    "AND rowid NOT IN (SELECT rowid FROM masked) ORDER BY rowid DESC LIMIT ?"
+)
+_SEARCH_OVERLAY = (
+    "SELECT rowid FROM overlay WHERE overlay MATCH ? AND rowid >= ? ORDER BY rowid DESC LIMIT ?"
+)
+
+
+def _newest_first(records: list[Record]) -> list[Record]:
+    """The collection's order: newest first, then by entry id."""
+    records.sort(key=lambda record: record.id)
+    records.sort(key=lambda record: record.published, reverse=True)
+    return records
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _read_only_uri(path: Path) -> str:
+    """The base as SQLite opens a file nothing writes: no locks, no journal."""
+    return f"file:{quote(str(path))}?mode=ro&immutable=1"
+
+
+def _key(collection: Collection) -> str:
+    """What a base file must have been built from to be used for `collection`."""
+    return (
+        f"format={INDEX_FORMAT} parse={PARSE_VERSION} records={len(collection.records)} "
+        f"version={collection.version}"
+    )
+
+
+def _ensure_base(path: Path, collection: Collection, record_at: dict[int, Record]) -> None:
+    """Reuse the base file at `path` when it was built from these files, else build it."""
+    key = _key(collection)
+    if collection.version and _stored_key(path) == key:
+        log.info("search index %s reused (%d records)", path, len(record_at))
+        return
+    started = time.perf_counter()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".search-", dir=path.parent)
+    os.close(handle)
+    try:
+        _build(Path(temporary), key, record_at)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    log.info(
+        "search index %s built: %d records in %.2fs, %d bytes",
+        path,
+        len(record_at),
+        time.perf_counter() - started,
+        path.stat().st_size,
+    )
+
+
+def _stored_key(path: Path) -> str | None:
+    """The key a base file was built with; None when there is no usable file."""
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(_read_only_uri(path), uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        log.warning("search index %s cannot be used (%s); building it again", path, exc)
+        return None
+    return str(row[0]) if row else None
+
+
+def _build(path: Path, key: str, record_at: dict[int, Record]) -> None:
+    db = sqlite3.connect(path)
+    try:
+        db.execute("PRAGMA journal_mode = OFF")  # a failed build is thrown away whole
+        db.execute("PRAGMA synchronous = OFF")
+        db.execute(_TABLE.format(name="entries", columns=_COLUMN_LIST))
+        db.executemany(
+            _INSERT.format(name="entries", columns=_COLUMN_LIST),
+            ((rowid, *document(record_at[rowid])) for rowid in sorted(record_at)),
+        )
+        db.execute("INSERT INTO entries(entries) VALUES ('optimize')")
+        db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT)")
+        db.execute("INSERT INTO meta VALUES ('key', ?)", (key,))
+        db.commit()
+    finally:
+        db.close()
+
+
+def _remove_folder(folder: Path, owner: int) -> None:
+    """Remove a temporary base's folder, in the process that made it (a forked worker that
+    exits must not take it from its siblings)."""
+    if os.getpid() == owner:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def open_index(path: Path | None, collection: Collection) -> SearchIndex:
+    """The index of `collection`, its base at `path`, or in a temporary folder when None."""
+    if path is not None:
+        return SearchIndex(path, collection)
+    folder = Path(tempfile.mkdtemp(prefix="feedsvc-search-"))
+    return SearchIndex(folder / "search.sqlite", collection, temporary=True)
