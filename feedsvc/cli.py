@@ -19,12 +19,12 @@ from typing import Any
 import click
 
 from feedsvc.build import BuildStopped, app_urls, build_site
-from feedsvc.errors import ConfigError, FolderError, UrlError
+from feedsvc.errors import ConfigError, FolderError, ServeError, UrlError
 from feedsvc.metrics import LogFormatter, prepare_multiprocess
 from feedsvc.output import BuildError, OutputRefused
 from feedsvc.report import check_report, check_summary, stats_report
 from feedsvc.repository import Collection, LoadStats, loader_for
-from feedsvc.server import SERVERS, default_workers, run
+from feedsvc.server import SERVERS, check_address, default_workers, run
 from feedsvc.settings import ENV_PREFIX, LOG_LEVELS, Settings, resolve
 from feedsvc.urls import normalize_base_url
 from feedsvc.web import create_app
@@ -173,13 +173,18 @@ def serve_command(
     is refused at start (exit status 2); one that goes away while serving keeps its last version.
     """
     _configure_logging(log_level, settings.log_level)
+    try:
+        # Before anything else: a second server must not load, nor touch METRICS_DIR.
+        check_address(host, port)
+    except ServeError as exc:
+        raise click.ClickException(str(exc)) from None
     remove_metrics = prepare_multiprocess(settings.metrics_dir)
     try:
         app = create_app(_as_config(settings))
         run(app, host, port, workers or default_workers(), server)
     except FolderError as exc:
         raise _Refused(str(exc)) from None
-    except ConfigError as exc:
+    except (ConfigError, ServeError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         if remove_metrics is not None:

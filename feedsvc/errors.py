@@ -5,6 +5,7 @@
     │   └── FolderError     the seeds folder is missing or cannot be listed
     ├── PageNotFound        a feed page past the last one was asked for
     ├── QueryError          a search cannot be read or answered (the reason is for the reader)
+    ├── ServeError          the server cannot start where it was asked to listen
     └── RecordError         one record file cannot be published (carries its Problem)
         └── UrlError        a URL cannot be made safe and absolute
 
@@ -65,6 +66,10 @@ class UrlError(RecordError):
     def __init__(self, message: str, *, relative: bool = False) -> None:
         super().__init__("", message)
         self.relative = relative
+
+
+class ServeError(FeedsvcError):
+    """The server cannot listen where it was asked to (the port is taken, the host unknown)."""
 
 
 class PageNotFound(FeedsvcError):

@@ -8,12 +8,16 @@ sync workers on the same two cores. gunicorn (threaded workers) stays available.
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
+
+from feedsvc.errors import ServeError
 
 SERVERS = ("granian", "gunicorn")
 # The most granian reads of a request's line and headers (its default is 408 KB, one header
@@ -82,7 +86,42 @@ def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int = 
     PreloadedApplication().run()
 
 
+def check_address(host: str, port: int) -> None:
+    """Refuse an address another server listens on.
+
+    granian's workers each bind with SO_REUSEPORT, and Linux lets a second granian bound the
+    same way share the port: two servers, maybe with two collections, answering in turn. A
+    plain bind fails while anyone listens there. SO_REUSEADDR keeps connections an earlier
+    server left in TIME_WAIT from counting; without SO_REUSEPORT it never shares a listener.
+
+    :raises ServeError: the address is taken or cannot be bound.
+    """
+    if port == 0:  # the system picks a free port
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot listen on {host}: {exc.strerror}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ServeError(
+                    f"{host}:{port} is already in use (another feedsvc serve?): stop that "
+                    "server or choose another --port"
+                ) from None
+            raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def run(app: Flask, host: str, port: int, workers: int, server: str = "granian") -> None:
-    """Serve `app` until interrupted; blocks."""
+    """Serve `app` until interrupted; blocks.
+
+    :raises ServeError: the address is taken or cannot be bound.
+    """
+    check_address(host, port)
     runners = {"granian": run_granian, "gunicorn": run_gunicorn}
     runners[server](app, host, port, workers)

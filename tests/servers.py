@@ -56,10 +56,12 @@ def running_feedsvc(
     server: str = "granian",
     workers: int = 1,
     settings: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[str]:
-    """`feedsvc serve` as the README runs it; yields its base URL. The developer's FEEDSVC_*
-    variables are left out; `settings` are passed as FEEDSVC_* variables."""
-    port = free_port()
+    """`feedsvc serve` as the README runs it (on `port`, else a free one); yields its base URL.
+    The developer's FEEDSVC_* variables are left out; `settings` are passed as FEEDSVC_*
+    variables."""
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
     env["FEEDSVC_PARSE_CACHE"] = "off"
     env.update({f"FEEDSVC_{name}": value for name, value in (settings or {}).items()})

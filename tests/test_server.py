@@ -1,0 +1,93 @@
+"""`feedsvc serve` and the production servers: one server per address (issue 16, item 9).
+
+granian binds each worker's socket with SO_REUSEPORT, so without a check a second granian on
+the same port starts and shares the connections with the first. These tests run real servers on
+a loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RECORDS
+from tests.servers import fetch, free_port, running_feedsvc
+
+pytestmark = pytest.mark.live
+
+
+def serve_once(port: int, seeds: Path, *extra: str) -> tuple[int, str]:
+    """Run `feedsvc serve` on `port` in its own process group and wait for it to stop; its exit
+    status and standard error. One that serves instead of stopping is killed, workers and all,
+    and fails the test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    env.update(FEEDSVC_PARSE_CACHE="off", FEEDSVC_RELOAD_INTERVAL="0")
+    command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(seeds)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", *extra]
+    process = subprocess.Popen(
+        command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        pytest.fail(f"a second server started on port {port} and served")
+    return process.returncode, stderr
+
+
+def version(base: str) -> str:
+    status, _, body = fetch(base + "/healthz")
+    assert status == 200
+    return str(json.loads(body)["version"])
+
+
+# granian second is the case that used to start; gunicorn refused by itself, after 5 s of retries.
+@pytest.mark.parametrize(
+    ("first", "second"), [("granian", "granian"), ("gunicorn", "granian"), ("granian", "gunicorn")]
+)
+def test_a_second_serve_on_a_busy_port_is_refused(
+    tmp_path: Path, tmp_records: Path, first: str, second: str
+) -> None:
+    (tmp_records / "other.md").write_text(
+        "---\ntitle: Another collection\npublishedDateTime: 2024-01-01T00:00:00Z\n"
+        "webUrl: https://example.org/other\n---\n",
+        encoding="utf-8",
+    )
+    port = free_port()
+    with running_feedsvc(RECORDS, tmp_path / "first.log", server=first, port=port) as base:
+        served = version(base)
+        status, stderr = serve_once(port, tmp_records, "--server", second)
+        assert status == 1
+        assert stderr.strip().splitlines() == [
+            f"Error: 127.0.0.1:{port} is already in use (another feedsvc serve?): stop that "
+            "server or choose another --port"
+        ]
+        # the first server still answers every request alone, with its own collection
+        assert {version(base) for _ in range(20)} == {served}
+
+
+def test_a_port_an_earlier_server_used_is_free_again(tmp_path: Path) -> None:
+    """Connections the first server closed sit in TIME_WAIT on its port; they must not count
+    as a server listening there."""
+    port = free_port()
+    with running_feedsvc(RECORDS, tmp_path / "first.log", port=port) as base:
+        for _ in range(5):  # granian closes these first: TIME_WAIT on the server's side
+            fetch(base + "/healthz", {"Connection": "close"})
+    with running_feedsvc(RECORDS, tmp_path / "second.log", port=port) as base:
+        assert fetch(base + "/healthz")[0] == 200
+
+
+def test_a_port_held_by_another_program_is_refused(tmp_path: Path) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        status, stderr = serve_once(port, RECORDS)
+    assert status == 1 and "is already in use" in stderr and "Traceback" not in stderr
