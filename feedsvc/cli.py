@@ -113,6 +113,8 @@ def _configure_logging(level: str | None, default: str) -> None:
 
 
 def _load(settings: Settings) -> tuple[Collection, LoadStats]:
+    """The collection `check` and `stats` report on; a seeds path that is not a folder that can
+    be read (missing, a file, a FIFO, /dev/null) is refused like a usage error."""
     loader = loader_for(settings)
     try:
         return loader.load(), loader.stats
@@ -209,9 +211,12 @@ def check_command(
     and the reason, each warning (merged duplicates, image URLs left out, guessed media types),
     and a summary line.
 
-    Exit status: 0 when every record can be published, 1 when any file is rejected, 2 when the
-    command itself was used wrongly (a folder that is missing or not a readable folder, an
-    unknown option).
+    Links are not followed: each one that looks like a record file or a folder is listed as
+    skipped.
+
+    Exit status: 0 when every record can be published, 1 when any file is rejected or a folder
+    under FOLDER cannot be read, 2 when the command itself was used wrongly (a folder that is
+    missing or not a readable folder, an unknown option).
     """
     if folder is not None:
         settings = _settings({**_as_config(settings), "SEEDS_DIR": folder})
@@ -225,6 +230,8 @@ def check_command(
             click.echo(f"rejected {problem}")
         for problem in collection.warnings:
             click.echo(f"warning  {problem}")
+        for problem in collection.skipped:
+            click.echo(f"skipped  {problem}")
         click.echo(check_summary(report))
     raise SystemExit(0 if report["ok"] else 1)
 

@@ -35,15 +35,17 @@ def check_report(folder: str, collection: Collection, stats: LoadStats) -> dict[
         "ok": not collection.rejections,
         "rejections": [problem_data(problem) for problem in collection.rejections],
         "warnings": [problem_data(problem) for problem in collection.warnings],
+        "skipped": [problem_data(problem) for problem in collection.skipped],
     }
 
 
 def check_summary(report: dict[str, Any]) -> str:
     rejected = report["rejected_files"]
     verdict = "all usable" if report["ok"] else f"{rejected} rejected"
+    skipped = f", {len(report['skipped'])} links skipped" if report["skipped"] else ""
     return (
         f"{report['files']} files checked in {report['folder']}: {verdict}; "
-        f"{report['records']} entries published, {len(report['warnings'])} warnings"
+        f"{report['records']} entries published, {len(report['warnings'])} warnings{skipped}"
     )
 
 

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISDIR
@@ -73,6 +73,7 @@ class Collection:
     # moves forward on any add, edit, delete or rename (a folder's time moves when a file in it
     # goes), and is the same in every process for the same files.
     modified: datetime = EPOCH
+    skipped: tuple[Problem, ...] = ()  # links in the folder, not followed
 
     @property
     def updated(self) -> datetime | None:
@@ -85,35 +86,61 @@ def find_record_files(root: Path) -> list[Path]:
     return [Path(path) for path in record_paths(root)]
 
 
-def record_paths(root: Path, folders: dict[str, int] | None = None) -> list[str]:
+def record_paths(root: Path) -> list[str]:
     """`find_record_files` as plain strings: a reload scans every file, and building Path
-    objects was most of its cost. `folders`, when given, receives the modification time (ns)
-    of every folder read, by its path relative to `root` ("" for the root itself)."""
-    found: list[str] = []
+    objects was most of its cost."""
+    return scan_folder(root).files
+
+
+@dataclass(slots=True)
+class FolderScan:
+    """What one walk of a folder found: its record files, the modification time (ns) of every
+    folder read (by its path relative to the root, "" for the root itself), the links skipped,
+    and the folders that could not be read."""
+
+    files: list[str] = field(default_factory=list)
+    folders: dict[str, int] = field(default_factory=dict)
+    skipped: list[Problem] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)
+
+
+def scan_folder(root: Path) -> FolderScan:
+    """Walk `root` for record files, in a stable order; hidden files and folders are skipped, and
+    so are links (a link could point outside the collection, or into a loop): those that look
+    like records or folders are named in `skipped`, so that `check` can say so."""
+    scan = FolderScan()
     pending = [str(root)]
     prefix = len(str(root)) + 1
     while pending:
         folder = pending.pop()
+        relative = folder[prefix:].replace(os.sep, "/")
         try:
-            if folders is not None:
-                folders[folder[prefix:].replace(os.sep, "/")] = os.stat(folder).st_mtime_ns
+            scan.folders[relative] = os.stat(folder).st_mtime_ns
             entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
         except OSError as exc:
             log.warning("folder %s cannot be read (%s)", folder, exc.strerror)
+            message = f"folder cannot be read ({exc.strerror}); its records are left out"
+            scan.errors.append(Problem(relative or ".", "", message))
             continue
         subfolders = []
         for entry in entries:
-            if entry.name.startswith(".") or entry.is_symlink():
+            if entry.name.startswith("."):
                 continue
-            if entry.is_dir():
+            if entry.is_symlink():
+                if _suffix(entry.name) in RECORD_SUFFIXES or entry.is_dir():
+                    path = entry.path[prefix:].replace(os.sep, "/")
+                    skipped = Problem(path, "", "a link: links are not followed", "warning")
+                    scan.skipped.append(skipped)
+            elif entry.is_dir():
                 subfolders.append(entry.path)
             elif (
                 _suffix(entry.name) in RECORD_SUFFIXES
                 and entry.is_file()  # not a FIFO or device: opening one can block for ever
             ):
-                found.append(entry.path)
+                scan.files.append(entry.path)
         pending.extend(reversed(subfolders))
-    return sorted(found)
+    scan.files.sort()
+    return scan
 
 
 def check_folder(root: Path) -> None:
@@ -211,10 +238,14 @@ def build_collection(
     results: Iterable[ParseResult | FileState],
     version: str = "",
     modified: datetime = EPOCH,
+    *,
+    unread: Sequence[Problem] = (),
+    skipped: Sequence[Problem] = (),
 ) -> Collection:
-    """Assemble parse results into a collection: merge duplicates, sort, index."""
+    """Assemble parse results into a collection: merge duplicates, sort, index. `unread` names
+    the folders that could not be read (rejections too), `skipped` the links not followed."""
     accepted: list[Record] = []
-    rejections: list[Problem] = []
+    rejections: list[Problem] = [*unread]
     warnings: list[Problem] = []
     for result in results:
         if result.record is not None:
@@ -232,6 +263,7 @@ def build_collection(
         version=version,
         loaded_at=datetime.now(UTC),
         modified=modified,
+        skipped=tuple(skipped),
     )
 
 
@@ -355,6 +387,8 @@ class CollectionLoader:
         self.cache_file = cache_file
         self.states: dict[str, FileState] = {}
         self.folders: dict[str, int] = {}  # modification times (ns) of the folders read
+        self.unread: list[Problem] = []  # folders the last whole scan could not read
+        self.skipped: list[Problem] = []  # links the last whole scan did not follow
         self.stats = LoadStats()
         self._root: RootIdentity | None = None  # the folder the last whole read was of
 
@@ -369,9 +403,9 @@ class CollectionLoader:
             contrast, keeps the last version while the folder is away).
         """
         check_folder(self.root)
+        self._root = root_identity(self.root)
         if self.cache_file is not None and not self.states:
             self.states = read_cache(self.cache_file, self._settings_key)
-        self._root = root_identity(self.root)
         # Only a full load writes the cache: pickling every record would cost a reload more than
         # the reload itself, and a restart re-parses just the few files changed since.
         if self._scan(trust_stat=False, parallel=True) is not None and self.cache_file is not None:
@@ -401,12 +435,16 @@ class CollectionLoader:
                 log.warning("%s is not a folder now; serving its last version", self.root)
             self._root = None  # whatever folder comes back is read whole
             return None
-        if root != self._root or (changed is not None and _names_root(self.root, changed)):
-            log.info("%s is another folder now (%s): reading all of it", self.root, root[0])
-            self._root = root
-            fresh = self._scan(trust_stat=False)
-        else:
-            fresh = self._scan(trust_stat=True, only=changed)
+        try:
+            if root != self._root or (changed is not None and _names_root(self.root, changed)):
+                log.info("%s is another folder now (%s): reading all of it", self.root, root[0])
+                self._root = root
+                fresh = self._scan(trust_stat=False)
+            else:
+                fresh = self._scan(trust_stat=True, only=changed)
+        except FolderError as exc:
+            log.warning("%s; serving the last version", exc)
+            return None
         if fresh is None:
             return None
         collection = self._build()
@@ -425,7 +463,13 @@ class CollectionLoader:
         return collection
 
     def _build(self) -> Collection:
-        return build_collection(self.states.values(), _version(self.states), self._modified())
+        return build_collection(
+            self.states.values(),
+            _version(self.states),
+            self._modified(),
+            unread=self.unread,
+            skipped=self.skipped,
+        )
 
     def _modified(self) -> datetime:
         """The newest modification time among the record files and the folders read."""
@@ -447,9 +491,15 @@ class CollectionLoader:
         targets = None if only is None else self._targets(only)
         current: dict[str, FileState] = {}
         if targets is None:
-            folders: dict[str, int] = {}
-            files = record_paths(self.root, folders)
-            self.folders = folders
+            scan = scan_folder(self.root)
+            if scan.errors and scan.errors[0].path == ".":
+                raise FolderError(f"seeds folder {self.root} cannot be read")
+            files, self.folders, self.unread, self.skipped = (
+                scan.files,
+                scan.folders,
+                scan.errors,
+                scan.skipped,
+            )
         else:
             files, touched = targets
             current = {path: state for path, state in previous.items() if path not in touched}
@@ -652,11 +702,20 @@ def _event_changes(
 
 
 def _version(states: dict[str, FileState]) -> str:
-    """Names the collection's content: the same files give the same version in every process."""
-    digest = hashlib.blake2b(digest_size=8)
-    for path, state in states.items():
-        digest.update(path.encode() + b"\0" + state.digest)
-    return digest.hexdigest()
+    """Names the collection's content: the same files give the same version in every process,
+    whatever order they were read in (a sum of one hash per file, so that a reload in which
+    files were read in another order, or a worker started later, agrees)."""
+    total = sum(file_hash(path, state.digest) for path, state in states.items())
+    return f"{total % _VERSION_MODULUS:016x}"
+
+
+_VERSION_MODULUS = 1 << 64
+
+
+def file_hash(path: str, digest: bytes) -> int:
+    """One file's part of the version: its path and content digest, hashed to 64 bits."""
+    hashed = hashlib.blake2b(path.encode() + b"\0" + digest, digest_size=8).digest()
+    return int.from_bytes(hashed, "little")
 
 
 def load_collection(

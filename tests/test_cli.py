@@ -210,3 +210,59 @@ def test_serve_refuses_an_unusable_seeds_folder_at_start(tmp_path: Path) -> None
         )
         assert done.returncode == 2, done.stderr
         assert done.stderr == f"Error: seeds folder {folder} {reason}\n"
+
+
+def unreadable_folder(root: Path) -> str:
+    """A folder under `root` that a scan cannot read, even as root (who may read anything):
+    nested so deep that its path is longer than the system allows (ENAMETOOLONG)."""
+    name = "n" * 250
+    descriptor = os.open(root, os.O_RDONLY)
+    try:
+        for _ in range(18):
+            os.mkdir(name, dir_fd=descriptor)
+            inner = os.open(name, os.O_RDONLY, dir_fd=descriptor)
+            os.close(descriptor)
+            descriptor = inner
+    finally:
+        os.close(descriptor)
+    return name
+
+
+def test_a_folder_that_cannot_be_read_makes_check_fail(
+    runner: CliRunner, tmp_records: Path
+) -> None:
+    shutil.copy(RECORDS / "000_6533b3114b6f9df0.txt", tmp_records)
+    unreadable_folder(tmp_records)
+    result = runner.invoke(cli, ["check", str(tmp_records)], env=OFFLINE)
+    assert result.exit_code == 1, result.output
+    rejected = [line for line in result.stdout.splitlines() if line.startswith("rejected ")]
+    assert len(rejected) == 1 and "folder cannot be read (File name too long)" in rejected[0]
+    assert "1 rejected; 1 entries published" in result.stdout.splitlines()[-1]
+    report = json.loads(
+        runner.invoke(cli, ["check", "--format", "json", str(tmp_records)], env=OFFLINE).stdout
+    )
+    assert report["ok"] is False and report["rejected_files"] == 1
+
+
+def test_check_reports_links_as_skipped(
+    runner: CliRunner, tmp_records: Path, tmp_path: Path
+) -> None:
+    shutil.copy(RECORDS / "000_6533b3114b6f9df0.txt", tmp_records)
+    (tmp_records / "linked.md").symlink_to(RECORDS / "001_a1e971cc52df9b4c.txt")
+    (tmp_records / "linked-folder").symlink_to(tmp_path)
+    (tmp_records / "notes.json").symlink_to(RECORDS / "001_a1e971cc52df9b4c.txt")  # not a record
+    result = runner.invoke(cli, ["check", str(tmp_records)], env=OFFLINE)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "skipped  linked-folder: a link: links are not followed",
+        "skipped  linked.md: a link: links are not followed",
+        f"1 files checked in {tmp_records}: all usable; 1 entries published, 0 warnings, "
+        "2 links skipped",
+    ]
+    report = json.loads(
+        runner.invoke(cli, ["check", "--format", "json", str(tmp_records)], env=OFFLINE).stdout
+    )
+    assert [(p["file"], p["severity"]) for p in report["skipped"]] == [
+        ("linked-folder", "warning"),
+        ("linked.md", "warning"),
+    ]

@@ -520,3 +520,18 @@ def test_a_future_dated_record_does_not_push_last_modified_past_date(
                 ), url
             assert answers[0][1]["Last-Modified"] == answers[1][1]["Last-Modified"]
         assert "Far ahead" in {entry.title for entry in read_feed(answers[0][2]).entries}
+
+
+def test_the_version_is_a_function_of_the_files_alone(tmp_records: Path) -> None:
+    """A worker that reloaded after an edit and one started after it (a killed worker's
+    replacement) serve the same files: they must name the same version."""
+    for name in ("a.md", "b.md", "c.md"):
+        write(tmp_records, name, name[0].upper())
+    running = make_app(SEEDS_DIR=tmp_records)
+    edited = write(tmp_records, "a.md", "A edited")
+    assert running.extensions["feedsvc"].reload([str(edited)])  # as its event names it
+    started_later = make_app(SEEDS_DIR=tmp_records)
+    versions = [
+        app.test_client().get("/healthz").json["version"] for app in (running, started_later)
+    ]
+    assert versions[0] == versions[1]
