@@ -133,7 +133,9 @@ class CacheStats:
 class _Cached:
     rendered: RenderedFeed
     inputs: Hashable  # what the render was made from: equal inputs give equal bytes
-    version: int  # the newest collection version the inputs were checked against
+    # The newest collection versions the inputs were checked against (at most two: a reload
+    # checks the new one while requests of the previous one are still being answered).
+    versions: tuple[int, ...]
 
 
 @dataclass
@@ -162,7 +164,7 @@ class RenderCache:
         so that one miss is counted once."""
         with self._lock:
             found = self._entries.get(key)
-            if found is None or found.version != version:
+            if found is None or version not in found.versions:
                 self.stats.misses += count_miss
                 return None
             self._entries.move_to_end(key)
@@ -176,9 +178,10 @@ class RenderCache:
             found = self._entries.get(key)
             if found is None or found.inputs != inputs:
                 return None
-            found.version = version
+            if version not in found.versions:
+                found.versions = (*found.versions[-1:], version)
+                self.stats.carried += 1
             self._entries.move_to_end(key)
-            self.stats.carried += 1
             return found.rendered
 
     def put(
@@ -188,7 +191,7 @@ class RenderCache:
             old = self._entries.pop(key, None)
             if old is not None:
                 self._forget(old.rendered)
-            self._entries[key] = _Cached(feed, inputs, version)
+            self._entries[key] = _Cached(feed, inputs, (version,))
             feed._owner = self
             self._bytes += feed.size
             while self._bytes > self.max_bytes and len(self._entries) > 1:
@@ -224,6 +227,11 @@ class RenderCache:
                 found = render(made)
                 self.put(key, found, made, version)
         return found
+
+    def keys(self) -> list[Hashable]:
+        """The keys held now, least recently used first."""
+        with self._lock:
+            return list(self._entries)
 
     @property
     def size(self) -> int:

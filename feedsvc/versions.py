@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from feedsvc.cache import FragmentCache, RenderCache
@@ -52,6 +52,9 @@ class Versions:
         self._loaded("load", started)
         self.reloads = 0
         self._reload_lock = threading.Lock()
+        # Run on each new version before it is served (the web module keeps the renders whose
+        # inputs did not change valid for it, so its first requests are cache hits).
+        self.preparers: list[Callable[[Snapshot], None]] = []
         self._watching_pid: int | None = None
         self.watch = FolderWatch(
             loader.root, settings.reload_interval, events=settings.reload_watch == "events"
@@ -74,7 +77,13 @@ class Versions:
             collection = self.loader.reload(changed)
             if collection is None:
                 return False
-            self.snapshot = Snapshot(collection, self.snapshot.number + 1)
+            new = Snapshot(collection, self.snapshot.number + 1)
+            for prepare in self.preparers:
+                try:
+                    prepare(new)
+                except Exception:  # preparing is an optimization; serving goes on without it
+                    log.exception("preparing version %d failed", new.number)
+            self.snapshot = new
             self.reloads += 1
             self._loaded("reload", started)
             return True

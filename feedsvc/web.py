@@ -110,6 +110,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, _plain_error)
     app.after_request(_security_headers)
     app.wsgi_app = _CachedFeeds(app.wsgi_app, state)  # type: ignore[method-assign]
+    state.preparers.append(lambda snapshot: _keep_unchanged_renders(state, snapshot))
     # Werkzeug compiles its URL matcher on the first match (several ms); done here, it happens
     # once in the process that forks the workers instead of in each worker's first request.
     app.url_map.bind("localhost").match("/")
@@ -318,16 +319,48 @@ def _site(state: _State, base_url: str) -> Site:
     return Site(base_url, settings.site_title, settings.language, settings.feed_size)
 
 
-def _feed_inputs(state: _State, collection: Collection, key: FeedKey) -> FeedPage:
-    """What the feed page at `key` shows; 404 when there is no such feed or page."""
-    scope, slug, extension, page, base_url = key
+def _inputs_for(state: _State, collection: Collection, key: FeedKey) -> Any:
+    """What the document at `key` (a feed page, an HTML page or the OPML list) is made from:
+    equal inputs give equal bytes. The routes render from it; a reload compares it to keep
+    renders (`_keep_unchanged_renders`).
+
+    :raises PageNotFound: there is no such feed or page.
+    """
+    scope, slug, kind, page, base_url = key
+    site = _site(state, base_url)
+    if kind == _OPML:
+        return feed_listings(collection, site, FORMATS)
     feed = find_feed(collection, scope, slug)
     if feed is None:
-        abort(404, description=f"there is no feed for {scope} {slug!r}")
+        raise PageNotFound(f"there is no feed for {scope} {slug!r}")
+    if kind == _PAGE:
+        if scope == "all":
+            return index_inputs(collection, site, page)
+        return feed_page_inputs(feed, site, page)
+    return feed_page(feed, site, kind, page)
+
+
+def _feed_inputs(state: _State, collection: Collection, key: FeedKey) -> FeedPage:
+    """What the feed page at `key` shows; 404 when there is no such feed or page."""
     try:
-        return feed_page(feed, _site(state, base_url), extension, page)
+        inputs: FeedPage = _inputs_for(state, collection, key)
     except PageNotFound as exc:
         abort(404, description=str(exc))
+    return inputs
+
+
+def _keep_unchanged_renders(state: _State, snapshot: Snapshot) -> None:
+    """Before a new version is served: every cached feed, page and OPML list whose inputs did
+    not change is made valid for it, so that its first requests are answered by the fast path
+    (about 20 µs a document here, against a pass through Flask on first request)."""
+    for key in state.renders.keys():
+        if not isinstance(key, tuple) or len(key) != 5 or key[2] not in _KEPT_ACROSS_VERSIONS:
+            continue
+        try:
+            inputs = _inputs_for(state, snapshot.collection, key)
+        except PageNotFound:
+            continue
+        state.renders.carry(key, inputs, snapshot.number)
 
 
 def _render_feed(
@@ -445,6 +478,7 @@ def group_feed(scope: str, slug: str, extension: str) -> Response:
 # ETags, compression and conditional GET.
 _PAGE = "html"
 _OPML = "opml"
+_KEPT_ACROSS_VERSIONS = frozenset([*FORMATS, _PAGE, _OPML])
 _PAGE_HEADERS: Headers = (("Content-Security-Policy", CONTENT_SECURITY_POLICY),)
 
 
@@ -460,17 +494,12 @@ def _page_or_404(scope: str, slug: str | None) -> WerkzeugResponse:
     if feed is None:
         return _not_found_page(state, base_url, f"There is no {scope[:-1]} called {slug!r} here.")
     key: FeedKey = (scope, slug, _PAGE, page, base_url)
-    site = _site(state, base_url)
     try:
         return _cached_response(
             state,
             snapshot,
             key,
-            lambda: (
-                index_inputs(snapshot.collection, site, page)
-                if scope == "all"
-                else feed_page_inputs(feed, site, page)
-            ),
+            lambda: _inputs_for(state, snapshot.collection, key),
             lambda inputs: rendered_feed(
                 render_page(inputs, state.fragments).encode(),
                 HTML_MEDIA_TYPE,
@@ -512,7 +541,7 @@ def opml_list() -> Response:
         return rendered_feed(body, OPML_MEDIA_TYPE, last_modified(snapshot.collection, newest))
 
     return _cached_response(
-        state, snapshot, key, lambda: feed_listings(snapshot.collection, site, FORMATS), render
+        state, snapshot, key, lambda: _inputs_for(state, snapshot.collection, key), render
     )
 
 
