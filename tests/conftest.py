@@ -76,9 +76,11 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def collection() -> Collection:
-    """The test records loaded as the app loads them (collections are immutable: one for all)."""
+    """The test records loaded as the app loads them. Loaded for each test (some 20 ms): mutation
+    testing (`make mutate`) runs, for a mutant, the tests during which the mutated code ran, and a
+    shared fixture would credit its load to the first test that asked for it only."""
     return load_collection(RECORDS, ASSET_BASE_URL)
 
 
