@@ -1,8 +1,8 @@
 """`make mutate`: mutation testing with mutmut, one scope at a time (results: tests/README.md).
 
-A scope is a module, the functions of it that are mutated (mutmut names them
+A scope is the functions that are mutated (mutmut names their mutants
 `feedsvc.web.x__page__mutmut_3`; fnmatch patterns pick them) and the test files that concern
-it. mutmut picks, for each mutant, the tests that ran the mutated function, but only among the
+them. mutmut picks, for each mutant, the tests that ran the mutated function, but only among the
 tests it is given: everything loads records and so calls `normalize_url`, and running the whole
 suite for each of its mutants would take hours on two cores. So each scope runs mutmut in its own
 folder (`.mutate/<scope>/`, links to `feedsvc/` and `tests/`, and pyproject.toml with the
@@ -29,37 +29,47 @@ WORK = ROOT / ".mutate"
 
 @dataclass(frozen=True)
 class Scope:
-    module: str  # feedsvc/<module>.py
-    functions: tuple[str, ...]  # mutant name patterns, after "feedsvc.<module>."
+    functions: tuple[str, ...]  # mutant name patterns: "urls.*", "web.x__page"
     tests: tuple[str, ...]  # pytest arguments that select the tests
 
+    def modules(self) -> list[str]:
+        return sorted({function.split(".")[0] for function in self.functions})
+
     def patterns(self) -> list[str]:
-        return [f"feedsvc.{self.module}.{function}__mutmut_*" for function in self.functions]
+        return [f"feedsvc.{function}__mutmut_*" for function in self.functions]
 
 
 SCOPES = {
-    "urls": Scope("urls", ("*",), ("tests/test_urls.py", "tests/test_records.py")),
-    "parsecache": Scope("parsecache", ("*",), ("tests/test_parsecache.py",)),
+    "urls": Scope(("urls.*",), ("tests/test_urls.py", "tests/test_records.py")),
+    "parsecache": Scope(("parsecache.*",), ("tests/test_parsecache.py",)),
     # The merge of duplicates and the indexes, not the loading and watching around them.
     "repository": Scope(
-        "repository",
         (
-            "x_merge_duplicates",
-            "x_newest_first",
-            "x__groups",
-            "x_index_by_topic",
-            "x_index_by_provider",
-            "x_build_collection",
+            "repository.x_merge_duplicates",
+            "repository.x_newest_first",
+            "repository.x__groups",
+            "repository.x_index_by_topic",
+            "repository.x_index_by_provider",
+            "repository.x_build_collection",
         ),
         ("tests/test_repository.py", "tests/test_feeds.py", "tests/test_properties.py"),
     ),
-    # Conditional GET (`_not_modified`, and `_feed_response` that answers 304) and paging (`page`
-    # parsed by `_page`, keyed by `_feed_key`).
+    # Conditional GET (`_not_modified` with the If-None-Match and If-Modified-Since parsers it
+    # calls, and `_feed_response` that answers 304) and paging (`page` read by `_page`, keyed by
+    # `_feed_key`).
     "web": Scope(
-        "web",
-        ("x__page", "x__feed_key", "x__not_modified", "x__feed_response"),
+        (
+            "web.x__not_modified",
+            "web.x__feed_response",
+            "headers.x_etag_matches",
+            "headers.x_http_date",
+            "headers.x__moment",
+            "web.x__page",
+            "web.x__feed_key",
+        ),
         (
             "tests/test_web_caching.py",
+            "tests/test_headers.py",
             "tests/test_web.py",
             "tests/test_hostile_requests.py",
             "-m",
@@ -85,7 +95,7 @@ def prepare(name: str, scope: Scope) -> Path:
             (folder / link).symlink_to(ROOT / link)
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     settings = tomllib.loads(text)["tool"]["mutmut"]
-    settings["only_mutate"] = [f"feedsvc/{scope.module}.py"]
+    settings["only_mutate"] = [f"feedsvc/{module}.py" for module in scope.modules()]
     settings["pytest_add_cli_args_test_selection"] = list(scope.tests)
     table = "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
     before, _, _ = text.partition("\n[tool.mutmut]\n")
@@ -100,8 +110,10 @@ def run(folder: Path, scope: Scope, workers: int) -> None:
 
 def results(folder: Path, scope: Scope) -> dict[str, int | None]:
     """Exit code by mutant name, for the scope's mutants only."""
-    meta = folder / "mutants" / "feedsvc" / f"{scope.module}.py.meta"
-    codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+    codes: dict[str, int | None] = {}
+    for module in scope.modules():
+        meta = folder / "mutants" / "feedsvc" / f"{module}.py.meta"
+        codes.update(json.loads(meta.read_text())["exit_code_by_key"])
     patterns = scope.patterns()
     return {
         name: code
