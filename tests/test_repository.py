@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.errors import FolderError
+from feedsvc.errors import FolderError, Problem
 from feedsvc.fields import record_from_mapping
 from feedsvc.repository import build_collection, find_record_files, load_collection
 from tests.conftest import ASSET_BASE_URL, RECORDS, make_app
@@ -58,8 +58,11 @@ def _copy(path: str, published: str, topic: str):  # type: ignore[no-untyped-def
 
 
 @pytest.mark.parametrize("load_order", ["forward", "backward"])
-def test_a_merged_article_keeps_the_earliest_copy_whatever_the_file_names(load_order: str) -> None:
+def test_a_merged_article_keeps_the_earliest_copy_whatever_the_file_names(
+    load_order: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """Here the file names sort against the dates (the test records sort alike both ways)."""
+    caplog.set_level(logging.INFO, logger="feedsvc.repository")
     copies = [
         _copy("a-later.md", "2022-01-03T00:00:00Z", "Later"),
         _copy("b-middle.md", "2022-01-02T00:00:00Z", "Middle"),
@@ -70,9 +73,14 @@ def test_a_merged_article_keeps_the_earliest_copy_whatever_the_file_names(load_o
     assert merged.title == "Copy in z-earliest.md" and merged.path == "z-earliest.md"
     assert merged.published == datetime(2022, 1, 1, tzinfo=UTC)
     assert {topic.slug for topic in merged.topics} == {"later", "middle", "earliest"}
-    notes = [p for p in collection.warnings if "merged" in p.message]
-    assert sorted(note.path for note in notes) == ["a-later.md", "b-middle.md"]
-    assert all("z-earliest.md" in note.message for note in notes)
+    message = "same article URL as z-earliest.md; merged into one entry"
+    assert collection.warnings == (
+        Problem("b-middle.md", "webUrl", message, "warning"),
+        Problem("a-later.md", "webUrl", message, "warning"),
+    )
+    assert caplog.messages == [
+        "merged 3 records of https://x.example/same: z-earliest.md, b-middle.md, a-later.md"
+    ]
 
 
 def test_copies_published_at_the_same_moment_merge_into_the_first_file() -> None:
