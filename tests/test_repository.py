@@ -101,6 +101,8 @@ def test_indexes_by_topic_and_provider_slug(collection) -> None:  # type: ignore
     assert "usnews-com" in collection.providers and "chosun-com" in collection.providers
     assert collection.providers["usnews-com"].name == "U.S. News & World Report"
     assert collection.providers["usnews-com"].images[0].width == 50
+    assert collection.providers["example-net"].images == ()  # no logo: none, not None
+    assert all(group.images == () for group in collection.topics.values())
     for group in (*collection.topics.values(), *collection.providers.values()):
         dates = [record.published for record in group.records]
         assert dates == sorted(dates, reverse=True)
