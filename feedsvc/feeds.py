@@ -19,6 +19,7 @@ from functools import lru_cache
 from feedsvc.errors import PageNotFound
 from feedsvc.records import Image, Record, Related, unpack_related
 from feedsvc.repository import Collection, Group
+from feedsvc.stories import DEFAULT_WINDOW_DAYS, Coverage, Story, stories_of
 from feedsvc.urls import entry_id
 
 # An empty feed still needs an `updated`; "now" would change the bytes on every render.
@@ -62,8 +63,9 @@ class Category:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One article as every format shows it; `updated` equals `published` (records have no
-    modification date, and a made-up one would change ids' meaning for aggregators)."""
+    """One article (or story) as every format shows it; an article's `updated` equals its
+    `published` (records have no modification date, and a made-up one would change ids' meaning
+    for aggregators); a story's is its newest coverage (`modified`)."""
 
     id: str
     title: str
@@ -75,10 +77,11 @@ class Entry:
     images: tuple[Image, ...]
     related: tuple[Link, ...]
     content_html: str | None
+    modified: datetime | None = None
 
     @property
     def updated(self) -> datetime:
-        return self.published
+        return self.modified or self.published
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +120,18 @@ class FeedListing:
         return dict(self.feed_urls)[extension]
 
 
+# What a feed lists: articles (records), or stories of several records each.
+Item = Record | Story
+
+
 class Feed(ABC):
-    """A feed: its records, newest first, and the hooks that name and place it."""
+    """A feed: its records (or stories), newest first, and the hooks that name and place it."""
 
     scope: str
     # A query string every URL of the feed carries before its page (a search's question).
     query: str = ""
 
-    def __init__(self, records: tuple[Record, ...]) -> None:
+    def __init__(self, records: tuple[Item, ...]) -> None:
         self.records = records
 
     @property
@@ -152,12 +159,21 @@ class Feed(ABC):
         return None
 
     @property
+    def id_path(self) -> str:
+        """URL path of the feed's id: its HTML page, which no other feed is the alternate of."""
+        return self.html_path
+
+    @property
     def updated(self) -> datetime:
-        return self.records[0].published if self.records else EPOCH
+        return _item_updated(self.records[0]) if self.records else EPOCH
 
     @property
     def newest(self) -> datetime | None:
-        return self.records[0].published if self.records else None
+        return _item_updated(self.records[0]) if self.records else None
+
+
+def _item_updated(item: Item) -> datetime:
+    return item.updated if isinstance(item, Story) else item.published
 
 
 class AllItemsFeed(Feed):
@@ -228,10 +244,66 @@ class ProviderFeed(GroupFeed):
 FEED_SCOPES: dict[str, type[GroupFeed]] = {"topics": TopicFeed, "providers": ProviderFeed}
 
 
-def find_feed(collection: Collection, scope: str, slug: str | None = None) -> Feed | None:
-    """The feed at `/feeds/<scope>/<slug>` (or `/feeds/all`), or None if there is none."""
+class StoryFeed(Feed):
+    """Stories instead of articles: one entry per story (`story_entry`), the story whose newest
+    coverage is newest first. Every story, or those of one topic (`topic` set)."""
+
+    scope = "stories"
+
+    def __init__(self, stories: tuple[Story, ...], topic: Group | None = None) -> None:
+        super().__init__(stories)
+        self.topic = topic
+
+    @property
+    def name(self) -> str:
+        return f"{self.topic.name} stories" if self.topic else "All stories"
+
+    @property
+    def path(self) -> str:
+        return f"/feeds/stories/topics/{self.topic.slug}" if self.topic else "/feeds/stories/all"
+
+    @property
+    def html_path(self) -> str:
+        return f"/topics/{self.topic.slug}" if self.topic else "/"
+
+    @property
+    def id_path(self) -> str:
+        return self.path  # the HTML page is the article feed's alternate (and id) too
+
+    def title(self, site: Site) -> str:
+        scope = f"{self.topic.name} stories" if self.topic else "Stories"
+        return f"{site.title}: {scope}"
+
+    def subtitle(self, site: Site) -> str:
+        about = f" about {self.topic.name}" if self.topic else ""
+        return f"Each story{about} once, with every article covering it; latest news first."
+
+
+def find_story_feed(
+    collection: Collection, slug: str | None, window_days: float = DEFAULT_WINDOW_DAYS
+) -> StoryFeed | None:
+    """The story feed of every story (`slug` None) or of one topic; None if no such topic."""
+    index = stories_of(collection.records, window_days)
+    if slug is None:
+        return StoryFeed(index.stories)
+    topic = collection.topics.get(slug)
+    if topic is None:
+        return None
+    return StoryFeed(index.by_topic.get(slug, ()), topic)
+
+
+def find_feed(
+    collection: Collection,
+    scope: str,
+    slug: str | None = None,
+    window_days: float = DEFAULT_WINDOW_DAYS,
+) -> Feed | None:
+    """The feed at `/feeds/<scope>/<slug>` (or `/feeds/all`), or None if there is none; scope
+    `stories` is `/feeds/stories/all`, `story-topics` `/feeds/stories/topics/<slug>`."""
     if scope == "all":
         return AllItemsFeed(collection)
+    if scope in ("stories", "story-topics"):
+        return find_story_feed(collection, slug if scope == "story-topics" else None, window_days)
     indexes = {"topics": collection.topics, "providers": collection.providers}
     group = indexes.get(scope, {}).get(slug or "")
     return FEED_SCOPES[scope](group) if group is not None else None
@@ -284,7 +356,7 @@ class FeedPage:
     self_path: str
     html_path: str
     icon: Image | None
-    records: tuple[Record, ...]
+    records: tuple[Item, ...]
     page: int
     pages: int
     stylesheet_url: str | None
@@ -303,7 +375,7 @@ class FeedPage:
             language=site.language,
             icon=self.icon,
             paging=paging_links(site, self.self_path, self.page, self.pages, self.query),
-            entries=tuple(entry_for(record, site) for record in self.records),
+            entries=tuple(_entry(item, site) for item in self.records),
             page=self.page,
             pages=self.pages,
             stylesheet_url=self.stylesheet_url,
@@ -350,7 +422,7 @@ def _page(feed: Feed, site: Site, path: str, page: int, stylesheet_url: str | No
     start = (page - 1) * site.feed_size
     return FeedPage(
         site=site,
-        feed_id=page_url(site, feed.html_path, 1, feed.query),
+        feed_id=page_url(site, feed.id_path, 1, feed.query),
         title=feed.title(site),
         subtitle=feed.subtitle(site),
         updated=feed.updated,
@@ -382,7 +454,7 @@ class Fingerprints:
     """
 
     def __init__(self) -> None:
-        self._records: dict[int, tuple[Record, bytes]] = {}
+        self._records: dict[int, tuple[Item, bytes]] = {}
 
     def page(self, page: FeedPage) -> str:
         """The fingerprint of `page` (from `feed_page` or `html_page`)."""
@@ -392,7 +464,7 @@ class Fingerprints:
             digest.update(self.record(record))
         return digest.hexdigest()
 
-    def record(self, record: Record) -> bytes:
+    def record(self, record: Item) -> bytes:
         """The digest of every field of `record`, so of the entry made from it."""
         known = self._records.get(id(record))
         if known is not None and known[0] is record:
@@ -428,6 +500,55 @@ def feed_listings(
     """Every feed of the collection with its URLs in each format, in `iter_feeds` order."""
     extensions = tuple(extensions)
     return tuple(feed_listing(feed, site, extensions) for feed in iter_feeds(collection))
+
+
+def _entry(item: Item, site: Site) -> Entry:
+    return story_entry(item, site) if isinstance(item, Story) else entry_for(item, site)
+
+
+def story_entry(story: Story, site: Site) -> Entry:
+    """The entry of a story: its lead record's title, link, excerpt, provider and images, the
+    topics of all its records, and every piece of coverage as a related link and in the content;
+    published at its first coverage, updated at its newest. Its id is the story's."""
+    lead = story.lead
+    topics = {topic.slug: topic for record in story.records for topic in record.topics}
+    coverage = story.coverage
+    return Entry(
+        id=story.id,
+        title=lead.title,
+        link=lead.url,
+        summary=lead.excerpt,
+        published=story.published,
+        author=lead.provider.name if lead.provider else None,
+        categories=tuple(
+            Category(topic.slug, topic.name, site.url("/topics/"))
+            for _, topic in sorted(topics.items())
+        ),
+        images=lead.images,
+        related=tuple(Link(item.url, "related", "text/html", item.title) for item in coverage),
+        content_html=_story_html(lead.excerpt, coverage, site.url(f"/stories/{story.slug}")),
+        modified=story.updated,
+    )
+
+
+def _story_html(excerpt: str, coverage: Iterable[Coverage], page_url: str) -> str:
+    """The lead's excerpt and every piece of coverage, newest first, as escaped HTML."""
+    parts = [f"<p>{html.escape(excerpt)}</p>"] if excerpt else []
+    parts.append(f'<p>Coverage (<a href="{html.escape(page_url)}">the story</a>):</p>\n<ul>')
+    parts.extend(f"<li>{_coverage_item(item)}</li>" for item in coverage)
+    parts.append("</ul>")
+    return "\n".join(parts)
+
+
+def _coverage_item(item: Related | Coverage) -> str:
+    """An article as a link, followed by its provider and date where known."""
+    source = ", ".join(
+        part
+        for part in (item.provider, item.published and item.published.strftime("%d %b %Y"))
+        if part
+    )
+    suffix = f" ({html.escape(source)})" if source else ""
+    return f'<a href="{html.escape(item.url)}">{html.escape(item.title)}</a>{suffix}'
 
 
 def entry_for(record: Record, site: Site) -> Entry:
@@ -478,14 +599,6 @@ def _content_html(excerpt: str, related: list[Related]) -> str | None:
         return None
     parts = [f"<p>{html.escape(excerpt)}</p>"] if excerpt else []
     parts.append("<p>Other coverage:</p>\n<ul>")
-    for item in related:
-        source = ", ".join(
-            part
-            for part in (item.provider, item.published and item.published.strftime("%d %b %Y"))
-            if part
-        )
-        suffix = f" ({html.escape(source)})" if source else ""
-        link = f'<a href="{html.escape(item.url)}">{html.escape(item.title)}</a>'
-        parts.append(f"<li>{link}{suffix}</li>")
+    parts.extend(f"<li>{_coverage_item(item)}</li>" for item in related)
     parts.append("</ul>")
     return "\n".join(parts)

@@ -257,6 +257,8 @@ def _json_item(entry: Entry) -> dict[str, Any]:
     else:
         item["content_text"] = _text(entry.summary or entry.title)
     item["date_published"] = _utc(entry.published).isoformat().replace("+00:00", "Z")
+    if entry.modified is not None:  # a story's newest coverage
+        item["date_modified"] = _utc(entry.modified).isoformat().replace("+00:00", "Z")
     if entry.author:
         item["authors"] = [{"name": _text(entry.author)}]
     if entry.categories:

@@ -101,6 +101,12 @@ class Settings:
         "folder per `feedsvc serve`) or `off` (each worker reports only its own).",
     )
 
+    story_window_days: float = setting(
+        3.0,
+        "Days within which records that share an article URL are grouped into one story (the "
+        "story feeds).",
+    )
+
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
         """Build settings from a mapping keyed by upper-case names (Flask's `app.config`).
@@ -137,6 +143,7 @@ class Settings:
             ("reload_interval", 0),
             ("load_workers", 0),
             ("max_record_bytes", 1),
+            ("story_window_days", 0),
         )
         for name, least in minimums:
             if getattr(self, name) < least:

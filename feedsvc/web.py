@@ -61,7 +61,8 @@ _EXTENSION_KEY = "feedsvc"
 # (scope, slug, extension, page, base URL): everything a rendered feed depends on.
 FeedKey = tuple[str, str | None, str, int, str]
 _FEED_PATH = re.compile(
-    rf"/feeds/(?:(?P<all>all)|(?P<scope>topics|providers)/(?P<slug>[^/]+))"
+    rf"/feeds/(?:(?P<all>all)|(?P<scope>topics|providers)/(?P<slug>[^/]+)"
+    rf"|stories/(?:(?P<stories>all)|topics/(?P<story_topic>[^/]+)))"
     rf"\.(?P<extension>{'|'.join(map(re.escape, FORMATS))})"
 )
 _NOT_MODIFIED = "304 Not Modified"
@@ -182,6 +183,11 @@ def _feed_key(state: _State, environ: dict[str, Any]) -> FeedKey | None:
     base_url = _base_url(state, environ)
     if base_url is None:
         return None
+    if match["stories"] or match["story_topic"]:
+        scope, slug = (
+            ("story-topics", match["story_topic"]) if match["story_topic"] else ("stories", None)
+        )
+        return (scope, slug, match["extension"], page, base_url)
     scope = "all" if match["all"] else match["scope"]
     return (scope, match["slug"], match["extension"], page, base_url)
 
@@ -330,7 +336,7 @@ def _inputs_for(state: _State, collection: Collection, key: FeedKey) -> Any:
     site = _site(state, base_url)
     if kind == _OPML:
         return feed_listings(collection, site, FORMATS)
-    feed = find_feed(collection, scope, slug)
+    feed = find_feed(collection, scope, slug, state.settings.story_window_days)
     if feed is None:
         raise PageNotFound(f"there is no feed for {scope} {slug!r}")
     if kind == _PAGE:
@@ -470,6 +476,16 @@ def all_items_feed(extension: str) -> Response:
 
 @bp.get(f"/feeds/<any(topics, providers):scope>/<slug>.{_EXTENSION}")
 def group_feed(scope: str, slug: str, extension: str) -> Response:
+    return _serve_feed()
+
+
+@bp.get(f"/feeds/stories/all.{_EXTENSION}")
+def all_stories_feed(extension: str) -> Response:
+    return _serve_feed()
+
+
+@bp.get(f"/feeds/stories/topics/<slug>.{_EXTENSION}")
+def topic_stories_feed(slug: str, extension: str) -> Response:
     return _serve_feed()
 
 
