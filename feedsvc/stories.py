@@ -22,10 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
-from urllib.parse import urlsplit
 
 from feedsvc.records import Record, Related, unpack_related
-from feedsvc.urls import identity_key
 
 DEFAULT_WINDOW_DAYS = 3.0
 # A key that more records than this hold is a hub (a section front, a site's home page), not an
@@ -53,12 +51,18 @@ _AMP_CACHE_SUFFIX = ".cdn.ampproject.org"
 _AMP_NUMBER_SEGMENT = re.compile(r"/amp-([0-9]+\.html?)$")
 
 
-@lru_cache(maxsize=1 << 18)
+@lru_cache(maxsize=1 << 19)
 def comparison_key(url: str) -> str:
     """The key that tells two URLs of one article apart from two articles (see the module
-    docstring; README, Stories, lists the forms). `url` is normalized (`urls.normalize_url`)."""
-    parts = urlsplit("https:" + identity_key(url))
-    host, path = parts.hostname or "", parts.path
+    docstring; README, Stories, lists the forms). `url` is normalized (`urls.normalize_url`:
+    lower-case host, no default port), so plain string operations suffice: this runs for every
+    URL of every record."""
+    rest = url.partition("://")[2].partition("#")[0]
+    host, _, path_query = rest.partition("/")
+    path, _, query = path_query.partition("?")
+    path = "/" + path
+    if "%" in path or "%" in query:
+        path, query = _upper_escapes(path), _upper_escapes(query)
     if host.endswith(_AMP_CACHE_SUFFIX):
         host, path = _from_amp_cache(host, path)
     for prefix in HOST_PREFIXES:
@@ -66,8 +70,16 @@ def comparison_key(url: str) -> str:
             host = host[len(prefix) :]
             break
     path = _canonical_path(path)
-    query = "&".join(sorted(_kept_params(parts.query)))
+    if query:
+        query = "&".join(sorted(_kept_params(query)))
     return f"{host}{path}" + (f"?{query}" if query else "")
+
+
+_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+
+
+def _upper_escapes(text: str) -> str:
+    return _ESCAPE.sub(lambda match: match.group(0).upper(), text)
 
 
 def _from_amp_cache(host: str, path: str) -> tuple[str, str]:
@@ -168,10 +180,9 @@ class Story:
 
     @cached_property
     def updated(self) -> datetime:
-        """The newest coverage: its newest record, or a newer dated related article."""
-        dates = [record.published for record in self.records]
-        dates.extend(item.published for item in self.coverage if item.published is not None)
-        return max(dates)
+        """The newest coverage the collection received: its newest record. (Related articles'
+        dates are not read: a record's related coverage is older than the record, or undated.)"""
+        return max(record.published for record in self.records)
 
     @cached_property
     def coverage(self) -> tuple[Coverage, ...]:
