@@ -290,6 +290,12 @@ def _table(rows: list[dict[str, Any]]) -> str:
     "--workers", type=click.IntRange(1), help="Processes that render (default: one per core)."
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary (for scripts).")
+@click.option(
+    "--search",
+    is_flag=True,
+    help="Pages offer the search box, for a site whose /search and /feeds/search.* go to a "
+    "running feedsvc serve (deploy/nginx-static.conf); without it a build leaves search out.",
+)
 def build_command(
     settings: Settings,
     log_level: str | None,
@@ -297,6 +303,7 @@ def build_command(
     base_url: str,
     workers: int | None,
     quiet: bool,
+    search: bool,
 ) -> None:
     """Write the whole site as static files for any web server or CDN.
 
@@ -314,6 +321,8 @@ def build_command(
     # No reload thread and no render cache: every page is rendered once and written.
     config = {**_as_config(settings), "BASE_URL": base_url}
     config.update(RELOAD_INTERVAL=0, RENDER_CACHE_BYTES=0)
+    if not search:  # a static site cannot answer questions: no box leading nowhere
+        config.update(SEARCH_INDEX="off")
     started = time.perf_counter()
     try:
         app = create_app(config)

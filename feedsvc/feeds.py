@@ -36,6 +36,7 @@ class Site:
     title: str
     language: str = "en"
     feed_size: int = 50
+    search: bool = False  # whether pages offer the search form (the server answers /search)
 
     def url(self, path: str) -> str:
         return self.base_url + path

@@ -27,12 +27,14 @@ from feedsvc.feeds import (
 )
 from feedsvc.render import FORMATS, Format, FragmentStore
 from feedsvc.repository import Collection
+from feedsvc.search import MAX_QUERY_CHARS, MAX_RESULTS, Question, SearchFeed
 
 # No script at all, styles only from the site, images from anywhere (articles' images live on
-# their publishers' hosts), and nothing may frame the pages or redirect their forms.
+# their publishers' hosts), forms (the search box) sent only to the site, and nothing may frame
+# the pages.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src http: https:; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 HTML_MEDIA_TYPE = "text/html; charset=utf-8"
 CSS_PATH = "/static/style.css"  # the pages' only stylesheet
@@ -104,6 +106,66 @@ def render_page(inputs: PageInputs, fragments: FragmentStore | None = None) -> s
         providers=_by_name(inputs.listings, "providers"),
         subscriptions_of=subscriptions,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPageInputs:
+    """Everything the search page shows: the form (filled in with the question), and the
+    results with their subscribe links once a question is asked, or what was wrong with it."""
+
+    site: Site
+    question: Question
+    topics: tuple[tuple[str, str], ...]  # (slug, name) of every topic, for the form
+    page: FeedPage | None = None
+    listing: FeedListing | None = None
+    error: str = ""
+
+
+def search_page_inputs(
+    site: Site,
+    question: Question,
+    topics: tuple[tuple[str, str], ...],
+    feed: SearchFeed | None = None,
+    page: int = 1,
+    error: str = "",
+) -> SearchPageInputs:
+    """The search page: the form alone, or with page `page` of `feed`'s matches.
+
+    :raises PageNotFound: the matches have fewer pages.
+    """
+    if feed is None:
+        return SearchPageInputs(site, question, topics, error=error)
+    shown = html_page(feed, site, page)
+    return SearchPageInputs(site, question, topics, shown, feed_listing(feed, site, FORMATS))
+
+
+def render_search_page(inputs: SearchPageInputs, fragments: FragmentStore | None = None) -> str:
+    question = inputs.question
+    listing = inputs.listing
+    # The form has one topic list; a question with several topics keeps them as hidden fields.
+    hidden = [(name, value) for name in _KEPT_FILTERS for value in question.values(name)]
+    if len(question.topics) > 1:
+        hidden += [("topic", slug) for slug in question.topics]
+    if question.since is not None:
+        hidden.append(("since", question.since.isoformat()))
+    return _page(
+        "search.html",
+        inputs.site,
+        document=inputs.page.document() if inputs.page is not None else None,
+        article_html=_articles(inputs.site, fragments),
+        feed=listing,
+        subscriptions=subscriptions(listing) if listing is not None else (),
+        q=question.q,
+        topic=question.topics[0] if len(question.topics) == 1 else "",
+        topics=inputs.topics if len(question.topics) <= 1 else (),
+        hidden=hidden,
+        error=inputs.error,
+        max_query_chars=MAX_QUERY_CHARS,
+        max_results=MAX_RESULTS,
+    )
+
+
+_KEPT_FILTERS = ("provider", "not_topic", "not_provider")
 
 
 def render_not_found(site: Site, message: str) -> str:

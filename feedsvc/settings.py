@@ -77,6 +77,13 @@ class Settings:
         "File that remembers parsed records across restarts: a path, `auto` (a file per "
         "collection under ~/.cache/feedsvc) or `off`.",
     )
+    search_index: str = setting(
+        "auto",
+        "File of the search index (SQLite FTS5), built at start-up and reused by a restart with "
+        "unchanged files: a path, `auto` (beside the parse cache, its name plus `.search`; a "
+        "temporary file when the parse cache is off) or `off` (no search: `/search` and "
+        "`/feeds/search.*` answer 404).",
+    )
     load_workers: int = setting(0, "Processes that parse records at start-up; 0 = one per core.")
     asset_base_url: str | None = setting(
         None,
@@ -134,6 +141,13 @@ class Settings:
         folder = hashlib.blake2b(str(self.seeds_dir.resolve()).encode(), digest_size=8).hexdigest()
         cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         return cache_home / "feedsvc" / f"parse-{folder}.cache"
+
+    def search_index_file(self) -> Path | None:
+        """Where the search index's base file lives; None for a temporary one (see `search`)."""
+        if self.search_index not in ("auto", "off"):
+            return Path(self.search_index)
+        cache = self.parse_cache_file()
+        return cache.with_name(cache.name + ".search") if cache is not None else None
 
     def validate(self) -> None:
         minimums = (

@@ -44,8 +44,12 @@ class Versions:
         self.settings = settings
         self.loader = loader
         self.metrics = Metrics()
-        # One budget for whole documents and the entries they are put together from.
-        self.renders = RenderCache(settings.render_cache_bytes // 2)
+        # One budget for whole documents and the entries they are put together from. Custom
+        # feeds (searches) have an eighth of the documents' half to themselves, so that unique
+        # questions evict each other, never a standard feed or page.
+        documents = settings.render_cache_bytes // 2
+        self.renders = RenderCache(documents - documents // 8)
+        self.custom_renders = RenderCache(documents // 8)
         self.fragments = FragmentCache(settings.render_cache_bytes // 2)
         started = time.perf_counter()
         self.snapshot = Snapshot(loader.load(), 1)

@@ -12,7 +12,9 @@ without a new branch here.
 from __future__ import annotations
 
 import logging
+import math
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -20,17 +22,18 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from werkzeug.sansio.utils import get_host
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from feedsvc.cache import (
     Headers,
+    RenderCache,
     RenderedFeed,
     Variant,
     rendered_feed,
 )
-from feedsvc.errors import PageNotFound
+from feedsvc.errors import FeedsvcError, PageNotFound, QueryError
 from feedsvc.feeds import (
     EPOCH,
     FeedListing,
@@ -40,6 +43,7 @@ from feedsvc.feeds import (
     feed_page,
     find_feed,
 )
+from feedsvc.fulltext import SearchIndex, open_index
 from feedsvc.headers import content_coding, etag_matches, http_date, prefers_html
 from feedsvc.metrics import CONTENT_TYPE, access_log, log_access, quoted
 from feedsvc.pages import (
@@ -49,9 +53,12 @@ from feedsvc.pages import (
     index_inputs,
     render_not_found,
     render_page,
+    render_search_page,
+    search_page_inputs,
 )
 from feedsvc.render import ATOM, FORMATS, OPML_MEDIA_TYPE, RSS, render_opml
 from feedsvc.repository import Collection, CollectionLoader, loader_for
+from feedsvc.search import Question, SearchFeed, describe, read_question
 from feedsvc.settings import ENV_PREFIX, Settings, defaults
 from feedsvc.versions import Snapshot, Versions
 
@@ -92,6 +99,8 @@ class _State(Versions):
             ("Access-Control-Allow-Origin", "*"),
             NOSNIFF,
         )
+        self.search = _open_search(settings, self.collection)
+        self.search_load = SearchLoad()
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -264,19 +273,33 @@ class _CachedFeeds:
         method = environ.get("REQUEST_METHOD")
         if method == "GET" or method == "HEAD":
             key = _feed_key(self.state, environ)
+            renders = self.state.renders
+            if key is None:
+                key, renders = _search_key(self.state, environ), self.state.custom_renders
             self.state.ensure_watching()
             number = self.state.snapshot.number
-            rendered = (
-                self.state.renders.get(key, number, count_miss=False) if key is not None else None
-            )
+            rendered = renders.get(key, number, count_miss=False) if key is not None else None
             if rendered is not None and key is not None:
                 status, headers, body = _feed_response(self.state, rendered, environ)
                 start_response(status, headers)
-                route = "feeds.all_items_feed" if key[0] == "all" else "feeds.group_feed"
                 size = len(body) if method == "GET" else 0
+                route = _FAST_ROUTES.get(key[0], "feeds.group_feed")
                 self._answered(environ, route, status, size, started, "hit")
                 return [body] if method == "GET" else []
+            if key is not None and key[0] == SEARCH and not self.state.search_load.allows():
+                return self._too_busy(environ, start_response, started)
         return self._through_flask(environ, start_response, started)
+
+    def _too_busy(
+        self, environ: dict[str, Any], start_response: StartResponse, started: float
+    ) -> Iterable[bytes]:
+        """A 503 for a search this process has no time for now, answered here: refusing it
+        must cost what a cached poll costs, or a flood of refusals would slow the polls."""
+        body = f"503 Service Unavailable: {_TOO_BUSY}\n".encode()
+        status = "503 Service Unavailable"
+        start_response(status, [*_TOO_BUSY_HEADERS, ("Content-Length", str(len(body)))])
+        self._answered(environ, "feeds.search_feed", status, len(body), started, "-")
+        return [body] if environ.get("REQUEST_METHOD") == "GET" else []
 
     def _through_flask(
         self, environ: dict[str, Any], start_response: StartResponse, started: float
@@ -322,7 +345,13 @@ class _CachedFeeds:
 
 def _site(state: _State, base_url: str) -> Site:
     settings = state.settings
-    return Site(base_url, settings.site_title, settings.language, settings.feed_size)
+    return Site(
+        base_url,
+        settings.site_title,
+        settings.language,
+        settings.feed_size,
+        search=state.search is not None,
+    )
 
 
 def _inputs_for(state: _State, collection: Collection, key: FeedKey) -> Any:
@@ -420,10 +449,13 @@ def _cached_response(
     inputs: Callable[[], Any],
     render: Callable[[Any], RenderedFeed],
     extra_headers: Headers = (),
+    renders: RenderCache | None = None,
 ) -> Response:
     """Feeds, pages and the OPML list alike: the cached render (kept from an earlier version
-    when its inputs are unchanged, made on a miss), in the client's coding, or a 304."""
-    rendered = _get_or_render(state, snapshot, key, inputs, render)
+    when its inputs are unchanged, made on a miss), in the client's coding, or a 304. Custom
+    feeds pass their own cache as `renders`."""
+    cache = renders if renders is not None else state.renders  # an empty cache is falsy
+    rendered = _get_or_render(state, snapshot, key, inputs, render, cache)
     status, headers, body = _feed_response(state, rendered, request.environ)
     return Response(body, status, [*headers, *extra_headers])
 
@@ -434,6 +466,7 @@ def _get_or_render(
     key: FeedKey,
     inputs: Callable[[], Any],
     render: Callable[[Any], RenderedFeed],
+    renders: RenderCache,
 ) -> RenderedFeed:
     """The render cache's copy, else a new render; the access log and the metrics are told
     which (hit, carried or miss), and how long the render took."""
@@ -444,7 +477,7 @@ def _get_or_render(
         outcome = "carried"
         try:
             return inputs()
-        except (HTTPException, PageNotFound):  # no such feed or page: a miss, no render
+        except (HTTPException, FeedsvcError):  # no such feed or page: a miss, no render
             request.environ[_CACHE] = "miss"
             state.metrics.misses.inc()
             raise
@@ -458,7 +491,7 @@ def _get_or_render(
         state.metrics.render_seconds.observe(time.perf_counter() - started)
         return rendered
 
-    rendered = state.renders.get_or_render(key, timed, checked, snapshot.number)
+    rendered = renders.get_or_render(key, timed, checked, snapshot.number)
     if outcome == "carried":
         request.environ[_CACHE] = "carried"
         state.metrics.carried.inc()
@@ -596,4 +629,262 @@ def healthz() -> Response:
             "fragments": len(state.fragments),
             "fragment_bytes": state.fragments.size,
         },
+        search=_search_health(state),
     )
+
+
+# -- search ---------------------------------------------------------------------------------------
+#
+# `/feeds/search.<format>?q=...` and `/search?q=...` (see feedsvc.search for the language). A
+# question has one canonical query string: any other spelling is redirected to it (301), so
+# caches and aggregators share one copy, and only canonical URLs are rendered and cached, under
+# the raw query string, which is what lets the fast path answer a repeated poll unparsed. Their
+# renders live in the render cache's own share for custom feeds.
+
+SEARCH = "search"
+# The route a cache hit is counted under, by the scope of its key: as Flask names the endpoint.
+_FAST_ROUTES = {
+    "all": "feeds.all_items_feed",
+    "topics": "feeds.group_feed",
+    "providers": "feeds.group_feed",
+    "stories": "feeds.all_stories_feed",
+    "story-topics": "feeds.topic_stories_feed",
+    SEARCH: "feeds.search_feed",
+}
+_SEARCH_FEED_PATH = re.compile(
+    rf"/feeds/search\.(?P<extension>{'|'.join(map(re.escape, FORMATS))})"
+)
+_TOO_BUSY_HEADERS: Headers = (
+    ("Content-Type", "text/plain; charset=utf-8"),
+    ("Retry-After", "1"),
+    ("Cache-Control", "no-store"),
+    ("Access-Control-Allow-Origin", "*"),
+    NOSNIFF,
+)
+_ASK_SOMETHING = (
+    "a search needs words (q) or a filter (topic, provider, not_topic, not_provider, since)"
+)
+_MAX_PARAMETERS = 64
+_TOO_BUSY = "too many searches at once; try again in a second"
+
+
+def _open_search(settings: Settings, collection: Collection) -> SearchIndex | None:
+    """The collection's search index (built now, or reused from the last start), unless off."""
+    if settings.search_index == "off":
+        return None
+    return open_index(settings.search_index_file(), collection)
+
+
+def _search_key(state: _State, environ: dict[str, Any]) -> FeedKey | None:
+    """The cache key of a search feed: its raw query string, which is the canonical one for
+    every search feed that was rendered (others are redirected, not rendered)."""
+    match = _SEARCH_FEED_PATH.fullmatch(environ.get("PATH_INFO", ""))
+    if match is None or state.search is None:
+        return None
+    base_url = _base_url(state, environ)
+    if base_url is None:
+        return None
+    return (SEARCH, environ.get("QUERY_STRING", ""), match["extension"], 0, base_url)
+
+
+class SearchLoad:
+    """The time a process spends answering searches that were not cached, kept to about half of
+    its time, so that a flood of distinct questions leaves cached polls the other half: a
+    search that finds the share used answers 503 (before Flask, for feeds). Busy time decays
+    exponentially over `WINDOW` seconds."""
+
+    WINDOW = 1.0
+    SHARE = 0.5
+
+    def __init__(self) -> None:
+        self._busy = 0.0
+        self._at = time.monotonic()
+        self._lock = threading.Lock()
+        self.refused = 0
+
+    def _decayed(self, now: float) -> float:
+        return self._busy * math.exp((self._at - now) / self.WINDOW)
+
+    def allows(self) -> bool:
+        """Whether a search may be answered now (a refusal is counted)."""
+        allowed = self._decayed(time.monotonic()) < self.SHARE * self.WINDOW
+        self.refused += not allowed
+        return allowed
+
+    def spent(self, seconds: float) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._busy = self._decayed(now) + seconds
+            self._at = now
+
+
+def _search_request() -> tuple[Question, int]:
+    """The question and page this request asks for.
+
+    :raises QueryError: the query string cannot be read.
+    """
+    query = request.environ.get("QUERY_STRING", "")
+    try:
+        # As Werkzeug reads it: the raw bytes as UTF-8, escapes too, bad bytes replaced.
+        text = query.encode("latin-1").decode("utf-8", "replace")
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=_MAX_PARAMETERS)
+    except (UnicodeEncodeError, ValueError):
+        raise QueryError(f"a search has at most {_MAX_PARAMETERS} parameters") from None
+    page = _page(query)
+    if page is None:
+        raw = next((value for name, value in pairs if name == "page"), "")
+        raise QueryError(f"page must be a positive whole number, not {raw[:20]!r}")
+    return read_question(pairs), page
+
+
+def _search_index(state: _State) -> SearchIndex:
+    """The index, following the current version of the collection; 404 when search is off."""
+    if state.search is None:
+        abort(404, description="search is turned off on this server (SEARCH_INDEX=off)")
+    return state.search
+
+
+def _canonical_redirect(state: _State, base_url: str, question: Question, page: int) -> Response:
+    """301 to the canonical URL of this question (with the feeds' CORS and caching headers, so
+    that a web-based reader may follow it)."""
+    query = question.query_string(page)
+    location = f"{base_url}{request.path}" + (f"?{query}" if query else "")
+    headers = [("Location", location), *state.feed_headers]
+    return Response(f"301 Moved Permanently: {location}\n", 301, headers, mimetype="text/plain")
+
+
+def _is_canonical(question: Question, page: int) -> bool:
+    return bool(request.environ.get("QUERY_STRING", "") == question.query_string(page))
+
+
+def _search_feed(state: _State, snapshot: Snapshot, question: Question, site: Site) -> SearchFeed:
+    """The feed of this question's matches in this version of the collection.
+
+    :raises QueryError: the search used up its CPU time.
+    """
+    index = _search_index(state)
+    index.follow(snapshot.collection, snapshot.number)
+    collection = snapshot.collection
+    matches = index.search(question)
+    return SearchFeed(
+        question, matches, describe(question, collection.topics, collection.providers)
+    )
+
+
+def _timed_search(state: _State, answer: Callable[[], WerkzeugResponse]) -> WerkzeugResponse:
+    """`answer()`, refused with a 503 when searches have had their share of this process's
+    time; the time of a search that was not cached counts towards it."""
+    if not state.search_load.allows():
+        raise ServiceUnavailable(_TOO_BUSY, retry_after=1)
+    started = time.perf_counter()
+    try:
+        return answer()
+    finally:
+        if request.environ.get(_CACHE) in ("miss", "carried"):
+            state.search_load.spent(time.perf_counter() - started)
+
+
+@bp.get(f"/feeds/search.{_EXTENSION}")
+def search_feed(extension: str) -> WerkzeugResponse:
+    """The feed of a question's matches, newest first."""
+    state = _state()
+    base_url = _request_base_url(state)
+    _search_index(state)
+    try:
+        question, page = _search_request()
+    except QueryError as exc:
+        abort(400, description=str(exc))
+    if question.empty:
+        abort(400, description=_ASK_SOMETHING)
+    if not _is_canonical(question, page):
+        return _canonical_redirect(state, base_url, question, page)
+    snapshot = state.snapshot
+    site = _site(state, base_url)
+    key: FeedKey = (SEARCH, question.query_string(page), extension, 0, base_url)
+
+    def inputs() -> FeedPage:
+        try:
+            return feed_page(_search_feed(state, snapshot, question, site), site, extension, page)
+        except QueryError as exc:
+            abort(400, description=str(exc))
+        except PageNotFound as exc:
+            abort(404, description=str(exc))
+
+    return _timed_search(
+        state,
+        lambda: _cached_response(
+            state,
+            snapshot,
+            key,
+            inputs,
+            lambda made: _render_feed(state, snapshot.collection, made, extension),
+            renders=state.custom_renders,
+        ),
+    )
+
+
+@bp.get("/search")
+def search_page() -> WerkzeugResponse:
+    """The search form, and the results of a question with its subscribe links."""
+    state = _state()
+    base_url = _request_base_url(state)
+    site = _site(state, base_url)
+    if state.search is None:
+        return _not_found_page(state, base_url, "Search is turned off on this site.")
+    snapshot = state.snapshot
+    topics = tuple((slug, group.name) for slug, group in snapshot.collection.topics.items())
+    try:
+        question, page = _search_request()
+    except QueryError as exc:
+        return _search_error_page(site, Question(), topics, str(exc))
+    if question.empty:
+        page = 1  # the form alone: no pages
+    if not _is_canonical(question, page):
+        return _canonical_redirect(state, base_url, question, page)
+    key: FeedKey = (SEARCH, question.query_string(page), _PAGE, 0, base_url)
+
+    def inputs() -> Any:
+        if question.empty:
+            return search_page_inputs(site, question, topics)
+        feed = _search_feed(state, snapshot, question, site)
+        return search_page_inputs(site, question, topics, feed, page)
+
+    def render(made: Any) -> RenderedFeed:
+        body = render_search_page(made, state.fragments).encode()
+        newest = made.page.updated if made.page is not None else snapshot.collection.updated
+        return rendered_feed(
+            body, HTML_MEDIA_TYPE, last_modified(snapshot.collection, newest or EPOCH)
+        )
+
+    try:
+        return _timed_search(
+            state,
+            lambda: _cached_response(
+                state, snapshot, key, inputs, render, _PAGE_HEADERS, state.custom_renders
+            ),
+        )
+    except QueryError as exc:
+        return _search_error_page(site, question, topics, str(exc))
+    except PageNotFound as exc:
+        return _not_found_page(state, base_url, f"This page does not exist: {exc}.")
+
+
+def _search_error_page(
+    site: Site, question: Question, topics: tuple[tuple[str, str], ...], message: str
+) -> WerkzeugResponse:
+    """The form again, with what was wrong (400)."""
+    body = render_search_page(search_page_inputs(site, question, topics, error=message))
+    return Response(body, 400, _PAGE_HEADERS, content_type=HTML_MEDIA_TYPE)
+
+
+def _search_health(state: _State) -> dict[str, Any] | None:
+    if state.search is None:
+        return None
+    custom = state.custom_renders
+    return {
+        "overlay": state.search.overlay_size,
+        "refused": state.search_load.refused,
+        "cache_entries": len(custom),
+        "cache_bytes": custom.size,
+        "cache_evictions": custom.stats.evictions,
+    }

@@ -40,7 +40,7 @@ from feedsvc.render import FORMATS
 from tests.conftest import BASE_URL, RECORDS, make_app
 
 # Small pages, so that feeds and HTML pages have several.
-PAGED = {"FEED_SIZE": 2}
+PAGED = {"FEED_SIZE": 2, "SEARCH_INDEX": "off"}  # search off, as `feedsvc build` has it
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -569,7 +569,7 @@ def test_pages_follow_the_counts_of_the_feeds_they_list(tmp_path: Path) -> None:
     seeds.mkdir()
     for day in (2, 3, 4):
         _write_record(seeds / f"r{day}.md", _small_record(day, ["AI"]))
-    build_site(make_app(SEEDS_DIR=seeds, FEED_SIZE=2), out)
+    build_site(make_app(SEEDS_DIR=seeds, **PAGED), out)
     for number, change in enumerate(
         [
             lambda: _write_record(seeds / "r1.md", _small_record(1, ["AI"])),
@@ -577,7 +577,7 @@ def test_pages_follow_the_counts_of_the_feeds_they_list(tmp_path: Path) -> None:
         ]
     ):
         change()
-        build_site(make_app(SEEDS_DIR=seeds, FEED_SIZE=2), out)
+        build_site(make_app(SEEDS_DIR=seeds, **PAGED), out)
         scratch = _scratch(seeds, tmp_path / f"scratch-{number}", FEED_SIZE=2)
         assert published(out) == published(scratch), number
 

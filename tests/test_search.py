@@ -354,7 +354,7 @@ def titles(records: Iterable[Record]) -> list[str]:
 
 
 SEARCH_SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
