@@ -133,3 +133,37 @@ def test_pages_fit_a_phone_screen_and_break_no_policy(browser: Any, server: str)
     finally:
         context.close()
     assert not [text for text in violations if "Content Security Policy" in text]
+
+
+def test_a_person_searches_from_the_index_and_subscribes_to_the_results(
+    page: Any, server: str
+) -> None:
+    """The index page's search box (a plain GET form, allowed by the pages' form-action
+    'self') leads to the results page, whose subscribe link gives the search's feed."""
+    page.goto(server + "/")
+    page.get_by_label("Search articles").fill("Vision")
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_url(server + "/search?q=vision")  # redirected to the canonical spelling
+    titles = page.locator("article h3").all_inner_texts()
+    assert len(titles) == 4 and page.locator("h2#results").inner_text() == 'Search "vision"'
+    feeds = alternates(page)
+    assert feeds["application/atom+xml"] == server + "/feeds/search.atom?q=vision"
+    screenshot(page, "search")
+
+    page.get_by_label("Topic", exact=True).select_option(label="AI")
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_url(server + "/search?q=vision&topic=ai")
+    assert len(page.locator("article h3").all_inner_texts()) == 3
+
+    page.locator("ul.subscribe").get_by_role("link", name="Atom").click()
+    page.wait_for_selector("#feed-title")
+    assert page.locator("#feed-title").inner_text() == 'feedsvc: search "vision" in AI'
+    assert page.locator("#feed-address").inner_text() == (
+        server + "/feeds/search.atom?q=vision&topic=ai"
+    )
+    assert len(page.locator("article h2").all_inner_texts()) == 3
+    assert not [
+        text
+        for text in page.complaints
+        if "Content Security Policy" in text and "inline event handler" not in text
+    ]

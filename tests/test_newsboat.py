@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RECORDS, parse_xml, system_tool
+from tests.conftest import ATOM, RECORDS, parse_xml, system_tool
 from tests.servers import fetch, running_feedsvc
 
 pytestmark = pytest.mark.live
@@ -57,3 +57,22 @@ def test_newsboat_imports_the_opml_and_reloads_every_feed(tmp_path: Path) -> Non
     # newsboat keeps one copy of an article seen in several feeds (same id everywhere)
     assert len(guids) == records == 9
     assert unread.stdout.strip() == f"{records} unread articles"
+
+
+def test_newsboat_subscribes_to_a_search_and_gets_its_entries(tmp_path: Path) -> None:
+    system_tool("newsboat")
+    (tmp_path / "config").write_text("")
+    with running_feedsvc(RECORDS, tmp_path / "server.log") as server:
+        urls = {f"{server}/feeds/search.{ext}?q=vision&topic=ai" for ext in ("atom", "rss")}
+        status, _, body = fetch(sorted(urls)[0])
+        assert status == 200
+        expected = {entry.findtext(f"{ATOM}id") for entry in parse_xml(body).iter(f"{ATOM}entry")}
+        (tmp_path / "urls").write_text("".join(f"{url}\n" for url in sorted(urls)))
+        reloaded = newsboat(tmp_path, "-x", "reload")
+        assert reloaded.returncode == 0 and not reloaded.stderr.strip(), reloaded.stderr
+    assert (tmp_path / "newsboat.log").read_text() == ""  # no warning, no error
+    with sqlite3.connect(tmp_path / "cache.db") as cache:
+        titles = dict(cache.execute("SELECT rssurl, title FROM rss_feed").fetchall())
+        guids = {guid for (guid,) in cache.execute("SELECT guid FROM rss_item")}
+    assert titles == dict.fromkeys(urls, 'feedsvc: search "vision" in AI')
+    assert guids == expected and len(expected) == 3  # the same ids in Atom and RSS
