@@ -10,6 +10,8 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -273,3 +275,50 @@ def test_a_rebuilt_file_whose_bytes_changed_is_never_answered_304(
         assert fetch(base + url, {**headers, "If-None-Match": validators["ETag"]})[0] == 200
         since = {**headers, "If-Modified-Since": validators["Last-Modified"]}
         assert fetch(base + url, since)[0] == 200, (url, headers)
+
+
+def test_a_static_site_sends_searches_to_a_running_feedsvc(tmp_path: Path, nginx: Start) -> None:
+    """nginx-static.conf serves the built folder and passes /search and /feeds/search.* to
+    `feedsvc serve` on the same records, whose answers keep their own headers (one of each)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    site = tmp_path / "site"
+    build_site(make_app(BASE_URL=base, SEARCH_INDEX="auto"), site)  # as `build --search`
+    settings = {"BASE_URL": base, "RELOAD_INTERVAL": "0"}
+    with running_feedsvc(RECORDS, tmp_path / "feedsvc.log", settings=settings) as service:
+        config = deploy_config(
+            "nginx-static.conf",
+            {
+                "root /srv/feedsvc/site;": f"root {site};",
+                "server 127.0.0.1:8000;": f"server {service.removeprefix('http://')};",
+            },
+        )
+        nginx(config, port)
+        index = fetch(base + "/")
+        assert index[2] == (site / "index.html").read_bytes()  # static, with the search box
+        assert b'action="' + base.encode() + b'/search"' in index[2]
+        for url in ("/feeds/search.atom?q=vision&topic=ai", "/search?q=vision&topic=ai"):
+            status, headers, body = fetch(base + url)
+            live = fetch(service + url)
+            assert (status, body) == (live[0], live[2]) == (200, live[2]), url
+            assert headers["ETag"] == live[1]["ETag"], url
+            for name in ("Cache-Control", "Access-Control-Allow-Origin", "X-Content-Type-Options"):
+                assert headers.get_all(name) == live[1].get_all(name), (url, name)
+            policy = headers.get_all("Content-Security-Policy")
+            assert policy == live[1].get_all("Content-Security-Policy"), url
+        feed = read_feed(fetch(base + "/feeds/search.rss?q=vision")[2])
+        assert len(feed.entries) == 4 and feed.feed.title == 'feedsvc: search "vision"'
+        etag = fetch(base + "/feeds/search.atom?q=vision")[1]["ETag"]
+        assert fetch(base + "/feeds/search.atom?q=vision", {"If-None-Match": etag})[0] == 304
+        redirect = urllib.request.Request(base + "/feeds/search.atom?q=Vision", method="HEAD")
+        with pytest.raises(urllib.error.HTTPError) as moved:
+            urllib.request.build_opener(_NoRedirects).open(redirect, timeout=10)
+        assert moved.value.code == 301
+        assert moved.value.headers["Location"] == base + "/feeds/search.atom?q=vision"
+        assert fetch(base + "/feeds/all.atom")[2] == (site / "feeds/all.atom").read_bytes()
+    assert fetch(base + "/search?q=vision")[0] == 502  # no feedsvc serve: no search
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
