@@ -8,7 +8,7 @@ import pytest
 
 from feedsvc.errors import FolderError, Problem
 from feedsvc.fields import record_from_mapping
-from feedsvc.repository import build_collection, find_record_files, load_collection
+from feedsvc.repository import EPOCH, build_collection, find_record_files, load_collection
 from tests.conftest import ASSET_BASE_URL, RECORDS, make_app
 
 
@@ -122,6 +122,24 @@ def test_ties_are_broken_by_entry_id_whatever_the_load_order() -> None:
     assert [r.id for r in forward.records] == [r.id for r in backward.records]
     assert [r.id for r in forward.records] == sorted(r.id for r in forward.records)
     assert forward.topics == backward.topics
+
+
+def test_a_collection_carries_what_the_loader_says_of_it() -> None:
+    """The version, the modification time, the folders not read and the links not followed are
+    the loader's to give; the load time is now, in UTC."""
+    before = datetime.now(UTC)
+    modified = datetime(2023, 1, 2, tzinfo=UTC)
+    unread = Problem("locked", "", "cannot be read (Permission denied)")
+    link = Problem("link.md", "", "a link: links are not followed", "warning")
+    results = [_record("https://x.example/a", "2022-01-01T00:00:00Z", "a.md")]
+    collection = build_collection(results, "v1", modified, unread=[unread], skipped=[link])
+    assert (collection.version, collection.modified) == ("v1", modified)
+    assert collection.rejections == (unread,) and collection.skipped == (link,)
+    assert collection.loaded_at is not None
+    assert before <= collection.loaded_at <= datetime.now(UTC)
+    unversioned = build_collection(results)
+    assert (unversioned.version, unversioned.modified) == ("", EPOCH)
+    assert unversioned.rejections == () and unversioned.skipped == ()
 
 
 def test_empty_folder_gives_an_empty_collection(tmp_path: Path) -> None:
