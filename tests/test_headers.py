@@ -189,6 +189,8 @@ def test_a_200_kb_header_costs_what_a_normal_one_does(app: Flask) -> None:
         ('"abcd"', False),
         ('"x", *', False),
         ("", False),
+        ('"x","abc"', True),  # no space after the comma
+        ('"Xabc"', False),
     ],
 )
 def test_if_none_match_uses_the_weak_comparison(value: str, matches: bool) -> None:
@@ -234,3 +236,31 @@ def test_a_two_digit_year_is_the_most_recent_with_those_digits() -> None:
     read_behind = http_date(f"Sunday, 06-Nov-{behind:02d} 08:49:37 GMT")
     assert read_ahead is not None and read_ahead.year == this_year + 10
     assert read_behind is not None and read_behind.year == this_year + 60 - 100
+
+
+def test_a_two_digit_year_exactly_50_years_ahead_is_ahead() -> None:
+    """RFC 9110 §5.6.7: only a year *more than* 50 years ahead is taken as the past century's."""
+    this_year = datetime.now(UTC).year
+    for years_ahead, year in ((50, this_year + 50), (51, this_year + 51 - 100)):
+        digits = (this_year + years_ahead) % 100
+        read = http_date(f"Sunday, 06-Nov-{digits:02d} 08:49:37 GMT")
+        assert read is not None and read.year == year, years_ahead
+
+
+class Year2070(datetime):
+    """A clock in 2070, when some two-digit years are the next century's; it tells UTC only."""
+
+    @classmethod
+    def now(cls, tz: object = None) -> Year2070:  # type: ignore[override]
+        assert tz is UTC, "the year is the UTC one"
+        return cls(2070, 6, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("digits", "year"), [("19", 2119), ("20", 2020), ("69", 2069)])
+def test_a_two_digit_year_in_the_second_half_of_a_century(
+    digits: str, year: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In 2070, `19` is 2119 (2019 is more than 50 years back), `20` still 2020."""
+    monkeypatch.setattr(headers, "datetime", Year2070)
+    read = http_date(f"Sunday, 06-Nov-{digits} 08:49:37 GMT")
+    assert read is not None and read.year == year
