@@ -264,3 +264,8 @@ def test_a_two_digit_year_in_the_second_half_of_a_century(
     monkeypatch.setattr(headers, "datetime", Year2070)
     read = http_date(f"Sunday, 06-Nov-{digits} 08:49:37 GMT")
     assert read is not None and read.year == year
+
+
+def test_an_http_date_is_read_up_to_64_characters() -> None:
+    assert http_date(IMF.ljust(64)) == NOVEMBER_6
+    assert http_date(IMF.ljust(65)) is None

@@ -7,6 +7,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree, html
+from werkzeug.test import create_environ, run_wsgi_app
 
 from feedsvc.feeds import find_feed, iter_feeds
 from feedsvc.render import FORMATS
@@ -280,3 +281,16 @@ def test_rss_descriptions_read_as_written_in_the_styled_view(client: FlaskClient
     page = html.document_fromstring(str(transform(feed)))
     texts = [p.text_content() for p in page.xpath("//article/p[not(@class)]")]
     assert any("Shares of <UBER.N> rose 3% & analysts" in text for text in texts), texts
+
+
+@pytest.mark.parametrize("path", ["/", "/feeds/all.atom"])
+def test_an_environ_without_empty_path_or_query_is_served(app: Flask, path: str) -> None:
+    """PEP 3333 lets a server leave out an empty QUERY_STRING (and CGI an empty PATH_INFO): the
+    root, and a feed's first page."""
+    environ = create_environ(path, BASE_URL)
+    del environ["QUERY_STRING"]
+    if path == "/":
+        del environ["PATH_INFO"]
+    for _ in range(2):  # rendered through Flask, then from the cache
+        body, status, _ = run_wsgi_app(app.wsgi_app, environ)
+        assert status == "200 OK" and b"".join(body) == app.test_client().get(path).data
