@@ -13,6 +13,8 @@ The server's URLs map to files so that a web server can find them without a prog
     /topics/ai?page=2           topics/ai.page-2.html
     /feeds/all.atom             feeds/all.atom
     /feeds/all.atom?page=2      feeds/all.page-2.atom
+    /feeds/all.atom.html        feeds/all.atom.html    (the feed's HTML view, which a browser
+    /feeds/all.atom.html?page=2 feeds/all.page-2.atom.html    opening the feed's URL gets)
     /feeds.opml, /static/...    the same path
 
 The site is written into a temporary folder beside the output, which then takes the output's
@@ -54,6 +56,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from feedsvc.feeds import (
+    VIEW_SUFFIX,
     Feed,
     FeedListing,
     Fingerprints,
@@ -63,6 +66,7 @@ from feedsvc.feeds import (
     html_page,
     iter_feeds,
     page_count,
+    view_page,
 )
 from feedsvc.output import (
     MARKER,
@@ -119,6 +123,10 @@ def site_pages(collection: Collection, site: Site, static: Path) -> Iterator[Sit
             for extension in FORMATS:
                 made_from = functools.partial(_feed_made_from, prints, feed, site, extension, page)
                 yield SitePage(f"{feed.path}.{extension}{query}", made_from)
+                made_from = functools.partial(
+                    _view_made_from, prints, feed, site, extension, page, listing
+                )
+                yield SitePage(f"{feed.path}.{extension}{VIEW_SUFFIX}{query}", made_from)
             # An HTML page shows its document and its feed's listing; the index's first page
             # also lists every feed (`pages.render_index`; the build's property test holds
             # this to what the pages show).
@@ -138,6 +146,13 @@ def site_urls(collection: Collection, site: Site, static: Path) -> Iterator[str]
 
 def _feed_made_from(prints: Fingerprints, feed: Feed, site: Site, extension: str, page: int) -> str:
     return _digest(extension, prints.page(feed_page(feed, site, extension, page)))
+
+
+def _view_made_from(
+    prints: Fingerprints, feed: Feed, site: Site, extension: str, page: int, listing: FeedListing
+) -> str:
+    view = prints.page(view_page(feed, site, extension, page))
+    return _digest("view", extension, view, prints.listings((listing,)))
 
 
 def _page_made_from(
@@ -183,7 +198,7 @@ def file_for(url: str) -> str:
     page = parts.query.removeprefix("page=") if parts.query else "1"
     path = parts.path.lstrip("/") or "index"
     folder, _, name = path.rpartition("/")
-    stem, dot, extension = name.rpartition(".")
+    stem, dot, extension = name.partition(".")  # a feed's view: all.page-2.atom.html
     if not dot:  # an HTML page: /topics/ai
         stem, extension = name, "html"
     suffix = f".page-{page}" if page != "1" else ""

@@ -26,6 +26,9 @@ from feedsvc.urls import entry_id
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Served by the web module from the package's static folder.
 FEED_STYLESHEET_PATH = "/static/feed.xsl"
+# A feed's HTML view, which a browser opening the feed gets, is also at the feed's URL plus this
+# (`/feeds/all.atom.html`): a URL of its own for its paging links and for a static build's file.
+VIEW_SUFFIX = ".html"
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +409,15 @@ def html_page(feed: Feed, site: Site, page: int = 1) -> FeedPage:
     :raises PageNotFound: the feed has fewer pages.
     """
     return _page(feed, site, feed.html_path, page, None)
+
+
+def view_page(feed: Feed, site: Site, extension: str, page: int = 1) -> FeedPage:
+    """Page `page` of `feed` as the HTML view of its feed in `extension` shows it: the feed's
+    entries, with paging links between views.
+
+    :raises PageNotFound: the feed has fewer pages.
+    """
+    return _page(feed, site, f"{feed.path}.{extension}{VIEW_SUFFIX}", page, None)
 
 
 def page_document(feed: Feed, site: Site, page: int = 1) -> FeedDocument:

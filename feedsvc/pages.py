@@ -1,4 +1,5 @@
-"""The HTML pages people read: the index, one page per topic and provider, and the 404 page.
+"""The HTML pages people read: the index, one page per topic and provider, the HTML view of
+each feed (what a browser opening a feed's URL gets) and the 404 page.
 
 Pages show the same entries as the feeds (`html_page` cuts the same pages), through Jinja
 templates with autoescaping. They link their feeds for autodiscovery and use no script and no
@@ -24,6 +25,7 @@ from feedsvc.feeds import (
     feed_listing,
     feed_listings,
     html_page,
+    view_page,
 )
 from feedsvc.render import FORMATS, Format, FragmentStore
 from feedsvc.repository import Collection
@@ -66,6 +68,7 @@ class PageInputs:
     page: FeedPage
     listing: FeedListing
     listings: tuple[FeedListing, ...] = ()  # every feed, on the index's first page
+    format: str | None = None  # the feed format a feed's HTML view shows
 
 
 def index_inputs(collection: Collection, site: Site, page: int) -> PageInputs:
@@ -92,6 +95,22 @@ def feed_page_inputs(feed: Feed, site: Site, page: int) -> PageInputs:
     )
 
 
+def feed_view_inputs(feed: Feed, site: Site, extension: str, page: int) -> PageInputs:
+    """The HTML view of a feed, for a person who opened its link in a browser: what a feed is,
+    its address to copy into a feed reader, and its entries, paged like the feed. It replaces
+    the XSL stylesheet's view, which browsers are dropping (Chromium shows a banner over it).
+
+    :raises PageNotFound: the feed has fewer pages.
+    """
+    return PageInputs(
+        "feed_view.html",
+        site,
+        view_page(feed, site, extension, page),
+        feed_listing(feed, site, FORMATS),
+        format=extension,
+    )
+
+
 def render_page(inputs: PageInputs, fragments: FragmentStore | None = None) -> str:
     """The page; with `fragments`, each article's HTML is taken from there when another page
     rendered it (and left there when not), as feeds take their entries."""
@@ -105,6 +124,7 @@ def render_page(inputs: PageInputs, fragments: FragmentStore | None = None) -> s
         topics=_by_name(inputs.listings, "topics"),
         providers=_by_name(inputs.listings, "providers"),
         subscriptions_of=subscriptions,
+        format=FORMATS[inputs.format] if inputs.format else None,
     )
 
 

@@ -5,6 +5,9 @@ Feeds are served from the render cache. A poll for a feed that is already render
 everything else (first renders, errors, other routes) goes through Flask. Both paths derive the
 cache key with `_feed_key` and answer with `_feed_response`, so they cannot disagree.
 
+A browser opening a feed gets the feed's HTML view (`pages.feed_view_inputs`), a document of
+its own in the same cache; `_feed_key` decides which a request gets.
+
 Routes are generated from the format registry, so a new format is served, linked and tested
 without a new branch here.
 """
@@ -30,12 +33,12 @@ from feedsvc.cache import (
     Headers,
     RenderCache,
     RenderedFeed,
-    Variant,
     rendered_feed,
 )
 from feedsvc.errors import FeedsvcError, PageNotFound, QueryError
 from feedsvc.feeds import (
     EPOCH,
+    VIEW_SUFFIX,
     FeedListing,
     FeedPage,
     Site,
@@ -49,14 +52,16 @@ from feedsvc.metrics import CONTENT_TYPE, access_log, log_access, quoted
 from feedsvc.pages import (
     CONTENT_SECURITY_POLICY,
     HTML_MEDIA_TYPE,
+    PageInputs,
     feed_page_inputs,
+    feed_view_inputs,
     index_inputs,
     render_not_found,
     render_page,
     render_search_page,
     search_page_inputs,
 )
-from feedsvc.render import ATOM, FORMATS, OPML_MEDIA_TYPE, RSS, render_opml
+from feedsvc.render import FORMATS, OPML_MEDIA_TYPE, render_opml
 from feedsvc.repository import Collection, CollectionLoader, loader_for
 from feedsvc.search import Question, SearchFeed, describe, read_question
 from feedsvc.settings import ENV_PREFIX, Settings, defaults
@@ -65,17 +70,19 @@ from feedsvc.versions import Snapshot, Versions
 bp = Blueprint("feeds", __name__)
 _EXTENSION_KEY = "feedsvc"
 
-# (scope, slug, extension, page, base URL): everything a rendered feed depends on.
+# (scope, slug, extension, page, base URL): everything a rendered feed depends on. A feed's
+# HTML view has its own key, whose extension is the feed's plus VIEW_SUFFIX ("atom.html").
 FeedKey = tuple[str, str | None, str, int, str]
 _FEED_PATH = re.compile(
     rf"/feeds/(?:(?P<all>all)|(?P<scope>topics|providers)/(?P<slug>[^/]+)"
     rf"|stories/(?:(?P<stories>all)|topics/(?P<story_topic>[^/]+)))"
-    rf"\.(?P<extension>{'|'.join(map(re.escape, FORMATS))})"
+    rf"\.(?P<extension>{'|'.join(map(re.escape, FORMATS))})(?P<view>{re.escape(VIEW_SUFFIX)})?"
 )
 _NOT_MODIFIED = "304 Not Modified"
 _OK = "200 OK"
 # Every response carries it (feeds through the fast path too), so that no browser guesses a type.
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
+_PAGE_HEADERS: Headers = (("Content-Security-Policy", CONTENT_SECURITY_POLICY),)
 _PAGE_DIGITS = re.compile(r"[0-9]+")
 # Past the end of any feed: a page number longer than this is not converted (Python refuses
 # int() on more than 4,300 digits, and nothing needs that many).
@@ -101,6 +108,8 @@ class _State(Versions):
         )
         self.search = _open_search(settings, self.collection)
         self.search_load = SearchLoad()
+        # HTML (pages, feeds' views) also carries the pages' policy: no script, no framing.
+        self.page_headers: Headers = (*self.feed_headers, *_PAGE_HEADERS)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -183,8 +192,9 @@ def _base_url(state: _State, environ: dict[str, Any]) -> str | None:
 
 
 def _feed_key(state: _State, environ: dict[str, Any]) -> FeedKey | None:
-    """The cache key of the feed a request asks for; None if it is not a well-formed feed URL
-    or its host is unusable."""
+    """The cache key of the feed a request asks for, or of the feed's HTML view when its URL
+    names the view or the request prefers HTML to the feed's type (a browser opening the
+    link); None if it is not a well-formed feed URL or its host is unusable."""
     match = _FEED_PATH.fullmatch(environ.get("PATH_INFO", ""))
     page = _page(environ.get("QUERY_STRING", ""))
     if match is None or page is None:
@@ -196,9 +206,28 @@ def _feed_key(state: _State, environ: dict[str, Any]) -> FeedKey | None:
         scope, slug = (
             ("story-topics", match["story_topic"]) if match["story_topic"] else ("stories", None)
         )
-        return (scope, slug, match["extension"], page, base_url)
-    scope = "all" if match["all"] else match["scope"]
-    return (scope, match["slug"], match["extension"], page, base_url)
+    else:
+        scope, slug = "all" if match["all"] else match["scope"], match["slug"]
+    extension = match["extension"]
+    if match["view"] or _wants_view(environ.get("HTTP_ACCEPT")):
+        extension += VIEW_SUFFIX
+    return (scope, slug, extension, page, base_url)
+
+
+# A request gets a feed's HTML view when it prefers text/html to every feed type, as a browser
+# opening a link does; not merely to this feed's own type, so that a feed reader that asks for
+# Atom and RSS, and for HTML less, still gets a JSON feed. Readers that ask for `*/*` or for
+# no type at all get the feed.
+_FEED_MEDIA_TYPES = tuple(fmt.media_type for fmt in FORMATS.values())
+
+
+def _wants_view(accept: str | None) -> bool:
+    if not accept:
+        return False
+    for media_type in _FEED_MEDIA_TYPES:  # a loop, not all(): on every feed request
+        if not prefers_html(accept, media_type):
+            return False
+    return True
 
 
 def _not_modified(etag: str, last_modified: datetime, environ: dict[str, Any]) -> bool:
@@ -211,50 +240,15 @@ def _not_modified(etag: str, last_modified: datetime, environ: dict[str, Any]) -
     return since is not None and last_modified.replace(microsecond=0) <= since
 
 
-# Browsers show `application/atom+xml` and `rss+xml` as plain text (Chromium) or download them,
-# and apply a feed's XSL stylesheet only to a generic XML type. So a request that prefers HTML to
-# the feed's own type (a browser opening a link) gets the same bytes as `application/xml`; feed
-# readers, which ask for feed types or `*/*`, get the feed type. Caches key on `Accept` (Vary).
-_STYLED_MEDIA_TYPES = frozenset({ATOM.media_type, RSS.media_type})
-_BROWSER_MEDIA_TYPE = "application/xml; charset=utf-8"
-# The styled view is a page too: no script, nothing framed. CSP counts an XSL stylesheet as a
-# script, so `script-src 'self'` lets our own stylesheet in (feedsvc serves no script at all);
-# its output carries its styles inline, and nothing from the feed is ever output as markup.
-STYLED_FEED_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src http: https:; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
-
-
-def _browser_view(variant: Variant) -> tuple[str, Headers, Headers]:
-    """ETag, headers and 304 headers of `variant` served to a browser as generic XML: another
-    representation (another media type), so another strong ETag."""
-    etag = f"{variant.etag}-xml"
-    validators = (("ETag", f'"{etag}"'),)
-    headers = tuple(
-        ("Content-Type", _BROWSER_MEDIA_TYPE)
-        if name == "Content-Type"
-        else validators[0]
-        if name == "ETag"
-        else (name, value)
-        for name, value in variant.headers
-    )
-    return etag, (*headers, ("Content-Security-Policy", STYLED_FEED_POLICY)), validators
-
-
 def _feed_response(
     state: _State, rendered: RenderedFeed, environ: dict[str, Any]
 ) -> tuple[str, list[tuple[str, str]], bytes]:
-    """Status, headers and body for a rendered feed: the client's coding, or 304."""
+    """Status, headers and body for a rendered document: the client's coding, or 304."""
     variant = rendered.variant(content_coding(environ.get("HTTP_ACCEPT_ENCODING")))
-    etag, headers, validators = variant.etag, variant.headers, variant.validators
-    if rendered.media_type in _STYLED_MEDIA_TYPES and prefers_html(
-        environ.get("HTTP_ACCEPT"), rendered.media_type
-    ):
-        etag, headers, validators = _browser_view(variant)
-    if _not_modified(etag, rendered.last_modified, environ):
-        return _NOT_MODIFIED, [*validators, *state.feed_headers], b""
-    return _OK, [*headers, *state.feed_headers], variant.body
+    shared = state.page_headers if rendered.media_type == HTML_MEDIA_TYPE else state.feed_headers
+    if _not_modified(variant.etag, rendered.last_modified, environ):
+        return _NOT_MODIFIED, [*variant.validators, *shared], b""
+    return _OK, [*variant.headers, *shared], variant.body
 
 
 StartResponse = Callable[..., Any]
@@ -355,9 +349,9 @@ def _site(state: _State, base_url: str) -> Site:
 
 
 def _inputs_for(state: _State, collection: Collection, key: FeedKey) -> Any:
-    """What the document at `key` (a feed page, an HTML page or the OPML list) is made from:
-    equal inputs give equal bytes. The routes render from it; a reload compares it to keep
-    renders (`_keep_unchanged_renders`).
+    """What the document at `key` (a feed page or its HTML view, an HTML page or the OPML list)
+    is made from: equal inputs give equal bytes. The routes render from it; a reload compares
+    it to keep renders (`_keep_unchanged_renders`).
 
     :raises PageNotFound: there is no such feed or page.
     """
@@ -372,13 +366,16 @@ def _inputs_for(state: _State, collection: Collection, key: FeedKey) -> Any:
         if scope == "all":
             return index_inputs(collection, site, page)
         return feed_page_inputs(feed, site, page)
+    if kind.endswith(VIEW_SUFFIX):
+        return feed_view_inputs(feed, site, kind.removesuffix(VIEW_SUFFIX), page)
     return feed_page(feed, site, kind, page)
 
 
-def _feed_inputs(state: _State, collection: Collection, key: FeedKey) -> FeedPage:
-    """What the feed page at `key` shows; 404 when there is no such feed or page."""
+def _feed_inputs(state: _State, collection: Collection, key: FeedKey) -> FeedPage | PageInputs:
+    """What the feed page at `key` shows, or its HTML view; 404 when there is no such feed or
+    page."""
     try:
-        inputs: FeedPage = _inputs_for(state, collection, key)
+        inputs: FeedPage | PageInputs = _inputs_for(state, collection, key)
     except PageNotFound as exc:
         abort(404, description=str(exc))
     return inputs
@@ -404,6 +401,12 @@ def _render_feed(
     fmt = FORMATS[extension]
     body = fmt.assemble(page.document(), state.fragments)
     return rendered_feed(body, fmt.media_type, last_modified(collection, page.updated))
+
+
+def _render_html(state: _State, collection: Collection, inputs: PageInputs) -> RenderedFeed:
+    """A page or a feed's HTML view (Jinja, in the app's context), its articles shared."""
+    body = render_page(inputs, state.fragments).encode()
+    return rendered_feed(body, HTML_MEDIA_TYPE, last_modified(collection, inputs.page.updated))
 
 
 def last_modified(collection: Collection, newest: datetime) -> datetime:
@@ -433,12 +436,14 @@ def _serve_feed() -> Response:
         raw = request.args.get("page", "")
         abort(400, description=f"page must be a positive whole number, not {raw[:20]!r}")
     snapshot = state.snapshot
+    collection = snapshot.collection
+    render: Callable[[Any], RenderedFeed] = (
+        (lambda inputs: _render_html(state, collection, inputs))
+        if key[2].endswith(VIEW_SUFFIX)
+        else (lambda page: _render_feed(state, collection, page, key[2]))
+    )
     return _cached_response(
-        state,
-        snapshot,
-        key,
-        lambda: _feed_inputs(state, snapshot.collection, key),
-        lambda document: _render_feed(state, snapshot.collection, document, key[2]),
+        state, snapshot, key, lambda: _feed_inputs(state, collection, key), render
     )
 
 
@@ -448,7 +453,6 @@ def _cached_response(
     key: FeedKey,
     inputs: Callable[[], Any],
     render: Callable[[Any], RenderedFeed],
-    extra_headers: Headers = (),
     renders: RenderCache | None = None,
 ) -> Response:
     """Feeds, pages and the OPML list alike: the cached render (kept from an earlier version
@@ -457,7 +461,7 @@ def _cached_response(
     cache = renders if renders is not None else state.renders  # an empty cache is falsy
     rendered = _get_or_render(state, snapshot, key, inputs, render, cache)
     status, headers, body = _feed_response(state, rendered, request.environ)
-    return Response(body, status, [*headers, *extra_headers])
+    return Response(body, status, headers)
 
 
 def _get_or_render(
@@ -498,26 +502,31 @@ def _get_or_render(
     return rendered
 
 
-# Routes come from the format registry: `/feeds/all.atom`, `/feeds/topics/ai.rss`, ...
+# Routes come from the format registry: `/feeds/all.atom`, `/feeds/topics/ai.rss`, ...; each
+# feed's HTML view also at its own URL, `/feeds/all.atom.html` (`_feed_key` tells them apart).
 _EXTENSION = f"<any({', '.join(FORMATS)}):extension>"
 
 
 @bp.get(f"/feeds/all.{_EXTENSION}")
+@bp.get(f"/feeds/all.{_EXTENSION}{VIEW_SUFFIX}")
 def all_items_feed(extension: str) -> Response:
     return _serve_feed()
 
 
 @bp.get(f"/feeds/<any(topics, providers):scope>/<slug>.{_EXTENSION}")
+@bp.get(f"/feeds/<any(topics, providers):scope>/<slug>.{_EXTENSION}{VIEW_SUFFIX}")
 def group_feed(scope: str, slug: str, extension: str) -> Response:
     return _serve_feed()
 
 
 @bp.get(f"/feeds/stories/all.{_EXTENSION}")
+@bp.get(f"/feeds/stories/all.{_EXTENSION}{VIEW_SUFFIX}")
 def all_stories_feed(extension: str) -> Response:
     return _serve_feed()
 
 
 @bp.get(f"/feeds/stories/topics/<slug>.{_EXTENSION}")
+@bp.get(f"/feeds/stories/topics/<slug>.{_EXTENSION}{VIEW_SUFFIX}")
 def topic_stories_feed(slug: str, extension: str) -> Response:
     return _serve_feed()
 
@@ -527,8 +536,9 @@ def topic_stories_feed(slug: str, extension: str) -> Response:
 # ETags, compression and conditional GET.
 _PAGE = "html"
 _OPML = "opml"
-_KEPT_ACROSS_VERSIONS = frozenset([*FORMATS, _PAGE, _OPML])
-_PAGE_HEADERS: Headers = (("Content-Security-Policy", CONTENT_SECURITY_POLICY),)
+_KEPT_ACROSS_VERSIONS = frozenset(
+    [*FORMATS, *(f"{ext}{VIEW_SUFFIX}" for ext in FORMATS), _PAGE, _OPML]
+)
 
 
 def _page_or_404(scope: str, slug: str | None) -> WerkzeugResponse:
@@ -549,12 +559,7 @@ def _page_or_404(scope: str, slug: str | None) -> WerkzeugResponse:
             snapshot,
             key,
             lambda: _inputs_for(state, snapshot.collection, key),
-            lambda inputs: rendered_feed(
-                render_page(inputs, state.fragments).encode(),
-                HTML_MEDIA_TYPE,
-                last_modified(snapshot.collection, inputs.page.updated),
-            ),
-            _PAGE_HEADERS,
+            lambda inputs: _render_html(state, snapshot.collection, inputs),
         )
     except PageNotFound as exc:
         return _not_found_page(state, base_url, f"This page does not exist: {exc}.")
@@ -653,6 +658,7 @@ _FAST_ROUTES = {
 }
 _SEARCH_FEED_PATH = re.compile(
     rf"/feeds/search\.(?P<extension>{'|'.join(map(re.escape, FORMATS))})"
+    rf"(?P<view>{re.escape(VIEW_SUFFIX)})?"
 )
 _TOO_BUSY_HEADERS: Headers = (
     ("Content-Type", "text/plain; charset=utf-8"),
@@ -684,7 +690,10 @@ def _search_key(state: _State, environ: dict[str, Any]) -> FeedKey | None:
     base_url = _base_url(state, environ)
     if base_url is None:
         return None
-    return (SEARCH, environ.get("QUERY_STRING", ""), match["extension"], 0, base_url)
+    extension = match["extension"]
+    if match["view"] or _wants_view(environ.get("HTTP_ACCEPT")):
+        extension += VIEW_SUFFIX
+    return (SEARCH, environ.get("QUERY_STRING", ""), extension, 0, base_url)
 
 
 class SearchLoad:
@@ -785,6 +794,7 @@ def _timed_search(state: _State, answer: Callable[[], WerkzeugResponse]) -> Werk
 
 
 @bp.get(f"/feeds/search.{_EXTENSION}")
+@bp.get(f"/feeds/search.{_EXTENSION}{VIEW_SUFFIX}")
 def search_feed(extension: str) -> WerkzeugResponse:
     """The feed of a question's matches, newest first."""
     state = _state()
@@ -800,11 +810,16 @@ def search_feed(extension: str) -> WerkzeugResponse:
         return _canonical_redirect(state, base_url, question, page)
     snapshot = state.snapshot
     site = _site(state, base_url)
-    key: FeedKey = (SEARCH, question.query_string(page), extension, 0, base_url)
+    key = _search_key(state, request.environ)
+    assert key is not None  # the route matched, search is on, the Host is usable
+    view = key[2].endswith(VIEW_SUFFIX)
 
-    def inputs() -> FeedPage:
+    def inputs() -> FeedPage | PageInputs:
         try:
-            return feed_page(_search_feed(state, snapshot, question, site), site, extension, page)
+            feed = _search_feed(state, snapshot, question, site)
+            if view:
+                return feed_view_inputs(feed, site, extension, page)
+            return feed_page(feed, site, extension, page)
         except QueryError as exc:
             abort(400, description=str(exc))
         except PageNotFound as exc:
@@ -817,7 +832,11 @@ def search_feed(extension: str) -> WerkzeugResponse:
             snapshot,
             key,
             inputs,
-            lambda made: _render_feed(state, snapshot.collection, made, extension),
+            lambda made: (
+                _render_html(state, snapshot.collection, made)
+                if view
+                else _render_feed(state, snapshot.collection, made, extension)
+            ),
             renders=state.custom_renders,
         ),
     )
@@ -859,9 +878,7 @@ def search_page() -> WerkzeugResponse:
     try:
         return _timed_search(
             state,
-            lambda: _cached_response(
-                state, snapshot, key, inputs, render, _PAGE_HEADERS, state.custom_renders
-            ),
+            lambda: _cached_response(state, snapshot, key, inputs, render, state.custom_renders),
         )
     except QueryError as exc:
         return _search_error_page(site, question, topics, str(exc))

@@ -295,6 +295,8 @@ def test_an_output_of_a_build_before_manifests_is_replaced_only_if_it_fits_the_l
 ) -> None:
     site = tmp_path / "site"
     assert run_build(runner, RECORDS, site).exit_code == 0
+    for view in site.glob("feeds/**/*.html*"):  # builds then wrote no views of feeds
+        view.unlink()
     (site / MARKER).write_text("made by feedsvc build; replaced whole by the next\n")
     (site / "CNAME").write_text("news.example.org\n")
     refused_in_one_line(run_build(runner, RECORDS, site), "CNAME")

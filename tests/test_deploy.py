@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -219,6 +220,67 @@ def test_nginx_proxy_cache_in_front_of_feedsvc(tmp_path: Path, nginx: Start) -> 
         log = (tmp_path / "feedsvc.log").read_text()
         assert log.count("path=/feeds/all.atom ") == 3
 
+        # Browsers get the feed's HTML view, cached apart from the feed; a reader that also
+        # accepts HTML, less, gets the feed.
+        views = [fetch(base + "/feeds/all.rss", {"Accept": FIREFOX_ACCEPT}) for _ in range(2)]
+        assert [view[1]["X-Cache-Status"] for view in views] == ["MISS", "HIT"]
+        assert views[1][1]["Content-Type"] == "text/html; charset=utf-8"
+        assert b'id="feed-address"' in views[1][2]
+        reader = fetch(base + "/feeds/all.rss", {"Accept": "application/rss+xml, text/html;q=0.1"})
+        assert reader[1]["Content-Type"] == "application/rss+xml; charset=utf-8"
+
+
+# What browsers send (Chromium, Firefox, Safari) and what feed readers and tools send.
+CHROMIUM_ACCEPT = (
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+    "image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7"
+)
+FIREFOX_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+SAFARI_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+BROWSERS = (CHROMIUM_ACCEPT, FIREFOX_ACCEPT, SAFARI_ACCEPT, "text/html")
+READERS = (
+    "application/atom+xml,application/rdf+xml,application/rss+xml,application/x-netcdf,"
+    "application/xml;q=0.9,text/xml;q=0.2,*/*;q=0.1",  # feedparser
+    "application/rss+xml, application/atom+xml, text/html;q=0.5, */*;q=0.1",
+    "application/feed+json, application/json;q=0.9",
+    "*/*",
+    "text/html;q=0.5, */*",
+    "",
+)
+
+
+def varies_on(headers: Message) -> set[str]:
+    """The request headers every Vary header of a response names."""
+    return {name.strip() for value in headers.get_all("Vary", []) for name in value.split(",")}
+
+
+def test_nginx_gives_browsers_the_view_of_a_feed_and_readers_the_feed(
+    static_site: tuple[str, Path],
+) -> None:
+    base, site = static_site
+    for url, name in (("/feeds/all.atom", "all"), ("/feeds/topics/ai.json?page=2", "ai.page-2")):
+        extension = url.split("?")[0].rsplit(".", 1)[1]
+        feed_file = site / file_for(url)
+        view_file = feed_file.with_name(feed_file.name + ".html")
+        assert view_file.name == f"{name}.{extension}.html"
+        for accept in BROWSERS:
+            status, headers, body = fetch(base + url, {"Accept": accept})
+            assert (status, body) == (200, view_file.read_bytes()), (url, accept)
+            assert headers["Content-Type"] == "text/html; charset=utf-8"
+            assert "script-src" not in headers["Content-Security-Policy"]
+            assert "Accept" in varies_on(headers), (url, accept)
+        for accept in READERS:
+            status, headers, body = fetch(base + url, {"Accept": accept})
+            assert (status, body) == (200, feed_file.read_bytes()), (url, accept)
+            assert "Accept" in varies_on(headers), (url, accept)
+    # The view has its own validators, and conditional GET works for it.
+    view = fetch(base + "/feeds/all.atom", {"Accept": FIREFOX_ACCEPT})[1]
+    feed = fetch(base + "/feeds/all.atom")[1]
+    assert view["ETag"] != feed["ETag"]
+    again = {"Accept": FIREFOX_ACCEPT, "If-None-Match": view["ETag"]}
+    assert fetch(base + "/feeds/all.atom", again)[0] == 304
+    assert fetch(base + "/feeds/all.atom", {"If-None-Match": view["ETag"]})[0] == 200
+
 
 def test_a_reader_of_the_static_site_sees_what_feedsvc_serve_sends(
     tmp_path: Path, nginx: Start
@@ -238,6 +300,15 @@ def test_a_reader_of_the_static_site_sees_what_feedsvc_serve_sends(
             static, live = fetch(base + url), fetch(service + url, {"Accept": "*/*"})
             assert (static[0], static[2]) == (live[0], live[2]), url
             assert static[1]["Content-Type"] == live[1]["Content-Type"], url
+        # Browsers and readers get the same document from both, feed or view.
+        for url in ("/feeds/all.atom", "/feeds/topics/ai.rss", "/feeds/providers/theiet-org.json"):
+            for accept in (*BROWSERS, *READERS):
+                static, live = (
+                    fetch(base + url, {"Accept": accept}),
+                    fetch(service + url, {"Accept": accept}),
+                )
+                assert (static[0], static[2]) == (live[0], live[2]), (url, accept)
+                assert static[1]["Content-Type"] == live[1]["Content-Type"], (url, accept)
         from_static = read_feed(fetch(base + "/feeds/all.atom")[2])
         from_live = read_feed(fetch(service + "/feeds/all.atom")[2])
         assert [e.id for e in from_static.entries] == [e.id for e in from_live.entries]

@@ -12,9 +12,12 @@ from lxml import html
 
 from feedsvc.feeds import iter_feeds
 from feedsvc.render import FORMATS
-from tests.conftest import BASE_URL, make_app
+from tests.conftest import BASE_URL, entry_links, make_app, read_feed, read_json_feed
 
 PAGES = ["/", "/topics/ai", "/topics/computer-vision", "/providers/usnews-com"]
+# Each feed's HTML view, at its own URL (a browser gets it at the feed's URL too).
+VIEWS = [f"/feeds/providers/usnews-com.{extension}.html" for extension in FORMATS]
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
 def page(client: FlaskClient, path: str, status: int = 200) -> Any:
@@ -127,7 +130,7 @@ def test_unknown_slug_and_page_past_the_end_are_404_pages(client: FlaskClient) -
     assert client.get("/topics/ai?page=zero").status_code == 400
 
 
-@pytest.mark.parametrize("path", [*PAGES, "/topics/nothing-here"])
+@pytest.mark.parametrize("path", [*PAGES, *VIEWS, "/topics/nothing-here"])
 def test_pages_forbid_script_and_use_no_external_assets(client: FlaskClient, path: str) -> None:
     response = client.get(path)
     policy = dict(
@@ -171,3 +174,85 @@ def test_only_the_first_index_page_lists_every_feed() -> None:
     assert not second.xpath("//table")
     assert len(second.xpath("//article")) == 2
     assert alternates(second) == alternates(first)
+
+
+def feed_title(body: bytes, extension: str) -> str:
+    title: str = (
+        read_json_feed(body)["title"] if extension == "json" else read_feed(body).feed.title
+    )
+    return title
+
+
+@pytest.mark.parametrize("extension", list(FORMATS))
+def test_a_feed_opened_in_a_browser_is_a_page_that_explains_it_and_lists_its_entries(
+    client: FlaskClient, extension: str
+) -> None:
+    path = f"/feeds/topics/computer-vision.{extension}"
+    feed = client.get(path, headers={"Accept": "*/*"}).data
+    response = client.get(path, headers={"Accept": BROWSER_ACCEPT})
+    assert response.content_type == "text/html; charset=utf-8"
+    assert b"xml-stylesheet" not in response.data and b"xsl" not in response.data.lower()
+    doc = html.document_fromstring(response.data)
+    assert doc.get_element_by_id("feed-title").text_content() == feed_title(feed, extension)
+    about = doc.xpath("//section[@class='about-feed']")[0].text_content()
+    assert "This is a web feed" in about and "feed reader" in about
+    assert doc.get_element_by_id("feed-address").text_content() == BASE_URL + path
+    articles = [a.get("href") for a in doc.xpath("//article/h3/a")]
+    assert articles == [link for _, link in entry_links(feed, extension)]
+    others = {a.get("href") for a in doc.xpath("//ul[@class='subscribe']//a")}
+    urls = {f"{BASE_URL}/feeds/topics/computer-vision.{other}" for other in FORMATS}
+    assert others == urls - {BASE_URL + path}
+    assert doc.get_element_by_id("feed-page").get("href") == f"{BASE_URL}/topics/computer-vision"
+    assert set(alternates(doc).values()) == urls  # browsers and extensions still discover it
+    for link in doc.iter("a"):
+        href = link.get("href")
+        if href.startswith(BASE_URL):  # the site's own links answer; articles are elsewhere
+            assert status_of(client, local(href)) == 200, href
+
+
+def test_feed_views_are_paged_like_their_feeds() -> None:
+    app = make_app(FEED_SIZE=2)
+    client = app.test_client()
+    for feed in iter_feeds(app.extensions["feedsvc"].collection):
+        for extension in FORMATS:
+            url: str | None = f"{BASE_URL}{feed.path}.{extension}"
+            seen: list[str] = []
+            while url:
+                response = client.get(local(url), headers={"Accept": BROWSER_ACCEPT})
+                assert response.status_code == 200, url
+                doc = html.document_fromstring(response.data)
+                seen += [a.get("href") for a in doc.xpath("//article/h3/a")]
+                url = next((a.get("href") for a in doc.iter("a") if a.get("rel") == "next"), None)
+                if url:
+                    assert url.startswith(f"{BASE_URL}{feed.path}.{extension}.html?page=")
+            assert seen == [record.url for record in feed.records], (feed.path, extension)
+
+
+def test_a_story_feed_opened_in_a_browser_lists_its_stories(client: FlaskClient) -> None:
+    for path in ("/feeds/stories/all.atom", "/feeds/stories/topics/ai.json"):
+        extension = path.rsplit(".", 1)[1]
+        feed = client.get(path, headers={"Accept": "*/*"}).data
+        response = client.get(path, headers={"Accept": BROWSER_ACCEPT})
+        assert response.content_type == "text/html; charset=utf-8", path
+        assert client.get(f"{path}.html").data == response.data
+        doc = html.document_fromstring(response.data)
+        assert doc.get_element_by_id("feed-title").text_content() == feed_title(feed, extension)
+        assert doc.get_element_by_id("feed-address").text_content() == BASE_URL + path
+        articles = [a.get("href") for a in doc.xpath("//article/h3/a")]
+        assert articles and articles == [link for _, link in entry_links(feed, extension)]
+
+
+def test_a_search_feed_opened_in_a_browser_is_its_view(client: FlaskClient) -> None:
+    path = "/feeds/search.rss?q=vision&topic=ai"
+    feed = client.get(path, headers={"Accept": "*/*"})
+    response = client.get(path, headers={"Accept": BROWSER_ACCEPT})
+    assert feed.content_type == FORMATS["rss"].media_type
+    assert response.content_type == "text/html; charset=utf-8"
+    assert response.headers["ETag"] != feed.headers["ETag"]
+    assert client.get("/feeds/search.rss.html?q=vision&topic=ai").data == response.data
+    doc = html.document_fromstring(response.data)
+    assert doc.get_element_by_id("feed-address").text_content() == BASE_URL + path
+    articles = [a.get("href") for a in doc.xpath("//article/h3/a")]
+    assert len(articles) == 3 and articles == [link for _, link in entry_links(feed.data, "rss")]
+    again = {"Accept": BROWSER_ACCEPT, "If-None-Match": response.headers["ETag"]}
+    assert client.get(path, headers=again).status_code == 304

@@ -10,6 +10,7 @@ import brotli
 import pytest
 from flask.testing import FlaskClient
 
+from feedsvc.pages import CONTENT_SECURITY_POLICY
 from feedsvc.render import FORMATS
 from tests.conftest import make_app, read_feed
 
@@ -252,35 +253,54 @@ FEEDPARSER_ACCEPT = (
 )
 
 
-@pytest.mark.parametrize("extension", ["atom", "rss"])
-def test_a_browser_gets_the_same_feed_as_generic_xml_so_it_applies_the_stylesheet(
+# A feed reader that takes HTML too, but less than Atom and RSS: it gets every feed, JSON too.
+HTML_TOO_ACCEPT = "application/rss+xml, application/atom+xml, text/html;q=0.5, */*;q=0.1"
+
+
+@pytest.mark.parametrize("extension", list(FORMATS))
+def test_a_browser_gets_the_feeds_html_view_and_readers_the_unchanged_feed(
     client: FlaskClient, extension: str
 ) -> None:
     path = f"/feeds/topics/ai.{extension}"
-    reader = client.get(path, headers={"Accept": FEEDPARSER_ACCEPT})
-    anyone = client.get(path, headers={"Accept": "*/*"})
+    readers = [
+        client.get(path, headers={"Accept": accept})
+        for accept in (FEEDPARSER_ACCEPT, "*/*", FORMATS[extension].mime_type, HTML_TOO_ACCEPT)
+    ]
+    readers.append(client.get(path))  # no Accept at all
+    renders = client.application.extensions["feedsvc"].renders
     browser = client.get(path, headers={"Accept": CHROME_ACCEPT})
-    assert reader.content_type == anyone.content_type == FORMATS[extension].media_type
-    assert browser.content_type == "application/xml; charset=utf-8"
-    assert browser.data == reader.data
-    assert browser.headers["ETag"] != reader.headers["ETag"]  # another representation
-    assert "script-src 'self'" in browser.headers["Content-Security-Policy"]
-    assert "Content-Security-Policy" not in reader.headers
-    assert "Accept" in browser.headers["Vary"] and "Accept" in reader.headers["Vary"]
-    again = client.get(
-        path, headers={"Accept": CHROME_ACCEPT, "If-None-Match": browser.headers["ETag"]}
-    )
-    assert again.status_code == 304 and again.headers["ETag"] == browser.headers["ETag"]
-    crossed = client.get(
-        path, headers={"Accept": FEEDPARSER_ACCEPT, "If-None-Match": browser.headers["ETag"]}
-    )
-    assert crossed.status_code == 200
+    rendered = renders.stats.misses
+    assert {reader.content_type for reader in readers} == {FORMATS[extension].media_type}
+    assert len({reader.data for reader in readers}) == 1
+    assert "Content-Security-Policy" not in readers[0].headers
+    assert browser.content_type == "text/html; charset=utf-8"
+    assert browser.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY  # no script
+    assert browser.headers["ETag"] != readers[0].headers["ETag"]  # another representation
+    assert browser.headers["Vary"] == readers[0].headers["Vary"] == "Accept-Encoding, Accept"
+    # The view's own URL gives the same document, whatever the Accept.
+    own = client.get(f"{path}.html", headers={"Accept": FEEDPARSER_ACCEPT})
+    assert (own.data, own.headers["ETag"]) == (browser.data, browser.headers["ETag"])
+    # Conditional GET, through Flask and then the cache-hit path; a reader never gets a 304
+    # for the view's ETag.
+    for _ in range(2):
+        again = client.get(
+            path, headers={"Accept": CHROME_ACCEPT, "If-None-Match": browser.headers["ETag"]}
+        )
+        assert again.status_code == 304 and again.headers["ETag"] == browser.headers["ETag"]
+        crossed = client.get(
+            path, headers={"Accept": FEEDPARSER_ACCEPT, "If-None-Match": browser.headers["ETag"]}
+        )
+        assert crossed.status_code == 200 and crossed.data == readers[0].data
+    gzipped = client.get(path, headers={"Accept": CHROME_ACCEPT, "Accept-Encoding": "gzip"})
+    assert gzip.decompress(gzipped.data) == browser.data
+    assert gzipped.headers["ETag"] not in (browser.headers["ETag"], readers[0].headers["ETag"])
+    # Rendered once, then served from the render cache like the feed.
+    assert renders.stats.misses == rendered
 
 
-def test_json_feeds_and_pages_keep_their_type_for_browsers(client: FlaskClient) -> None:
-    json_feed = client.get("/feeds/all.json", headers={"Accept": CHROME_ACCEPT})
-    assert json_feed.content_type == "application/feed+json; charset=utf-8"
+def test_pages_keep_their_type_for_browsers(client: FlaskClient) -> None:
     assert client.get("/", headers={"Accept": CHROME_ACCEPT}).content_type.startswith("text/html")
+    assert client.get("/", headers={"Accept": "*/*"}).content_type.startswith("text/html")
 
 
 def test_if_modified_since_with_two_dates_is_ignored(client: FlaskClient) -> None:

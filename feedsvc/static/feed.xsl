@@ -1,7 +1,9 @@
 <?xml version="1.0" encoding="utf-8"?>
-<!-- Shows an Atom or RSS feed opened in a browser as a readable page. Feed readers ignore the
-     xml-stylesheet instruction that points here. Text only: nothing from the feed is output
-     as markup, and there is no script. -->
+<!-- Shows an Atom or RSS feed as a readable page in a browser that is sent the feed itself and
+     still applies XSLT (a saved file, a static host that cannot choose by Accept); feedsvc
+     serve and deploy/nginx-static.conf give browsers the feed's HTML view instead. Feed readers
+     ignore the xml-stylesheet instruction that points here. Text only: nothing from the feed is
+     output as markup, and there is no script. -->
 <xsl:stylesheet version="1.0"
   xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
   xmlns:atom="http://www.w3.org/2005/Atom"
