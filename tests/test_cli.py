@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from feedsvc.cli import cli
 from tests.conftest import RECORDS
-from tests.servers import free_port
+from tests.servers import free_port, stop
 
 
 def test_help_names_the_commands(runner: CliRunner) -> None:
@@ -197,7 +197,7 @@ def test_an_unusable_seeds_folder_is_one_line_and_exit_2_wherever_it_came_from(
 
 def test_serve_refuses_an_unusable_seeds_folder_at_start(tmp_path: Path) -> None:
     """In a child process with a time-out: a server that started anyway would serve an empty
-    site (as it did) and never return."""
+    site (as it did) and never return; it is then stopped by its PID, workers and all."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
     missing = tmp_path / "missing"
     cases = [(["--seeds", str(missing)], {}, missing, "does not exist")]
@@ -205,11 +205,16 @@ def test_serve_refuses_an_unusable_seeds_folder_at_start(tmp_path: Path) -> None
         cases.append(([], {"FEEDSVC_SEEDS_DIR": str(folder)}, folder, reason))
     for options, settings, folder, reason in cases:
         command = [sys.executable, "-m", "feedsvc", "serve", "--port", str(free_port()), *options]
-        done = subprocess.run(
-            command, env={**env, **settings}, capture_output=True, text=True, timeout=60
+        process = subprocess.Popen(
+            command, env={**env, **settings}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        assert done.returncode == 2, done.stderr
-        assert done.stderr == f"Error: seeds folder {folder} {reason}\n"
+        try:
+            _, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            stop(process)
+            pytest.fail(f"feedsvc serve started with {folder} and served")
+        assert process.returncode == 2, stderr
+        assert stderr.decode() == f"Error: seeds folder {folder} {reason}\n"
 
 
 def unreadable_folder(root: Path) -> str:
