@@ -2,8 +2,9 @@
 
 Each (feed, format, page, base URL) is rendered once per collection, compressed once per content
 coding, and served from memory afterwards. Every variant carries a strong ETag over its own bytes,
-so the gzip and identity representations never share one (RFC 9110 §8.8.3). The cache is bounded
-by the bytes it holds; the least recently used feeds are evicted first.
+so the gzip and identity representations never share one (RFC 9110 §8.8.3). The caches are bounded
+by the memory their entries hold (bytes, keys and the objects around them, see `ENTRY_OVERHEAD`);
+the least recently used entries are evicted first.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import gzip
 import hashlib
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -43,6 +45,24 @@ def strong_etag(body: bytes) -> str:
 
 
 Headers = tuple[tuple[str, str], ...]
+
+# What holding an entry costs beyond its bytes and its key, measured with tracemalloc (memory
+# freed when the entries are dropped) on the test records and on bench/synth.py collections, with
+# and without BASE_URL, 1 to 50 entries a page: 2,100-3,600 bytes a document, 570-760 a fragment.
+# A document's entry is its inputs, the RenderedFeed and the LRU's links; each variant adds its
+# bytes object, ETag and prebuilt headers; a fragment adds its key's Entry and the LRU's links.
+# tests/test_cache.py checks that the accounted size stays within 25% of the measured one.
+ENTRY_OVERHEAD = 1_150
+VARIANT_OVERHEAD = 730
+FRAGMENT_OVERHEAD = 400
+
+
+def key_size(key: Hashable) -> int:
+    """The memory of a cache key: the tuple and its parts (shallow: what they refer to is
+    counted with the entry's overhead)."""
+    if isinstance(key, tuple):
+        return sys.getsizeof(key) + sum(sys.getsizeof(part) for part in key)
+    return sys.getsizeof(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +113,7 @@ class RenderedFeed:
             found = _variant(body, coding, self.media_type, self._http_date)
             self.variants = {**self.variants, coding: found}  # readers never see a dict change
             if self._owner is not None:
-                self._owner.grew(self, len(body))
+                self._owner.grew(self, len(body) + VARIANT_OVERHEAD)
         return found
 
     @property
@@ -102,7 +122,8 @@ class RenderedFeed:
 
     @property
     def size(self) -> int:
-        return sum(len(variant.body) for variant in self.variants.values())
+        """The memory of every variant: bytes, ETag and headers (see `VARIANT_OVERHEAD`)."""
+        return sum(len(variant.body) + VARIANT_OVERHEAD for variant in self.variants.values())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RenderedFeed):
@@ -140,8 +161,8 @@ class _Cached:
 
 @dataclass
 class RenderCache:
-    """A thread-safe LRU of rendered documents, bounded by the bytes of all their variants,
-    shared by the versions of the collection.
+    """A thread-safe LRU of rendered documents, bounded by the memory of their keys and all
+    their variants, shared by the versions of the collection.
 
     Each render is kept with the inputs it was made from and the version they were last checked
     against. A request of another version recomputes the inputs (cheap: no rendering) and keeps
@@ -190,25 +211,31 @@ class RenderCache:
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._forget(old.rendered)
+                self._forget(key, old.rendered)
             self._entries[key] = _Cached(feed, inputs, (version,))
             feed._owner = self
-            self._bytes += feed.size
-            while self._bytes > self.max_bytes and len(self._entries) > 1:
-                _, evicted = self._entries.popitem(last=False)
-                self._forget(evicted.rendered)
-                self.stats.evictions += 1
+            self._bytes += entry_size(key, feed)
+            self._evict()
 
-    def _forget(self, feed: RenderedFeed) -> None:
+    def _evict(self) -> None:
+        """Drop the least recently used entries until the rest fit (the newest always stays)."""
+        while self._bytes > self.max_bytes and len(self._entries) > 1:
+            evicted_key, evicted = self._entries.popitem(last=False)
+            self._forget(evicted_key, evicted.rendered)
+            self.stats.evictions += 1
+
+    def _forget(self, key: Hashable, feed: RenderedFeed) -> None:
         if feed._owner is self:
             feed._owner = None
-        self._bytes -= feed.size
+        self._bytes -= entry_size(key, feed)
 
     def grew(self, feed: RenderedFeed, size: int) -> None:
-        """A cached render made a compressed variant: count its bytes too."""
+        """A cached render made a compressed variant: count its memory too, and keep within the
+        bound (the render is being served, so it is the most recently used)."""
         with self._lock:
             if feed._owner is self:
                 self._bytes += size
+                self._evict()
 
     def get_or_render(
         self,
@@ -235,15 +262,28 @@ class RenderCache:
 
     @property
     def size(self) -> int:
+        """The memory the entries hold, as accounted (what RENDER_CACHE_BYTES bounds)."""
         return self._bytes
 
     def __len__(self) -> int:
         return len(self._entries)
 
 
+def entry_size(key: Hashable, feed: RenderedFeed) -> int:
+    """The memory a cached document is accounted: its key, its variants and the objects around
+    them."""
+    return ENTRY_OVERHEAD + key_size(key) + feed.size
+
+
+def fragment_size(key: Hashable, fragment: bytes) -> int:
+    """The memory a cached fragment is accounted: its key, its bytes and the objects around
+    them."""
+    return FRAGMENT_OVERHEAD + key_size(key) + len(fragment)
+
+
 @dataclass
 class FragmentCache:
-    """Rendered entries (see `render.Format.assemble`), an LRU bounded by their bytes. Entries
+    """Rendered entries (see `render.Format.assemble`), an LRU bounded by their memory. Entries
     are keyed by their content, so a fragment stays valid across reloads for as long as its
     record does not change."""
 
@@ -262,11 +302,13 @@ class FragmentCache:
     def put(self, key: Hashable, fragment: bytes) -> None:
         with self._lock:
             old = self._fragments.pop(key, None)
-            self._bytes += len(fragment) - (len(old) if old is not None else 0)
+            if old is not None:
+                self._bytes -= fragment_size(key, old)
+            self._bytes += fragment_size(key, fragment)
             self._fragments[key] = fragment
             while self._bytes > self.max_bytes and self._fragments:
-                _, evicted = self._fragments.popitem(last=False)
-                self._bytes -= len(evicted)
+                evicted_key, evicted = self._fragments.popitem(last=False)
+                self._bytes -= fragment_size(evicted_key, evicted)
 
     @property
     def size(self) -> int:

@@ -59,7 +59,8 @@ class Settings:
     )
     render_cache_bytes: int = setting(
         64 * 1024 * 1024,
-        "Memory for rendered feeds (all encodings), in bytes; least recently used evicted.",
+        "Memory for rendered feeds and pages (all encodings) and rendered entries, in bytes: "
+        "their bytes, keys and per-item objects; least recently used evicted.",
     )
     reload_interval: float = setting(
         2.0,

@@ -1,11 +1,23 @@
 from __future__ import annotations
 
+import gc
 import gzip
+import tracemalloc
 from datetime import UTC, datetime
 
 import brotli
+import pytest
 
-from feedsvc.cache import IDENTITY, FragmentCache, RenderCache, rendered_feed
+from feedsvc.cache import (
+    IDENTITY,
+    VARIANT_OVERHEAD,
+    FragmentCache,
+    RenderCache,
+    entry_size,
+    fragment_size,
+    rendered_feed,
+)
+from tests.conftest import make_app
 
 MOMENT = datetime(2022, 1, 1, tzinfo=UTC)
 
@@ -29,14 +41,15 @@ def test_compressed_variants_made_later_count_against_the_bound() -> None:
     cache.put("k", feed)
     before = cache.size
     gzipped = feed.variant("gzip")
-    assert cache.size == before + len(gzipped.body) == feed.size
-    cache.put("k", rendered_feed(b"other", "text/plain", MOMENT))
-    assert cache.size == len(b"other")  # the replaced render's variants went with it
+    assert cache.size == before + len(gzipped.body) + VARIANT_OVERHEAD == entry_size("k", feed)
+    other = rendered_feed(b"other", "text/plain", MOMENT)
+    cache.put("k", other)
+    assert cache.size == entry_size("k", other)  # the replaced render's variants went with it
 
 
 def test_lru_eviction_keeps_within_the_bound() -> None:
     one = rendered_feed(b"a" * 1000, "text/plain", MOMENT)
-    cache = RenderCache(max_bytes=one.size * 2)
+    cache = RenderCache(max_bytes=entry_size("a", one) * 2)
     for key in "abc":
         cache.put(key, rendered_feed(key.encode() * 1000, "text/plain", MOMENT))
     assert len(cache) == 2 and cache.size <= cache.max_bytes
@@ -46,7 +59,7 @@ def test_lru_eviction_keeps_within_the_bound() -> None:
 
 def test_recently_used_entries_survive_eviction() -> None:
     one = rendered_feed(b"a" * 1000, "text/plain", MOMENT)
-    cache = RenderCache(max_bytes=one.size * 2)
+    cache = RenderCache(max_bytes=entry_size("a", one) * 2)
     cache.put("a", one)
     cache.put("b", rendered_feed(b"b" * 1000, "text/plain", MOMENT))
     assert cache.get("a") is not None  # a is now the most recently used
@@ -91,12 +104,57 @@ def test_a_newer_version_keeps_a_render_whose_inputs_are_unchanged() -> None:
     assert cache.get("k", 3) is changed and cache.stats.carried == 1
 
 
-def test_fragments_are_bounded_by_their_bytes_least_recently_used_first() -> None:
-    fragments = FragmentCache(max_bytes=25)
+def test_fragments_are_bounded_by_their_memory_least_recently_used_first() -> None:
+    one = fragment_size("a", b"a" * 10)
+    fragments = FragmentCache(max_bytes=one * 5 // 2)
     for key in "abc":
         fragments.put(key, key.encode() * 10)
     assert fragments.get("a") is None and fragments.get("c") == b"c" * 10
-    assert len(fragments) == 2 and fragments.size == 20
+    assert len(fragments) == 2 and fragments.size == 2 * one
     fragments.get("b")  # now the most recently used
     fragments.put("d", b"d" * 10)
     assert fragments.get("b") is not None and fragments.get("c") is None
+
+
+# -- what RENDER_CACHE_BYTES bounds (issue 16, item 10) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("feed_size", "urls", "codings"),
+    [
+        (1, ["/feeds/topics/{}.atom", "/feeds/topics/{}.json"], ["", "gzip", "br"]),
+        (10, ["/topics/{}", "/feeds/topics/{}.rss"], ["br"]),
+    ],
+)
+def test_the_caches_hold_about_what_they_account_and_that_within_the_setting(
+    feed_size: int, urls: list[str], codings: list[str]
+) -> None:
+    """Every distinct Host renders its own copy, as an attacker would make it: small entries,
+    where the keys and objects around the bytes weigh most (the body bytes alone were 40% of
+    it). What the caches hold is measured with tracemalloc: the memory freed when they evict
+    every entry, with both full and evicting before."""
+    budget = 600_000
+    app = make_app(BASE_URL=None, RENDER_CACHE_BYTES=budget, FEED_SIZE=feed_size)
+    client = app.test_client()
+    state = app.extensions["feedsvc"]
+    slugs = sorted(state.collection.topics)[:4]
+    renders, fragments = state.renders, state.fragments
+    tracemalloc.start()
+    try:
+        for n in range(250):
+            url = urls[n % len(urls)].format(slugs[n % len(slugs)])
+            for coding in codings:
+                client.get(url, headers={"Host": f"reader{n}.example", "Accept-Encoding": coding})
+        accounted = renders.size + fragments.size
+        assert renders.stats.evictions > 0 and budget / 2 < accounted <= budget
+        gc.collect()
+        full = tracemalloc.get_traced_memory()[0]
+        renders.max_bytes = fragments.max_bytes = -1  # the next put evicts all it can
+        renders.put("last", rendered_feed(b"", "text/plain", MOMENT))
+        fragments.put("last", b"")
+        gc.collect()
+        held = full - tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(renders) == 1 and len(fragments) == 0
+    assert 0.8 <= accounted / held <= 1.25, (accounted, held)
