@@ -393,3 +393,66 @@ def test_a_static_site_sends_searches_to_a_running_feedsvc(tmp_path: Path, nginx
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None
+
+
+# -- nginx-proxy.conf never picks what the client refused (issue 16, item 11) --------------------
+
+CODINGS_THROUGH_THE_PROXY = [
+    ("gzip, br;q=0", "gzip"),
+    ("gzip;q=0, identity", None),
+    ("br;q=0.0, gzip;q=0.000", None),
+    ("br ; q=0 , gzip ; q=0.5", "gzip"),
+    ("gzip;q=nonsense", None),
+    ("gzip, deflate, br", "br"),
+    ("BR;Q=0.001", "br"),
+    ("br;q=0.5, gzip", "br"),  # both accepted: nginx prefers br where feedsvc weighs q
+    ("*", None),
+    ("", None),
+]
+ACCEPTS_THROUGH_THE_PROXY = [
+    *BROWSERS,
+    *READERS,
+    "application/atom+xml, text/html;q=0.1",
+    "text/html, application/atom+xml;q=0.5",
+    "text/html, application/atom+xml;q=0",
+    "application/atom+xml;q=0, application/rss+xml;q=0, application/feed+json;q=0, text/html",
+    "text/html, */*",
+    "text/html, */*;q=0",
+    "text/html;q=0.9, */*;q=0.8",
+    "text/html, application/*;q=0.5",
+    "text/*",
+    "image/webp",
+    FIREFOX_ACCEPT + "," + "x" * 2100,  # past feedsvc's bound: read as no Accept at all
+    FIREFOX_ACCEPT + ";a=1" * 40,
+]
+
+
+def test_nginx_proxy_respects_q_0_and_decides_the_view_as_feedsvc(
+    tmp_path: Path, nginx: Start
+) -> None:
+    with running_feedsvc(RECORDS, tmp_path / "feedsvc.log") as service:
+        config = deploy_config(
+            "nginx-proxy.conf",
+            {
+                "server 127.0.0.1:8000;": f"server {service.removeprefix('http://')};",
+                "/var/cache/nginx/feedsvc": str(tmp_path / "cache"),
+            },
+        )
+        base, _ = nginx(config)
+        for accept_encoding, coding in CODINGS_THROUGH_THE_PROXY:
+            for _ in range(2):  # from feedsvc, then from nginx's cache
+                status, headers, _ = fetch(
+                    base + "/feeds/all.atom", {"Accept-Encoding": accept_encoding}
+                )
+                assert (status, headers.get("Content-Encoding")) == (200, coding), accept_encoding
+        for url in ("/feeds/all.atom", "/feeds/topics/ai.rss", "/feeds/all.json"):
+            for accept in ACCEPTS_THROUGH_THE_PROXY:
+                direct = fetch(service + url, {"Accept": accept})[1]["Content-Type"]
+                for _ in range(2):
+                    proxied = fetch(base + url, {"Accept": accept})[1]["Content-Type"]
+                    assert proxied == direct, (url, accept)
+        # the issue's case: a reader that accepts HTML, much less, gets the feed
+        refused = {"Accept": "application/atom+xml, text/html;q=0.1"}
+        assert fetch(base + "/feeds/all.atom", refused)[1]["Content-Type"].startswith(
+            "application/atom+xml"
+        )
