@@ -77,7 +77,9 @@ class Variant:
     validators: Headers  # what a 304 for this representation repeats
 
 
-def _variant(body: bytes, coding: str, media_type: str, last_modified: str) -> Variant:
+def _variant(
+    body: bytes, coding: str, media_type: str, last_modified: str, extra: Headers = ()
+) -> Variant:
     etag = strong_etag(body)
     validators = (("ETag", f'"{etag}"'),)
     headers = (
@@ -86,6 +88,7 @@ def _variant(body: bytes, coding: str, media_type: str, last_modified: str) -> V
         *((("Content-Encoding", coding),) if coding != IDENTITY else ()),
         *validators,
         ("Last-Modified", last_modified),
+        *extra,
     )
     return Variant(body, etag, coding, headers, validators)
 
@@ -95,13 +98,16 @@ class RenderedFeed:
     bytes are made at render time, each compressed variant on its first request (most clients
     ask for one coding, so compressing for all of them up front is mostly wasted)."""
 
-    __slots__ = ("media_type", "last_modified", "variants", "_http_date", "_owner")
+    __slots__ = ("media_type", "last_modified", "headers", "variants", "_http_date", "_owner")
 
-    def __init__(self, body: bytes, media_type: str, last_modified: datetime) -> None:
+    def __init__(
+        self, body: bytes, media_type: str, last_modified: datetime, headers: Headers = ()
+    ) -> None:
         self.media_type = media_type
         self.last_modified = last_modified
+        self.headers = headers  # more headers of every variant's 200 (a feed's Link)
         self._http_date = email.utils.format_datetime(last_modified.astimezone(UTC), usegmt=True)
-        self.variants = {IDENTITY: _variant(body, IDENTITY, media_type, self._http_date)}
+        self.variants = {IDENTITY: _variant(body, IDENTITY, media_type, self._http_date, headers)}
         self._owner: RenderCache | None = None
 
     def variant(self, coding: str) -> Variant:
@@ -110,7 +116,7 @@ class RenderedFeed:
         found = self.variants.get(coding)
         if found is None:
             body = COMPRESSORS[coding](self.variants[IDENTITY].body)
-            found = _variant(body, coding, self.media_type, self._http_date)
+            found = _variant(body, coding, self.media_type, self._http_date, self.headers)
             self.variants = {**self.variants, coding: found}  # readers never see a dict change
             if self._owner is not None:
                 self._owner.grew(self, len(body) + VARIANT_OVERHEAD)
@@ -128,18 +134,21 @@ class RenderedFeed:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RenderedFeed):
             return NotImplemented
-        return (self.media_type, self.last_modified, self.body) == (
+        return (self.media_type, self.last_modified, self.headers, self.body) == (
             other.media_type,
             other.last_modified,
+            other.headers,
             other.body,
         )
 
     __hash__ = None  # type: ignore[assignment]
 
 
-def rendered_feed(body: bytes, media_type: str, last_modified: datetime) -> RenderedFeed:
+def rendered_feed(
+    body: bytes, media_type: str, last_modified: datetime, headers: Headers = ()
+) -> RenderedFeed:
     """Wrap freshly rendered bytes; compressed variants and their ETags follow on demand."""
-    return RenderedFeed(body, media_type, last_modified)
+    return RenderedFeed(body, media_type, last_modified, headers)
 
 
 @dataclass

@@ -40,6 +40,7 @@ class Site:
     language: str = "en"
     feed_size: int = 50
     search: bool = False  # whether pages offer the search form (the server answers /search)
+    hubs: tuple[str, ...] = ()  # WebSub hubs the feeds name
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -106,6 +107,7 @@ class FeedDocument:
     page: int
     pages: int
     stylesheet_url: str | None = None
+    hubs: tuple[str, ...] = ()  # WebSub hubs; first pages only
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +385,9 @@ class FeedPage:
             page=self.page,
             pages=self.pages,
             stylesheet_url=self.stylesheet_url,
+            # Only a feed's first page is a WebSub topic: hubs are told of its changes alone,
+            # so later (archive) pages advertise no hub that would never hear of theirs.
+            hubs=site.hubs if self.page == 1 else (),
         )
 
 

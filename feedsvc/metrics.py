@@ -137,6 +137,19 @@ class Metrics:
         self.loads = Counter(
             "feedsvc_loads", "Collection loads (start-up) and reloads.", ["kind"], registry=registry
         )
+        self.websub_notifications = Counter(
+            "feedsvc_websub_notifications",
+            "WebSub publish notifications, by result: sent (the hub answered 2xx), retried "
+            "(failed, asked again later) or dropped (refused, or failed too often).",
+            ["result"],
+            registry=registry,
+        )
+        self.websub_pending = Gauge(
+            "feedsvc_websub_pending",
+            "WebSub notifications waiting to be sent (one per hub and feed URL).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self.misses = self.render_cache.labels("miss")
         self.carried = self.render_cache.labels("carried")
         # Requests are tallied in plain ints and added to the counters at most once a second

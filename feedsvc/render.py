@@ -132,6 +132,11 @@ def _new_generator(doc: FeedDocument, media_type: str) -> FeedGenerator:
     return fg
 
 
+def _hub_links(doc: FeedDocument) -> tuple[Link, ...]:
+    """WebSub discovery: the hubs to subscribe through (the topic is the `self` link)."""
+    return tuple(Link(hub, "hub") for hub in doc.hubs)
+
+
 def _add_alternate(fg: FeedGenerator, doc: FeedDocument) -> None:
     """Trap 8: RSS's channel <link> is whichever link was added last, so this comes last."""
     fg.link(href=doc.html_url, rel="alternate", type="text/html")
@@ -168,7 +173,7 @@ def _size(image: Image) -> dict[str, str]:
 
 def render_atom(doc: FeedDocument) -> bytes:
     fg = _new_generator(doc, ATOM.mime_type)
-    for link in doc.paging:
+    for link in (*_hub_links(doc), *doc.paging):
         fg.link(href=link.href, rel=link.rel)
     _add_alternate(fg, doc)
     for entry in doc.entries:
@@ -190,7 +195,7 @@ def render_atom(doc: FeedDocument) -> bytes:
 def render_rss(doc: FeedDocument) -> bytes:
     fg = _new_generator(doc, RSS.mime_type)
     fg.load_extension("dc")
-    fg.feedsvc.rss_links.extend(doc.paging)
+    fg.feedsvc.rss_links.extend((*_hub_links(doc), *doc.paging))
     _add_alternate(fg, doc)
     for entry in doc.entries:
         fe, extras = _new_entry(fg, entry)
@@ -228,6 +233,7 @@ def render_json(doc: FeedDocument) -> bytes:
         "title": _text(doc.title),
         "home_page_url": doc.html_url,
         "feed_url": doc.self_url,
+        **({"hubs": [{"type": "WebSub", "url": hub} for hub in doc.hubs]} if doc.hubs else {}),
         "description": _text(doc.subtitle),
         "authors": [{"name": _text(doc.author)}],
         "language": doc.language,

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from feedsvc.errors import ConfigError, UrlError
 from feedsvc.urls import normalize_base_url
@@ -108,6 +109,11 @@ class Settings:
         "the sum of all (prometheus_client multiprocess mode): a path, `auto` (a fresh temporary "
         "folder per `feedsvc serve`) or `off` (each worker reports only its own).",
     )
+    websub_hub: str | None = setting(
+        None,
+        "WebSub hub URL, or several separated by spaces: every feed names them, and each is "
+        "told when a feed's first page changes. Needs BASE_URL.",
+    )
 
     story_window_days: float = setting(
         3.0,
@@ -173,6 +179,15 @@ class Settings:
         for name in _BASE_URLS:
             if getattr(self, name) is not None:
                 _base_url(name, getattr(self, name))
+        hub_urls(self.websub_hub or "")
+
+    @property
+    def websub_hubs(self) -> tuple[str, ...]:
+        """The WebSub hubs, in the order given, each once.
+
+        :raises ConfigError: one is not an absolute http(s) URL.
+        """
+        return hub_urls(self.websub_hub or "")
 
 
 # Links are made by appending to these, so they are used only in their normalized form.
@@ -188,6 +203,40 @@ def _base_url(name: str, value: str) -> str:
         return normalize_base_url(value)
     except UrlError as exc:
         raise ConfigError(f"{name.upper()} {exc.message}: {value!r}") from None
+
+
+# Characters RFC 3986 leaves out of URLs; `<` and `>` would also break a Link header.
+_NOT_IN_URLS = frozenset('<>"\\^`{|}')
+
+
+def hub_urls(value: str) -> tuple[str, ...]:
+    """The hub URLs in `value` (separated by white space), as written, each once.
+
+    :raises ConfigError: one is not an absolute http(s) URL with a host, or carries userinfo
+        or a fragment (every feed publishes it).
+    """
+    hubs: dict[str, None] = {}
+    for url in value.split():
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (raises on a port that is not a number)
+        except ValueError:
+            parts = None
+        scheme = parts.scheme.lower() if parts else ""
+        if (
+            parts is None
+            or scheme not in ("http", "https")
+            or not url.lower().startswith(f"{scheme}://")
+            or not parts.hostname
+            or "@" in parts.netloc
+            or "#" in url
+            or any(char in url for char in _NOT_IN_URLS)
+        ):
+            raise ConfigError(
+                f"WEBSUB_HUB must be absolute http(s) URLs separated by spaces, not {url!r}"
+            )
+        hubs[url] = None
+    return tuple(hubs)
 
 
 def declared() -> list[tuple[str, Any, str]]:

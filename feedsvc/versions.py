@@ -22,6 +22,7 @@ from feedsvc.cache import FragmentCache, RenderCache
 from feedsvc.metrics import Metrics, load_log
 from feedsvc.repository import Collection, CollectionLoader, FolderWatch
 from feedsvc.settings import Settings
+from feedsvc.websub import publisher_for
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class Versions:
         self.watch = FolderWatch(
             loader.root, settings.reload_interval, events=settings.reload_watch == "events"
         )
+        self.websub = publisher_for(settings, self.metrics, self.fragments)
 
     @property
     def collection(self) -> Collection:
@@ -81,6 +83,7 @@ class Versions:
             collection = self.loader.reload(changed)
             if collection is None:
                 return False
+            old = self.snapshot.collection
             new = Snapshot(collection, self.snapshot.number + 1)
             for prepare in self.preparers:
                 try:
@@ -90,6 +93,8 @@ class Versions:
             self.snapshot = new
             self.reloads += 1
             self._loaded("reload", started)
+            if self.websub is not None:  # the new version is served: hubs may fetch it
+                self.websub.reloaded(old, collection)
             return True
 
     def _loaded(self, kind: str, started: float) -> None:

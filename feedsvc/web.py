@@ -39,6 +39,7 @@ from feedsvc.errors import FeedsvcError, PageNotFound, QueryError
 from feedsvc.feeds import (
     EPOCH,
     VIEW_SUFFIX,
+    FeedDocument,
     FeedListing,
     FeedPage,
     Site,
@@ -99,6 +100,7 @@ class _State(Versions):
     def __init__(self, settings: Settings, loader: CollectionLoader) -> None:
         super().__init__(settings, loader)
         self.base_url = settings.base_url.rstrip("/") if settings.base_url else None
+        self.hubs = settings.websub_hubs
         # The same on every feed response, 200 or 304; built once.
         self.feed_headers: Headers = (
             ("Cache-Control", f"public, max-age={settings.cache_max_age}"),
@@ -345,6 +347,7 @@ def _site(state: _State, base_url: str) -> Site:
         settings.language,
         settings.feed_size,
         search=state.search is not None,
+        hubs=state.hubs,
     )
 
 
@@ -399,8 +402,19 @@ def _render_feed(
     state: _State, collection: Collection, page: FeedPage, extension: str
 ) -> RenderedFeed:
     fmt = FORMATS[extension]
-    body = fmt.assemble(page.document(), state.fragments)
-    return rendered_feed(body, fmt.media_type, last_modified(collection, page.updated))
+    document = page.document()
+    body = fmt.assemble(document, state.fragments)
+    modified = last_modified(collection, page.updated)
+    return rendered_feed(body, fmt.media_type, modified, _websub_links(document))
+
+
+def _websub_links(document: FeedDocument) -> Headers:
+    """WebSub discovery in HTTP as well as in the feed (W3C WebSub §4: subscribers and hubs look
+    at the Link header first, and some hubs only there): the hubs and the topic's own URL."""
+    if not document.hubs:
+        return ()
+    links = [f'<{hub}>; rel="hub"' for hub in document.hubs]
+    return (("Link", ", ".join([*links, f'<{document.self_url}>; rel="self"'])),)
 
 
 def _render_html(state: _State, collection: Collection, inputs: PageInputs) -> RenderedFeed:
