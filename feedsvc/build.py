@@ -216,6 +216,7 @@ class BuildResult:
     written: int = 0
     kept: int = 0
     removed: int = 0
+    changed: tuple[str, ...] = ()  # the URLs whose files were written (new bytes)
 
 
 def _app_site(app: Flask) -> tuple[Collection, Site, Path]:
@@ -224,9 +225,8 @@ def _app_site(app: Flask) -> tuple[Collection, Site, Path]:
     settings = state.settings
     if not settings.base_url:
         raise BuildError("a build needs BASE_URL (--base-url): the feeds' links are absolute")
-    site = Site(
-        settings.base_url.rstrip("/"), settings.site_title, settings.language, settings.feed_size
-    )
+    base_url = settings.base_url.rstrip("/")
+    site = Site(base_url, settings.site_title, settings.language, settings.feed_size, state.hubs)
     return state.collection, site, Path(app.static_folder or "")
 
 
@@ -342,17 +342,19 @@ def _write_site(
         outcomes = _write_parallel(app, trees.work, todo, previous_out, progress, workers)
     else:
         outcomes = _write_all(app, trees.work, todo, previous_out, progress)
-    written = 0
+    written: set[str] = set()
     for name, stat, was_written in outcomes:
         files[name] = WrittenFile(made_from[name], *stat)
-        written += was_written
+        if was_written:
+            written.add(name)
     manifest = Manifest(trees.settings, files)
     result = BuildResult(
         files=len(files),
         bytes=sum(file.size for file in files.values()),
-        written=written,
-        kept=len(files) - written,
+        written=len(written),
+        kept=len(files) - len(written),
         removed=len(trees.previous.files.keys() - files.keys()),
+        changed=tuple(page.url for page in pages if file_for(page.url) in written),
     )
     return manifest, result
 

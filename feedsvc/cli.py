@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from flask import Flask
 
 from feedsvc.build import BuildStopped, app_urls, build_site
 from feedsvc.errors import ConfigError, FolderError, ServeError, UrlError
@@ -25,9 +26,10 @@ from feedsvc.output import BuildError, OutputRefused
 from feedsvc.report import check_report, check_summary, stats_report
 from feedsvc.repository import Collection, LoadStats, loader_for
 from feedsvc.server import SERVERS, check_address, default_workers, run
-from feedsvc.settings import ENV_PREFIX, LOG_LEVELS, Settings, resolve
+from feedsvc.settings import ENV_PREFIX, LOG_LEVELS, Settings, hub_urls, resolve
 from feedsvc.urls import normalize_base_url
 from feedsvc.web import create_app
+from feedsvc.websub import BUILD_ATTEMPTS, BUILD_SECONDS, Notifier, built_topics
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Not checked by click: every seeds folder (option, argument, FEEDSVC_SEEDS_DIR, the default) is
@@ -57,6 +59,16 @@ def _url_option(ctx: click.Context, param: click.Parameter, value: str | None) -
         return normalize_base_url(value)
     except UrlError as exc:
         raise click.BadParameter(f"{exc.message}: {value!r}") from None
+
+
+def _hubs_option(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Hub URLs, each absolute http(s); an unusable one is a usage error (exit status 2)."""
+    try:
+        return hub_urls(" ".join(value))
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).removeprefix("WEBSUB_HUB ")) from None
 
 
 def shared_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -289,6 +301,15 @@ def _table(rows: list[dict[str, Any]]) -> str:
 @click.option(
     "--workers", type=click.IntRange(1), help="Processes that render (default: one per core)."
 )
+@click.option(
+    "--websub-hub",
+    "websub_hubs",
+    multiple=True,
+    metavar="URL",
+    callback=_hubs_option,
+    help="WebSub hub to name in the feeds and to tell which feeds changed, once the new site "
+    "is in place; repeat for several (default: FEEDSVC_WEBSUB_HUB).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary (for scripts).")
 @click.option(
     "--search",
@@ -302,6 +323,7 @@ def build_command(
     out: Path,
     base_url: str,
     workers: int | None,
+    websub_hubs: tuple[str, ...],
     quiet: bool,
     search: bool,
 ) -> None:
@@ -323,6 +345,8 @@ def build_command(
     config.update(RELOAD_INTERVAL=0, RENDER_CACHE_BYTES=0)
     if not search:  # a static site cannot answer questions: no box leading nowhere
         config.update(SEARCH_INDEX="off")
+    if websub_hubs:
+        config["WEBSUB_HUB"] = " ".join(websub_hubs)
     started = time.perf_counter()
     try:
         app = create_app(config)
@@ -349,3 +373,24 @@ def build_command(
             f"with its .gz) in {time.perf_counter() - started:.1f}s; {out} has {result.files} "
             f"files, {result.bytes / 1e6:.1f} MB"
         )
+    _notify_hubs(app, result.changed, quiet)
+
+
+def _notify_hubs(app: Flask, written: tuple[str, ...], quiet: bool) -> None:
+    """Tell the WebSub hubs which feeds' first pages the build wrote anew, now that they are
+    in place. A hub that cannot be told is a warning: the site is written all the same."""
+    state = app.extensions["feedsvc"]
+    if not state.hubs:
+        return
+    topics = built_topics(state.collection, state.base_url, written)
+    notifier = Notifier(state.hubs, attempts=BUILD_ATTEMPTS)
+    notifier.send_now(topics, BUILD_SECONDS)
+    unsent = notifier.outcomes["dropped"] + notifier.pending()
+    if unsent:
+        click.echo(
+            f"Warning: WebSub: {unsent} of {len(topics) * len(state.hubs)} notifications "
+            "could not be sent (see the log above)",
+            err=True,
+        )
+    elif not quiet:
+        click.echo(f"told {len(state.hubs)} WebSub hub(s) of {len(topics)} changed feed URLs")

@@ -44,6 +44,8 @@ TIMEOUT = 10.0  # seconds for one POST, the hub's answer included
 FIRST_RETRY = 1.0  # seconds; doubled after each failure
 LONGEST_RETRY = 300.0
 ATTEMPTS = 16  # about 45 minutes of retrying in all
+BUILD_ATTEMPTS = 5  # a build waits 1 + 2 + 4 + 8 seconds at most, then reports
+BUILD_SECONDS = 60.0
 USER_AGENT = f"feedsvc/{VERSION} (WebSub publisher)"
 # Every worker serves a change within RELOAD_INTERVAL of it plus the time its reload takes
 # (0.1 s at 10,000 records, 0.8 s at 100,000: bench/README.md); notifications wait that long.
@@ -169,28 +171,39 @@ class Notifier:
         self.attempts = attempts
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._sending = 0  # taken from _pending, not yet answered
+        self.outcomes = {"sent": 0, "retried": 0, "dropped": 0}
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
 
     def publish(self, topics: Iterable[str], delay: float = 0.0) -> None:
-        """Send a notification for each topic to every hub, not before `delay` seconds from now.
-        A topic already waiting is sent once, at the later of the two times."""
-        due = time.monotonic() + delay
+        """Send a notification for each topic to every hub, in the background, not before
+        `delay` seconds from now. A topic already waiting is sent once, at the later time."""
         with self._changed:
-            for topic in topics:
-                for hub in self.hubs:
-                    found = self._pending.get((hub, topic))
-                    if found is None:
-                        self._pending[hub, topic] = _Pending(due)
-                    else:
-                        found.due = max(found.due, due)
-            self._count_pending()
+            self._queue(topics, delay)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="feedsvc-websub", daemon=True
                 )
                 self._thread.start()
             self._changed.notify()
+
+    def send_now(self, topics: Iterable[str], seconds: float) -> None:
+        """Send in this thread, retrying for at most `seconds` (a build, which ends when it is
+        done); `outcomes` then says how it went, and `pending()` how many were left."""
+        with self._changed:
+            self._queue(topics, 0.0)
+        self.drain(time.monotonic() + seconds)
+
+    def _queue(self, topics: Iterable[str], delay: float) -> None:
+        due = time.monotonic() + delay
+        for topic in topics:
+            for hub in self.hubs:
+                found = self._pending.get((hub, topic))
+                if found is None:
+                    self._pending[hub, topic] = _Pending(due)
+                else:
+                    found.due = max(found.due, due)
+        self._count_pending()
 
     def pending(self) -> int:
         """Notifications waiting or being sent."""
@@ -279,6 +292,8 @@ class Notifier:
             self._pending[hub, topic] = item
 
     def _count(self, result: str) -> None:
+        with self._changed:
+            self.outcomes[result] += 1
         if self.metrics is not None:
             self.metrics.websub_notifications.labels(result).inc()
 
@@ -349,6 +364,14 @@ class SenderLock:
             self._warned = True
             log.warning("WebSub: %s; this process sends notifications without a lock", reason)
         return True
+
+
+def built_topics(collection: Collection, base_url: str, written: Iterable[str]) -> list[str]:
+    """The topics among the URLs (paths) a static build wrote anew, absolute under `base_url`
+    (without its trailing slash)."""
+    written = set(written)
+    paths = (f"{feed.path}.{extension}" for feed in iter_feeds(collection) for extension in FORMATS)
+    return [base_url + path for path in paths if path in written]
 
 
 def publisher_for(

@@ -142,18 +142,23 @@ class _Fragments(dict[Any, bytes]):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(records, min_size=1, max_size=8), st.integers(1, 3), st.randoms())
+@given(
+    st.lists(records, min_size=1, max_size=8),
+    st.integers(1, 3),
+    st.randoms(),
+    st.sampled_from([(), ("https://hub.example/",), ("https://a.example/h", "http://b.example/")]),
+)
 def test_pages_put_together_from_entry_fragments_equal_one_shot_renders(
-    items: list[dict[str, Any]], feed_size: int, random: Any
+    items: list[dict[str, Any]], feed_size: int, random: Any, hubs: tuple[str, ...]
 ) -> None:
     """Every page of every feed, in every format and as HTML, assembled from fragments that
     other pages left in the store (in a random order) is byte for byte the document rendered
-    whole."""
+    whole, WebSub hubs in the head or not."""
     with tempfile.TemporaryDirectory() as folder:
         write_collection(Path(folder), items)
         app = make_app(SEEDS_DIR=folder)
     collection = app.extensions["feedsvc"].collection
-    site = Site("https://news.example.org", "Site <&>", feed_size=feed_size)
+    site = Site("https://news.example.org", "Site <&>", feed_size=feed_size, hubs=hubs)
     pages = [
         (feed, extension, page)
         for feed in iter_feeds(collection)

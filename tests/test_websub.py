@@ -164,6 +164,7 @@ class RecordingHub:
     answers: list[int] = field(default_factory=list)
     delay: float = 0.0
     fetch_topics: int = 0  # times each topic is fetched
+    read: Callable[[str], bytes] = lambda topic: fetch(topic, {"Accept": "*/*"})[2]
     notified: list[tuple[float, str]] = field(default_factory=list)
     fetched: dict[str, list[bytes]] = field(default_factory=dict)
     forms: list[dict[str, list[str]]] = field(default_factory=list)
@@ -179,7 +180,7 @@ class RecordingHub:
         topic = form["hub.url"][0]
         if status == 204:
             # Each on a new connection, so that the server's workers share them.
-            bodies = [fetch(topic, {"Accept": "*/*"})[2] for _ in range(self.fetch_topics)]
+            bodies = [self.read(topic) for _ in range(self.fetch_topics)]
             with self.lock:
                 self.fetched.setdefault(topic, []).extend(bodies)
         with self.lock:
@@ -262,7 +263,7 @@ def test_notifications_wait_until_every_worker_can_serve_the_change(tmp_path: Pa
         add_record(seeds)
         reloaded = time.monotonic()
         assert state.reload()
-        wait_until(lambda: hub.notified)
+        wait_until(lambda: state.websub.notifier.pending() == 0)
     assert hub.notified[0][0] - reloaded >= 0.5 + RELOAD_SECONDS
 
 
@@ -310,10 +311,11 @@ def test_a_failing_hub_is_asked_again_with_exponential_backoff(
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
     assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.4  # 0.1 s, doubled each time
     assert (sample(metrics, "retried"), sample(metrics, "sent")) == (3, 1)
-    failed = [r.getMessage() for r in caplog.records if "event=publish_failed" in r.getMessage()]
+    lines = [r.getMessage() for r in caplog.records if f"hub={hub_url}/hub " in r.getMessage()]
+    failed = [line for line in lines if "event=publish_failed" in line]
     assert len(failed) == 3 and 'reason="503 SERVICE UNAVAILABLE"' in failed[0]
     assert f"topic={topics('ai')[0]}" in failed[0] and "retry_in_s=0.1" in failed[0]
-    assert sum("event=publish " in r.getMessage() for r in caplog.records) == 1
+    assert sum("event=publish " in line for line in lines) == 1
 
 
 def test_a_hub_that_refuses_or_never_answers_is_given_up(caplog: pytest.LogCaptureFixture) -> None:
@@ -388,6 +390,61 @@ def exit_with_held(lock: SenderLock) -> None:
 
 def settings_map(settings: Settings) -> dict[str, Any]:
     return {name.upper(): getattr(settings, name) for name in Settings.__dataclass_fields__}
+
+
+# --- Static builds ---------------------------------------------------------------------------
+
+
+def built_first_pages(out: Path) -> dict[str, bytes]:
+    return {
+        f"{BASE_URL}/{path.relative_to(out).as_posix()}": path.read_bytes()
+        for extension in FORMATS
+        for path in out.rglob(f"*.{extension}")
+        if ".page-" not in path.name and path.relative_to(out).parts[0] == "feeds"
+    }
+
+
+def test_a_build_tells_the_hubs_which_feeds_it_wrote_anew_once_they_are_in_place(
+    tmp_path: Path,
+) -> None:
+    seeds, out = tmp_path / "records", tmp_path / "site"
+    shutil.copytree(RECORDS, seeds)
+    # The hub reads each topic from the folder the URL is served from.
+    hub = RecordingHub(fetch_topics=1, read=lambda url: (out / url.split("/", 3)[3]).read_bytes())
+    runner = CliRunner()
+    with serving(hub) as hub_url:
+        command = ["build", "--seeds", str(seeds), "--out", str(out), "--base-url", BASE_URL]
+        command += ["--workers", "1", "--websub-hub", hub_url + "/hub"]
+        before: dict[str, bytes] = {}
+        for change in (lambda: None, lambda: add_record(seeds), lambda: None):
+            change()
+            already = len(hub.topics())
+            result = runner.invoke(cli, command, env={"FEEDSVC_PARSE_CACHE": "off"})
+            assert result.exit_code == 0, result.output
+            after = built_first_pages(out)
+            expected = sorted(url for url, body in after.items() if before.get(url) != body)
+            assert sorted(hub.topics()[already:]) == expected
+            assert f"told 1 WebSub hub(s) of {len(expected)} changed feed URLs" in result.output
+            for topic in expected:  # the hub found the new file at its URL already
+                assert hub.fetched[topic][-1] == after[topic]
+            before = after
+        assert len(expected) == 0 and len(set(hub.topics())) == len(after)
+        assert (
+            f'<link href="{hub_url}/hub" rel="hub"/>'.encode()
+            in after[BASE_URL + "/feeds/all.atom"]
+        )
+
+
+def test_a_build_whose_hub_refuses_says_so_and_keeps_the_site(tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    with serving(RecordingHub(answers=[400] * 100)) as hub_url:
+        command = ["build", "--seeds", str(RECORDS), "--out", str(out), "--base-url", BASE_URL]
+        env = {"FEEDSVC_PARSE_CACHE": "off", "FEEDSVC_WEBSUB_HUB": hub_url + "/hub"}
+        result = CliRunner().invoke(cli, [*command, "--workers", "1", "-q"], env=env)
+    assert result.exit_code == 0 and (out / "feeds" / "all.atom").exists()
+    assert "Warning: WebSub: 33 of 33 notifications could not be sent" in result.output
+    bad = CliRunner().invoke(cli, [*command, "--websub-hub", "ftp://hub/"])
+    assert bad.exit_code == 2 and "Invalid value for '--websub-hub'" in bad.output
 
 
 # --- Served: the real server, its workers, and a real hub ---------------------------------------
