@@ -226,7 +226,9 @@ def _app_site(app: Flask) -> tuple[Collection, Site, Path]:
     if not settings.base_url:
         raise BuildError("a build needs BASE_URL (--base-url): the feeds' links are absolute")
     base_url = settings.base_url.rstrip("/")
-    site = Site(base_url, settings.site_title, settings.language, settings.feed_size, state.hubs)
+    site = Site(
+        base_url, settings.site_title, settings.language, settings.feed_size, hubs=state.hubs
+    )
     return state.collection, site, Path(app.static_folder or "")
 
 

@@ -433,6 +433,17 @@ def test_a_build_tells_the_hubs_which_feeds_it_wrote_anew_once_they_are_in_place
             f'<link href="{hub_url}/hub" rel="hub"/>'.encode()
             in after[BASE_URL + "/feeds/all.atom"]
         )
+    # Another hub: every first page names it now (none is kept from the build before), and
+    # it is told of them all.
+    other = RecordingHub()
+    with serving(other) as other_url:
+        command[-1] = other_url + "/hub"
+        assert runner.invoke(cli, command, env={"FEEDSVC_PARSE_CACHE": "off"}).exit_code == 0
+    after = built_first_pages(out)
+    assert sorted(other.topics()) == sorted(after)
+    assert all(
+        other_url.encode() in body and hub_url.encode() not in body for body in after.values()
+    )
 
 
 def test_a_build_whose_hub_refuses_says_so_and_keeps_the_site(tmp_path: Path) -> None:
