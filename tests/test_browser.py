@@ -182,7 +182,7 @@ def test_a_person_searches_from_the_index_and_subscribes_to_the_results(
     assert page.locator("#feed-address").inner_text() == (
         server + "/feeds/search.atom?q=vision&topic=ai"
     )
-    assert len(page.locator("article h2").all_inner_texts()) == 3
+    assert len(page.locator("article h3").all_inner_texts()) == 3
     assert not [
         text
         for text in page.complaints
