@@ -40,7 +40,9 @@ class Scope:
 
 
 SCOPES = {
-    "urls": Scope(("urls.*",), ("tests/test_urls.py", "tests/test_records.py")),
+    "urls": Scope(
+        ("urls.*",), ("tests/test_urls.py", "tests/test_records.py", "tests/test_settings.py")
+    ),
     "parsecache": Scope(("parsecache.*",), ("tests/test_parsecache.py",)),
     # The merge of duplicates and the indexes, not the loading and watching around them.
     "repository": Scope(
