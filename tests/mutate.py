@@ -5,8 +5,8 @@ A scope is the functions that are mutated (mutmut names their mutants
 them. mutmut picks, for each mutant, the tests that ran the mutated function, but only among the
 tests it is given: everything loads records and so calls `normalize_url`, and running the whole
 suite for each of its mutants would take hours on two cores. So each scope runs mutmut in its own
-folder (`.mutate/<scope>/`, links to `feedsvc/` and `tests/`, and pyproject.toml with the
-`[tool.mutmut]` table completed for that scope).
+folder (`.mutate/<scope>/`, links to `feedsvc/`, `tests/` and `seeds/`, and pyproject.toml
+with the `[tool.mutmut]` table completed for that scope).
 
     python -m tests.mutate [SCOPE ...] [--workers N] [--show]
 """
@@ -92,7 +92,7 @@ def prepare(name: str, scope: Scope) -> Path:
     folder = WORK / name
     subprocess.run(["rm", "-rf", str(folder / "mutants")], check=True)
     folder.mkdir(parents=True, exist_ok=True)
-    for link in ("feedsvc", "tests"):
+    for link in ("feedsvc", "tests", "seeds"):
         if not (folder / link).is_symlink():
             (folder / link).symlink_to(ROOT / link)
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
