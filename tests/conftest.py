@@ -18,10 +18,16 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import settings
 from lxml import etree
 
 from feedsvc import create_app
 from feedsvc.repository import Collection, load_collection
+
+# `make mutate` runs the tests under mutmut's tracing on a loaded machine, and must judge every
+# mutant by the same examples: no deadline, a fixed sequence of examples, no example database.
+settings.register_profile("mutate", deadline=None, derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 DATA = Path(__file__).parent / "data"
 RECORDS = DATA / "records"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -107,7 +108,9 @@ def prepare(name: str, scope: Scope) -> Path:
 
 def run(folder: Path, scope: Scope, workers: int) -> None:
     command = [sys.executable, "-m", "mutmut", "run", *scope.patterns()]
-    subprocess.run([*command, "--max-children", str(workers)], cwd=folder, check=True)
+    environment = {**os.environ, "HYPOTHESIS_PROFILE": "mutate"}  # see conftest.py
+    command += ["--max-children", str(workers)]
+    subprocess.run(command, cwd=folder, check=True, env=environment)
 
 
 def results(folder: Path, scope: Scope) -> dict[str, int | None]:
