@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install system-deps serve test lint format bench bench-load fuzz soak soak-reload kill-worker mutate clean
+.PHONY: install system-deps serve test lint format bench bench-load bench-build fuzz soak soak-reload kill-worker mutate clean
 
 $(BIN)/feedsvc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench: install
 # Loading benchmark (about 10 minutes for the default sizes).
 bench-load: install
 	$(BIN)/python -m bench.loading $(BENCH_ARGS)
+
+# Build benchmark: a full static build of 10,000 records, then rebuilds into it (bench/build.py).
+bench-build: install
+	$(BIN)/python -m bench.build $(BENCH_ARGS)
 
 # Coverage-guided fuzzing of the record parser (atheris) for FUZZ_SECONDS; the corpus starts
 # from tests/data/ and seeds/, new inputs and any crash go to .fuzz/.

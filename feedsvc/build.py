@@ -327,13 +327,14 @@ def _write_site(
     made_from = {}
     files: dict[str, WrittenFile] = {}
     todo: list[str] = []
-    folders: set[Path] = set()
+    folders: set[str] = set()
+    out, work = os.fspath(trees.out), os.fspath(trees.work)
     for page in pages:
         name = file_for(page.url)
         made_from[name] = page.made_from()
         before = known.get(name)
         if before is not None and before.fingerprint == made_from[name]:
-            if _carry_over(trees.out / name, trees.work / name, before, folders):
+            if _carry_over(out, work, name, before, folders):
                 files[name] = before
                 continue
         todo.append(page.url)
@@ -361,29 +362,28 @@ def _write_site(
     return manifest, result
 
 
-def _carry_over(old: Path, new: Path, before: WrittenFile, folders: set[Path]) -> bool:
-    """Link `old` and its .gz as `new`, if they are still as the previous build wrote them (a
-    file changed since, by hand or otherwise, is rendered again)."""
+def _carry_over(out: str, work: str, name: str, before: WrittenFile, folders: set[str]) -> bool:
+    """Link the file `name` of `out` and its .gz into `work`, if they are still as the previous
+    build wrote them (a file changed since, by hand or otherwise, is rendered again). Plain
+    strings, not Paths: this runs for every file of the site."""
+    old = os.path.join(out, name)
     try:
-        plain, gz = os.lstat(old), os.lstat(old.with_name(old.name + GZ))
+        plain, gz = os.lstat(old), os.lstat(old + GZ)
     except OSError:
         return False
-    if (plain.st_size, plain.st_mtime_ns, gz.st_size, gz.st_mtime_ns) != (
-        before.size,
-        before.mtime_ns,
-        before.gz_size,
-        before.gz_mtime_ns,
-    ):
+    if (plain.st_size, plain.st_mtime_ns, gz.st_size, gz.st_mtime_ns) != before[1:]:
         return False
-    if new.parent not in folders:
-        new.parent.mkdir(parents=True, exist_ok=True)
-        folders.add(new.parent)
+    folder = os.path.dirname(name)
+    if folder not in folders:
+        os.makedirs(os.path.join(work, folder), exist_ok=True)
+        folders.add(folder)
+    new = os.path.join(work, name)
     _link(old, new)
-    _link(old.with_name(old.name + GZ), new.with_name(new.name + GZ))
+    _link(old + GZ, new + GZ)
     return True
 
 
-def _link(old: Path, new: Path) -> None:
+def _link(old: str | Path, new: str | Path) -> None:
     """A hard link (no copy, same time); a copy where the filesystem has no hard links."""
     try:
         os.link(old, new)

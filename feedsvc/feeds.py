@@ -472,24 +472,28 @@ class Fingerprints:
     """
 
     def __init__(self) -> None:
-        self._records: dict[int, tuple[Item, bytes]] = {}
+        # By id(record): the records are kept alive here, so no other object can take their ids.
+        self._digests: dict[int, bytes] = {}
+        self._records: list[Item] = []
 
     def page(self, page: FeedPage) -> str:
         """The fingerprint of `page` (from `feed_page` or `html_page`)."""
-        head = replace(page, records=())
-        digest = hashlib.blake2b(repr(head).encode(), digest_size=20)
-        for record in page.records:
-            digest.update(self.record(record))
-        return digest.hexdigest()
+        digests = self._digests
+        try:
+            entries = [digests[id(record)] for record in page.records]
+        except KeyError:
+            entries = [self.record(record) for record in page.records]
+        head = repr(replace(page, records=())).encode()
+        return hashlib.blake2b(head + b"".join(entries), digest_size=20).hexdigest()
 
     def record(self, record: Item) -> bytes:
         """The digest of every field of `record`, so of the entry made from it."""
-        known = self._records.get(id(record))
-        if known is not None and known[0] is record:
-            return known[1]
-        digest = hashlib.blake2b(repr(record).encode(), digest_size=16).digest()
-        self._records[id(record)] = (record, digest)
-        return digest
+        known = self._digests.get(id(record))
+        if known is None:
+            known = hashlib.blake2b(repr(record).encode(), digest_size=16).digest()
+            self._digests[id(record)] = known
+            self._records.append(record)
+        return known
 
     @staticmethod
     def listings(listings: Iterable[FeedListing]) -> str:

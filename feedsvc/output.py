@@ -27,8 +27,9 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from feedsvc.errors import FeedsvcError
 
@@ -59,10 +60,10 @@ class OutputRefused(BuildError):
     """The output folder cannot be used: replacing it would lose something no build wrote."""
 
 
-@dataclass(frozen=True, slots=True)
-class WrittenFile:
+class WrittenFile(NamedTuple):
     """One file a build wrote (and its `.gz`): what it was made from, and its size and time
-    then, so that a later build can tell it from a file changed since."""
+    then, so that a later build can tell it from a file changed since. (A tuple, so that the
+    manifest of a large site is written and read fast.)"""
 
     fingerprint: str
     size: int
@@ -84,7 +85,7 @@ class Manifest:
         return {MARKER, *self.files, *(name + GZ for name in self.files)}
 
     def dump(self) -> str:
-        files = {name: astuple(written) for name, written in sorted(self.files.items())}
+        files = dict(sorted(self.files.items()))
         content = {"feedsvc_build": MANIFEST_FORMAT, "settings": self.settings, "files": files}
         return json.dumps(content, separators=(",", ":"))
 
@@ -152,8 +153,12 @@ def _foreign_entries(out: Path, manifest: Manifest | None) -> Iterator[str]:
     do not fit a build's layout), outermost first; links are never a build's."""
     if manifest is not None:
         names = manifest.names()
-        folders = {str(Path(name).parent) for name in names} - {"."}
-        folders |= {str(parent) for name in folders for parent in Path(name).parents}
+        folders = set()
+        for name in names:
+            folder = os.path.dirname(name)
+            while folder and folder not in folders:
+                folders.add(folder)
+                folder = os.path.dirname(folder)
     pending = [""]
     while pending:
         relative = pending.pop()
@@ -296,14 +301,18 @@ def swap_in(work: Path, out: Path) -> Path | None:
 def remove_build(old: Path, manifest: Manifest) -> None:
     """Delete the files `manifest` lists under `old`, then its folders once empty. Anything else
     found there (put in while the build ran) is left, with a warning."""
-    names = manifest.names()
-    for name in names:
+    root = os.fspath(old)
+    folders: set[str] = set()
+    for name in manifest.names():
         with contextlib.suppress(OSError):  # already gone, or not a file any more: left
-            os.unlink(old / name)
-    folders = {parent for name in names for parent in (old / name).parents if old in parent.parents}
-    for folder in sorted(folders, key=lambda path: len(path.parts), reverse=True) + [old]:
+            os.unlink(os.path.join(root, name))
+        folder = os.path.dirname(name)
+        while folder and folder not in folders:
+            folders.add(folder)
+            folder = os.path.dirname(folder)
+    for folder in sorted(folders, key=lambda name: name.count("/"), reverse=True) + [""]:
         with contextlib.suppress(OSError):  # not empty: something no build wrote is in it
-            os.rmdir(folder)
+            os.rmdir(os.path.join(root, folder))
     if old.exists():
         left = sorted(str(path.relative_to(old)) for path in old.rglob("*"))
         log.warning("kept %s: it holds entries no build wrote (%s)", old, ", ".join(left[:_NAMED]))
