@@ -3,6 +3,7 @@ replacing the previous output only when complete."""
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import gzip
 import html
@@ -15,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ import feedsvc.build
 from bench.synth import write_collection
 from feedsvc.build import app_urls, build_site, file_for
 from feedsvc.cli import cli
+from feedsvc.feeds import Fingerprints
 from feedsvc.output import (
     MARKER,
     Manifest,
@@ -37,6 +40,7 @@ from feedsvc.output import (
     remove_build,
 )
 from feedsvc.render import FORMATS
+from feedsvc.stories import Story
 from tests.conftest import BASE_URL, RECORDS, make_app
 
 # Small pages, so that feeds and HTML pages have several.
@@ -609,6 +613,69 @@ def test_another_feedsvc_renders_every_page_again(
     result = build_site(make_app(**PAGED), out)
     assert sorted(fetched) == sorted(app_urls(make_app(**PAGED)))
     assert (result.written, result.kept) == (0, first.files)  # the same bytes all the same
+
+
+def test_a_record_digest_covers_every_field() -> None:
+    """`record_values` lists the fields one by one (for speed): each field of a record, of its
+    provider, topics and images must change the digest, so a field added later without a line
+    there fails here."""
+    records = make_app().extensions["feedsvc"].collection.records
+    record = next(r for r in records if r.provider and r.provider.images and r.images)
+    assert record.provider is not None and record.topics and record.images
+    nested = {
+        "provider": (record.provider, ["provider"]),
+        "topics": (record.topics[0], ["topics", 0]),
+        "images": (record.images[0], ["images", 0]),
+        "provider images": (record.images[0], ["provider", "images"]),
+    }
+    digest = Fingerprints().record(record)
+    changed = []
+    for field in dataclasses.fields(record):
+        changed.append(dataclasses.replace(record, **{field.name: _other(field.name, record)}))
+    for name, (value, _) in nested.items():
+        for field in dataclasses.fields(value):
+            other = dataclasses.replace(value, **{field.name: _other(field.name, value)})
+            changed.append(_with_nested(record, name, other))
+    assert len(changed) > 20
+    for other in changed:
+        assert Fingerprints().record(other) != digest, other
+
+
+def test_a_story_digest_is_its_records_digests() -> None:
+    records = make_app().extensions["feedsvc"].collection.records[:3]
+    story = Story(records)
+    assert Fingerprints().record(story) == Fingerprints().record(Story(tuple(records)))
+    retitled = dataclasses.replace(records[1], title=records[1].title + "x")
+    other = Story((records[0], retitled, records[2]))
+    assert Fingerprints().record(other) != Fingerprints().record(story)
+    assert Fingerprints().record(Story(records[:2])) != Fingerprints().record(story)
+
+
+def _other(name: str, value: Any) -> Any:
+    """Another value for the field `name` of `value`, of the field's own type."""
+    current = getattr(value, name)
+    if isinstance(current, bool) or current is None:
+        return not current if isinstance(current, bool) else 1
+    if isinstance(current, int):
+        return current + 1
+    if isinstance(current, str):
+        return current + "x"
+    if isinstance(current, datetime):
+        return current + timedelta(seconds=1)
+    if isinstance(current, tuple):
+        return current[:-1] if current else (None,)
+    return None  # a provider: none
+
+
+def _with_nested(record: Any, name: str, other: Any) -> Any:
+    if name == "provider":
+        return dataclasses.replace(record, provider=other)
+    if name == "topics":
+        return dataclasses.replace(record, topics=(other, *record.topics[1:]))
+    if name == "images":
+        return dataclasses.replace(record, images=(other, *record.images[1:]))
+    provider = dataclasses.replace(record.provider, images=(other,))
+    return dataclasses.replace(record, provider=provider)
 
 
 # A small world of records, so that hypothesis finds ties in dates, shared topics and providers,
