@@ -85,6 +85,7 @@ from feedsvc.output import (
 )
 from feedsvc.render import FORMATS, VERSION
 from feedsvc.repository import Collection
+from feedsvc.web import site_for
 
 OPML_PATH = "/feeds.opml"
 STATIC_PREFIX = "/static/"
@@ -225,10 +226,8 @@ def _app_site(app: Flask) -> tuple[Collection, Site, Path]:
     settings = state.settings
     if not settings.base_url:
         raise BuildError("a build needs BASE_URL (--base-url): the feeds' links are absolute")
-    base_url = settings.base_url.rstrip("/")
-    site = Site(
-        base_url, settings.site_title, settings.language, settings.feed_size, hubs=state.hubs
-    )
+    # The very Site the app renders with: a setting that changes the pages changes it.
+    site = site_for(app, settings.base_url.rstrip("/"))
     return state.collection, site, Path(app.static_folder or "")
 
 

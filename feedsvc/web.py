@@ -339,6 +339,11 @@ class _CachedFeeds:
             )
 
 
+def site_for(app: Flask, base_url: str) -> Site:
+    """The site `app` renders for `base_url` (the static build fingerprints the same pages)."""
+    return _site(app.extensions[_EXTENSION_KEY], base_url)
+
+
 def _site(state: _State, base_url: str) -> Site:
     settings = state.settings
     return Site(

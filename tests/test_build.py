@@ -597,6 +597,18 @@ def _small_record(day: int, topics: list[str]) -> dict[str, Any]:
     }
 
 
+def test_a_build_with_search_after_one_without_has_the_search_box(tmp_path: Path) -> None:
+    """The pages a build fingerprints are the pages the app renders: the same site settings,
+    the search box (`build --search`) included."""
+    out = tmp_path / "site"
+    build_site(make_app(**PAGED), out)
+    assert b'action="http://feeds.test/search"' not in (out / "index.html").read_bytes()
+    searching = {**PAGED, "SEARCH_INDEX": str(tmp_path / "search.db")}
+    build_site(make_app(**searching), out)
+    assert b'action="http://feeds.test/search"' in (out / "index.html").read_bytes()
+    assert published(out) == published(_scratch(RECORDS, tmp_path / "scratch", **searching))
+
+
 def test_another_feedsvc_renders_every_page_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
