@@ -470,8 +470,9 @@ class Fingerprints:
     paging: its `FeedPage` without the records) and one digest per entry. An entry is a function
     of its record and the site alone (`entry_for`), so an entry's digest is its record's,
     without making the entry (making one costs ten times more, and a build needs every entry of
-    every page). Digests use hashlib over `repr` (Python's `hash()` changes with every process).
-    How the renderers write a document (feedsvc's version, templates, libraries) is not in the
+    every page); a story's is its records'. Digests are hashlib's over plain values (Python's
+    `hash()` changes with every process), so they are the same in every process and run. How
+    the renderers write a document (feedsvc's version, templates, libraries) is not in the
     digest: the caller keys on it.
 
     One instance per collection version: it remembers each record's digest by the record object,
