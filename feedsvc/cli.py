@@ -192,7 +192,10 @@ def serve_command(
         check_address(host, port)
     except ServeError as exc:
         raise click.ClickException(str(exc)) from None
-    remove_metrics = prepare_multiprocess(settings.metrics_dir)
+    try:
+        remove_metrics = prepare_multiprocess(settings.metrics_dir)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         app = create_app(_as_config(settings))
         run(app, host, port, workers or default_workers(), server)

@@ -14,6 +14,7 @@ imported here only when an app is built, never at module import.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -24,6 +25,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from feedsvc.errors import ConfigError
 
 if TYPE_CHECKING:
     pass
@@ -41,13 +44,16 @@ RENDER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 def prepare_multiprocess(metrics_dir: str) -> Callable[[], None] | None:
     """Point prometheus_client at a folder shared by the server's workers, emptied first (files
     left by an earlier run would be summed in). Must run before prometheus_client is imported;
-    returns a clean-up for a folder it created, or None."""
+    returns a clean-up for a folder it created or locked, or None.
+
+    :raises ConfigError: METRICS_DIR cannot be used (see `owned_metrics_folder`).
+    """
     if metrics_dir == "off":
         return None
+    owner = os.getpid()
     if metrics_dir == "auto":
         folder = tempfile.mkdtemp(prefix="feedsvc-metrics-")
         os.environ[MULTIPROC_ENV] = folder
-        owner = os.getpid()
 
         def remove() -> None:
             # Forked workers unwind through the same code on exit; only the parent removes.
@@ -55,12 +61,53 @@ def prepare_multiprocess(metrics_dir: str) -> Callable[[], None] | None:
                 shutil.rmtree(folder, ignore_errors=True)
 
         return remove
-    path = Path(metrics_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    for stale in path.glob("*.db"):
-        stale.unlink()
+    path, lock = owned_metrics_folder(Path(metrics_dir))
     os.environ[MULTIPROC_ENV] = str(path)
-    return None
+
+    def unlock() -> None:
+        if os.getpid() == owner:
+            os.close(lock)
+
+    return unlock
+
+
+# Under a METRICS_DIR given as a path, feedsvc writes only in this subfolder, which it creates
+# and marks; it empties that of its own samples and touches nothing else there.
+METRICS_SUBFOLDER = "feedsvc-metrics"
+METRICS_MARKER = ".feedsvc-metrics"
+
+
+def owned_metrics_folder(metrics_dir: Path) -> tuple[Path, int]:
+    """The subfolder of `metrics_dir` feedsvc owns, emptied of an earlier run's samples, and
+    the descriptor of its marker, locked for as long as this server runs (forked workers share
+    the lock), so that a second server given the same METRICS_DIR cannot empty it under the
+    first.
+
+    :raises ConfigError: the subfolder holds files feedsvc did not write, another server uses
+        it, or it cannot be created.
+    """
+    folder = metrics_dir / METRICS_SUBFOLDER
+    marker = folder / METRICS_MARKER
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not marker.exists() and any(folder.iterdir()):
+            raise ConfigError(
+                f"METRICS_DIR: {folder} holds files feedsvc did not write; move them, or give "
+                "another METRICS_DIR"
+            )
+        lock = os.open(marker, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ConfigError(f"METRICS_DIR cannot be used: {folder}: {exc.strerror}") from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(lock)
+        raise ConfigError(
+            f"METRICS_DIR: {folder} is in use by another feedsvc serve; give each server its own"
+        ) from None
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    return folder, lock
 
 
 class LogFormatter(logging.Formatter):

@@ -106,8 +106,9 @@ class Settings:
     metrics_dir: str = setting(
         "auto",
         "Folder where server workers write their metrics so that `/metrics` on any worker reports "
-        "the sum of all (prometheus_client multiprocess mode): a path, `auto` (a fresh temporary "
-        "folder per `feedsvc serve`) or `off` (each worker reports only its own).",
+        "the sum of all (prometheus_client multiprocess mode): a path (feedsvc writes in a "
+        "`feedsvc-metrics` subfolder of it, which it creates), `auto` (a fresh temporary folder "
+        "per `feedsvc serve`) or `off` (each worker reports only its own).",
     )
     websub_hub: str | None = setting(
         None,

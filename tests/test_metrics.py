@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from feedsvc.metrics import quoted
-from tests.conftest import make_app
+from feedsvc.metrics import METRICS_MARKER, METRICS_SUBFOLDER, quoted
+from tests.conftest import RECORDS, make_app
+from tests.servers import fetch, free_port, running_feedsvc
 
 
 def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, str]]:
@@ -130,3 +136,77 @@ def test_pages_and_the_opml_list_report_render_cache_hits_and_misses(
     found = samples(client)
     assert found[("feedsvc_render_seconds_count", ())] == 3
     assert found[("feedsvc_render_cache_lookups_total", (("result", "hit"),))] == 3
+
+
+# -- METRICS_DIR given as a path (issue 16, item 15) --------------------------------------------
+
+NOT_FOUND_SAMPLE = 'feedsvc_http_requests_total{route="feeds.all_items_feed",status="404"}'
+
+
+def not_found_count(base: str) -> float:
+    """The summed count of 404s from the all-items feed that /metrics reports (0 if none)."""
+    body = fetch(base + "/metrics")[2].decode()
+    line = next((line for line in body.splitlines() if line.startswith(NOT_FOUND_SAMPLE)), None)
+    return float(line.split()[-1]) if line else 0.0
+
+
+@pytest.mark.live
+def test_metrics_dir_is_a_subfolder_feedsvc_owns_and_nothing_else_is_touched(
+    tmp_path: Path,
+) -> None:
+    metrics = tmp_path / "shared"
+    metrics.mkdir()
+    theirs = {"counter_1.db": b"someone else's", "notes.txt": b"keep me", "sub/x.db": b"mine"}
+    for name, data in theirs.items():
+        (metrics / name).parent.mkdir(exist_ok=True)
+        (metrics / name).write_bytes(data)
+    settings = {"METRICS_DIR": str(metrics), "RELOAD_INTERVAL": "0"}
+    for run in range(2):  # the second run starts from zero: the first run's samples are gone
+        with running_feedsvc(RECORDS, tmp_path / "log", settings=settings, workers=2) as base:
+            for _ in range(3):
+                fetch(base + "/feeds/all.atom?page=99")
+            assert not_found_count(base) == 3, run
+            ours = metrics / METRICS_SUBFOLDER
+            assert (ours / METRICS_MARKER).is_file() and list(ours.glob("*.db"))
+    for name, data in theirs.items():
+        assert (metrics / name).read_bytes() == data, name
+
+
+def serve_refused(tmp_path: Path, metrics: Path) -> str:
+    """`feedsvc serve` with METRICS_DIR=metrics, which must stop at start-up with exit 1; its
+    standard error. One that serves instead is stopped with its workers and fails the test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    env.update(FEEDSVC_METRICS_DIR=str(metrics), FEEDSVC_PARSE_CACHE="off")
+    command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(RECORDS)]
+    command += ["--port", str(free_port()), "--workers", "1"]
+    process = subprocess.Popen(
+        command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        pytest.fail("the server started")
+    assert process.returncode == 1 and "Traceback" not in stderr, stderr
+    return stderr
+
+
+@pytest.mark.live
+def test_a_second_server_on_the_same_metrics_dir_is_refused(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics"
+    settings = {"METRICS_DIR": str(metrics), "RELOAD_INTERVAL": "0"}
+    with running_feedsvc(RECORDS, tmp_path / "log", settings=settings) as base:
+        fetch(base + "/feeds/all.atom?page=99")
+        stderr = serve_refused(tmp_path, metrics)
+        assert "is in use by another feedsvc serve" in stderr
+        assert not_found_count(base) == 1  # the first server's samples are still there
+
+
+def test_a_metrics_subfolder_feedsvc_did_not_make_is_refused(tmp_path: Path) -> None:
+    foreign = tmp_path / "metrics" / METRICS_SUBFOLDER
+    foreign.mkdir(parents=True)
+    (foreign / "counter_7.db").write_bytes(b"not ours")
+    stderr = serve_refused(tmp_path, tmp_path / "metrics")
+    assert "holds files feedsvc did not write" in stderr
+    assert (foreign / "counter_7.db").read_bytes() == b"not ours"
