@@ -98,13 +98,22 @@ class RenderedFeed:
     bytes are made at render time, each compressed variant on its first request (most clients
     ask for one coding, so compressing for all of them up front is mostly wasted)."""
 
-    __slots__ = ("media_type", "last_modified", "headers", "variants", "_http_date", "_owner")
+    __slots__ = (
+        "media_type",
+        "last_modified",
+        "modified_at",
+        "headers",
+        "variants",
+        "_http_date",
+        "_owner",
+    )
 
     def __init__(
         self, body: bytes, media_type: str, last_modified: datetime, headers: Headers = ()
     ) -> None:
         self.media_type = media_type
         self.last_modified = last_modified
+        self.modified_at = last_modified.timestamp()  # to compare with time.time(), cheaply
         self.headers = headers  # more headers of every variant's 200 (a feed's Link)
         self._http_date = email.utils.format_datetime(last_modified.astimezone(UTC), usegmt=True)
         self.variants = {IDENTITY: _variant(body, IDENTITY, media_type, self._http_date, headers)}

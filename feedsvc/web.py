@@ -14,6 +14,7 @@ without a new branch here.
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import math
 import re
@@ -248,9 +249,26 @@ def _feed_response(
     """Status, headers and body for a rendered document: the client's coding, or 304."""
     variant = rendered.variant(content_coding(environ.get("HTTP_ACCEPT_ENCODING")))
     shared = state.page_headers if rendered.media_type == HTML_MEDIA_TYPE else state.feed_headers
-    if _not_modified(variant.etag, rendered.last_modified, environ):
+    modified, headers = rendered.last_modified, variant.headers
+    if rendered.modified_at > time.time():
+        modified, headers = _not_ahead(state.snapshot.collection.modified, headers)
+    if _not_modified(variant.etag, modified, environ):
         return _NOT_MODIFIED, [*variant.validators, *shared], b""
-    return _OK, [*variant.headers, *shared], variant.body
+    return _OK, [*headers, *shared], variant.body
+
+
+def _not_ahead(files_modified: datetime, headers: Headers) -> tuple[datetime, Headers]:
+    """A Last-Modified ahead of the clock (a record dated in the future) may not be sent (RFC
+    9110 §8.8.2.1: never later than Date): the files' modification time is sent instead (or the
+    time of the answer, if that too is ahead). Decided when answering, from the files alone, so
+    that every worker, instance and restart sends the same one, and it holds still between
+    changes."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    modified = min(files_modified, now)
+    date = email.utils.format_datetime(modified, usegmt=True)
+    return modified, tuple(
+        (name, date if name == "Last-Modified" else value) for name, value in headers
+    )
 
 
 StartResponse = Callable[..., Any]
@@ -432,10 +450,9 @@ def last_modified(collection: Collection, newest: datetime) -> datetime:
     """A response's Last-Modified when it is rendered: the collection's modification time or
     the newest entry it shows, whichever is later, so that it moves forward whenever the
     response can have changed (an older record edited, the newest one deleted) and is the same
-    in every worker for the same files; never later than now (RFC 9110 §8.8.2.1: a
-    future-dated entry must not push it past Date)."""
-    now = datetime.now(UTC).replace(microsecond=0)
-    return min(now, max(collection.modified, newest.replace(microsecond=0)))
+    in every worker and instance for the same files. One ahead of the clock (a future-dated
+    entry) is not sent as it is (`_not_ahead`)."""
+    return max(collection.modified, newest.replace(microsecond=0))
 
 
 def _request_base_url(state: _State) -> str:

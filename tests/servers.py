@@ -61,19 +61,39 @@ def running_feedsvc(
     """`feedsvc serve` as the README runs it (on `port`, else a free one); yields its base URL.
     The developer's FEEDSVC_* variables are left out; `settings` are passed as FEEDSVC_*
     variables."""
+    options = {"server": server, "workers": workers, "settings": settings, "port": port}
+    with feedsvc_process(seeds, log, **options) as (base, _):
+        yield base
+
+
+@contextmanager
+def feedsvc_process(
+    seeds: Path,
+    log: Path,
+    *,
+    server: str = "granian",
+    workers: int = 1,
+    settings: dict[str, str] | None = None,
+    port: int | None = None,
+    cwd: Path | None = None,
+    environment: dict[str, str] | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`running_feedsvc` started in the folder `cwd`, with more `environment` variables; yields
+    its base URL and its process (to stop it by its PID)."""
     port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
     env["FEEDSVC_PARSE_CACHE"] = "off"
     env.update({f"FEEDSVC_{name}": value for name, value in (settings or {}).items()})
+    env.update(environment or {})
     command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(seeds)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     command += ["--server", server]
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(base + "/healthz", process)
-        yield base
+        yield base, process
     finally:
         stop(process)
 
