@@ -1,5 +1,5 @@
-"""The HTML pages people read: the index, one page per topic and provider, the HTML view of
-each feed (what a browser opening a feed's URL gets) and the 404 page.
+"""The HTML pages people read: the index, one page per topic and provider, one per story, the
+HTML view of each feed (what a browser opening a feed's URL gets) and the 404 page.
 
 Pages show the same entries as the feeds (`html_page` cuts the same pages), through Jinja
 templates with autoescaping. They link their feeds for autodiscovery and use no script and no
@@ -15,6 +15,7 @@ from typing import Any
 from flask import current_app, render_template
 from markupsafe import Markup
 
+from feedsvc.errors import PageNotFound
 from feedsvc.feeds import (
     AllItemsFeed,
     Entry,
@@ -22,6 +23,7 @@ from feedsvc.feeds import (
     FeedListing,
     FeedPage,
     Site,
+    StoryFeed,
     feed_listing,
     feed_listings,
     html_page,
@@ -30,6 +32,7 @@ from feedsvc.feeds import (
 from feedsvc.render import FORMATS, Format, FragmentStore
 from feedsvc.repository import Collection
 from feedsvc.search import MAX_QUERY_CHARS, MAX_RESULTS, Question, SearchFeed
+from feedsvc.stories import Story, stories_of
 
 # No script at all, styles only from the site, images from anywhere (articles' images live on
 # their publishers' hosts), forms (the search box) sent only to the site, and nothing may frame
@@ -186,6 +189,51 @@ def render_search_page(inputs: SearchPageInputs, fragments: FragmentStore | None
 
 
 _KEPT_FILTERS = ("provider", "not_topic", "not_provider")
+
+
+@dataclass(frozen=True, slots=True)
+class StoryPageInputs:
+    """Everything a story's page shows: the story (its records, which are the same objects in
+    every version while their files are unchanged) and the story feeds it links."""
+
+    site: Site
+    story: Story
+    listings: tuple[FeedListing, ...]  # every story, then the story feed of each of its topics
+
+
+def story_inputs(
+    collection: Collection, site: Site, slug: str, window_days: float
+) -> StoryPageInputs:
+    """The page of the story whose id ends in `slug` (`Story.slug`).
+
+    :raises PageNotFound: the collection has no such story.
+    """
+    story = stories_of(collection.records, window_days).by_slug.get(slug)
+    if story is None:
+        raise PageNotFound(f"there is no story {slug!r}")
+    feeds = [StoryFeed(())]
+    for topic_slug in sorted(story.topic_slugs):
+        topic = collection.topics.get(topic_slug)
+        if topic is not None:
+            feeds.append(StoryFeed((), topic))
+    # The feeds are built empty: the page shows their names and URLs, not their entries, so
+    # it changes only when its own story does.
+    listings = tuple(feed_listing(feed, site, FORMATS) for feed in feeds)
+    return StoryPageInputs(site, story, listings)
+
+
+def render_story_page(inputs: StoryPageInputs) -> str:
+    story = inputs.story
+    return _page(
+        "story.html",
+        inputs.site,
+        story=story,
+        lead=story.lead,
+        coverage=story.coverage,
+        listings=inputs.listings,
+        subscriptions=[sub for item in inputs.listings for sub in subscriptions(item)],
+        subscriptions_of=subscriptions,
+    )
 
 
 def render_not_found(site: Site, message: str) -> str:

@@ -61,7 +61,9 @@ from feedsvc.pages import (
     render_not_found,
     render_page,
     render_search_page,
+    render_story_page,
     search_page_inputs,
+    story_inputs,
 )
 from feedsvc.render import FORMATS, OPML_MEDIA_TYPE, render_opml
 from feedsvc.repository import Collection, CollectionLoader, loader_for
@@ -385,6 +387,8 @@ def _inputs_for(state: _State, collection: Collection, key: FeedKey) -> Any:
     site = _site(state, base_url)
     if kind == _OPML:
         return feed_listings(collection, site, FORMATS)
+    if scope == _STORY:
+        return story_inputs(collection, site, slug or "", state.settings.story_window_days)
     feed = find_feed(collection, scope, slug, state.settings.story_window_days)
     if feed is None:
         raise PageNotFound(f"there is no feed for {scope} {slug!r}")
@@ -572,6 +576,7 @@ def topic_stories_feed(slug: str, extension: str) -> Response:
 # ETags, compression and conditional GET.
 _PAGE = "html"
 _OPML = "opml"
+_STORY = "story"  # the scope of a story's page: `("story", <slug>, "html", 1, base URL)`
 _KEPT_ACROSS_VERSIONS = frozenset(
     [*FORMATS, *(f"{ext}{VIEW_SUFFIX}" for ext in FORMATS), _PAGE, _OPML]
 )
@@ -614,6 +619,29 @@ def index_page() -> WerkzeugResponse:
 @bp.get("/<any(topics, providers):scope>/<slug>")
 def group_page(scope: str, slug: str) -> WerkzeugResponse:
     return _page_or_404(scope, slug)
+
+
+@bp.get("/stories/<slug>")
+def story_page(slug: str) -> WerkzeugResponse:
+    """One story with all of its coverage (the page a story entry's content links to)."""
+    state = _state()
+    base_url = _request_base_url(state)
+    snapshot = state.snapshot
+    key: FeedKey = (_STORY, slug, _PAGE, 1, base_url)
+    try:
+        return _cached_response(
+            state,
+            snapshot,
+            key,
+            lambda: _inputs_for(state, snapshot.collection, key),
+            lambda inputs: rendered_feed(
+                render_story_page(inputs).encode(),
+                HTML_MEDIA_TYPE,
+                last_modified(snapshot.collection, inputs.story.updated),
+            ),
+        )
+    except PageNotFound:
+        return _not_found_page(state, base_url, f"There is no story {slug!r} here.")
 
 
 @bp.get("/feeds.opml")

@@ -6,6 +6,7 @@ tests/screenshots/ (not committed)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,19 @@ def test_a_person_searches_from_the_index_and_subscribes_to_the_results(
         for text in page.complaints
         if "Content Security Policy" in text and "inline event handler" not in text
     ]
+
+
+def test_a_story_page_shows_the_story_and_its_coverage(page: Any, server: str) -> None:
+    stories = json.loads(fetch(server + "/feeds/stories/all.json")[2])["items"]
+    story = max(stories, key=lambda item: item["content_html"].count("<li>"))
+    story_url = re.search(r'href="([^"]+/stories/[^"]+)"', story["content_html"])
+    assert story_url is not None
+    page.goto(story_url[1])
+    assert page.locator("h1").inner_text() == story["title"]
+    coverage = page.locator("ol.coverage li")
+    assert coverage.count() == story["content_html"].count("<li>") > 1
+    first_feed = page.locator('head link[rel="alternate"]').first.get_attribute("href")
+    assert first_feed == server + "/feeds/stories/all.atom"
+    assert page.evaluate("getComputedStyle(document.body).maxWidth") != "none"  # style.css
+    screenshot(page, "story")
+    assert not [text for text in page.complaints if "Content Security Policy" in text]
