@@ -65,7 +65,10 @@ from feedsvc.feeds import (
     feed_page,
     html_page,
     iter_feeds,
+    opml_listings,
     page_count,
+    story_feeds,
+    story_listing_of,
     view_page,
 )
 from feedsvc.output import (
@@ -83,8 +86,10 @@ from feedsvc.output import (
     resolve_output,
     swap_in,
 )
+from feedsvc.pages import story_inputs
 from feedsvc.render import FORMATS, VERSION
 from feedsvc.repository import Collection
+from feedsvc.stories import DEFAULT_WINDOW_DAYS, Story, stories_of
 from feedsvc.web import site_for
 
 OPML_PATH = "/feeds.opml"
@@ -110,14 +115,19 @@ class SitePage:
     made_from: Callable[[], str]
 
 
-def site_pages(collection: Collection, site: Site, static: Path) -> Iterator[SitePage]:
+def site_pages(
+    collection: Collection, site: Site, static: Path, window_days: float = DEFAULT_WINDOW_DAYS
+) -> Iterator[SitePage]:
     """Every URL the server answers with content, as its path and query: each feed in every
-    format and every page of it, each HTML page and every page of it, the OPML list and the
-    files of the `static` folder. The one list of what a build writes; a new page or format is
-    added here, with what it is made from."""
+    format and every page of it, each HTML page and every page of it, the story feeds and the
+    page of each story, the OPML list and the files of the `static` folder. The one list of what
+    a build writes; a new page or format is added here, with what it is made from."""
     prints = Fingerprints()
     listings = feed_listings(collection, site, FORMATS)  # in iter_feeds order
     every_feed = functools.cache(lambda: prints.listings(listings))
+    every_opml_feed = functools.cache(
+        lambda: prints.listings(opml_listings(collection, site, FORMATS))
+    )
     for feed, listing in zip(iter_feeds(collection), listings, strict=True):
         for page in range(1, page_count(feed, site) + 1):
             query = f"?page={page}" if page > 1 else ""
@@ -134,15 +144,45 @@ def site_pages(collection: Collection, site: Site, static: Path) -> Iterator[Sit
             also = every_feed if feed.scope == "all" and page == 1 else None
             made_from = functools.partial(_page_made_from, prints, feed, site, page, listing, also)
             yield SitePage(f"{feed.html_path}{query}", made_from)
-    yield SitePage(OPML_PATH, lambda: _digest("opml", every_feed()))
+    yield from _story_pages(prints, collection, site, window_days)
+    yield SitePage(OPML_PATH, lambda: _digest("opml", every_opml_feed()))
     for path in sorted(path for path in static.rglob("*") if path.is_file()):
         made_from = functools.partial(_static_made_from, path)
         yield SitePage(STATIC_PREFIX + path.relative_to(static).as_posix(), made_from)
 
 
-def site_urls(collection: Collection, site: Site, static: Path) -> Iterator[str]:
+def _story_pages(
+    prints: Fingerprints, collection: Collection, site: Site, window_days: float
+) -> Iterator[SitePage]:
+    """The story feeds, every page in every format (their entries are stories: a story's
+    fingerprint covers all of its records, so all its entry is made from), and each story's
+    page."""
+    for feed in story_feeds(collection, window_days):
+        for page in range(1, page_count(feed, site) + 1):
+            query = f"?page={page}" if page > 1 else ""
+            for extension in FORMATS:
+                made_from = functools.partial(_feed_made_from, prints, feed, site, extension, page)
+                yield SitePage(f"{feed.path}.{extension}{query}", made_from)
+    for story in stories_of(collection.records, window_days).stories:
+        made_from = functools.partial(
+            _story_made_from, prints, collection, site, story, window_days
+        )
+        yield SitePage(f"/stories/{story.slug}", made_from)
+
+
+def _story_made_from(
+    prints: Fingerprints, collection: Collection, site: Site, story: Story, window_days: float
+) -> str:
+    inputs = story_inputs(collection, site, story.slug, window_days)
+    story_digest = prints.record(story).hex()
+    return _digest("story", repr(site), story_digest, prints.listings(inputs.listings))
+
+
+def site_urls(
+    collection: Collection, site: Site, static: Path, window_days: float = DEFAULT_WINDOW_DAYS
+) -> Iterator[str]:
     """The URLs of `site_pages`."""
-    return (page.url for page in site_pages(collection, site, static))
+    return (page.url for page in site_pages(collection, site, static, window_days))
 
 
 def _feed_made_from(prints: Fingerprints, feed: Feed, site: Site, extension: str, page: int) -> str:
@@ -164,7 +204,8 @@ def _page_made_from(
     listing: FeedListing,
     every_feed: Callable[[], str] | None,
 ) -> str:
-    listings = prints.listings((listing,))
+    stories = story_listing_of(feed, site, FORMATS)
+    listings = prints.listings((listing,) if stories is None else (listing, stories))
     also = every_feed() if every_feed is not None else ""
     return _digest("html", prints.page(html_page(feed, site, page)), listings, also)
 
@@ -233,7 +274,12 @@ def _app_site(app: Flask) -> tuple[Collection, Site, Path]:
 
 def app_urls(app: Flask) -> list[str]:
     """`site_urls` for the collection and settings `app` serves."""
-    return list(site_urls(*_app_site(app)))
+    return list(site_urls(*_app_site(app), _window_days(app)))
+
+
+def _window_days(app: Flask) -> float:
+    window: float = app.extensions["feedsvc"].settings.story_window_days
+    return window
 
 
 def build_site(
@@ -255,7 +301,7 @@ def build_site(
     previous = previous_build(out)
     remove_stale_work(out)
     collection, site, static = _app_site(app)
-    pages = list(site_pages(collection, site, static))
+    pages = list(site_pages(collection, site, static, _window_days(app)))
     settings = build_settings(site)
     with _stopped_by_sigterm():
         work = WorkFolder(out)

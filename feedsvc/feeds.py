@@ -301,6 +301,43 @@ def find_story_feed(
     return StoryFeed(index.by_topic.get(slug, ()), topic)
 
 
+def story_feeds(
+    collection: Collection, window_days: float = DEFAULT_WINDOW_DAYS
+) -> Iterator[StoryFeed]:
+    """Every story feed: all stories, then each topic's (in `collection.topics` order)."""
+    index = stories_of(collection.records, window_days)
+    yield StoryFeed(index.stories)
+    for slug, topic in collection.topics.items():
+        yield StoryFeed(index.by_topic.get(slug, ()), topic)
+
+
+def story_listing(topic: Group | None, site: Site, extensions: Iterable[str]) -> FeedListing:
+    """The story feed of `topic` (or of every story) by its name and URLs only, as pages and
+    the OPML link it: without its stories, so that linking it never groups the collection, and
+    a page or list that links it changes only when the topic does."""
+    return feed_listing(StoryFeed((), topic), site, extensions)
+
+
+def story_listing_of(feed: Feed, site: Site, extensions: Iterable[str]) -> FeedListing | None:
+    """The story feed an article feed's page links: all stories for the index, the topic's
+    stories for a topic's page; None for a provider's page."""
+    if isinstance(feed, AllItemsFeed):
+        return story_listing(None, site, extensions)
+    if isinstance(feed, TopicFeed):
+        return story_listing(feed.group, site, extensions)
+    return None
+
+
+def opml_listings(
+    collection: Collection, site: Site, extensions: Iterable[str]
+) -> tuple[FeedListing, ...]:
+    """What the OPML list shows: every article feed (`feed_listings`), then every story feed."""
+    extensions = tuple(extensions)
+    stories = [story_listing(None, site, extensions)]
+    stories.extend(story_listing(topic, site, extensions) for topic in collection.topics.values())
+    return (*feed_listings(collection, site, extensions), *stories)
+
+
 def find_feed(
     collection: Collection,
     scope: str,

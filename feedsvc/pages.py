@@ -27,6 +27,7 @@ from feedsvc.feeds import (
     feed_listing,
     feed_listings,
     html_page,
+    story_listing_of,
     view_page,
 )
 from feedsvc.render import FORMATS, Format, FragmentStore
@@ -72,6 +73,7 @@ class PageInputs:
     listing: FeedListing
     listings: tuple[FeedListing, ...] = ()  # every feed, on the index's first page
     format: str | None = None  # the feed format a feed's HTML view shows
+    stories: FeedListing | None = None  # the story feed it links (`feeds.story_listing_of`)
 
 
 def index_inputs(collection: Collection, site: Site, page: int) -> PageInputs:
@@ -85,7 +87,14 @@ def index_inputs(collection: Collection, site: Site, page: int) -> PageInputs:
     everything = AllItemsFeed(collection)
     shown = html_page(everything, site, page)
     listings = feed_listings(collection, site, FORMATS) if page == 1 else ()
-    return PageInputs("index.html", site, shown, feed_listing(everything, site, FORMATS), listings)
+    return PageInputs(
+        "index.html",
+        site,
+        shown,
+        feed_listing(everything, site, FORMATS),
+        listings,
+        stories=story_listing_of(everything, site, FORMATS),
+    )
 
 
 def feed_page_inputs(feed: Feed, site: Site, page: int) -> PageInputs:
@@ -94,7 +103,11 @@ def feed_page_inputs(feed: Feed, site: Site, page: int) -> PageInputs:
     :raises PageNotFound: the feed has fewer pages.
     """
     return PageInputs(
-        "feed.html", site, html_page(feed, site, page), feed_listing(feed, site, FORMATS)
+        "feed.html",
+        site,
+        html_page(feed, site, page),
+        feed_listing(feed, site, FORMATS),
+        stories=story_listing_of(feed, site, FORMATS),
     )
 
 
@@ -117,13 +130,19 @@ def feed_view_inputs(feed: Feed, site: Site, extension: str, page: int) -> PageI
 def render_page(inputs: PageInputs, fragments: FragmentStore | None = None) -> str:
     """The page; with `fragments`, each article's HTML is taken from there when another page
     rendered it (and left there when not), as feeds take their entries."""
+    own_subscriptions = subscriptions(inputs.listing)
+    story_subscriptions = subscriptions(inputs.stories) if inputs.stories else ()
     return _page(
         inputs.template,
         inputs.site,
         document=inputs.page.document(),
         article_html=_articles(inputs.site, fragments),
         feed=inputs.listing,
-        subscriptions=subscriptions(inputs.listing),
+        # The page's own feed first: a reader that takes one alternate takes the first.
+        subscriptions=own_subscriptions + story_subscriptions,
+        feed_subscriptions=own_subscriptions,
+        stories=inputs.stories,
+        story_subscriptions=story_subscriptions,
         topics=_by_name(inputs.listings, "topics"),
         providers=_by_name(inputs.listings, "providers"),
         subscriptions_of=subscriptions,

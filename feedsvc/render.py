@@ -278,7 +278,12 @@ def _json_item(entry: Entry) -> dict[str, Any]:
 
 
 OPML_MEDIA_TYPE = "text/x-opml; charset=utf-8"
-_OPML_GROUPS = {"all": "All articles", "topics": "Topics", "providers": "Providers"}
+_OPML_GROUPS = {
+    "all": "All articles",
+    "topics": "Topics",
+    "providers": "Providers",
+    "stories": "Stories",
+}
 
 
 def render_opml(title: str, listings: Iterable[FeedListing], extension: str = "atom") -> bytes:

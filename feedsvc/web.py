@@ -44,9 +44,9 @@ from feedsvc.feeds import (
     FeedListing,
     FeedPage,
     Site,
-    feed_listings,
     feed_page,
     find_feed,
+    opml_listings,
 )
 from feedsvc.fulltext import SearchIndex, open_index
 from feedsvc.headers import content_coding, etag_matches, http_date, prefers_html
@@ -386,7 +386,7 @@ def _inputs_for(state: _State, collection: Collection, key: FeedKey) -> Any:
     scope, slug, kind, page, base_url = key
     site = _site(state, base_url)
     if kind == _OPML:
-        return feed_listings(collection, site, FORMATS)
+        return opml_listings(collection, site, FORMATS)
     if scope == _STORY:
         return story_inputs(collection, site, slug or "", state.settings.story_window_days)
     feed = find_feed(collection, scope, slug, state.settings.story_window_days)

@@ -106,6 +106,9 @@ def test_every_url_is_written_with_the_bytes_the_server_sends(built: Path) -> No
         assert (built / name).stat().st_mtime == modified.timestamp(), url
 
 
+ATOM_ID = re.compile(r"<id>[^<]*</id>")
+
+
 def test_every_link_within_the_site_has_its_file(built: Path) -> None:
     """Links in the pages and feeds (paging, alternates, stylesheets) all lead to a built file."""
     link = re.compile(re.escape(BASE_URL) + r'(/[^"\'<>\s\\]*)')
@@ -113,13 +116,16 @@ def test_every_link_within_the_site_has_its_file(built: Path) -> None:
     for name, body in tree(built).items():
         if name.endswith(".gz") or name.startswith("static/") or name == MARKER:
             continue
-        for target in link.findall(body.decode()):
+        # An Atom <id> names a feed, it is not a link (a story feed's is its own path).
+        for target in link.findall(ATOM_ID.sub("", body.decode())):
             target = html.unescape(target)
             if target.endswith("/") and target != "/":  # a category scheme, not a page
                 continue
             checked.add(target)
             assert (built / file_for(target)).is_file(), (name, target)
     assert "/feeds/topics/ai.atom?page=2" in checked and "/static/feed.xsl" in checked
+    assert "/feeds/stories/topics/ai.json" in checked
+    assert any(target.startswith("/stories/") for target in checked)
 
 
 def test_a_build_in_several_processes_writes_the_same_site(
@@ -301,6 +307,9 @@ def test_an_output_of_a_build_before_manifests_is_replaced_only_if_it_fits_the_l
     assert run_build(runner, RECORDS, site).exit_code == 0
     for view in site.glob("feeds/**/*.html*"):  # builds then wrote no views of feeds
         view.unlink()
+    # Such a build wrote no stories (they came after manifests).
+    shutil.rmtree(site / "stories")
+    shutil.rmtree(site / "feeds" / "stories")
     (site / MARKER).write_text("made by feedsvc build; replaced whole by the next\n")
     (site / "CNAME").write_text("news.example.org\n")
     refused_in_one_line(run_build(runner, RECORDS, site), "CNAME")

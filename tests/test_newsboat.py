@@ -40,6 +40,7 @@ def test_newsboat_imports_the_opml_and_reloads_every_feed(tmp_path: Path) -> Non
         outlines = parse_xml(opml).findall("body/outline/outline")
         expected = {o.get("xmlUrl"): o.get("title") for o in outlines}
         records = json.loads(fetch(server + "/healthz")[2])["records"]
+        stories = json.loads(fetch(server + "/feeds/stories/all.json")[2])["items"]
 
         imported = newsboat(tmp_path, "-i", str(tmp_path / "feeds.opml"))
         assert imported.returncode == 0, imported.stderr
@@ -54,9 +55,11 @@ def test_newsboat_imports_the_opml_and_reloads_every_feed(tmp_path: Path) -> Non
         titles = dict(cache.execute("SELECT rssurl, title FROM rss_feed").fetchall())
         guids = {guid for (guid,) in cache.execute("SELECT guid FROM rss_item")}
     assert titles == expected  # every feed fetched and parsed, under the title it announces
-    # newsboat keeps one copy of an article seen in several feeds (same id everywhere)
-    assert len(guids) == records == 9
-    assert unread.stdout.strip() == f"{records} unread articles"
+    # one item per story (newsboat keeps one copy of an item seen in several feeds, by id: a
+    # story is in the all-stories feed and its topics'); a story's id is never an article's
+    assert {story["id"] for story in stories} <= guids and 1 < len(stories) < records
+    assert len(guids) == records + len(stories) and records == 9
+    assert unread.stdout.strip() == f"{records + len(stories)} unread articles"
 
 
 def test_newsboat_subscribes_to_a_search_and_gets_its_entries(tmp_path: Path) -> None:

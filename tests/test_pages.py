@@ -28,12 +28,43 @@ def page(client: FlaskClient, path: str, status: int = 200) -> Any:
 
 
 def alternates(doc: Any) -> dict[str, str]:
-    """type -> href of the page's autodiscovery links."""
-    return {
-        link.get("type"): link.get("href")
+    """type -> href of the page's first autodiscovery link of each type (its own feed's)."""
+    return dict(reversed(every_alternate(doc)))
+
+
+def every_alternate(doc: Any) -> list[tuple[str, str]]:
+    """(type, href) of every autodiscovery link, in order."""
+    return [
+        (link.get("type"), link.get("href"))
         for link in doc.head.iter("link")
         if link.get("rel") == "alternate"
-    }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "stories"),
+    [("/", "/feeds/stories/all"), ("/topics/ai", "/feeds/stories/topics/ai")],
+)
+def test_index_and_topic_pages_link_their_story_feeds(
+    client: FlaskClient, path: str, stories: str
+) -> None:
+    doc = page(client, path)
+    story_feeds = [
+        (fmt.mime_type, f"{BASE_URL}{stories}.{fmt.extension}") for fmt in FORMATS.values()
+    ]
+    assert every_alternate(doc)[len(FORMATS) :] == story_feeds  # after the page's own feed
+    subscribe_links = doc.xpath("//main//ul[@class='subscribe']/li/a/@href")
+    assert [href for _, href in story_feeds] == [h for h in subscribe_links if "/stories/" in h]
+    for _, href in story_feeds:
+        assert client.get(local(href)).status_code == 200
+
+
+def test_provider_pages_link_no_story_feed(client: FlaskClient) -> None:
+    assert not [
+        href
+        for _, href in every_alternate(page(client, "/providers/usnews-com"))
+        if "/stories/" in href
+    ]
 
 
 def status_of(client: FlaskClient, path: str) -> int:

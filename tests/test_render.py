@@ -278,13 +278,23 @@ def test_xml_feeds_point_browsers_at_the_stylesheet_and_readers_ignore_it() -> N
 def test_opml_lists_each_feed_once_in_its_group() -> None:
     listings = [
         FeedListing(scope, name, f"News: {name}", f"http://feeds.test/{name}", urls, 1, None)
-        for scope, name in (("all", "All & more"), ("topics", "AI"), ("providers", "조선일보"))
+        for scope, name in (
+            ("all", "All & more"),
+            ("topics", "AI"),
+            ("providers", "조선일보"),
+            ("stories", "AI stories"),
+        )
         for urls in [tuple((ext, f"http://feeds.test/{name}.{ext}") for ext in FORMATS)]
     ]
     root = parse_xml(render_opml("News & views", listings))
     assert root.get("version") == "2.0" and root.findtext("head/title") == "News & views"
     groups = root.findall("body/outline")
-    assert [group.get("text") for group in groups] == ["All articles", "Topics", "Providers"]
+    assert [group.get("text") for group in groups] == [
+        "All articles",
+        "Topics",
+        "Providers",
+        "Stories",
+    ]
     for group, listing in zip(groups, listings, strict=True):
         (outline,) = group.findall("outline")
         assert outline.get("type") == "rss" and outline.get("text") == listing.title

@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from lxml import etree, html
 from werkzeug.test import create_environ, run_wsgi_app
 
-from feedsvc.feeds import find_feed, iter_feeds
+from feedsvc.feeds import find_feed, iter_feeds, story_feeds
 from feedsvc.render import FORMATS
 from tests.conftest import (
     ATOM,
@@ -242,8 +242,13 @@ def test_opml_lists_every_feed_once_and_each_url_resolves(app: Flask, client: Fl
     response = client.get("/feeds.opml")
     assert response.content_type == "text/x-opml; charset=utf-8"
     outlines = parse_xml(response.data).findall("body/outline/outline")
-    feeds = list(iter_feeds(collection_of(app)))
+    feeds = [*iter_feeds(collection_of(app)), *story_feeds(collection_of(app))]
     assert [o.get("xmlUrl") for o in outlines] == [f"{BASE_URL}{f.path}.atom" for f in feeds]
+    groups = parse_xml(response.data).findall("body/outline")
+    assert groups[-1].get("text") == "Stories"
+    assert [o.get("xmlUrl") for o in groups[-1]] == [
+        f"{BASE_URL}{f.path}.atom" for f in story_feeds(collection_of(app))
+    ]
     for outline in outlines:
         feed = client.get(outline.get("xmlUrl").removeprefix(BASE_URL))
         assert read_feed(feed.data).feed.title == outline.get("title")
