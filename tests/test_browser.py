@@ -71,11 +71,13 @@ def screenshot(page: Any, name: str) -> None:
 
 
 def alternates(page: Any) -> dict[str, str]:
+    """type -> href of the first autodiscovery link of each type (the page's own feed; a
+    page's story feeds come after it)."""
     links = page.locator('head link[rel="alternate"]')
-    return {
-        links.nth(i).get_attribute("type"): links.nth(i).get_attribute("href")
-        for i in range(links.count())
-    }
+    found: dict[str, str] = {}
+    for i in range(links.count()):
+        found.setdefault(links.nth(i).get_attribute("type"), links.nth(i).get_attribute("href"))
+    return found
 
 
 def test_a_person_finds_a_topic_subscribes_and_reads_the_feed(page: Any, server: str) -> None:
