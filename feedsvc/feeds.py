@@ -139,6 +139,9 @@ class Feed(ABC):
     scope: str
     # A query string every URL of the feed carries before its page (a search's question).
     query: str = ""
+    # Whether hubs are told of its changes (a WebSub topic); a feed they are never told of
+    # must not name them, or its subscribers would wait for news that never comes.
+    pushed: bool = True
 
     def __init__(self, records: tuple[Item, ...]) -> None:
         self.records = records
@@ -258,6 +261,7 @@ class StoryFeed(Feed):
     coverage is newest first. Every story, or those of one topic (`topic` set)."""
 
     scope = "stories"
+    pushed = False  # grouped on request, not at reload, so no reload can tell what changed
 
     def __init__(self, stories: tuple[Story, ...], topic: Group | None = None) -> None:
         super().__init__(stories)
@@ -407,6 +411,7 @@ class FeedPage:
     pages: int
     stylesheet_url: str | None
     query: str = ""  # the feed's `query`, which every URL of the page carries
+    pushed: bool = True  # the feed's `pushed`: its first page names the WebSub hubs
 
     def document(self) -> FeedDocument:
         site = self.site
@@ -427,7 +432,7 @@ class FeedPage:
             stylesheet_url=self.stylesheet_url,
             # Only a feed's first page is a WebSub topic: hubs are told of its changes alone,
             # so later (archive) pages advertise no hub that would never hear of theirs.
-            hubs=site.hubs if self.page == 1 else (),
+            hubs=site.hubs if self.page == 1 and self.pushed else (),
         )
 
 
@@ -492,6 +497,7 @@ def _page(feed: Feed, site: Site, path: str, page: int, stylesheet_url: str | No
         pages=pages,
         stylesheet_url=stylesheet_url,
         query=feed.query,
+        pushed=feed.pushed,
     )
 
 

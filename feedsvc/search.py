@@ -301,6 +301,7 @@ class SearchFeed(Feed):
     `/feeds/search.<format>?<canonical query>`; its HTML page is `/search?<canonical query>`."""
 
     scope = "search"
+    pushed = False  # a question of a reader's, not a topic hubs are told of
 
     def __init__(self, question: Question, matches: tuple[Record, ...], description: str) -> None:
         super().__init__(matches)

@@ -120,6 +120,18 @@ def test_later_pages_name_no_hub_and_feeds_without_the_setting_name_none() -> No
     assert "Link" not in client.get("/").headers
 
 
+def test_feeds_no_hub_is_told_of_name_none() -> None:
+    """Story feeds (grouped on request) and search feeds (a reader's question) are never sent
+    to the hubs, so they do not name them: their subscribers would wait for nothing."""
+    client = make_app(WEBSUB_HUB=HUB).test_client()
+    assert HUB.encode() in client.get("/feeds/all.atom").data
+    for url in ("/feeds/stories/all", "/feeds/stories/topics/ai", "/feeds/search"):
+        for extension in FORMATS:
+            response = client.get(f"{url}.{extension}?q=vision")
+            assert response.status_code == 200, url
+            assert "Link" not in response.headers and HUB.encode() not in response.data, url
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -410,7 +422,9 @@ def built_first_pages(out: Path) -> dict[str, bytes]:
         f"{BASE_URL}/{path.relative_to(out).as_posix()}": path.read_bytes()
         for extension in FORMATS
         for path in out.rglob(f"*.{extension}")
-        if ".page-" not in path.name and path.relative_to(out).parts[0] == "feeds"
+        if ".page-" not in path.name
+        and path.relative_to(out).parts[0] == "feeds"
+        and path.relative_to(out).parts[1] != "stories"  # not pushed (README: WebSub)
     }
 
 
