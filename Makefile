@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install system-deps serve test lint format bench bench-load bench-build fuzz soak soak-reload kill-worker mutate clean
+.PHONY: install system-deps serve test lint format bench bench-load bench-build bench-search fuzz soak soak-reload kill-worker mutate clean
 
 $(BIN)/feedsvc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ bench-load: install
 # Build benchmark: a full static build of 10,000 records, then rebuilds into it (bench/build.py).
 bench-build: install
 	$(BIN)/python -m bench.build $(BENCH_ARGS)
+
+# Search benchmark at 100,000 records (the first run writes and parses them: about 20 minutes;
+# later runs reuse them: about 5); its flood needs wrk.
+bench-search: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.search $(BENCH_ARGS)
 
 # Coverage-guided fuzzing of the record parser (atheris) for FUZZ_SECONDS; the corpus starts
 # from tests/data/ and seeds/, new inputs and any crash go to .fuzz/.

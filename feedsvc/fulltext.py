@@ -11,8 +11,10 @@ The index has two parts:
 - Per process, an *overlay* in memory: what reloads changed since the base was built. Changed,
   added and removed records *mask* their rows in the base, and their current versions are
   indexed in the overlay, so that a search reads the base minus the masked rows plus the
-  overlay. A reload is diffed against the previous version by record identity (unchanged files
-  keep their record objects), so it costs in proportion to what changed.
+  overlay. A reload is compared with the previous version a block of records at a time (in C:
+  unchanged files keep their record objects, and tuple comparison checks identity first), and
+  only the stretch where they differ is diffed record by record, so it costs little more than
+  what changed.
 
 Rows are keyed so that their order is the feeds' order: the rowid of a record is its publication
 second shifted left by 20 bits, plus the inverse of its rank among the records of that second
@@ -147,7 +149,6 @@ class SearchIndex:
         self._collection = collection
         self._number = 0
         self._record_at: dict[int, Record] = {}  # rowid -> record, as currently served
-        self._rowid_of: dict[int, int] = {}  # id(record) -> rowid
         self._assign(collection.records)
         self._base_at = self._record_at  # what the base holds; copied on the first change
         self._overlay: dict[int, Record] = {}  # rowid -> record indexed in the overlay
@@ -170,7 +171,6 @@ class SearchIndex:
                 raise FeedsvcError("more than a million records are published in one second")
             rowid = (now << _RANK_BITS) | (_RANK_MASK - rank)
             self._record_at[rowid] = record
-            self._rowid_of[id(record)] = rowid
 
     @property
     def overlay_size(self) -> int:
@@ -226,18 +226,22 @@ class SearchIndex:
             )
 
     def _changed(self, records: tuple[Record, ...]) -> tuple[list[Record], list[Record]]:
-        """The records indexed now and not in `records`, and those in `records` not indexed,
-        by identity: unchanged files keep their record objects from one version to the next."""
-        current = self._rowid_of
-        present = set(map(id, records))
-        removed = [self._record_at[current[key]] for key in current.keys() - present]
-        added = [record for record in records if id(record) not in current]
+        """The records of the indexed version that are not in `records`, and those of
+        `records` that are not in it, by identity, within the stretch where the two differ."""
+        old = self._collection.records
+        start, old_end, new_end = _differing(old, records)
+        before, after = old[start:old_end], records[start:new_end]
+        staying = set(map(id, after)) & set(map(id, before))
+        removed = [record for record in before if id(record) not in staying]
+        added = [record for record in after if id(record) not in staying]
         return removed, added
 
     def _reranked(self, removed: list[Record], added: list[Record]) -> dict[int, Record | None]:
         """The rowids whose record changes (None: no record there any more). Only the seconds
         of removed and added records are ranked again."""
-        gone = {id(record) for record in removed}
+        # By entry id: a record edited in place is the same article, and the index may hold an
+        # equal copy of a removed record rather than the record itself.
+        gone = {record.id for record in removed}
         arriving: dict[int, list[Record]] = {}
         for record in added:
             arriving.setdefault(_second(record.published), []).append(record)
@@ -248,7 +252,7 @@ class SearchIndex:
             before: list[Record] = []
             while (found := self._record_at.get(top - len(before))) is not None:
                 before.append(found)
-            kept = [record for record in before if id(record) not in gone]
+            kept = [record for record in before if record.id not in gone]
             after = _newest_first([*kept, *arriving.get(second, ())])
             for rank in range(max(len(before), len(after))):
                 old = before[rank] if rank < len(before) else None
@@ -262,16 +266,13 @@ class SearchIndex:
         what the base does not hold."""
         if self._base_at is self._record_at:
             self._base_at = dict(self._record_at)
-        for rowid in changes:  # first unmap, then map: a record may move to another rowid
-            previous = self._record_at.pop(rowid, None)
-            if previous is not None and self._rowid_of.get(id(previous)) == rowid:
-                del self._rowid_of[id(previous)]
+        for rowid in changes:
+            self._record_at.pop(rowid, None)
         db = self._db if self._db_pid == os.getpid() else None
         with db if db is not None else nullcontext():
             for rowid, record in changes.items():
                 if record is not None:
                     self._record_at[rowid] = record
-                    self._rowid_of[id(record)] = rowid
                 self._overlay_row(db, rowid, record)
 
     def _overlay_row(
@@ -335,6 +336,37 @@ _SEARCH_BASE = (
 _SEARCH_OVERLAY = (
     "SELECT rowid FROM overlay WHERE overlay MATCH ? AND rowid >= ? ORDER BY rowid DESC LIMIT ?"
 )
+
+
+_BLOCK = 4096
+
+
+def _differing(old: tuple[Record, ...], new: tuple[Record, ...]) -> tuple[int, int, int]:
+    """Where two versions of the records differ: `old[start:old_end]` became
+    `new[start:new_end]`, and the records before and after are equal. Compared a block at a time
+    by tuple comparison (in C, identity first), since a reload changes few of many records."""
+    shorter = min(len(old), len(new))
+    start = 0
+    while start < shorter:
+        stop = min(start + _BLOCK, shorter)
+        if old[start:stop] != new[start:stop]:
+            while old[start] is new[start] or old[start] == new[start]:
+                start += 1
+            break
+        start = stop
+    same = 0  # records equal at the end of both
+    while same < shorter - start:
+        step = min(_BLOCK, shorter - start - same)
+        tail_old = old[len(old) - same - step : len(old) - same]
+        tail_new = new[len(new) - same - step : len(new) - same]
+        if tail_old != tail_new:
+            last = step - 1
+            while tail_old[last] is tail_new[last] or tail_old[last] == tail_new[last]:
+                last -= 1
+            same += step - 1 - last
+            break
+        same += step
+    return start, len(old) - same, len(new) - same
 
 
 def _newest_first(records: list[Record]) -> list[Record]:

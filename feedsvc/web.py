@@ -201,8 +201,10 @@ def _feed_key(state: _State, environ: dict[str, Any]) -> FeedKey | None:
     names the view or the request prefers HTML to the feed's type (a browser opening the
     link); None if it is not a well-formed feed URL or its host is unusable."""
     match = _FEED_PATH.fullmatch(environ.get("PATH_INFO", ""))
+    if match is None:  # before the query is read: other paths' queries can be long
+        return None
     page = _page(environ.get("QUERY_STRING", ""))
-    if match is None or page is None:
+    if page is None:
         return None
     base_url = _base_url(state, environ)
     if base_url is None:
@@ -761,13 +763,15 @@ def _search_key(state: _State, environ: dict[str, Any]) -> FeedKey | None:
 
 
 class SearchLoad:
-    """The time a process spends answering searches that were not cached, kept to about half of
-    its time, so that a flood of distinct questions leaves cached polls the other half: a
-    search that finds the share used answers 503 (before Flask, for feeds). Busy time decays
-    exponentially over `WINDOW` seconds."""
+    """The time a process spends answering searches that were not cached, kept to about a
+    quarter of its time, so that a flood of distinct questions leaves cached polls the rest: a
+    search that finds the share used answers 503 (before Flask, for feeds, at the cost of a
+    cached poll). Busy time decays exponentially over `WINDOW` seconds. A quarter, not a half:
+    measured at 100,000 records (bench/README.md, Search), a flood then costs cached polls less
+    than a flood of one cached search does."""
 
     WINDOW = 1.0
-    SHARE = 0.5
+    SHARE = 0.25
 
     def __init__(self) -> None:
         self._busy = 0.0

@@ -5,6 +5,7 @@ filters), also after random reloads and in a forked worker."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import re
@@ -399,6 +400,50 @@ def test_reloads_keep_the_index_equal_to_a_fresh_one(
         index.follow(collection, version)
         for one in asked:
             assert titles(index.search(one)) == titles(reference(collection.records, one))
+
+
+def test_records_made_anew_with_equal_fields_are_the_same_articles() -> None:
+    """A merged duplicate is a new object in every version: equal, not identical. Reloads that
+    make it anew, next to records added and removed around it, index it once."""
+    drawn = [Article(["model"], [], [], None, [], moment) for moment in MOMENTS]
+    records = [make_record(n, article) for n, article in enumerate(drawn)]
+    index = open_index(None, collection_of(records))
+    for version in range(2, 8):
+        records = [dataclasses.replace(record) for record in records]  # all equal copies
+        if version % 2:
+            records.append(
+                make_record(100 + version, Article(["model"], [], [], None, [], MOMENTS[3]))
+            )
+        else:
+            records.pop(version % len(records))
+        collection = collection_of(records)
+        index.follow(collection, version)
+        asked = question("q=model")
+        assert titles(index.search(asked)) == titles(reference(collection.records, asked))
+        assert len(index.search(asked)) == len(records)
+
+
+def test_the_stretch_where_two_versions_differ() -> None:
+    records = tuple(
+        make_record(n, Article(["x"], [], [], None, [], MOMENTS[0])) for n in range(10_000)
+    )
+    new = make_record(-1, Article(["x"], [], [], None, [], MOMENTS[0]))
+    copy = dataclasses.replace(records[5000])
+    cases = [
+        (records, (10_000, 10_000, 10_000)),
+        ((new, *records), (0, 0, 1)),
+        ((*records, new), (10_000, 10_000, 10_001)),
+        (records[:4999] + (new,) + records[5000:], (4999, 5000, 5000)),
+        (records[:5000] + records[5001:], (5000, 5001, 5000)),
+        (records[:5000] + (copy,) + records[5001:], (10_000, 10_000, 10_000)),  # equal: the same
+        (records[:5000] + (copy,) + records[5001:5100] + records[5101:], (5100, 5101, 5100)),
+        ((new,), (0, 10_000, 1)),
+        ((), (0, 10_000, 0)),
+    ]
+    for changed, expected in cases:
+        start, old_end, new_end = fulltext._differing(records, changed)
+        assert (start, old_end, new_end) == expected, expected
+        assert records[:start] == changed[:start] and records[old_end:] == changed[new_end:]
 
 
 def test_terms_reach_neither_the_filters_tokens_nor_across_values() -> None:

@@ -1,0 +1,315 @@
+"""Search benchmark: the index and the search feeds at scale (issue 12's targets), one command:
+
+    python -m bench.search [--records 100000] [--folder DIR] [--flood-seconds 10]
+
+1. Writes a synthetic collection (bench/synth.py) into --folder, once (a folder that already
+   holds that many records is reused), and loads it as `feedsvc serve` does, with a parse cache
+   in the same folder (so a second run does not parse again).
+2. The index: the time to build the base file at load, and its size on disk per record.
+3. First renders, through the app (Flask's test client, the app's own caches): a one-word
+   query and a query with a phrase and filters, each over distinct questions (so each is a first
+   render); with the newest entries already rendered (the all-items feed was served, as on any
+   running server) and with no entry rendered before (the entry cache emptied before each).
+   Also a phrase that matches almost nothing, which reads every row (the CPU bound's case).
+4. A repeated poll: the fast path (WSGI, in-process) for a cached search feed against a cached
+   topic feed, in microseconds.
+5. A reload of one changed record file: the reload, and the index's share of it (following the
+   new version), median of five.
+6. A flood (needs wrk): `feedsvc serve` (granian, two workers) polled by wrk on a cached topic
+   feed alone, then with a second wrk repeating one cached search, then with a second wrk sending
+   a new question every request. Ratios in one run.
+
+The synthetic vocabulary has 25 words in 50-word titles and excerpts: every word is in nearly
+every record, so a one-word query matches all 100,000 records (the costliest case for a word).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.test import EnvironBuilder
+
+from bench import faults
+from bench.synth import WORDS, write_collection
+from feedsvc import create_app, web
+from feedsvc.fulltext import SearchIndex
+
+BASE_URL = "http://bench.test"
+
+
+def collection_folder(folder: Path, size: int) -> Path:
+    records = folder / "records"
+    if not records.is_dir() or sum(1 for _ in records.glob("*-record.md")) != size:
+        shutil.rmtree(records, ignore_errors=True)
+        started = time.perf_counter()
+        write_collection(records, size)
+        print(f"wrote {size} records in {time.perf_counter() - started:.0f}s")
+    return records
+
+
+def settings(folder: Path) -> dict[str, Any]:
+    return {
+        "SEEDS_DIR": folder / "records",
+        "PARSE_CACHE": str(folder / "parse.cache"),
+        "RELOAD_INTERVAL": 0,
+        "BASE_URL": BASE_URL,
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def timed(action: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    action()
+    return (time.perf_counter() - started) * 1000
+
+
+class Clock:
+    """Wall and CPU time (this thread's) of the actions it times, in milliseconds: on a shared
+    machine the CPU time is what an action costs, the wall time what it took."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def time(self, action: Callable[[], Any]) -> None:
+        cpu, wall = time.thread_time(), time.perf_counter()
+        action()
+        self.cpu.append((time.thread_time() - cpu) * 1000)
+        self.wall.append((time.perf_counter() - wall) * 1000)
+
+    def __str__(self) -> str:
+        cpu, wall = statistics.median(self.cpu), statistics.median(self.wall)
+        most, n = max(self.cpu), len(self.cpu)
+        return f"median {cpu:.1f} ms CPU ({wall:.1f} ms wall), max {most:.1f} ms CPU (n={n})"
+
+
+def index_figures(app: Flask, folder: Path) -> None:
+    state = app.extensions["feedsvc"]
+    collection = state.collection
+    fresh = folder / "fresh.search"
+    fresh.unlink(missing_ok=True)
+    seconds = timed(lambda: SearchIndex(fresh, collection)) / 1000
+    size = fresh.stat().st_size
+    records = len(collection.records)
+    print(f"index: built in {seconds:.1f}s at load; {size / 1e6:.1f} MB on disk, ", end="")
+    print(f"{size / records:.0f} bytes per record ({records} records)")
+    fresh.unlink()
+    reused = timed(lambda: SearchIndex(state.search.base, collection))
+    print(f"index: reused at a restart with unchanged files in {reused:.0f} ms")
+
+
+def first_renders(app: Flask) -> None:
+    state = app.extensions["feedsvc"]
+    client = app.test_client()
+
+    def render(url: str, cold: bool, clock: Clock) -> None:
+        if cold:
+            state.fragments._fragments.clear()  # noqa: SLF001 - no entry rendered before
+            state.fragments._bytes = 0  # noqa: SLF001
+        clock.time(lambda: client.get(url))
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code, response.data[:200])
+
+    def clocked(urls: list[str], cold: bool) -> Clock:
+        clock = Clock()
+        for url in urls:
+            render(url, cold, clock)
+        return clock
+
+    def words(first: int) -> list[str]:
+        return [f"/feeds/search.atom?q={word}" for word in WORDS[first : first + 12]]
+
+    def phrases(first: int) -> list[str]:
+        """A phrase, two topics (any of) and a provider left out; canonical order."""
+        return [
+            f"/feeds/search.atom?q=%22{WORDS[n]}+{WORDS[n + 1]}%22&"
+            + "&".join(f"topic={slug}" for slug in sorted([f"topic-{n}", f"topic-{n + 1}"]))
+            + f"&not_provider=provider{n}-example-com"
+            for n in range(first, first + 12)
+        ]
+
+    rare = [f"/feeds/search.atom?q=%22{w}+{w}+{w}+{w}%22" for w in WORDS[:6]]
+    topics = clocked([f"/feeds/topics/topic-{n}.atom" for n in range(12)], cold=True)
+    print(f"first render, a topic feed (the baseline), no entry rendered before: {topics}")
+    client.get("/feeds/all.atom")  # the newest entries are rendered, as on a running server
+    for label, make in (("one word", words), ("phrase + filters", phrases)):
+        print(f"first render, {label}, after the all-items feed: {clocked(make(0), cold=False)}")
+        print(f"first render, {label}, no entry rendered before: {clocked(make(12), cold=True)}")
+    print(f"first render, a phrase that matches almost nothing: {clocked(rare, cold=False)}")
+
+
+def fast_path(app: Flask) -> None:
+    client = app.test_client()
+
+    def per_call(path: str, query: str) -> float:
+        client.get(f"{path}?{query}" if query else path)
+        environ = EnvironBuilder(path=path, query_string=query, base_url=BASE_URL).get_environ()
+        answered: list[str] = []
+
+        def start_response(status: str, headers: Any, *exc: Any) -> Any:
+            answered.append(status)
+
+        calls = 20_000
+        started = time.perf_counter()
+        for _ in range(calls):
+            app.wsgi_app(dict(environ), start_response)
+        assert answered[-1].startswith("200"), answered[-1]
+        return (time.perf_counter() - started) / calls * 1e6
+
+    topic = per_call("/feeds/topics/topic-1.atom", "")
+    search = per_call("/feeds/search.atom", "q=model&topic=topic-1")
+    print(f"repeated poll (fast path, in-process): topic feed {topic:.1f} µs, ", end="")
+    print(f"search feed {search:.1f} µs ({search / topic:.2f} x)")
+
+
+def reload_figures(app: Flask, folder: Path) -> None:
+    state = app.extensions["feedsvc"]
+    client = app.test_client()
+    records = sorted((folder / "records").glob("*-record.md"))
+    client.get("/feeds/search.atom?q=model")
+    reloads, follows, searches = Clock(), Clock(), Clock()
+    originals: dict[Path, str] = {}
+    for n in range(5):
+        path = records[(len(records) // 3 + n * 7919) % len(records)]
+        word = f"zebra{n}"
+        originals[path] = text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("title: ", f"title: {word.title()} ", 1), encoding="utf-8")
+        reloads.time(lambda p=path: state.reload([str(p)]))  # type: ignore[misc]
+        snapshot = state.snapshot
+        follows.time(lambda s=snapshot: state.search.follow(s.collection, s.number))  # type: ignore[misc]
+        searches.time(lambda w=word: client.get(f"/feeds/search.atom?q={w}"))  # type: ignore[misc]
+        found = client.get(f"/feeds/search.json?q={word}").json
+        assert found is not None and len(found["items"]) == 1, found
+    for path, text in originals.items():  # as it was, so that the next run reuses the index
+        path.write_text(text, encoding="utf-8")
+    print(f"reload of one changed file: the whole reload {reloads}")
+    print(f"reload of one changed file: the index's share {follows}")
+    print(f"reload of one changed file: then the first search for its new word {searches}")
+
+
+@contextmanager
+def serving(folder: Path) -> Iterator[str]:
+    """`feedsvc serve` (granian, two workers) on a free port, reusing the parse cache and the
+    index; stopped by its own PID."""
+    port = faults.free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FEEDSVC_")}
+    env.update(
+        {f"FEEDSVC_{name}": str(value) for name, value in settings(folder).items()},
+        FEEDSVC_BASE_URL=f"http://127.0.0.1:{port}/",
+    )
+    command = [sys.executable, "-m", "feedsvc", "serve", "--workers", "2"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    with open(folder / "server.log", "wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + faults.STARTUP_SECONDS
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}")
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def side_by_side(
+    base: str, poll: list[str], other: list[str], seconds: float
+) -> tuple[faults.WrkResult, faults.WrkResult]:
+    """Two wrk runs at once: polls, and the other URLs."""
+    results: dict[str, faults.WrkResult] = {}
+
+    def flood() -> None:
+        results["other"] = faults.run_wrk(base, other, seconds, 16)
+
+    side = threading.Thread(target=flood)
+    side.start()
+    polls = faults.run_wrk(base, poll, seconds, 16)
+    side.join()
+    return polls, results["other"]
+
+
+def flood(folder: Path, seconds: float) -> None:
+    if not shutil.which("wrk"):
+        print("flood: skipped (wrk is not installed; Debian: apt-get install wrk)")
+        return
+    poll = ["/feeds/topics/topic-1.atom"]
+    repeated = ["/feeds/search.atom?q=model&topic=topic-2"]
+    # A new question every request, each already canonical (no 301): a word found everywhere
+    # and an exclusion of a made-up word, so every one renders 50 entries.
+    distinct = [f"/feeds/search.atom?q=model+-zz{n:06d}" for n in range(30_000)]
+    with serving(folder) as base:
+        for path in (*poll, *repeated) * 20:  # each worker renders them
+            urllib.request.urlopen(base + path, timeout=30).read()
+        alone = faults.run_wrk(base, poll, seconds, 16)
+        rows: dict[str, tuple[faults.WrkResult, faults.WrkResult | None]] = {
+            "polls alone": (alone, None)
+        }
+        for label, urls in (("one cached search", repeated), ("distinct searches", distinct)):
+            rows[f"polls + {label}"] = side_by_side(base, poll, urls, seconds)
+    print(
+        f"flood: feedsvc serve, granian, 2 workers; wrk 2 threads x 16 connections, {seconds:.0f} s"
+    )
+    for label, (polls, flooding) in rows.items():
+        line = f"  {label}: polls {polls.rps:.0f} req/s ({polls.rps / alone.rps:.2f} x alone), "
+        line += f"p50 {polls.p50_ms:.2f} ms, p99 {polls.p99_ms:.2f} ms"
+        if flooding is not None:
+            line += f"; the other wrk {flooding.rps:.0f} req/s, statuses {flooding.statuses}"
+        print(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--folder", type=Path, default=None)
+    parser.add_argument("--flood-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    folder = args.folder or Path(tempfile.gettempdir()) / f"feedsvc-bench-search-{args.records}"
+    folder.mkdir(parents=True, exist_ok=True)
+    collection_folder(folder, args.records)
+    share = web.SearchLoad.SHARE
+    started = time.perf_counter()
+    app = create_app(settings(folder))
+    # In-process figures time one request at a time; the load limit is for floods (measured last,
+    # by a real server).
+    web.SearchLoad.SHARE = float("inf")
+    loaded = time.perf_counter() - started
+    print(f"loaded {len(app.extensions['feedsvc'].collection.records)} records in {loaded:.0f}s")
+    index_figures(app, folder)
+    first_renders(app)
+    fast_path(app)
+    reload_figures(app, folder)
+    del app
+    web.SearchLoad.SHARE = share
+    if args.flood_seconds > 0:
+        flood(folder, args.flood_seconds)
+
+
+if __name__ == "__main__":
+    main()
