@@ -4,11 +4,16 @@ their lines marked EDIT (address, folders, upstream) replaced."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import http.client
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +25,7 @@ import pytest
 
 from feedsvc.build import app_urls, build_site, file_for
 from tests.conftest import ASSET_BASE_URL, RECORDS, make_app, read_feed, system_tool
-from tests.servers import fetch, free_port, running_feedsvc, stop
+from tests.servers import feedsvc_process, fetch, free_port, running_feedsvc, stop
 
 pytestmark = pytest.mark.live
 DEPLOY = Path(__file__).parent.parent / "deploy"
@@ -456,3 +461,144 @@ def test_nginx_proxy_respects_q_0_and_decides_the_view_as_feedsvc(
         assert fetch(base + "/feeds/all.atom", refused)[1]["Content-Type"].startswith(
             "application/atom+xml"
         )
+
+
+def maps(text: str) -> list[str]:
+    """The `map` blocks of a configuration, as written."""
+    return re.findall(r"^map .*?^}", text, re.MULTILINE | re.DOTALL)
+
+
+def test_the_upstream_config_decides_variants_as_the_proxy_config() -> None:
+    upstream, proxy = ((DEPLOY / name).read_text() for name in UPSTREAM_AND_PROXY)
+    assert len(maps(proxy)) == 2 and maps(upstream) == maps(proxy)
+    location = re.compile(r"^    location / \{.*?^    \}", re.MULTILINE | re.DOTALL)
+    proxied = location.search(proxy)
+    assert proxied is not None and proxied.group().removesuffix("    }") in upstream
+
+
+UPSTREAM_AND_PROXY = ("nginx-upstream.conf", "nginx-proxy.conf")
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["stopped", "crashed"])
+def test_nginx_fails_over_when_an_instance_stops_mid_load(
+    tmp_path: Path, nginx: Start, crash: bool
+) -> None:
+    """Two instances behind deploy/nginx-upstream.conf, under load from several clients (each
+    request a cache miss, so that it reaches an instance); one instance is stopped by its PID
+    (SIGTERM), or crashes (SIGKILL to its worker and main process, by their PIDs). No request
+    fails, not even those in flight at that moment; every request after it is answered by the
+    other instance, and every answer is the same document whichever instance made it."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    settings = {"BASE_URL": base_url, "FEED_SIZE": "3"}
+    with (
+        feedsvc_process(RECORDS, tmp_path / "one.log", settings=settings) as (one, first),
+        feedsvc_process(RECORDS, tmp_path / "two.log", settings=settings) as (two, _),
+    ):
+        config = deploy_config(
+            "nginx-upstream.conf",
+            {
+                "server 127.0.0.1:8001 ": f"server {one.removeprefix('http://')} ",
+                "server 127.0.0.1:8002 ": f"server {two.removeprefix('http://')} ",
+                "/var/cache/nginx/feedsvc": str(tmp_path / "cache"),
+            },
+        )
+        nginx(config, port)
+        load = Load(base_url + "/feeds/topics/ai.atom?client={}&n={}", clients=6)
+        with load.running():
+            load.wait_for(200)
+            if crash:
+                for pid in [*descendants(first.pid), first.pid]:
+                    os.kill(pid, signal.SIGKILL)
+            else:
+                first.terminate()
+            first.wait(timeout=30)
+            wait_until(lambda: not descendants(first.pid))
+            stopped = load.count()
+            load.wait_for(stopped + 300)
+        answered_by_two = (tmp_path / "two.log").read_text().count("path=/feeds/topics/ai.atom?")
+    # Not one failure: even the requests in flight on the stopped instance are passed to the
+    # other (without proxy_next_upstream, 1 to 4 of them fail here with 502).
+    assert load.failures == []
+    assert len(set(load.bodies)) == 1 and load.count() > stopped + 300
+    assert answered_by_two >= 300  # every request since the stop, and its share before
+    assert read_feed(load.bodies.pop()).feed.title == "feedsvc: AI"
+
+
+def descendants(pid: int) -> list[int]:
+    """The PIDs of a process's children and theirs (a server's workers), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def wait_until(condition: Callable[[], object], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+class Load:
+    """Clients that request `url` (formatted with the client's number and a counter, so that
+    nginx caches nothing) one after another until stopped, noting each failure (status other
+    than 200, or no answer) by the request's place in the run."""
+
+    def __init__(self, url: str, clients: int) -> None:
+        self.url = url
+        self.clients = clients
+        self.failures: list[tuple[int, str]] = []
+        self.bodies: set[bytes] = set()
+        self._done = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def count(self) -> int:
+        with self._lock:
+            return self._done
+
+    def wait_for(self, requests: int, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while self.count() < requests:
+            assert time.monotonic() < deadline, f"{self.count()} of {requests} requests"
+            time.sleep(0.01)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        threads = [threading.Thread(target=self._client, args=(n,)) for n in range(self.clients)]
+        for thread in threads:
+            thread.start()
+        try:
+            yield
+        finally:
+            self._stop.set()
+            for thread in threads:
+                thread.join()
+
+    def _client(self, number: int) -> None:
+        sent = 0
+        while not self._stop.is_set():
+            sent += 1
+            with self._lock:
+                index = self._done
+            try:
+                status, _, body = fetch(self.url.format(number, sent))
+                outcome = None if status == 200 else f"status {status}"
+            except (OSError, http.client.HTTPException) as exc:  # no answer, or half of one
+                outcome, body = f"{type(exc).__name__}: {exc}", b""
+            with self._lock:
+                self._done += 1
+                if outcome is None:
+                    self.bodies.add(body)
+                else:
+                    self.failures.append((index, outcome))
