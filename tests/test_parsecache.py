@@ -187,7 +187,7 @@ def test_a_settings_key_that_is_not_utf8_still_works(tmp_path: Path) -> None:
     cache, key = tmp_path / "parse.cache", "asset_base_url=https://x.example/\udcff"
     write_cache(cache, key, {})
     assert read_cache(cache, key) == {}
-    assert cache.read_bytes().count(b"?") == 1
+    assert b"\nasset_base_url=https://x.example/?\n" in cache.read_bytes()  # the header line
 
 
 def test_a_cache_made_before_the_records_changed_shape_is_ignored(

@@ -13,6 +13,7 @@ from feedsvc.urls import (
     identity_key,
     image_media_type,
     is_safe_url,
+    normalize_base_url,
     normalize_in_full,
     normalize_url,
 )
@@ -73,6 +74,27 @@ def test_normalize_url_refuses_unsafe_urls_saying_why(raw: str, reason: str) -> 
     """The reason is the one line a rejected record's problem shows."""
     with pytest.raises(UrlError) as caught:
         normalize_url(raw)
+    assert str(caught.value) == reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("https://x.example:99999/", "cannot be parsed (Port out of range 0-65535)"),
+        ("https:x.example/", "is not an absolute http(s) URL"),  # a scheme, but no "//"
+        ("x.example/", "is not an absolute http(s) URL"),
+        ("ftp://x.example/", "uses the 'ftp' scheme; only http and https are published"),
+        ("https://x.example/?a=1", "has a query (?...), which would end up in every link"),
+        ("https://x.example/#top", "has a fragment (#...), which would end up in every link"),
+        (
+            "https://user:pw@x.example/",
+            "has userinfo (user:password@), which would be published in every link",
+        ),
+    ],
+)
+def test_a_base_url_is_refused_saying_why(raw: str, reason: str) -> None:
+    with pytest.raises(UrlError) as caught:
+        normalize_base_url(raw)
     assert str(caught.value) == reason
 
 
