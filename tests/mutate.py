@@ -74,6 +74,7 @@ SCOPES = {
             "tests/test_web_caching.py",
             "tests/test_headers.py",
             "tests/test_web.py",
+            "tests/test_story_feeds.py",
             "tests/test_hostile_requests.py",
             "-m",
             "not live",
