@@ -15,8 +15,11 @@ without a new branch here.
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import math
+import mimetypes
+import os
 import re
 import threading
 import time
@@ -28,6 +31,8 @@ from urllib.parse import parse_qsl
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from werkzeug.sansio.utils import get_host
+from werkzeug.security import safe_join
+from werkzeug.utils import get_content_type
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from feedsvc.cache import (
@@ -35,6 +40,7 @@ from feedsvc.cache import (
     RenderCache,
     RenderedFeed,
     rendered_feed,
+    strong_etag,
 )
 from feedsvc.errors import FeedsvcError, PageNotFound, QueryError
 from feedsvc.feeds import (
@@ -120,6 +126,7 @@ class _State(Versions):
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then `FEEDSVC_*` environment variables, then `config`."""
     app = Flask(__name__)
+    app.view_functions["static"] = _static_file
     app.config.from_mapping(defaults())
     app.config.from_prefixed_env(ENV_PREFIX)
     app.config.update(config or {})
@@ -139,6 +146,35 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # once in the process that forks the workers instead of in each worker's first request.
     app.url_map.bind("localhost").match("/")
     return app
+
+
+def _static_file(filename: str) -> WerkzeugResponse:
+    """A stylesheet (/static/...) with an ETag over its bytes: Flask's own is made of the
+    installed file's path and time, which differ from one machine or install to the next, and
+    instances behind one address must agree. Last-Modified stays the file's time (the static
+    build gives its copy that time)."""
+    found = _static_bytes(current_app.static_folder or "", filename)
+    if found is None:
+        abort(404)
+    body, media_type, etag, modified = found
+    response = Response(body, content_type=media_type, headers={"Cache-Control": "no-cache"})
+    response.set_etag(etag)
+    response.last_modified = modified
+    return response.make_conditional(request)
+
+
+@functools.lru_cache(maxsize=32)
+def _static_bytes(folder: str, filename: str) -> tuple[bytes, str, str, datetime] | None:
+    """A static file's bytes, media type, ETag and modification time, read once per process;
+    None when there is no such file in `folder`."""
+    path = safe_join(folder, filename)
+    if path is None or not os.path.isfile(path):
+        return None
+    with open(path, "rb") as handle:
+        body = handle.read()
+        modified = datetime.fromtimestamp(os.fstat(handle.fileno()).st_mtime, UTC)
+    guessed = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return body, get_content_type(guessed, "utf-8"), strong_etag(body), modified
 
 
 def _state() -> _State:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from feedsvc.build import app_urls
+from feedsvc.cache import strong_etag
 from tests.conftest import RECORDS, make_app, write_record
 from tests.servers import feedsvc_process, fetch
 
@@ -110,3 +111,27 @@ def test_two_instances_answer_every_url_alike(tmp_path: Path) -> None:
     # The first one read its records from the parse cache, the second parsed them.
     assert "files_parsed=0 " in (tmp_path / "one.log").read_text()
     assert "files_parsed=0 " not in (tmp_path / "two.log").read_text()
+
+
+def test_stylesheets_are_validated_by_their_bytes_alone(tmp_path: Path) -> None:
+    """Another machine installs the same feedsvc elsewhere, at another time: its stylesheets'
+    ETags are the same (Flask's own are made of the file's path and time)."""
+    here = make_app()
+    elsewhere = make_app()
+    other_install = tmp_path / "site-packages" / "feedsvc" / "static"
+    shutil.copytree(here.static_folder or "", other_install)
+    for path in other_install.iterdir():
+        os.utime(path, (WRITTEN, WRITTEN))
+    elsewhere.static_folder = str(other_install)
+    for name in ("style.css", "feed.xsl"):
+        one = here.test_client().get(f"/static/{name}")
+        two = elsewhere.test_client().get(f"/static/{name}")
+        assert one.status_code == two.status_code == 200
+        assert one.data == two.data == (other_install / name).read_bytes()
+        assert one.headers["ETag"] == two.headers["ETag"] == f'"{strong_etag(one.data)}"'
+        # Last-Modified is still the installed file's time (what a static build's copy has).
+        assert two.headers["Last-Modified"] == formatdate(WRITTEN, usegmt=True)
+        again = here.test_client().get(
+            f"/static/{name}", headers={"If-None-Match": two.headers["ETag"]}
+        )
+        assert (again.status_code, again.data) == (304, b"")
