@@ -8,11 +8,13 @@ sync workers on the same two cores. gunicorn (threaded workers) stays available.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import multiprocessing
 import os
+import signal
 import socket
-from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -58,8 +60,26 @@ def run_granian(app: Flask, host: str, port: int, workers: int) -> None:
         # A client may speak HTTP/2 in clear text (prior knowledge): bounded alike.
         http2_settings=HTTP2Settings(max_headers_size=MAX_REQUEST_HEAD),
     )
-    loader: Callable[..., Any] = lambda _target: app  # noqa: E731
+    parent = os.getpid()
+
+    def loader(_target: Any) -> Flask:
+        """Runs in each worker as it starts: the worker goes with the main process (granian
+        would leave it serving on its own, holding the port, if the main process were
+        killed)."""
+        die_with_parent(parent)
+        return app
+
     server.serve(target_loader=loader)
+
+
+def die_with_parent(parent: int) -> None:
+    """SIGTERM this process when its parent dies (Linux `PR_SET_PDEATHSIG`); if the parent is
+    already gone, exit now."""
+    with contextlib.suppress(OSError, AttributeError):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int = 4) -> None:

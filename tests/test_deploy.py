@@ -25,7 +25,7 @@ import pytest
 
 from feedsvc.build import app_urls, build_site, file_for
 from tests.conftest import ASSET_BASE_URL, RECORDS, make_app, read_feed, system_tool
-from tests.servers import feedsvc_process, fetch, free_port, running_feedsvc, stop
+from tests.servers import descendants, feedsvc_process, fetch, free_port, running_feedsvc, stop
 
 pytestmark = pytest.mark.live
 DEPLOY = Path(__file__).parent.parent / "deploy"
@@ -523,23 +523,6 @@ def test_nginx_fails_over_when_an_instance_stops_mid_load(
     assert len(set(load.bodies)) == 1 and load.count() > stopped + 300
     assert answered_by_two >= 300  # every request since the stop, and its share before
     assert read_feed(load.bodies.pop()).feed.title == "feedsvc: AI"
-
-
-def descendants(pid: int) -> list[int]:
-    """The PIDs of a process's children and theirs (a server's workers), from /proc."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # gone meanwhile
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        children = parents.get(todo.pop(), [])
-        found += children
-        todo += children
-    return found
 
 
 def wait_until(condition: Callable[[], object], seconds: float = 30) -> None:

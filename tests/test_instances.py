@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -16,7 +17,7 @@ import pytest
 from feedsvc.build import app_urls
 from feedsvc.cache import strong_etag
 from tests.conftest import RECORDS, make_app, write_record
-from tests.servers import feedsvc_process, fetch
+from tests.servers import descendants, feedsvc_process, fetch
 
 pytestmark = pytest.mark.live
 PAGED = {"FEED_SIZE": "3"}
@@ -135,3 +136,34 @@ def test_stylesheets_are_validated_by_their_bytes_alone(tmp_path: Path) -> None:
             f"/static/{name}", headers={"If-None-Match": two.headers["ETag"]}
         )
         assert (again.status_code, again.data) == (304, b"")
+
+
+@pytest.mark.parametrize("server", ["granian", "gunicorn"])
+def test_a_killed_instance_leaves_no_worker_behind(tmp_path: Path, server: str) -> None:
+    """The main process of an instance killed outright (SIGKILL, by its PID): its workers go
+    too, so that nothing answers for a dead instance and it can start again on its address."""
+    with feedsvc_process(RECORDS, tmp_path / "one.log", server=server, workers=2) as (base, one):
+        workers = descendants(one.pid)
+        assert len(workers) >= 2
+        one.kill()
+        one.wait()
+        deadline = time.monotonic() + 20
+        try:
+            while any(running(pid) for pid in workers):
+                assert time.monotonic() < deadline, [pid for pid in workers if running(pid)]
+                time.sleep(0.05)
+        finally:  # none is left behind, even when the test fails
+            for pid in filter(running, workers):
+                os.kill(pid, signal.SIGKILL)
+    port = int(base.rpartition(":")[2])
+    with feedsvc_process(RECORDS, tmp_path / "two.log", server=server, port=port) as (again, _):
+        assert fetch(again + "/feeds/all.atom")[0] == 200
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
