@@ -143,8 +143,10 @@ def test_a_killed_instance_leaves_no_worker_behind(tmp_path: Path, server: str) 
     """The main process of an instance killed outright (SIGKILL, by its PID): its workers go
     too, so that nothing answers for a dead instance and it can start again on its address."""
     with feedsvc_process(RECORDS, tmp_path / "one.log", server=server, workers=2) as (base, one):
-        workers = descendants(one.pid)
-        assert len(workers) >= 2
+        deadline = time.monotonic() + 20
+        while len(workers := descendants(one.pid)) < 2:  # both workers started
+            assert time.monotonic() < deadline, workers
+            time.sleep(0.05)
         one.kill()
         one.wait()
         deadline = time.monotonic() + 20
