@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 from feedsvc.cache import FragmentCache, RenderCache
 from feedsvc.metrics import Metrics, load_log
-from feedsvc.repository import Collection, CollectionLoader, FolderWatch
+from feedsvc.repository import Collection, CollectionLoader
 from feedsvc.settings import Settings
+from feedsvc.watch import FolderWatch
 from feedsvc.websub import publisher_for
 
 log = logging.getLogger(__name__)

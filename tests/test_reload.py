@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc import repository
+from feedsvc import watch as watching
 from feedsvc.cache import strong_etag
-from feedsvc.repository import CollectionLoader, FolderWatch
+from feedsvc.repository import CollectionLoader
+from feedsvc.watch import FolderWatch
 from tests.conftest import make_app, parse_xml, read_feed
 from tests.conftest import write_record as write
 from tests.servers import fetch, running_feedsvc
@@ -278,7 +279,7 @@ def test_when_watching_fails_it_polls(tmp_records: Path, monkeypatch) -> None:  
         raise OSError("inotify watch limit reached")
         yield None
 
-    monkeypatch.setattr(repository, "_event_changes", broken)
+    monkeypatch.setattr(watching, "_event_changes", broken)
     watch = FolderWatch(tmp_records, interval=0.05)
     batches = next_batches(watch)
     try:
