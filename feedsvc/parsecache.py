@@ -49,6 +49,11 @@ def stamp_mtime(stamp: bytes) -> int:
     return mtime_ns
 
 
+def stamp_digest(stamp: bytes) -> bytes:
+    """The content digest a stamp holds (empty when the file was not read)."""
+    return stamp[_STAT.size :]
+
+
 def stat_part(size: int, mtime_ns: int) -> bytes:
     """The start of a stamp: what a stat alone can tell."""
     return _STAT.pack(size, mtime_ns)
@@ -70,7 +75,7 @@ class FileState:
 
     @property
     def digest(self) -> bytes:
-        return self.stamp[_STAT.size :]
+        return stamp_digest(self.stamp)
 
     @classmethod
     def of(cls, stamp: bytes, result: records.ParseResult) -> FileState:

@@ -8,13 +8,14 @@ file system or on load order.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import hashlib
 import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from feedsvc.parsecache import (
     content_digest,
     make_stamp,
     read_cache,
+    stamp_digest,
     stamp_mtime,
     stat_part,
     write_cache,
@@ -176,62 +178,291 @@ def newest_first(records: Iterable[Record]) -> tuple[Record, ...]:
     return tuple(sorted(by_id, key=lambda record: record.published, reverse=True))
 
 
-def merge_duplicates(records: Sequence[Record]) -> tuple[list[Record], list[Problem]]:
-    """One record per article URL: the earliest one's fields, with the union of all topics."""
-    by_id: dict[str, list[Record]] = {}
-    for record in records:
-        by_id.setdefault(record.id, []).append(record)
-    merged: list[Record] = []
-    notes: list[Problem] = []
-    for copies in by_id.values():
-        if len(copies) == 1:
-            merged.append(copies[0])
-            continue
-        copies.sort(key=lambda record: (record.published, record.path))
-        first = copies[0]
-        topics = {topic.slug: topic for copy in copies for topic in copy.topics}
-        merged.append(replace(first, topics=tuple(topics.values())))
-        for copy in copies[1:]:
-            message = f"same article URL as {first.path}; merged into one entry"
-            notes.append(Problem(copy.path, "webUrl", message, "warning"))
-        log.info(
-            "merged %d records of %s: %s",
-            len(copies),
-            first.url,
-            ", ".join(copy.path for copy in copies),
+def _position(records: list[Record], record: Record) -> int:
+    """Where `record` is, or goes, in a list in `newest_first` order (a binary search: the lists
+    of an index are kept sorted as records come and go)."""
+    published, entry_id = record.published, record.id
+    low, high = 0, len(records)
+    while low < high:
+        middle = (low + high) // 2
+        other = records[middle]
+        if other.published > published or (other.published == published and other.id < entry_id):
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+def merge_copies(copies: Iterable[Record]) -> tuple[Record, list[Problem]]:
+    """The one record published for an article URL that several files hold: the earliest one's
+    fields with the union of all topics, and a note for each other copy. One copy is itself."""
+    ordered = sorted(copies, key=lambda record: (record.published, record.path))
+    first = ordered[0]
+    if len(ordered) == 1:
+        return first, []
+    topics = {topic.slug: topic for copy in ordered for topic in copy.topics}
+    message = f"same article URL as {first.path}; merged into one entry"
+    notes = [Problem(copy.path, "webUrl", message, "warning") for copy in ordered[1:]]
+    log.info(
+        "merged %d records of %s: %s",
+        len(ordered),
+        first.url,
+        ", ".join(copy.path for copy in ordered),
+    )
+    return replace(first, topics=tuple(topics.values())), notes
+
+
+def topic_group(slug: str, records: Sequence[Record]) -> Group:
+    """A topic's group of `records` (newest first), named as its newest record names it."""
+    name = next(topic.name for topic in records[0].topics if topic.slug == slug)
+    return Group(slug, name, tuple(records))
+
+
+def provider_group(slug: str, records: Sequence[Record]) -> Group:
+    """A provider's group of `records` (newest first): the newest record's name for it, and the
+    images of the newest record that has any."""
+    newest = records[0].provider
+    assert newest is not None
+    images = next((images for record in records if (images := _images(record))), ())
+    return Group(slug, newest.name, tuple(records), images)
+
+
+def _images(record: Record) -> tuple[Image, ...]:
+    return record.provider.images if record.provider is not None else ()
+
+
+def _topic_slugs(record: Record) -> Iterator[str]:
+    return (topic.slug for topic in record.topics)
+
+
+def _provider_slugs(record: Record) -> Iterator[str]:
+    if record.provider is not None:
+        yield record.provider.slug
+
+
+class _GroupIndex:
+    """One index (topics or providers): each group's records, newest first, kept as a list and
+    changed in place, and the `Group` each version shares until its records change."""
+
+    def __init__(
+        self,
+        slugs_of: Callable[[Record], Iterator[str]],
+        group: Callable[[str, Sequence[Record]], Group],
+    ) -> None:
+        self.slugs_of = slugs_of
+        self.group = group
+        self.members: dict[str, list[Record]] = {}
+        self.groups: dict[str, Group] = {}  # by slug, in slug order
+        self.touched: set[str] = set()
+
+    def fill(self, records: Iterable[Record]) -> None:
+        """Index `records` (newest first) from nothing."""
+        self.members = {}
+        for record in records:
+            for slug in self.slugs_of(record):
+                self.members.setdefault(slug, []).append(record)
+        self.groups = {}
+        self.touched = set(self.members)
+        self.refresh()
+
+    def remove(self, record: Record) -> None:
+        for slug in self.slugs_of(record):
+            members = self.members[slug]
+            index = _position(members, record)
+            assert members[index] is record
+            del members[index]
+            self.touched.add(slug)
+
+    def insert(self, record: Record) -> None:
+        for slug in self.slugs_of(record):
+            members = self.members.setdefault(slug, [])
+            members.insert(_position(members, record), record)
+            self.touched.add(slug)
+
+    def refresh(self) -> None:
+        """New groups for the slugs whose records changed; the others are kept as they are."""
+        added = False
+        for slug in self.touched:
+            members = self.members.get(slug)
+            if members:
+                added = added or slug not in self.groups
+                self.groups[slug] = self.group(slug, members)
+            else:
+                self.members.pop(slug, None)
+                self.groups.pop(slug, None)
+        if added:
+            self.groups = dict(sorted(self.groups.items()))
+        self.touched = set()
+
+
+class Indexes:
+    """What a collection is cut from, kept between reloads and changed in place by the files
+    that changed, so that a reload costs what it changed (a few binary searches and list
+    inserts), not what the collection holds. Nothing a request can see is ever changed: each
+    version gets its own tuples and mappings, and shares the `Record` and `Group` objects that
+    did not change with the version before. `built` makes them from nothing; the two ways must
+    give the same collection (tests/test_reload.py checks it over random changes)."""
+
+    def __init__(self) -> None:
+        # entry id -> the records of the files that hold it (a tuple: mostly one, and small)
+        self.copies: dict[str, tuple[Record, ...]] = {}
+        self.published: dict[str, Record] = {}  # entry id -> the record published (merged)
+        self.notes: dict[str, tuple[str, Problem]] = {}  # path -> (entry id, "merged" note)
+        self.noted: dict[str, list[str]] = {}  # entry id -> the paths of its notes
+        self.records: list[Record] = []  # published, newest first
+        self.topics = _GroupIndex(_topic_slugs, topic_group)
+        self.providers = _GroupIndex(_provider_slugs, provider_group)
+        self.own: dict[str, tuple[Problem, ...]] = {}  # path -> its file's own problems
+        # path -> (errors, warnings: its own, then its note), for the paths that have any
+        self.problems: dict[str, tuple[tuple[Problem, ...], tuple[Problem, ...]]] = {}
+        self.problem_paths: list[str] = []  # the keys of `problems`, sorted
+        self._touched: set[str] = set()  # paths whose problems may have changed
+        self._records: tuple[Record, ...] | None = None  # `records` as the last version had it
+        self._rejections: tuple[Problem, ...] = ()
+        self._warnings: tuple[Problem, ...] = ()
+
+    @classmethod
+    def built(cls, results: Iterable[tuple[str, ParseResult | FileState]]) -> Indexes:
+        """The indexes of every (path, parse result), made from nothing."""
+        indexes = cls()
+        for path, result in results:
+            if result.record is not None:
+                entry_id = result.record.id
+                indexes.copies[entry_id] = (*indexes.copies.get(entry_id, ()), result.record)
+            if result.problems:
+                indexes.own[path] = result.problems
+        for entry_id, copies in indexes.copies.items():
+            indexes.published[entry_id] = indexes._merge(entry_id, copies)
+        indexes.records = list(newest_first(indexes.published.values()))
+        indexes.topics.fill(indexes.records)
+        indexes.providers.fill(indexes.records)
+        for path in {*indexes.own, *indexes.notes}:
+            indexes._set_problems(path)
+        indexes.problem_paths = sorted(indexes.problems)
+        indexes._list_problems()
+        indexes._touched = set()
+        return indexes
+
+    def update(self, changes: Iterable[tuple[str, FileState | None, FileState | None]]) -> None:
+        """Take in changed files: (path, its state before or None, its state now or None)."""
+        affected: set[str] = set()
+        for path, old, new in changes:
+            affected |= self._change(path, old, new)
+        for entry_id in affected:
+            self._republish(entry_id)
+        self.topics.refresh()
+        self.providers.refresh()
+        if self._touched:
+            for path in self._touched:
+                known = path in self.problems
+                listed = self._set_problems(path)
+                if listed and not known:
+                    bisect.insort(self.problem_paths, path)
+                elif known and not listed:
+                    del self.problem_paths[bisect.bisect_left(self.problem_paths, path)]
+            self._touched = set()
+            self._list_problems()
+
+    def _change(self, path: str, old: FileState | None, new: FileState | None) -> set[str]:
+        """Take in one file's change; the entry ids whose copies changed."""
+        before = old.record if old is not None else None
+        after = new.record if new is not None else None
+        affected: set[str] = set()
+        if before is not after:
+            if before is not None:
+                copies = tuple(copy for copy in self.copies[before.id] if copy is not before)
+                if copies:
+                    self.copies[before.id] = copies
+                else:
+                    del self.copies[before.id]
+                affected.add(before.id)
+            if after is not None:
+                self.copies[after.id] = (*self.copies.get(after.id, ()), after)
+                affected.add(after.id)
+        problems = new.problems if new is not None else ()
+        if problems != self.own.get(path, ()):
+            if problems:
+                self.own[path] = problems
+            else:
+                del self.own[path]
+            self._touched.add(path)
+        return affected
+
+    def _republish(self, entry_id: str) -> None:
+        """Publish the merge of an entry's copies in place of the record published before."""
+        before = self.published.pop(entry_id, None)
+        self._forget_notes(entry_id)
+        copies = self.copies.get(entry_id)
+        after = self._merge(entry_id, copies) if copies else None
+        if before is not None:
+            index = _position(self.records, before)
+            assert self.records[index] is before
+            del self.records[index]
+            self.topics.remove(before)
+            self.providers.remove(before)
+        if after is not None:
+            self.published[entry_id] = after
+            self.records.insert(_position(self.records, after), after)
+            self.topics.insert(after)
+            self.providers.insert(after)
+        self._records = None
+
+    def _merge(self, entry_id: str, copies: tuple[Record, ...]) -> Record:
+        """The record published for an entry with copies, noting the other copies."""
+        record, notes = merge_copies(copies)
+        if notes:
+            self.noted[entry_id] = [note.path for note in notes]
+            for note in notes:
+                self.notes[note.path] = (entry_id, note)
+                self._touched.add(note.path)
+        return record
+
+    def _forget_notes(self, entry_id: str) -> None:
+        for path in self.noted.pop(entry_id, ()):
+            if self.notes[path][0] == entry_id:  # not yet the note of another entry
+                del self.notes[path]
+                self._touched.add(path)
+
+    def _set_problems(self, path: str) -> bool:
+        """Bring one path's problems up to date; whether it has any."""
+        own = self.own.get(path, ())
+        errors = tuple(problem for problem in own if problem.severity == "error")
+        warnings = tuple(problem for problem in own if problem.severity != "error")
+        if path in self.notes:
+            warnings = (*warnings, self.notes[path][1])
+        if errors or warnings:
+            self.problems[path] = (errors, warnings)
+            return True
+        self.problems.pop(path, None)
+        return False
+
+    def _list_problems(self) -> None:
+        """Rejections, then warnings, in path order (each file's own, then its note)."""
+        listed = [self.problems[path] for path in self.problem_paths]
+        self._rejections = tuple(problem for errors, _ in listed for problem in errors)
+        self._warnings = tuple(problem for _, warnings in listed for problem in warnings)
+
+    def collection(
+        self,
+        version: str = "",
+        modified: datetime = EPOCH,
+        unread: Sequence[Problem] = (),
+        skipped: Sequence[Problem] = (),
+    ) -> Collection:
+        """This version as a `Collection`: tuples and mappings of its own, shared records."""
+        if self._records is None:
+            self._records = tuple(self.records)
+        return Collection(
+            records=self._records,
+            topics=dict(self.topics.groups),
+            providers=dict(self.providers.groups),
+            rejections=(*unread, *self._rejections),
+            warnings=self._warnings,
+            version=version,
+            loaded_at=datetime.now(UTC),
+            modified=modified,
+            skipped=tuple(skipped),
         )
-    return merged, notes
-
-
-def _groups(pairs: Iterable[tuple[str, str, tuple[Image, ...], Record]]) -> dict[str, Group]:
-    """Group (slug, name, images, record) pairs, newest record first; the name comes from the
-    newest record, the images from the newest record that has any."""
-    names: dict[str, str] = {}
-    logos: dict[str, tuple[Image, ...]] = {}
-    members: dict[str, list[Record]] = {}
-    for slug, name, images, record in pairs:
-        names.setdefault(slug, name)
-        if images:
-            logos.setdefault(slug, images)
-        members.setdefault(slug, []).append(record)
-    return {
-        slug: Group(slug, names[slug], tuple(members[slug]), logos.get(slug, ()))
-        for slug in sorted(members)
-    }
-
-
-def index_by_topic(records: Sequence[Record]) -> dict[str, Group]:
-    return _groups(
-        (topic.slug, topic.name, (), record) for record in records for topic in record.topics
-    )
-
-
-def index_by_provider(records: Sequence[Record]) -> dict[str, Group]:
-    return _groups(
-        (record.provider.slug, record.provider.name, record.provider.images, record)
-        for record in records
-        if record.provider is not None
-    )
 
 
 def build_collection(
@@ -244,27 +475,14 @@ def build_collection(
 ) -> Collection:
     """Assemble parse results into a collection: merge duplicates, sort, index. `unread` names
     the folders that could not be read (rejections too), `skipped` the links not followed."""
-    accepted: list[Record] = []
-    rejections: list[Problem] = [*unread]
-    warnings: list[Problem] = []
-    for result in results:
-        if result.record is not None:
-            accepted.append(result.record)
-        for problem in result.problems:
-            (rejections if problem.severity == "error" else warnings).append(problem)
-    merged, notes = merge_duplicates(accepted)
-    records = newest_first(merged)
-    return Collection(
-        records=records,
-        topics=index_by_topic(records),
-        providers=index_by_provider(records),
-        rejections=tuple(rejections),
-        warnings=(*warnings, *notes),
-        version=version,
-        loaded_at=datetime.now(UTC),
-        modified=modified,
-        skipped=tuple(skipped),
-    )
+    indexes = Indexes.built((_path_of(result), result) for result in results)
+    return indexes.collection(version, modified, unread, skipped)
+
+
+def _path_of(result: ParseResult | FileState) -> str:
+    if result.record is not None:
+        return result.record.path
+    return result.problems[0].path if result.problems else ""
 
 
 def _log_collection(collection: Collection, root: Path, stats: LoadStats) -> None:
@@ -305,10 +523,12 @@ def read_file_state(
     trust_stat: bool,
     asset_base_url: str | None,
     max_bytes: int = DEFAULT_MAX_BYTES,
-) -> FileState | None:
+) -> FileState | bytes | None:
     """Stat, read, hash and, if it changed, parse one file; None when it is unchanged since
-    `stamp`. With `trust_stat`, an unchanged size and modification time are enough. A file
-    over `max_bytes` is rejected without reading more than that."""
+    `stamp`, and only its new stamp when just its size or time changed (its content did not:
+    what was parsed from it still holds, and is kept, the same objects). With `trust_stat`, an
+    unchanged size and modification time are enough. A file over `max_bytes` is rejected
+    without reading more than that."""
     try:
         stat = os.stat(file)
         if trust_stat and stamp and stamp.startswith(stat_part(stat.st_size, stat.st_mtime_ns)):
@@ -323,9 +543,12 @@ def read_file_state(
     if len(raw) > max_bytes:
         stamp_now = make_stamp(len(raw), stat.st_mtime_ns, b"")
         return FileState.of(stamp_now, too_large(path, len(raw), max_bytes))
-    new_stamp = make_stamp(len(raw), stat.st_mtime_ns, content_digest(raw))
+    digest = content_digest(raw)
+    new_stamp = make_stamp(len(raw), stat.st_mtime_ns, digest)
     if new_stamp == stamp:
         return None
+    if stamp is not None and stamp_digest(stamp) == digest:
+        return new_stamp
     return FileState.of(new_stamp, parse_bytes(raw, path, asset_base_url))
 
 
@@ -334,7 +557,7 @@ Job = tuple[str, str, bytes | None]
 
 def _read_chunk(
     jobs: list[Job], trust_stat: bool, asset_base_url: str | None, max_bytes: int
-) -> list[FileState | None]:
+) -> list[FileState | bytes | None]:
     return [read_file_state(*job, trust_stat, asset_base_url, max_bytes) for job in jobs]
 
 
@@ -344,7 +567,7 @@ def read_file_states(
     asset_base_url: str | None,
     workers: int,
     max_bytes: int = DEFAULT_MAX_BYTES,
-) -> list[FileState | None]:
+) -> list[FileState | bytes | None]:
     """`read_file_state` for every job, in forked worker processes when there are enough jobs:
     workers read, hash and parse, and only the states of changed files travel back."""
     if workers <= 1 or len(jobs) < PARALLEL_MINIMUM:
@@ -363,9 +586,14 @@ def read_file_states(
         return [state for chunk in done for state in chunk]
 
 
+# One file's change in a reload: its path, its state before (None: new) and now (None: gone).
+Change = tuple[str, FileState | None, FileState | None]
+
+
 class CollectionLoader:
     """Loads a folder into collections and remembers what it read, so that a restart (through the
-    parse cache) or a reload (through its memory) parses only the files that changed.
+    parse cache) or a reload (through its memory) parses only the files that changed, and a
+    reload updates the indexes by those files alone (`Indexes`).
 
     A file that stops parsing (a record broken mid-edit) is reported, and its last good version
     keeps serving until it is fixed or removed.
@@ -390,7 +618,11 @@ class CollectionLoader:
         self.unread: list[Problem] = []  # folders the last whole scan could not read
         self.skipped: list[Problem] = []  # links the last whole scan did not follow
         self.stats = LoadStats()
+        self.indexes = Indexes()
         self._root: RootIdentity | None = None  # the folder the last whole read was of
+        self._version = 0  # the sum of the files' hashes (see `_file_hash`)
+        self._newest = 0  # the newest modification time (ns) among the files
+        self._last_modified = EPOCH  # the `modified` of the last collection made
 
     @property
     def _settings_key(self) -> str:
@@ -410,7 +642,8 @@ class CollectionLoader:
         # the reload itself, and a restart re-parses just the few files changed since.
         if self._scan(trust_stat=False, parallel=True) is not None and self.cache_file is not None:
             write_cache(self.cache_file, self._settings_key, self.states)
-        collection = self._build()
+        self._index_all()
+        collection = self._collection()
         # The records are millions of long-lived objects without reference cycles. Freezing them
         # keeps the cyclic garbage collector from walking them on every full collection (seconds
         # at 100,000 records) and keeps forked workers from copying their pages. Only at a full
@@ -439,15 +672,24 @@ class CollectionLoader:
             if root != self._root or (changed is not None and names_root(self.root, changed)):
                 log.info("%s is another folder now (%s): reading all of it", self.root, root[0])
                 self._root = root
-                fresh = self._scan(trust_stat=False)
+                changes = self._scan(trust_stat=False)
             else:
-                fresh = self._scan(trust_stat=True, only=changed)
+                changes = self._scan(trust_stat=True, only=changed)
         except FolderError as exc:
             log.warning("%s; serving the last version", exc)
             return None
-        if fresh is None:
-            return None
-        collection = self._build()
+        if changes is None:
+            # No record changed, but a folder's time may have moved (a record file added and
+            # removed again): a new version then, as `modified` is the files' time.
+            if self._modified() == self._last_modified:
+                return None
+            changes = []
+        try:
+            self._index(changes)
+        except Exception:  # the indexes are not to be trusted now: made again from the files
+            log.exception("updating the indexes of %s failed; indexing every file", self.root)
+            self._index_all()
+        collection = self._collection()
         log.info(
             "reloaded %s: %d files parsed, version %s",
             self.root,
@@ -455,41 +697,57 @@ class CollectionLoader:
             collection.version,
         )
         # Only files read in this reload: the others were reported when they were read.
-        for state in fresh:
-            if state.result.record is None:
-                for problem in state.result.problems:
+        for _, _, state in changes:
+            if state is not None and state.record is None:
+                for problem in state.problems:
                     if problem.severity == "error":
                         log.warning("rejected %s", problem)
         return collection
 
-    def _build(self) -> Collection:
-        return build_collection(
-            self.states.values(),
-            _version(self.states),
-            self._modified(),
-            unread=self.unread,
-            skipped=self.skipped,
-        )
+    def _index_all(self) -> None:
+        """Indexes, version and modification time from every file's state."""
+        self.indexes = Indexes.built(sorted(self.states.items()))
+        self._version = sum(_file_hash(path, state) for path, state in self.states.items())
+        self._newest = max((stamp_mtime(state.stamp) for state in self.states.values()), default=0)
+
+    def _index(self, changes: list[Change]) -> None:
+        """Indexes, version and modification time updated by the files that changed."""
+        self.indexes.update(changes)
+        newest, lost = 0, False
+        for path, old, new in changes:
+            if old is not None:
+                self._version -= _file_hash(path, old)
+                lost = lost or stamp_mtime(old.stamp) >= self._newest
+            if new is not None:
+                self._version += _file_hash(path, new)
+                newest = max(newest, stamp_mtime(new.stamp))
+        if lost and newest < self._newest:  # the newest file went: look for the next
+            self._newest = max(
+                (stamp_mtime(state.stamp) for state in self.states.values()), default=0
+            )
+        else:
+            self._newest = max(self._newest, newest)
 
     def _modified(self) -> datetime:
         """The newest modification time among the record files and the folders read."""
-        newest = max(
-            max((stamp_mtime(state.stamp) for state in self.states.values()), default=0),
-            max(self.folders.values(), default=0),
-        )
+        newest = max(self._newest, max(self.folders.values(), default=0))
         return datetime.fromtimestamp(newest // 1_000_000_000, UTC)
+
+    def _collection(self) -> Collection:
+        self._last_modified = self._modified()
+        version = f"{self._version % _VERSION_MODULUS:016x}"
+        return self.indexes.collection(version, self._last_modified, self.unread, self.skipped)
 
     def _scan(
         self, *, trust_stat: bool, only: Iterable[str] | None = None, parallel: bool = False
-    ) -> list[FileState] | None:
-        """Bring `states` up to date with the folder (or with the paths `only` names); the states
-        of the files read anew, or None when nothing changed. With `trust_stat`, a file whose
-        size and modification time are unchanged is not read. `parallel` forks readers: only at
-        a load, since reloads run in a thread of a serving process, where forking is unsafe."""
+    ) -> list[Change] | None:
+        """Bring `states` up to date with the folder (or with the paths `only` names); what
+        changed, or None when nothing did. With `trust_stat`, a file whose size and modification
+        time are unchanged is not read. `parallel` forks readers: only at a load, since reloads
+        run in a thread of a serving process, where forking is unsafe."""
         started = time.perf_counter()
-        previous = self.states
+        states = self.states
         targets = None if only is None else self._targets(only)
-        current: dict[str, FileState] = {}
         if targets is None:
             scan = scan_folder(self.root)
             if scan.errors and scan.errors[0].path == ".":
@@ -500,39 +758,45 @@ class CollectionLoader:
                 scan.errors,
                 scan.skipped,
             )
+            named: Iterable[str] = states.keys()
         else:
-            files, touched = targets
-            current = {path: state for path, state in previous.items() if path not in touched}
-            self._restat_folders(touched)
+            files, named = targets
+            self._restat_folders(named)
         prefix = len(str(self.root)) + 1
         jobs: list[Job] = []
         for file in files:
             path = file[prefix:].replace(os.sep, "/")
-            old = previous.get(path)
+            old = states.get(path)
             jobs.append((file, path, old.stamp if old else None))
         workers = self.workers if parallel else 1
-        states = read_file_states(jobs, trust_stat, self.asset_base_url, workers, self.max_bytes)
-        fresh: list[FileState] = []
-        for (_, path, _), state in zip(jobs, states, strict=True):
-            old = previous.get(path)
-            if state is None and old is not None:
-                current[path] = old
+        read = read_file_states(jobs, trust_stat, self.asset_base_url, workers, self.max_bytes)
+        changes: list[Change] = []
+        parsed = 0
+        for (_, path, _), state in zip(jobs, read, strict=True):
+            if state is None:
                 continue
-            assert state is not None
+            old = states.get(path)
+            if isinstance(state, bytes):  # the same content under a new size or time
+                assert old is not None
+                changes.append((path, old, replace(old, stamp=state)))
+                continue
+            parsed += 1
             if state.record is None and old is not None and old.record is not None:
                 log.warning("%s: keeping its last good version", state.result.rejection)
                 state = replace(state, record=old.record)
-            # The record's own copy of its path, not a second equal string per file.
-            current[state.record.path if state.record is not None else path] = state
-            fresh.append(state)
-        parsed = len(fresh)
-        self.stats = LoadStats(
-            len(current), parsed, len(current) - parsed, time.perf_counter() - started, len(jobs)
-        )
-        if not parsed and current.keys() == previous.keys():
-            return None
-        self.states = current
-        return fresh
+            changes.append((path, old, state))
+        found = {path for _, path, _ in jobs}
+        changes += [
+            (path, states[path], None) for path in named if path in states and path not in found
+        ]
+        for path, _, new in changes:
+            if new is None:
+                del states[path]
+            else:  # the record's own copy of its path as the key, not a second equal string
+                states[new.record.path if new.record is not None else path] = new
+        seconds = time.perf_counter() - started
+        self.stats = LoadStats(len(states), parsed, len(states) - parsed, seconds, len(jobs))
+        return changes or None
 
     def _restat_folders(self, paths: Iterable[str]) -> None:
         """Bring the modification times of the folders holding `paths` up to date: adding,
@@ -562,9 +826,8 @@ class CollectionLoader:
             if os.path.isdir(file) and not os.path.islink(file):
                 return None
             if not os.path.lexists(file) and not is_record:
-                folder = "/".join(parts) + "/"
-                if any(path.startswith(folder) for path in self.states):
-                    return None  # a folder of records went away
+                if "/".join(parts) in self.folders:
+                    return None  # a folder went away, and the records in it
                 continue
             if not is_record:
                 continue
@@ -584,20 +847,14 @@ def _through_link(root: str, folders: list[str]) -> bool:
     return False
 
 
-def _version(states: dict[str, FileState]) -> str:
-    """Names the collection's content: the same files give the same version in every process,
-    whatever order they were read in (a sum of one hash per file, so that a reload in which
-    files were read in another order, or a worker started later, agrees)."""
-    total = sum(file_hash(path, state.digest) for path, state in states.items())
-    return f"{total % _VERSION_MODULUS:016x}"
-
-
+# A version is the sum of one 64-bit hash per file (path and content digest), so that it is the
+# same for the same files whatever order they were read in, and a reload updates it by the files
+# that changed.
 _VERSION_MODULUS = 1 << 64
 
 
-def file_hash(path: str, digest: bytes) -> int:
-    """One file's part of the version: its path and content digest, hashed to 64 bits."""
-    hashed = hashlib.blake2b(path.encode() + b"\0" + digest, digest_size=8).digest()
+def _file_hash(path: str, state: FileState) -> int:
+    hashed = hashlib.blake2b(path.encode() + b"\0" + state.digest, digest_size=8).digest()
     return int.from_bytes(hashed, "little")
 
 

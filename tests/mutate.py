@@ -46,16 +46,25 @@ SCOPES = {
     ),
     "parsecache": Scope(("parsecache.*",), ("tests/test_parsecache.py",)),
     # The merge of duplicates and the indexes, not the loading and watching around them.
+    # (Built whole or updated by a reload.)
     "repository": Scope(
         (
-            "repository.x_merge_duplicates",
+            "repository.x_merge_copies",
             "repository.x_newest_first",
-            "repository.x__groups",
-            "repository.x_index_by_topic",
-            "repository.x_index_by_provider",
+            "repository.x__position",
+            "repository.x_topic_group",
+            "repository.x_provider_group",
+            "repository.xǁ_GroupIndexǁ*",
+            "repository.xǁIndexesǁ*",
             "repository.x_build_collection",
         ),
-        ("tests/test_repository.py", "tests/test_feeds.py", "tests/test_properties.py"),
+        (
+            "tests/test_repository.py",
+            "tests/test_feeds.py",
+            "tests/test_properties.py",
+            "tests/test_reload.py::test_reloads_give_what_a_load_from_nothing_gives",
+            "tests/test_reload.py::test_a_reload_keeps_the_objects_of_what_did_not_change",
+        ),
     ),
     # Conditional GET (`_not_modified` with the If-None-Match and If-Modified-Since parsers it
     # calls, and `_feed_response` that answers 304) and paging (`page` read by `_page`, keyed by

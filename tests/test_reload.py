@@ -8,6 +8,7 @@ import logging
 import os
 import queue
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,10 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from feedsvc import repository
 from feedsvc import watch as watching
 from feedsvc.cache import strong_etag
 from feedsvc.repository import CollectionLoader
@@ -257,8 +261,8 @@ def test_served_collection_follows_events_and_falls_back_to_polling(
 ) -> None:  # type: ignore[no-untyped-def]
     for name in ("a.md", "b.md", "c.md"):
         write(tmp_records, name, name[0].upper())
-    for settings, mode, checked in (({}, "events", 1), ({"RELOAD_WATCH": "poll"}, "polling", 4)):
-        app = make_app(SEEDS_DIR=tmp_records, RELOAD_INTERVAL=0.2, **settings)
+    for extra, mode, checked in (({}, "events", 1), ({"RELOAD_WATCH": "poll"}, "polling", 4)):
+        app = make_app(SEEDS_DIR=tmp_records, RELOAD_INTERVAL=0.2, **extra)
         state = app.extensions["feedsvc"]
         client = app.test_client()
         try:
@@ -536,3 +540,215 @@ def test_the_version_is_a_function_of_the_files_alone(tmp_records: Path) -> None
         app.test_client().get("/healthz").json["version"] for app in (running, started_later)
     ]
     assert versions[0] == versions[1]
+
+
+# Incremental reloads against loads from nothing: random files (duplicated article URLs, equal
+# dates, warnings, broken files, two providers' names and images, a subfolder), changed,
+# removed and renamed, picked up by reloads named as events name them or by a folder scan.
+NAMES = ["a.md", "b.md", "c.md", "d.md", "sub/e.md", "sub/f.md"]
+BROKEN = "---\ntitle: [never closed\n---\n"
+
+
+@st.composite
+def record_texts(draw: st.DrawFn) -> str:
+    """A good record's text (every field drawn from a few values, so that they collide)."""
+    topics = draw(st.lists(st.sampled_from(["AI", "Ai", "Robots", "Space", "!!!"]), max_size=3))
+    domain = draw(st.sampled_from(["a.example", "b.example", None]))
+    lines = [
+        f"title: {draw(st.sampled_from(['Alpha', 'Beta', 'Gamma']))}",
+        f"publishedDateTime: 2022-01-0{draw(st.integers(1, 3))}T00:00:00Z",
+        f"webUrl: https://news.example/{draw(st.integers(0, 4))}",
+        f"topics: [{', '.join(repr(topic) for topic in topics)}]",
+    ]
+    if domain is not None:
+        name = draw(st.sampled_from(["News", "Daily"]))
+        images = "[{url: https://img.example/logo.png}]" if draw(st.booleans()) else "[]"
+        lines.append(f"provider: {{name: {name}, domain: {domain}, images: {images}}}")
+    return "---\n" + "\n".join(lines) + "\n---\n"
+
+
+# A step: ("write", name, text or BROKEN, a good text), ("remove", name, "", ""),
+# ("rename", name, new name, ""), or ("reload", "event" or "scan", "", "").
+steps = st.one_of(
+    st.tuples(
+        st.just("write"),
+        st.sampled_from(NAMES),
+        st.one_of(record_texts(), st.just(BROKEN)),
+        record_texts(),
+    ),
+    st.tuples(st.just("remove"), st.sampled_from(NAMES), st.just(""), st.just("")),
+    st.tuples(st.just("rename"), st.sampled_from(NAMES), st.sampled_from(NAMES), st.just("")),
+    st.tuples(st.just("reload"), st.sampled_from(["event", "scan"]), st.just(""), st.just("")),
+)
+
+
+def comparable(collection):  # type: ignore[no-untyped-def]
+    """Everything a collection holds but the time it was made, with the indexes' order."""
+    return (
+        collection.records,
+        list(collection.topics.items()),
+        list(collection.providers.items()),
+        collection.rejections,
+        collection.warnings,
+        collection.version,
+        collection.modified,
+        collection.skipped,
+    )
+
+
+class Folder:
+    """A folder of records changed by the steps, remembering the paths events would name and
+    which files hold a good record. A broken file never takes the place of a good one that the
+    loader has seen: its last good version would stay, which a load from nothing cannot know."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.good: dict[str, bool] = {}  # name -> whether it holds a good record
+        self.seen: set[str] = set()  # the names that held a good record at the last reload
+        self.named: set[str] = set()
+        self.ticks = itertools.count()
+
+    def reloaded(self) -> None:
+        self.seen = {name for name, good in self.good.items() if good}
+        self.named = set()
+
+    def write(self, name: str, text: str, good_text: str) -> None:
+        if text == BROKEN and (self.good.get(name) or name in self.seen):
+            text = good_text
+        path = self.root / name
+        if not path.parent.exists():
+            path.parent.mkdir()
+            self.named.add(str(path.parent))  # a new folder: events name it, and a scan follows
+            self.date_folder(self.root)
+        path.write_text(text, encoding="utf-8")
+        # Every write a time of its own, some older and some newer than the folders' times.
+        tick = next(self.ticks)
+        when = (1_600_000_000 if tick % 2 else 2_000_000_000) + tick
+        os.utime(path, (when, when))
+        self.good[name] = text != BROKEN
+        self.named.add(str(path))
+        self.date_folder(path.parent)
+
+    def date_folder(self, folder: Path) -> None:
+        """Time passes between steps: a folder whose entries changed gets a later time."""
+        when = 1_800_000_000 + next(self.ticks)
+        os.utime(folder, (when, when))
+
+    def remove(self, name: str) -> None:
+        if name in self.good:
+            (self.root / name).unlink()
+            del self.good[name]
+            self.named.add(str(self.root / name))
+            self.date_folder((self.root / name).parent)
+
+    def rename(self, name: str, new_name: str) -> None:
+        if name not in self.good or name == new_name or new_name in self.good:
+            return
+        if not self.good[name] and new_name in self.seen:
+            return
+        target = self.root / new_name
+        if not target.parent.exists():
+            target.parent.mkdir()
+            self.named.add(str(target.parent))
+            self.date_folder(self.root)
+        (self.root / name).rename(target)
+        self.good[new_name] = self.good.pop(name)
+        self.named |= {str(self.root / name), str(target)}
+        self.date_folder((self.root / name).parent)
+        self.date_folder(target.parent)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(initial=st.lists(st.tuples(st.sampled_from(NAMES), record_texts())), changes=st.lists(steps))
+def test_reloads_give_what_a_load_from_nothing_gives(initial, changes) -> None:  # type: ignore[no-untyped-def]
+    failures = Failures()
+    logging.getLogger("feedsvc.repository").addHandler(failures)
+    try:
+        check_reloads(initial, changes)
+    finally:
+        logging.getLogger("feedsvc.repository").removeHandler(failures)
+    assert not failures.seen  # the indexes were updated, not made again after a failed update
+
+
+class Failures(logging.Handler):
+    """Errors logged (a failed update of the indexes is logged, and they are made again)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(record.getMessage())
+
+
+def check_reloads(initial, changes) -> None:  # type: ignore[no-untyped-def]
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Folder(Path(temporary))
+        for name, text in initial:
+            folder.write(name, text, text)
+        loader = CollectionLoader(folder.root)
+        collection = loader.load()
+        folder.reloaded()
+        for action, first, second, third in [*changes, ("reload", "event", "", "")]:
+            if action == "write":
+                folder.write(first, second, third)
+            elif action == "remove":
+                folder.remove(first)
+            elif action == "rename":
+                folder.rename(first, second)
+            else:
+                named = frozenset(folder.named) if first == "event" else None
+                collection = loader.reload(named) or collection
+                folder.reloaded()
+                assert comparable(collection) == comparable(CollectionLoader(folder.root).load())
+
+
+def test_a_reload_keeps_the_objects_of_what_did_not_change(tmp_records: Path) -> None:
+    write(tmp_records, "a.md", "A", day=1, topic="AI")
+    write(tmp_records, "b.md", "B", day=2, domain="b.example", topic="Robots")
+    write(tmp_records, "c.md", "C", day=3, topic="AI")
+    loader = CollectionLoader(tmp_records)
+    before = loader.load()
+    edited = write(tmp_records, "c.md", "C edited", day=3, topic="AI")
+    after = loader.reload([str(edited)])
+    assert after is not None
+    kept = {record.path: record for record in before.records if record.path != "c.md"}
+    assert all(kept[record.path] is record for record in after.records if record.path in kept)
+    assert after.topics["robots"] is before.topics["robots"]
+    assert after.providers["b-example"] is before.providers["b-example"]
+    assert after.topics["ai"] is not before.topics["ai"]
+
+
+def test_a_record_file_added_and_removed_between_reloads_moves_the_time(tmp_records: Path) -> None:
+    """No record changed, but the folder did: the collection's time is its files' time."""
+    write(tmp_records, "a.md", "A")
+    date_files(tmp_records, PAST)
+    loader = CollectionLoader(tmp_records)
+    assert loader.load().modified == PAST
+    passing = write(tmp_records, "passing.md", "Here and gone")
+    passing.unlink()
+    reloaded = loader.reload([str(passing)])
+    assert reloaded is not None and reloaded.modified > PAST
+    assert reloaded.modified == CollectionLoader(tmp_records).load().modified
+    assert loader.reload([str(passing)]) is None
+
+
+def test_a_failed_update_of_the_indexes_makes_them_again(
+    tmp_records: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_records, "a.md", "A")
+    loader = CollectionLoader(tmp_records)
+    loader.load()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in the update")
+
+    monkeypatch.setattr(repository.Indexes, "update", broken)
+    added = write(tmp_records, "b.md", "B")
+    reloaded = loader.reload([str(added)])
+    assert reloaded is not None and titles(reloaded) == {"A", "B"}
+    assert "updating the indexes of" in caplog.text
+    monkeypatch.undo()
+    write(tmp_records, "a.md", "A again")
+    again = loader.reload([str(tmp_records / "a.md")])
+    assert again is not None and titles(again) == {"A again", "B"}

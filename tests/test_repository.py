@@ -74,9 +74,9 @@ def test_a_merged_article_keeps_the_earliest_copy_whatever_the_file_names(
     assert merged.published == datetime(2022, 1, 1, tzinfo=UTC)
     assert {topic.slug for topic in merged.topics} == {"later", "middle", "earliest"}
     message = "same article URL as z-earliest.md; merged into one entry"
-    assert collection.warnings == (
-        Problem("b-middle.md", "webUrl", message, "warning"),
+    assert collection.warnings == (  # problems are listed by file, whatever the load order
         Problem("a-later.md", "webUrl", message, "warning"),
+        Problem("b-middle.md", "webUrl", message, "warning"),
     )
     assert caplog.messages == [
         "merged 3 records of https://x.example/same: z-earliest.md, b-middle.md, a-later.md"
