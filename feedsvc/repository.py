@@ -241,8 +241,9 @@ def _provider_slugs(record: Record) -> Iterator[str]:
 
 
 class _GroupIndex:
-    """One index (topics or providers): each group's records, newest first, kept as a list and
-    changed in place, and the `Group` each version shares until its records change."""
+    """One index (topics or providers): the `Group` of each slug, which versions share until its
+    records change. A change works on a list copy of the group's records (kept in place while
+    a reload lasts), from which the new group is made: no second list per group is kept."""
 
     def __init__(
         self,
@@ -251,48 +252,47 @@ class _GroupIndex:
     ) -> None:
         self.slugs_of = slugs_of
         self.group = group
-        self.members: dict[str, list[Record]] = {}
         self.groups: dict[str, Group] = {}  # by slug, in slug order
-        self.touched: set[str] = set()
+        self.changed: dict[str, list[Record]] = {}  # slug -> its records, being changed
 
     def fill(self, records: Iterable[Record]) -> None:
         """Index `records` (newest first) from nothing."""
-        self.members = {}
+        members: dict[str, list[Record]] = {}
         for record in records:
             for slug in self.slugs_of(record):
-                self.members.setdefault(slug, []).append(record)
-        self.groups = {}
-        self.touched = set(self.members)
-        self.refresh()
+                members.setdefault(slug, []).append(record)
+        self.groups = {slug: self.group(slug, members[slug]) for slug in sorted(members)}
+
+    def _members(self, slug: str) -> list[Record]:
+        if slug not in self.changed:
+            group = self.groups.get(slug)
+            self.changed[slug] = list(group.records) if group is not None else []
+        return self.changed[slug]
 
     def remove(self, record: Record) -> None:
         for slug in self.slugs_of(record):
-            members = self.members[slug]
+            members = self._members(slug)
             index = _position(members, record)
             assert members[index] is record
             del members[index]
-            self.touched.add(slug)
 
     def insert(self, record: Record) -> None:
         for slug in self.slugs_of(record):
-            members = self.members.setdefault(slug, [])
+            members = self._members(slug)
             members.insert(_position(members, record), record)
-            self.touched.add(slug)
 
     def refresh(self) -> None:
         """New groups for the slugs whose records changed; the others are kept as they are."""
         added = False
-        for slug in self.touched:
-            members = self.members.get(slug)
+        for slug, members in self.changed.items():
             if members:
                 added = added or slug not in self.groups
                 self.groups[slug] = self.group(slug, members)
             else:
-                self.members.pop(slug, None)
                 self.groups.pop(slug, None)
         if added:
             self.groups = dict(sorted(self.groups.items()))
-        self.touched = set()
+        self.changed = {}
 
 
 class Indexes:
@@ -304,7 +304,8 @@ class Indexes:
     give the same collection (tests/test_reload.py checks it over random changes)."""
 
     def __init__(self) -> None:
-        # entry id -> the records of the files that hold it (a tuple: mostly one, and small)
+        # entry id -> the records of the files that hold it, for the entries held by more than
+        # one file (most are held by one: their copy is the record published)
         self.copies: dict[str, tuple[Record, ...]] = {}
         self.published: dict[str, Record] = {}  # entry id -> the record published (merged)
         self.notes: dict[str, tuple[str, Problem]] = {}  # path -> (entry id, "merged" note)
@@ -331,8 +332,10 @@ class Indexes:
                 indexes.copies[entry_id] = (*indexes.copies.get(entry_id, ()), result.record)
             if result.problems:
                 indexes.own[path] = result.problems
-        for entry_id, copies in indexes.copies.items():
+        for entry_id, copies in list(indexes.copies.items()):
             indexes.published[entry_id] = indexes._merge(entry_id, copies)
+            if len(copies) == 1:
+                del indexes.copies[entry_id]
         indexes.records = list(newest_first(indexes.published.values()))
         indexes.topics.fill(indexes.records)
         indexes.providers.fill(indexes.records)
@@ -370,14 +373,11 @@ class Indexes:
         affected: set[str] = set()
         if before is not after:
             if before is not None:
-                copies = tuple(copy for copy in self.copies[before.id] if copy is not before)
-                if copies:
-                    self.copies[before.id] = copies
-                else:
-                    del self.copies[before.id]
+                copies = self._copies(before.id)
+                self.copies[before.id] = tuple(copy for copy in copies if copy is not before)
                 affected.add(before.id)
             if after is not None:
-                self.copies[after.id] = (*self.copies.get(after.id, ()), after)
+                self.copies[after.id] = (*self._copies(after.id), after)
                 affected.add(after.id)
         problems = new.problems if new is not None else ()
         if problems != self.own.get(path, ()):
@@ -388,11 +388,21 @@ class Indexes:
             self._touched.add(path)
         return affected
 
+    def _copies(self, entry_id: str) -> tuple[Record, ...]:
+        """The records of the files that hold an entry (as they were before this update, until
+        it changes them)."""
+        if entry_id in self.copies:
+            return self.copies[entry_id]
+        published = self.published.get(entry_id)
+        return (published,) if published is not None else ()
+
     def _republish(self, entry_id: str) -> None:
         """Publish the merge of an entry's copies in place of the record published before."""
+        copies = self._copies(entry_id)
+        if len(copies) <= 1:
+            self.copies.pop(entry_id, None)
         before = self.published.pop(entry_id, None)
         self._forget_notes(entry_id)
-        copies = self.copies.get(entry_id)
         after = self._merge(entry_id, copies) if copies else None
         if before is not None:
             index = _position(self.records, before)
