@@ -43,7 +43,7 @@ TRACKING_PARAMS = frozenset(
         "partner", "traffic_source", "share", "amp", "outputtype", "__twitter_impression",
     }
 )  # fmt: skip
-TRACKING_PREFIXES = ("utm_", "guce_", "pk_", "hsa_", "mkt_", "vero_", "oly_")
+TRACKING_PREFIXES = ("utm_", "guce_", "pk_", "hsa_", "mkt_", "vero_", "oly_", "at_")
 # Host prefixes of mobile and AMP editions of a site, and of its `www.` form.
 HOST_PREFIXES = ("www.", "amp.", "m.", "mobile.")
 _AMP_CACHE_SUFFIX = ".cdn.ampproject.org"

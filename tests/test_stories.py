@@ -71,6 +71,11 @@ SAME_ARTICLE = [
         "https://www.example.com/news/robotaxi?utm_source=twitter&id=42&utm_medium=social",
     ),
     ("https://news.example.net/a", "https://news.example.net/a?fbclid=IwAR0abc&gclid=xyz"),
+    # The BBC's share links (AT Internet parameters), both forms in the collection's related lists.
+    (
+        "https://www.bbc.com/news/technology-63861322",
+        "https://www.bbc.com/news/technology-63861322?at_link_origin=BBCWorld&at_format=link&at_ptr_name=twitter&at_campaign_type=owned&at_bbc_team=editorial&at_link_type=web_link&at_link_id=809AAB2E-75C4-11ED-A552-98A34744363C",
+    ),
     ("https://news.example.net/a", "https://news.example.net/a?source=rss&mc_cid=1&mc_eid=2"),
     ("https://news.example.net/a", "https://news.example.net/a?amp"),
     ("https://news.example.net/a", "https://news.example.net/a/amp/"),
