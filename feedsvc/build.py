@@ -163,7 +163,7 @@ def _story_pages(
             for extension in FORMATS:
                 made_from = functools.partial(_feed_made_from, prints, feed, site, extension, page)
                 yield SitePage(f"{feed.path}.{extension}{query}", made_from)
-    for story in stories_of(collection.records, window_days).stories:
+    for story in stories_of(collection, window_days).stories:
         made_from = functools.partial(
             _story_made_from, prints, collection, site, story, window_days
         )

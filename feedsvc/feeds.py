@@ -296,7 +296,7 @@ def find_story_feed(
     collection: Collection, slug: str | None, window_days: float = DEFAULT_WINDOW_DAYS
 ) -> StoryFeed | None:
     """The story feed of every story (`slug` None) or of one topic; None if no such topic."""
-    index = stories_of(collection.records, window_days)
+    index = stories_of(collection, window_days)
     if slug is None:
         return StoryFeed(index.stories)
     topic = collection.topics.get(slug)
@@ -309,7 +309,7 @@ def story_feeds(
     collection: Collection, window_days: float = DEFAULT_WINDOW_DAYS
 ) -> Iterator[StoryFeed]:
     """Every story feed: all stories, then each topic's (in `collection.topics` order)."""
-    index = stories_of(collection.records, window_days)
+    index = stories_of(collection, window_days)
     yield StoryFeed(index.stories)
     for slug, topic in collection.topics.items():
         yield StoryFeed(index.by_topic.get(slug, ()), topic)

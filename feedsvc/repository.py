@@ -61,6 +61,17 @@ class Group:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordChanges:
+    """The records a version took out and put in, against the version whose `records` tuple is
+    `base`: what an index derived from the records (the stories) needs to follow a reload by its
+    changes instead of making itself again."""
+
+    base: tuple[Record, ...]
+    removed: tuple[Record, ...]
+    added: tuple[Record, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Collection:
     """Every publishable record of a folder, with the indexes the feeds are cut from."""
 
@@ -76,6 +87,8 @@ class Collection:
     # goes), and is the same in every process for the same files.
     modified: datetime = EPOCH
     skipped: tuple[Problem, ...] = ()  # links in the folder, not followed
+    # Against the version before, when this one was made from it in place (None after a load).
+    changes: RecordChanges | None = None
 
     @property
     def updated(self) -> datetime | None:
@@ -319,6 +332,9 @@ class Indexes:
         self.problem_paths: list[str] = []  # the keys of `problems`, sorted
         self._touched: set[str] = set()  # paths whose problems may have changed
         self._records: tuple[Record, ...] | None = None  # `records` as the last version had it
+        self._base: tuple[Record, ...] | None = None  # the last version's `records`, if any
+        # id(record) -> (record, +1 published / -1 withdrawn since the last version)
+        self._moves: dict[int, tuple[Record, int]] = {}
         self._rejections: tuple[Problem, ...] = ()
         self._warnings: tuple[Problem, ...] = ()
 
@@ -410,12 +426,20 @@ class Indexes:
             del self.records[index]
             self.topics.remove(before)
             self.providers.remove(before)
+            self._move(before, -1)
         if after is not None:
             self.published[entry_id] = after
             self.records.insert(_position(self.records, after), after)
             self.topics.insert(after)
             self.providers.insert(after)
+            self._move(after, +1)
         self._records = None
+
+    def _move(self, record: Record, step: int) -> None:
+        """Count a record in or out since the last version (in and out again is no change)."""
+        _, count = self._moves.pop(id(record), (record, 0))
+        if count + step:
+            self._moves[id(record)] = (record, count + step)
 
     def _merge(self, entry_id: str, copies: tuple[Record, ...]) -> Record:
         """The record published for an entry with copies, noting the other copies."""
@@ -462,6 +486,15 @@ class Indexes:
         """This version as a `Collection`: tuples and mappings of its own, shared records."""
         if self._records is None:
             self._records = tuple(self.records)
+        changes = None
+        if self._base is not None:
+            moves = self._moves.values()
+            changes = RecordChanges(
+                self._base,
+                tuple(record for record, count in moves if count < 0),
+                tuple(record for record, count in moves if count > 0),
+            )
+        self._base, self._moves = self._records, {}
         return Collection(
             records=self._records,
             topics=dict(self.topics.groups),
@@ -472,6 +505,7 @@ class Indexes:
             loaded_at=datetime.now(UTC),
             modified=modified,
             skipped=tuple(skipped),
+            changes=changes,
         )
 
 

@@ -16,14 +16,17 @@ two stories merge the older one's id survives.
 
 from __future__ import annotations
 
+import bisect
 import re
+import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
 
 from feedsvc.records import Record, Related, unpack_related
+from feedsvc.repository import Collection
 
 DEFAULT_WINDOW_DAYS = 3.0
 # A key that more records than this hold is a hub (a section front, a site's home page), not an
@@ -213,7 +216,20 @@ def _coverage_of(item: Related) -> Coverage:
 
 def by_time(records: Iterable[Record]) -> list[Record]:
     """Records in the order grouping takes them: (published, id)."""
-    return sorted(records, key=lambda record: (record.published, record.id))
+    return sorted(records, key=_time_order)
+
+
+def _time_order(record: Record) -> tuple[datetime, str]:
+    return record.published, record.id
+
+
+def _story_order(story: Story) -> tuple[int, str]:
+    """Stories newest (by `updated`) first, ties by id: as exact integers, for binary search."""
+    return -((story.updated - _EPOCH) // _MICROSECOND), story.id
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def group_stories(
@@ -223,27 +239,250 @@ def group_stories(
     max_records: int = MAX_STORY_RECORDS,
 ) -> tuple[Story, ...]:
     """Every record in exactly one story; stories newest (by `updated`) first, ties by id."""
-    ordered = by_time(records)
-    holders: dict[str, list[int]] = {}
-    for index, record in enumerate(ordered):
+    return _Grouping.of(records, window_days, hub_limit, max_records).index().stories
+
+
+class _Holders(dict[str, "Record | list[Record]"]):
+    """Comparison key -> the records holding it, in (published, id) order. Most keys have one
+    holder, kept bare (a list each would cost a reload-kept grouping tens of MB at 100,000)."""
+
+    def of(self, key: str) -> Sequence[Record]:
+        held = self.get(key, ())
+        return (held,) if isinstance(held, Record) else held
+
+    def add(self, key: str, record: Record) -> None:
+        held = self.get(key)
+        if held is None:
+            self[key] = record
+        elif isinstance(held, Record):
+            self[key] = (
+                [held, record] if _time_order(held) < _time_order(record) else [record, held]
+            )
+        else:
+            bisect.insort(held, record, key=_time_order)
+
+    def remove(self, key: str, record: Record) -> None:
+        held = self[key]
+        if isinstance(held, Record):
+            del self[key]
+            return
+        del held[_position(held, record)]
+        if len(held) == 1:
+            self[key] = held[0]
+
+
+def _position(held: Sequence[Record], record: Record) -> int:
+    index = bisect.bisect_left(held, _time_order(record), key=_time_order)
+    if held[index] is not record:
+        raise LookupError(f"{record.path} is not where the grouping keeps it")
+    return index
+
+
+class _Grouping:
+    """The stories of one collection version, kept so that the next version's stories cost what
+    changed (`update`) instead of a grouping from scratch (`of`). Both give the same stories.
+
+    Records are linked when they hold a key (`record_keys`) that 2 to `hub_limit` records hold
+    and are neighbours in that key's time order within the window: the story of a record can
+    only change when a record linked to it, directly or through others, changes. Links join
+    stories in the order of their later record, then their earlier one (the order records
+    arrive in), so that the cap on a story's size cuts the same way whichever part of the
+    collection is regrouped."""
+
+    def __init__(self, window_days: float, hub_limit: int, max_records: int) -> None:
+        self.window_days = window_days
+        self.window = timedelta(days=window_days)
+        self.hub_limit = hub_limit
+        self.max_records = max_records
+        self.records: tuple[Record, ...] = ()  # the version's `Collection.records`
+        self.holders = _Holders()
+        self.story_of: dict[int, Story] = {}  # id(record) -> its story
+        self.order: list[tuple[int, str]] = []  # `_story_order` of each of `stories`
+        self.stories: list[Story] = []  # newest first
+        self.topics: dict[str, tuple[list[tuple[int, str]], list[Story]]] = {}
+        self.by_slug: dict[str, Story] = {}
+        self._topic_tuples: dict[str, tuple[Story, ...]] = {}
+        self._touched_topics: set[str] = set()
+
+    @classmethod
+    def of(
+        cls,
+        records: Iterable[Record],
+        window_days: float = DEFAULT_WINDOW_DAYS,
+        hub_limit: int = HUB_LIMIT,
+        max_records: int = MAX_STORY_RECORDS,
+    ) -> _Grouping:
+        """The grouping of `records`, from scratch."""
+        grouping = cls(window_days, hub_limit, max_records)
+        grouping.records = records = tuple(records)
+        ordered = by_time(records)
+        for record in ordered:
+            for key in record_keys(record):
+                grouping.holders.add(key, record)
+        grouping._place(grouping._group(ordered, grouping._links_by_key(ordered)), ())
+        return grouping
+
+    def update(self, removed: Iterable[Record], added: Iterable[Record]) -> None:
+        """Follow a version that took out `removed` and put in `added`: regroup the records
+        linked, directly or not, to what changed, and only them."""
+        seeds: dict[int, Record] = {}
+        gone: dict[int, Story] = {}
+        for record in removed:
+            story = self.story_of.pop(id(record))
+            gone[id(story)] = story
+            for key in record_keys(record):
+                self._reach(key, record, seeds, adding=False)
+        for record in added:
+            seeds[id(record)] = record
+            for key in record_keys(record):
+                self._reach(key, record, seeds, adding=True)
+        for record in removed:  # a seed when an earlier removal made its key link again
+            seeds.pop(id(record), None)
+        region = self._region(seeds, gone)
+        ordered = by_time(region.values())
+        self._place(self._group(ordered, self._links_of(ordered)), gone.values())
+
+    def _reach(self, key: str, record: Record, seeds: dict[int, Record], *, adding: bool) -> None:
+        """Add `record` to a key's holders or take it out; the holders whose links through the
+        key may change become seeds."""
+        linking_before = self._links(key)
+        if adding:
+            self.holders.add(key, record)
+        else:
+            self.holders.remove(key, record)
+        if linking_before or self._links(key):
+            seeds.update((id(holder), holder) for holder in self.holders.of(key))
+
+    def _links(self, key: str) -> bool:
+        held = self.holders.get(key)
+        return isinstance(held, list) and len(held) <= self.hub_limit
+
+    def _region(self, seeds: dict[int, Record], gone: dict[int, Story]) -> dict[int, Record]:
+        """The seeds and every record linked to them, directly or not; their stories are
+        dissolved into `gone`. (A story's records are linked, and every link that changed has
+        both ends among the seeds, so a story dissolved has all its records in the region.)"""
+        region: dict[int, Record] = {}
+        stack = list(seeds.values())
+        while stack:
+            record = stack.pop()
+            if id(record) in region:
+                continue
+            region[id(record)] = record
+            story = self.story_of.get(id(record))
+            if story is not None:  # its other records are linked to it, so in the region too
+                gone[id(story)] = story
+            stack.extend(self._neighbours(record))
+        return region
+
+    def _neighbours(self, record: Record) -> Iterator[Record]:
+        """The records a record links to: its neighbours in each linking key's time order."""
         for key in record_keys(record):
-            holders.setdefault(key, []).append(index)
-    groups = _UnionFind(len(ordered), max_records)
-    window = timedelta(days=window_days)
-    # Keys in the order records first name them (deterministic, as records are sorted); a
-    # key's holders are in time order, so linking neighbours links every pair within the window.
-    for indexes in holders.values():
-        if 1 < len(indexes) <= hub_limit:
-            for earlier, later in zip(indexes, indexes[1:], strict=False):
-                if ordered[later].published - ordered[earlier].published <= window:
-                    groups.union(earlier, later)
-    members: dict[int, list[Record]] = {}
-    for index, record in enumerate(ordered):
-        members.setdefault(groups.find(index), []).append(record)
-    stories = [Story(tuple(group)) for group in members.values()]
-    stories.sort(key=lambda story: story.id)
-    stories.sort(key=lambda story: story.updated, reverse=True)
-    return tuple(stories)
+            held = self.holders.get(key)
+            if isinstance(held, list) and len(held) <= self.hub_limit:
+                index = _position(held, record)
+                if index and record.published - held[index - 1].published <= self.window:
+                    yield held[index - 1]
+                if (
+                    index + 1 < len(held)
+                    and held[index + 1].published - record.published <= self.window
+                ):
+                    yield held[index + 1]
+
+    def _links_by_key(self, ordered: list[Record]) -> list[tuple[int, int]]:
+        """Every link among all records, as (later, earlier) positions in `ordered`."""
+        rank = {id(record): index for index, record in enumerate(ordered)}
+        links = []
+        for held in self.holders.values():
+            if isinstance(held, list) and len(held) <= self.hub_limit:
+                for earlier, later in zip(held, held[1:], strict=False):
+                    if later.published - earlier.published <= self.window:
+                        links.append((rank[id(later)], rank[id(earlier)]))
+        return links
+
+    def _links_of(self, ordered: list[Record]) -> list[tuple[int, int]]:
+        """The links among a region's records (a region holds both ends of each)."""
+        rank = {id(record): index for index, record in enumerate(ordered)}
+        links = []
+        for index, record in enumerate(ordered):
+            for neighbour in self._neighbours(record):
+                other = rank[id(neighbour)]
+                if other < index:
+                    links.append((index, other))
+        return links
+
+    def _group(self, ordered: list[Record], links: list[tuple[int, int]]) -> list[list[Record]]:
+        """The stories of `ordered`: its links joined in (later, earlier) order, within the cap."""
+        groups = _UnionFind(len(ordered), self.max_records)
+        links.sort()
+        for later, earlier in links:
+            groups.union(earlier, later)
+        members: dict[int, list[Record]] = {}
+        for index, record in enumerate(ordered):
+            members.setdefault(groups.find(index), []).append(record)
+        return list(members.values())
+
+    def _place(self, groups: list[list[Record]], gone: Iterable[Story]) -> None:
+        """Put the stories of `groups` in place of the stories `gone` (a story whose records are
+        the same objects stays the same object, so that what was rendered from it is kept)."""
+        kept: dict[int, Story] = {}
+        for story in gone:
+            kept[id(story.first)] = story
+        fresh: list[Story] = []
+        for group in groups:
+            known = kept.get(id(group[0]))
+            if (
+                known is not None
+                and len(known.records) == len(group)
+                and all(a is b for a, b in zip(known.records, group, strict=True))
+            ):
+                story = kept.pop(id(group[0]))
+            else:
+                story = Story(tuple(group))
+                fresh.append(story)
+            for record in group:
+                self.story_of[id(record)] = story
+        for story in kept.values():
+            self._withdraw(story)
+        for story in fresh:
+            self._insert(story)
+
+    def _withdraw(self, story: Story) -> None:
+        order = _story_order(story)
+        index = bisect.bisect_left(self.order, order)
+        del self.order[index], self.stories[index]
+        for slug in story.topic_slugs:
+            keys, stories = self.topics[slug]
+            index = bisect.bisect_left(keys, order)
+            del keys[index], stories[index]
+            self._touched_topics.add(slug)
+        if self.by_slug.get(story.slug) is story:
+            del self.by_slug[story.slug]
+
+    def _insert(self, story: Story) -> None:
+        order = _story_order(story)
+        index = bisect.bisect_left(self.order, order)
+        self.order.insert(index, order)
+        self.stories.insert(index, story)
+        for slug in story.topic_slugs:
+            keys, stories = self.topics.setdefault(slug, ([], []))
+            index = bisect.bisect_left(keys, order)
+            keys.insert(index, order)
+            stories.insert(index, story)
+            self._touched_topics.add(slug)
+        self.by_slug[story.slug] = story
+
+    def index(self) -> StoryIndex:
+        """This version's stories: tuples and mappings of its own (the grouping goes on to the
+        next version), sharing each topic's tuple with the version before while it is unchanged."""
+        for slug in self._touched_topics:
+            stories = self.topics[slug][1]
+            if stories:
+                self._topic_tuples[slug] = tuple(stories)
+            else:
+                del self.topics[slug]
+                self._topic_tuples.pop(slug, None)
+        self._touched_topics = set()
+        return StoryIndex(tuple(self.stories), dict(self._topic_tuples), dict(self.by_slug))
 
 
 class _UnionFind:
@@ -275,32 +514,51 @@ class _UnionFind:
 
 @dataclass(frozen=True)
 class StoryIndex:
-    """A collection's stories, newest first, and the stories of each topic."""
+    """A collection's stories, newest first; the stories of each topic (in the same order), and
+    each story by its slug."""
 
     stories: tuple[Story, ...]
-
-    @cached_property
-    def by_topic(self) -> dict[str, tuple[Story, ...]]:
-        topics: dict[str, list[Story]] = {}
-        for story in self.stories:
-            for slug in sorted(story.topic_slugs):
-                topics.setdefault(slug, []).append(story)
-        return {slug: tuple(stories) for slug, stories in topics.items()}
-
-    @cached_property
-    def by_slug(self) -> dict[str, Story]:
-        return {story.slug: story for story in self.stories}
+    by_topic: Mapping[str, tuple[Story, ...]]
+    by_slug: Mapping[str, Story]
 
 
-# One collection's stories are grouped once: every story feed and page of a version reads them.
-_latest: list[tuple[Sequence[Record], float, StoryIndex]] = []
+# The grouping of the collection version stories were last asked of, followed in place from
+# version to version (`Collection.changes`), and the stories of the last few versions (a request
+# may still be serving the version before).
+_lock = threading.Lock()
+_grouping: _Grouping | None = None
+_recent: list[tuple[tuple[Record, ...], float, StoryIndex]] = []
+_RECENT_VERSIONS = 3
 
 
-def stories_of(records: Sequence[Record], window_days: float = DEFAULT_WINDOW_DAYS) -> StoryIndex:
-    """The stories of a collection's records (its `records` tuple), grouped once per version."""
-    for known, window, index in _latest:
-        if known is records and window == window_days:
-            return index
-    index = StoryIndex(group_stories(records, window_days))
-    _latest[:] = [(records, window_days, index)]
-    return index
+def stories_of(collection: Collection, window_days: float = DEFAULT_WINDOW_DAYS) -> StoryIndex:
+    """The stories of a collection version: grouped once per version, from the version before
+    by what changed when that one was grouped, else from scratch."""
+    global _grouping
+    records = collection.records
+    with _lock:
+        for known, window, index in _recent:
+            if known is records and window == window_days:
+                return index
+        grouping, changes = _grouping, collection.changes
+        if (
+            grouping is not None
+            and grouping.window_days == window_days
+            and changes is not None
+            and changes.base is grouping.records
+        ):
+            grouping.update(changes.removed, changes.added)
+            grouping.records = records
+        else:
+            grouping = _Grouping.of(records, window_days)
+        _grouping = grouping
+        index = grouping.index()
+        _recent[:] = [(records, window_days, index), *_recent[: _RECENT_VERSIONS - 1]]
+        return index
+
+
+def follow(collection: Collection, window_days: float = DEFAULT_WINDOW_DAYS) -> None:
+    """Group a new version before it is served, when stories were asked of an earlier one (a
+    reload's preparer: the first story request of the version then finds them grouped)."""
+    if _grouping is not None:
+        stories_of(collection, window_days)

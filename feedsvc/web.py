@@ -35,6 +35,7 @@ from werkzeug.security import safe_join
 from werkzeug.utils import get_content_type
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from feedsvc import stories
 from feedsvc.cache import (
     Headers,
     RenderCache,
@@ -141,6 +142,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, _plain_error)
     app.after_request(_security_headers)
     app.wsgi_app = _CachedFeeds(app.wsgi_app, state)  # type: ignore[method-assign]
+    # Stories first (when any were asked for): the renders kept next may be story feeds.
+    window = state.settings.story_window_days
+    state.preparers.append(lambda snapshot: stories.follow(snapshot.collection, window))
     state.preparers.append(lambda snapshot: _keep_unchanged_renders(state, snapshot))
     # Werkzeug compiles its URL matcher on the first match (several ms); done here, it happens
     # once in the process that forks the workers instead of in each worker's first request.

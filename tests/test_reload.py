@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from feedsvc import repository
 from feedsvc import watch as watching
 from feedsvc.cache import strong_etag
-from feedsvc.repository import CollectionLoader
+from feedsvc.repository import Collection, CollectionLoader
 from feedsvc.watch import FolderWatch
 from tests.conftest import make_app, parse_xml, read_feed
 from tests.conftest import write_record as write
@@ -698,9 +698,21 @@ def check_reloads(initial, changes) -> None:  # type: ignore[no-untyped-def]
                 folder.rename(first, second)
             else:
                 named = frozenset(folder.named) if first == "event" else None
-                collection = loader.reload(named) or collection
+                reloaded = loader.reload(named)
+                if reloaded is not None:
+                    assert_changes_lead_from(collection, reloaded)
+                    collection = reloaded
                 folder.reloaded()
                 assert comparable(collection) == comparable(CollectionLoader(folder.root).load())
+
+
+def assert_changes_lead_from(old: Collection, new: Collection) -> None:
+    """`new.changes` takes `old`'s records to `new`'s: exactly the records that went and came."""
+    assert new.changes is not None and new.changes.base is old.records
+    before = {id(record) for record in old.records}
+    after = {id(record) for record in new.records}
+    assert sorted(map(id, new.changes.removed)) == sorted(before - after)
+    assert sorted(map(id, new.changes.added)) == sorted(after - before)
 
 
 def test_a_reload_keeps_the_objects_of_what_did_not_change(tmp_records: Path) -> None:

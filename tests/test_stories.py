@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedsvc.records import Record, Related, pack_related
-from feedsvc.repository import Collection
+from feedsvc.records import Record, Related, pack_related, shared_topic
+from feedsvc.repository import Collection, RecordChanges
 from feedsvc.stories import (
+    StoryIndex,
+    _Grouping,
     comparison_key,
     group_stories,
     record_keys,
@@ -29,18 +31,20 @@ def make_record(
     related: tuple[str, ...] = (),
     quality: int | None = None,
     original_url: str | None = None,
+    topics: tuple[str, ...] = (),
+    title: str = "",
 ) -> Record:
     coverage = pack_related(Related(f"about {item}", item, None, None) for item in related)
     return Record(
         path=f"{url}.md",
         id=entry_id(url),
-        title=f"title of {url}",
+        title=title or f"title of {url}",
         excerpt="",
         published=START + timedelta(hours=hours),
         url=url,
         original_url=original_url,
         provider=None,
-        topics=(),
+        topics=tuple(shared_topic(name.upper(), name) for name in topics),
         images=(),
         coverage=coverage,
         quality=quality,
@@ -172,10 +176,29 @@ def test_coverage_lists_every_article_once_newest_first() -> None:
     assert story.updated == two.published
 
 
+def as_collection(records: tuple[Record, ...], changes: RecordChanges | None = None) -> Collection:
+    return Collection(records=records, topics={}, providers={}, changes=changes)
+
+
 def test_stories_are_grouped_once_per_collection_version() -> None:
     records = (make_record("https://a.example/1"),)
-    assert stories_of(records) is stories_of(records)
-    assert stories_of(records) is not stories_of(tuple(list(records)))
+    assert stories_of(as_collection(records)) is stories_of(as_collection(records))
+    assert stories_of(as_collection(records)) is not stories_of(as_collection((*records,)[:]))
+    assert stories_of(as_collection(records)) is not stories_of(as_collection(tuple(list(records))))
+
+
+def test_a_version_is_grouped_from_the_one_before_by_its_changes() -> None:
+    url = "https://c.example/x"
+    one, two = make_record("https://a.example/1", 0, (url,)), make_record("https://b.example/2")
+    first = as_collection((two, one))
+    before = stories_of(first)
+    three = make_record("https://d.example/3", 5, (url,))
+    second = as_collection((three, two, one), RecordChanges(first.records, (), (three,)))
+    after = stories_of(second)
+    assert shape(after) == shape(_Grouping.of(second.records).index())
+    # the story `two` alone is the same object: what was rendered from it stays valid
+    assert after.by_slug[before.stories[-1].slug] is before.stories[-1]
+    assert [len(story.records) for story in after.stories] == [2, 1]
 
 
 # Random collections: records whose URLs and related URLs come from a small pool, so that they
@@ -250,5 +273,55 @@ def test_a_story_keeps_its_id_as_coverage_arrives(
 
 
 def test_collection_records_group_into_stories(collection: Collection) -> None:
-    stories = stories_of(collection.records)
+    stories = stories_of(collection)
     assert sum(len(story.records) for story in stories.stories) == len(collection.records)
+
+
+def shape(index: StoryIndex) -> tuple[object, ...]:
+    """Everything a story feed or page shows of an index, by record identity."""
+    return (
+        [(story.id, tuple(map(id, story.records))) for story in index.stories],
+        {slug: [story.id for story in stories] for slug, stories in index.by_topic.items()},
+        {slug: story.id for slug, story in index.by_slug.items()},
+    )
+
+
+TOPICS = ["ai", "robots", "vision"]
+
+
+@st.composite
+def pool_records(draw: st.DrawFn, url: str) -> Record:
+    """A record of `url` (a POOL entry): its date, related articles and topics drawn."""
+    related = draw(st.lists(st.sampled_from(POOL), max_size=4))
+    related = [f"{item}?utm_source=feed" if len(item) % 2 else item for item in related]
+    topics = draw(st.lists(st.sampled_from(TOPICS), max_size=2, unique=True))
+    hours = draw(st.integers(0, 24 * 12))
+    title = draw(st.sampled_from(["", "edited"]))
+    return make_record(url, hours, tuple(related), topics=tuple(topics), title=title)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.integers(2, 5), st.integers(2, 6))
+def test_regrouping_by_changes_equals_grouping_from_scratch(
+    data: st.DataObject, hub_limit: int, cap: int
+) -> None:
+    """After random adds, edits and removals, the grouping followed in place gives what a
+    grouping from scratch gives: the same stories, in the same order, by topic and by slug. A
+    small hub limit and cap make hubs and full stories common."""
+    current: dict[str, Record] = {}
+    for url in data.draw(st.lists(st.sampled_from(POOL), max_size=20, unique=True)):
+        current[url] = data.draw(pool_records(url))
+    grouping = _Grouping.of(current.values(), 3.0, hub_limit, cap)
+    for _ in range(data.draw(st.integers(1, 4))):
+        removed, added = [], []
+        for url in data.draw(st.lists(st.sampled_from(POOL), max_size=5, unique=True)):
+            if url in current and data.draw(st.booleans()):
+                removed.append(current.pop(url))
+            else:
+                if url in current:
+                    removed.append(current.pop(url))
+                current[url] = data.draw(pool_records(url))
+                added.append(current[url])
+        grouping.update(removed, added)
+        fresh = _Grouping.of(current.values(), 3.0, hub_limit, cap)
+        assert shape(grouping.index()) == shape(fresh.index())
