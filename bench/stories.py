@@ -9,13 +9,14 @@ with 2-8 related articles, about a third of which are another record's article o
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from feedsvc.records import Record, Related, pack_related
-from feedsvc.stories import _record_keys, comparison_key, group_stories
+from feedsvc.stories import _Grouping, _record_keys, comparison_key
 from feedsvc.urls import entry_id
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
@@ -61,24 +62,42 @@ def synthetic_records(count: int, seed: int = 7) -> list[Record]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--changes", type=int, default=20, help="one-file regroups to time")
     args = parser.parse_args()
     records = synthetic_records(args.records)
     comparison_key.cache_clear()
     _record_keys.cache_clear()
+    gc.collect()
+    gc.freeze()  # as the server does after a load: the records are not the collector's work
     started = time.perf_counter()
-    stories = group_stories(records)
+    grouping = _Grouping.of(records)
     cold = time.perf_counter() - started
-    changed = list(records)
-    changed[len(changed) // 2] = replace(changed[len(changed) // 2], title="Edited")
+    stories = grouping.index().stories
     started = time.perf_counter()
-    group_stories(changed)
+    _Grouping.of(records)
     warm = time.perf_counter() - started
-    sizes = sorted((len(story.records) for story in stories), reverse=True)
     print(
-        f"{len(records)} records -> {len(stories)} stories; largest {sizes[:5]}; "
-        f"multi-record stories {sum(1 for size in sizes if size > 1)}"
+        f"{len(records)} records -> {len(stories)} stories; largest "
+        f"{sorted((len(story.records) for story in stories), reverse=True)[:5]}; "
+        f"multi-record stories {sum(1 for story in stories if len(story.records) > 1)}"
     )
-    print(f"grouping from scratch: {cold:.2f} s; regrouping after one changed record: {warm:.2f} s")
+    print(f"grouping from scratch: {cold:.2f} s cold (keys computed), {warm:.2f} s warm")
+    print(f"one changed record, regrouped in place ({args.changes} records, spread):")
+    rng = random.Random(11)
+    timings = []
+    for _ in range(args.changes):
+        old = records[rng.randrange(len(records))]
+        new = replace(old, title=old.title + " (edited)")
+        records[records.index(old)] = new
+        started = time.perf_counter()
+        grouping.update((old,), (new,))
+        grouping.index()
+        timings.append(time.perf_counter() - started)
+    timings.sort()
+    print(
+        f"  median {timings[len(timings) // 2] * 1000:.1f} ms, "
+        f"max {timings[-1] * 1000:.1f} ms (with the version's StoryIndex)"
+    )
 
 
 if __name__ == "__main__":

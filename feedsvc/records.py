@@ -96,6 +96,14 @@ def join_packed(items: Iterable[str]) -> str:
     return _GROUP.join(items)
 
 
+def related_urls(packed: str) -> list[str]:
+    """The URLs of a record's related articles, without unpacking the rest (grouping stories
+    reads every URL of every record)."""
+    if not packed:
+        return []
+    return [item.split(_UNIT, 2)[1] for item in packed.split(_GROUP)]
+
+
 def unpack_related(packed: str) -> tuple[Related, ...]:
     if not packed:
         return ()

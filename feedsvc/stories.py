@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
 
-from feedsvc.records import Record, Related, unpack_related
+from feedsvc.records import Record, Related, related_urls
 from feedsvc.repository import Collection
 
 DEFAULT_WINDOW_DAYS = 3.0
@@ -60,7 +60,9 @@ def comparison_key(url: str) -> str:
     docstring; README, Stories, lists the forms). `url` is normalized (`urls.normalize_url`:
     lower-case host, no default port), so plain string operations suffice: this runs for every
     URL of every record."""
-    rest = url.partition("://")[2].partition("#")[0]
+    rest = url.partition("://")[2]
+    if "#" in rest:
+        rest = rest.partition("#")[0]
     host, _, path_query = rest.partition("/")
     path, _, query = path_query.partition("?")
     path = "/" + path
@@ -68,11 +70,13 @@ def comparison_key(url: str) -> str:
         path, query = _upper_escapes(path), _upper_escapes(query)
     if host.endswith(_AMP_CACHE_SUFFIX):
         host, path = _from_amp_cache(host, path)
-    for prefix in HOST_PREFIXES:
-        if host.startswith(prefix) and "." in host[len(prefix) :]:
-            host = host[len(prefix) :]
-            break
-    path = _canonical_path(path)
+    if host.startswith(HOST_PREFIXES):
+        for prefix in HOST_PREFIXES:
+            if host.startswith(prefix) and "." in host[len(prefix) :]:
+                host = host[len(prefix) :]
+                break
+    # Every AMP form of a path holds "amp" (most paths do not: they skip the slow way).
+    path = _canonical_path(path) if "amp" in path.lower() else (path.rstrip("/") or "/")
     if query:
         query = "&".join(sorted(_kept_params(query)))
     return f"{host}{path}" + (f"?{query}" if query else "")
@@ -123,12 +127,8 @@ def _kept_params(query: str) -> Iterable[str]:
 def _record_keys(url: str, original_url: str | None, coverage: str) -> tuple[str, ...]:
     """The comparison keys of a record's own URLs and its related articles, once each, in order.
     Remembered by the three strings (a reload regroups the same records again)."""
-    urls = [url, *((original_url,) if original_url else ()), *_related_urls(coverage)]
+    urls = [url, *((original_url,) if original_url else ()), *related_urls(coverage)]
     return tuple(dict.fromkeys(comparison_key(item) for item in urls))
-
-
-def _related_urls(coverage: str) -> list[str]:
-    return [item.url for item in unpack_related(coverage)]
 
 
 def record_keys(record: Record) -> tuple[str, ...]:
@@ -271,6 +271,13 @@ class _Holders(dict[str, "Record | list[Record]"]):
             self[key] = held[0]
 
 
+def same_event(one: Record, other: Record) -> bool:
+    """Whether two records that hold a common article URL within the window report one event.
+    A shared URL alone is weak evidence: a record's related coverage is the aggregator's
+    topical neighbourhood. Depends on the two records only, so that regrouping stays local."""
+    return True
+
+
 def _position(held: Sequence[Record], record: Record) -> int:
     index = bisect.bisect_left(held, _time_order(record), key=_time_order)
     if held[index] is not record:
@@ -282,9 +289,9 @@ class _Grouping:
     """The stories of one collection version, kept so that the next version's stories cost what
     changed (`update`) instead of a grouping from scratch (`of`). Both give the same stories.
 
-    Records are linked when they hold a key (`record_keys`) that 2 to `hub_limit` records hold
-    and are neighbours in that key's time order within the window: the story of a record can
-    only change when a record linked to it, directly or through others, changes. Links join
+    Records are linked when they hold a key (`record_keys`) that 2 to `hub_limit` records hold,
+    are within the window of each other, and `same_event` accepts the pair: the story of a record
+    can only change when a record linked to it, directly or through others, changes. Links join
     stories in the order of their later record, then their earlier one (the order records
     arrive in), so that the cap on a story's size cuts the same way whichever part of the
     collection is regrouped."""
@@ -375,18 +382,18 @@ class _Grouping:
         return region
 
     def _neighbours(self, record: Record) -> Iterator[Record]:
-        """The records a record links to: its neighbours in each linking key's time order."""
+        """The records a record links to: the other holders of its linking keys within the
+        window that `same_event` accepts."""
         for key in record_keys(record):
             held = self.holders.get(key)
             if isinstance(held, list) and len(held) <= self.hub_limit:
-                index = _position(held, record)
-                if index and record.published - held[index - 1].published <= self.window:
-                    yield held[index - 1]
-                if (
-                    index + 1 < len(held)
-                    and held[index + 1].published - record.published <= self.window
-                ):
-                    yield held[index + 1]
+                for other in held:
+                    if (
+                        other is not record
+                        and abs(other.published - record.published) <= self.window
+                        and same_event(record, other)
+                    ):
+                        yield other
 
     def _links_by_key(self, ordered: list[Record]) -> list[tuple[int, int]]:
         """Every link among all records, as (later, earlier) positions in `ordered`."""
@@ -394,9 +401,12 @@ class _Grouping:
         links = []
         for held in self.holders.values():
             if isinstance(held, list) and len(held) <= self.hub_limit:
-                for earlier, later in zip(held, held[1:], strict=False):
-                    if later.published - earlier.published <= self.window:
-                        links.append((rank[id(later)], rank[id(earlier)]))
+                for index, later in enumerate(held):
+                    for earlier in held[:index]:
+                        if later.published - earlier.published <= self.window and same_event(
+                            later, earlier
+                        ):
+                            links.append((rank[id(later)], rank[id(earlier)]))
         return links
 
     def _links_of(self, ordered: list[Record]) -> list[tuple[int, int]]:
