@@ -118,3 +118,19 @@ def test_related_that_is_the_article_itself_is_dropped() -> None:
     assert [link.href for link in entry.related] == ["https://y.example/b"]
     assert entry.content_html is not None
     assert "<script>" not in entry.content_html and "&lt;script&gt;" in entry.content_html
+
+
+def test_an_entry_is_made_once_per_record_object_and_never_for_another(collection) -> None:  # type: ignore[no-untyped-def]
+    """Entries are remembered by the record object (its id), so a page's entries are the objects
+    its fragments are keyed by; a record that took a gone record's id gets its own entry."""
+    from dataclasses import replace
+
+    from feedsvc import feeds
+
+    record = collection.records[0]
+    assert entry_for(record, SITE) is entry_for(record, SITE)
+    edited = replace(record, title="Edited")
+    # as if `edited` had been created where a forgotten record with another title lived
+    feeds._ENTRIES[(id(edited), SITE)] = (record, entry_for(record, SITE))
+    assert entry_for(edited, SITE).title == "Edited"
+    assert hash(entry_for(edited, SITE)) != hash(entry_for(record, SITE))
