@@ -1,8 +1,9 @@
 """Static export: the whole site as files that any web server or CDN can serve.
 
-Every file holds exactly the bytes the app answers for its URL, because it is fetched from the app
-itself (Flask's test client): the build cannot drift from the server. Beside each file is its
-`.gz` (nginx `gzip_static`), and each file's modification time is the response's Last-Modified.
+Every file holds exactly the bytes the app answers for its URL, because the app renders it with
+the routes' own code (`web.render_url`): the build cannot drift from the server. Beside each
+file is its `.gz` (nginx `gzip_static`), and each file's modification time is the response's
+Last-Modified.
 
 The server's URLs map to files so that a web server can find them without a program
 (`deploy/nginx-static.conf` does):
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import email.utils
 import functools
 import gzip
 import hashlib
@@ -46,17 +46,21 @@ import signal
 import sys
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Flask
-from flask.testing import FlaskClient
 
+from feedsvc.cache import COMPRESSORS, FRAGMENT_OVERHEAD
+from feedsvc.errors import PageNotFound
 from feedsvc.feeds import (
     VIEW_SUFFIX,
+    Entries,
+    Entry,
     Feed,
     FeedListing,
     Fingerprints,
@@ -90,7 +94,7 @@ from feedsvc.pages import story_inputs
 from feedsvc.render import FORMATS, VERSION
 from feedsvc.repository import Collection
 from feedsvc.stories import DEFAULT_WINDOW_DAYS, Story, stories_of
-from feedsvc.web import site_for
+from feedsvc.web import render_url, site_for
 
 OPML_PATH = "/feeds.opml"
 STATIC_PREFIX = "/static/"
@@ -101,9 +105,9 @@ GZ = ".gz"
 # Besides feedsvc's own code and version, what the bytes of a page depend on.
 LIBRARIES = ("feedgen", "lxml", "jinja2", "markupsafe")
 PACKAGE = Path(__file__).parent
-# What forked build processes work on, inherited rather than pickled: the app, the work
+# What forked build processes work on, inherited rather than pickled: the renderer, the work
 # folder, and the previous output (None when there is none).
-_FORKED: tuple[Flask, Path, Path | None] | None = None
+_FORKED: tuple[_Renderer, Path, Path | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,10 +390,11 @@ def _write_site(
     if progress is not None and files:
         progress(len(files))
     previous_out = trees.out if trees.previous.files else None
+    renderer = _Renderer.of(app)
     if workers > 1 and len(todo) >= PARALLEL_MINIMUM:
-        outcomes = _write_parallel(app, trees.work, todo, previous_out, progress, workers)
+        outcomes = _write_parallel(renderer, trees.work, todo, previous_out, progress, workers)
     else:
-        outcomes = _write_all(app, trees.work, todo, previous_out, progress)
+        outcomes = _write_all(renderer, trees.work, todo, previous_out, progress)
     written: set[str] = set()
     for name, stat, was_written in outcomes:
         files[name] = WrittenFile(made_from[name], *stat)
@@ -441,18 +446,91 @@ def _link(old: str | Path, new: str | Path) -> None:
 Outcome = tuple[str, tuple[int, int, int, int], bool]
 
 
+class _Fragments:
+    """The entries a build process rendered (a `render.FragmentStore`), found again by the
+    identity of the `Entry` in their key: `feeds.Entries` gives one object per record wherever
+    the record shows, and a look-up then hashes no entry (hashing one walks every field of it).
+    Least recently used first out past `max_bytes`; each key is kept with its fragment, so
+    that no other entry can take its id while it is here."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._fragments: OrderedDict[Hashable, tuple[bytes, Hashable]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: Hashable) -> bytes | None:
+        found = self._fragments.get(_by_identity(key))
+        if found is None:
+            return None
+        self._fragments.move_to_end(_by_identity(key))
+        return found[0]
+
+    def put(self, key: Hashable, fragment: bytes) -> None:
+        identity = _by_identity(key)
+        old = self._fragments.pop(identity, None)
+        if old is not None:
+            self._bytes -= len(old[0]) + FRAGMENT_OVERHEAD
+        self._fragments[identity] = (fragment, key)
+        self._bytes += len(fragment) + FRAGMENT_OVERHEAD
+        while self._bytes > self.max_bytes and self._fragments:
+            _, (evicted, _) = self._fragments.popitem(last=False)
+            self._bytes -= len(evicted) + FRAGMENT_OVERHEAD
+
+
+def _by_identity(key: Hashable) -> Hashable:
+    """A fragment's key with its entry (last, in every key the renderers make) by identity."""
+    if type(key) is tuple and key and isinstance(key[-1], Entry):
+        return (*key[:-1], id(key[-1]))
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class _Renderer:
+    """How a build process renders: the app's own renders (`web.render_url`), with each entry
+    made and rendered once per process for every page that shows it."""
+
+    app: Flask
+    fragments: _Fragments
+    entries: Entries
+
+    @classmethod
+    def of(cls, app: Flask) -> _Renderer:
+        _, site, _ = _app_site(app)
+        budget = app.extensions["feedsvc"].settings.render_cache_bytes
+        return cls(app, _Fragments(budget), Entries(site))
+
+
+def _render(renderer: _Renderer, url: str) -> tuple[bytes, bytes, float]:
+    """The bytes the server answers `url` with, its gzip copy and its Last-Modified (a POSIX
+    time): the .gz holds the server's own gzip bytes (the plain file is their content), or gzip
+    level 9 for the stylesheets, which the server does not compress.
+
+    :raises BuildError: the server has no document at `url`.
+    """
+    try:
+        document = render_url(renderer.app, url, renderer.fragments, renderer.entries)
+    except PageNotFound as exc:
+        raise BuildError(f"{url} is not a page of the site ({exc})") from None
+    body = document.body
+    if url.startswith(STATIC_PREFIX):
+        gz = gzip.compress(body, compresslevel=9, mtime=0)
+    else:
+        gz = COMPRESSORS["gzip"](body)
+    return body, gz, document.last_modified.timestamp()
+
+
 def _write_parallel(
-    app: Flask,
+    renderer: _Renderer,
     work: Path,
     urls: list[str],
     previous: Path | None,
     progress: Callable[[int], None] | None,
     workers: int,
 ) -> list[Outcome]:
-    """`_write_all` in forked processes, each with its own test client of the same app (the
-    collection is shared copy-on-write, as with the server's workers)."""
+    """`_write_all` in forked processes, each with its own copy of the app (the collection is
+    shared copy-on-write, as with the server's workers)."""
     global _FORKED
-    _FORKED = (app, work, previous)
+    _FORKED = (renderer, work, previous)
     chunks = [urls[start : start + CHUNK] for start in range(0, len(urls), CHUNK)]
     outcomes: list[Outcome] = []
     try:
@@ -484,12 +562,12 @@ def _start_worker(parent: int) -> None:
 
 def _write_chunk(urls: list[str]) -> list[Outcome]:
     assert _FORKED is not None
-    app, work, previous = _FORKED
-    return _write_all(app, work, urls, previous, None)
+    renderer, work, previous = _FORKED
+    return _write_all(renderer, work, urls, previous, None)
 
 
 def _write_all(
-    app: Flask,
+    renderer: _Renderer,
     work: Path,
     urls: list[str],
     previous: Path | None,
@@ -497,44 +575,29 @@ def _write_all(
 ) -> list[Outcome]:
     """Render each URL into `work`; a file whose bytes are those of the file of the same name in
     `previous` is carried over instead."""
-    client = app.test_client()
     outcomes = []
-    for url in urls:
-        body, gz, last_modified = _fetch(client, url)
-        name = file_for(url)
-        target = work / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        old = previous / name if previous is not None else None
-        was_written = old is None or not _same_bytes(old, body, gz)
-        if was_written:
-            target.write_bytes(body)
-            target.with_name(target.name + GZ).write_bytes(gz)
-            _set_mtime(target, last_modified, old)
-        else:
-            assert old is not None
-            _link(old, target)
-            _link(old.with_name(old.name + GZ), target.with_name(target.name + GZ))
-        plain, zipped = os.stat(target), os.stat(target.with_name(target.name + GZ))
-        stat = (plain.st_size, plain.st_mtime_ns, zipped.st_size, zipped.st_mtime_ns)
-        outcomes.append((name, stat, was_written))
-        if progress is not None:
-            progress(1)
+    with renderer.app.app_context():  # the templates' context, once for every page
+        for url in urls:
+            body, gz, last_modified = _render(renderer, url)
+            name = file_for(url)
+            target = work / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            old = previous / name if previous is not None else None
+            was_written = old is None or not _same_bytes(old, body, gz)
+            if was_written:
+                target.write_bytes(body)
+                target.with_name(target.name + GZ).write_bytes(gz)
+                _set_mtime(target, last_modified, old)
+            else:
+                assert old is not None
+                _link(old, target)
+                _link(old.with_name(old.name + GZ), target.with_name(target.name + GZ))
+            plain, zipped = os.stat(target), os.stat(target.with_name(target.name + GZ))
+            stat = (plain.st_size, plain.st_mtime_ns, zipped.st_size, zipped.st_mtime_ns)
+            outcomes.append((name, stat, was_written))
+            if progress is not None:
+                progress(1)
     return outcomes
-
-
-def _fetch(client: FlaskClient, url: str) -> tuple[bytes, bytes, str | None]:
-    """The bytes of `url`, its gzip copy and its Last-Modified, from one request: the .gz is
-    the server's own gzip bytes (the plain file is their content), or gzip level 9 for what the
-    server does not compress. `Accept: */*` is what feed readers send: the feed's own media
-    type, not the browser view."""
-    with client.get(url, headers={"Accept": "*/*", "Accept-Encoding": "gzip"}) as response:
-        if response.status_code != 200:
-            raise BuildError(f"{url} answered {response.status}, not 200")
-        data = response.get_data()
-        last_modified = response.headers.get("Last-Modified")
-        if response.headers.get("Content-Encoding") == "gzip":
-            return gzip.decompress(data), data, last_modified
-    return data, gzip.compress(data, compresslevel=9, mtime=0), last_modified
 
 
 def _same_bytes(old: Path, body: bytes, gz: bytes) -> bool:
@@ -544,17 +607,14 @@ def _same_bytes(old: Path, body: bytes, gz: bytes) -> bool:
         return False
 
 
-def _set_mtime(target: Path, last_modified: str | None, old: Path | None) -> None:
+def _set_mtime(target: Path, last_modified: float, old: Path | None) -> None:
     """The file's time is the response's Last-Modified, so a web server sends the same one;
     but always a second later than the file it replaces (`old`, whose bytes differ), so that a
     web server's validators change with the bytes. The .gz gets the same time (nginx's
     gzip_static takes the validators from the .gz file)."""
-    stamp = email.utils.parsedate_to_datetime(last_modified).timestamp() if last_modified else None
+    stamp = last_modified
     if old is not None:
         with contextlib.suppress(OSError):
-            later = math.floor(os.stat(old).st_mtime) + 1
-            stamp = later if stamp is None else max(stamp, later)
-    if stamp is None:
-        return
+            stamp = max(stamp, math.floor(os.stat(old).st_mtime) + 1)
     for path in (target, target.with_name(target.name + GZ)):
         os.utime(path, (stamp, stamp))

@@ -343,9 +343,9 @@ def build_command(
     is wrong, 143 when stopped by SIGTERM.
     """
     _configure_logging(log_level, "WARNING")  # rejected records are worth seeing; requests not
-    # No reload thread and no render cache: every page is rendered once and written.
-    config = {**_as_config(settings), "BASE_URL": base_url}
-    config.update(RELOAD_INTERVAL=0, RENDER_CACHE_BYTES=0)
+    # No reload thread. Every page is rendered once and written; RENDER_CACHE_BYTES bounds the
+    # rendered entries each build process keeps for the other pages that show them.
+    config = {**_as_config(settings), "BASE_URL": base_url, "RELOAD_INTERVAL": 0}
     if not search:  # a static site cannot answer questions: no box leading nowhere
         config.update(SEARCH_INDEX="off")
     if websub_hubs:

@@ -419,8 +419,10 @@ class FeedPage:
     query: str = ""  # the feed's `query`, which every URL of the page carries
     pushed: bool = True  # the feed's `pushed`: its first page names the WebSub hubs
 
-    def document(self) -> FeedDocument:
+    def document(self, entries: Entries | None = None) -> FeedDocument:
+        """The page's document; `entries` gives each item's entry when it made it before."""
         site = self.site
+        entry = entries.of if entries is not None and entries.site == site else _entry
         return FeedDocument(
             id=self.feed_id,
             title=self.title,
@@ -432,7 +434,7 @@ class FeedPage:
             language=site.language,
             icon=self.icon,
             paging=paging_links(site, self.self_path, self.page, self.pages, self.query),
-            entries=tuple(_entry(item, site) for item in self.records),
+            entries=tuple([entry(item, site) for item in self.records]),
             page=self.page,
             pages=self.pages,
             stylesheet_url=self.stylesheet_url,
@@ -626,6 +628,24 @@ def feed_listings(
 
 def _entry(item: Item, site: Site) -> Entry:
     return story_entry(item, site) if isinstance(item, Story) else entry_for(item, site)
+
+
+class Entries:
+    """Each record's or story's entry for one site, made once: a static build shows every record
+    in a dozen documents (feeds in three formats, their HTML views, pages, story feeds), and
+    renderers keyed on the entry object (`build`'s fragments) find it again. By the item object,
+    which it keeps alive so that no other object takes its id; for one collection version."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self._made: dict[int, tuple[Item, Entry]] = {}
+
+    def of(self, item: Item, site: Site) -> Entry:
+        """The entry of `item` on `site` (this memo's site: `FeedPage.document` checks)."""
+        found = self._made.get(id(item))
+        if found is None:
+            found = self._made[id(item)] = (item, _entry(item, site))
+        return found[1]
 
 
 def story_entry(story: Story, site: Site) -> Entry:

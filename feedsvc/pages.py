@@ -18,6 +18,7 @@ from markupsafe import Markup
 from feedsvc.errors import PageNotFound
 from feedsvc.feeds import (
     AllItemsFeed,
+    Entries,
     Entry,
     Feed,
     FeedListing,
@@ -127,15 +128,18 @@ def feed_view_inputs(feed: Feed, site: Site, extension: str, page: int) -> PageI
     )
 
 
-def render_page(inputs: PageInputs, fragments: FragmentStore | None = None) -> str:
+def render_page(
+    inputs: PageInputs, fragments: FragmentStore | None = None, entries: Entries | None = None
+) -> str:
     """The page; with `fragments`, each article's HTML is taken from there when another page
-    rendered it (and left there when not), as feeds take their entries."""
+    rendered it (and left there when not), as feeds take their entries; `entries` gives the
+    entries made before (`FeedPage.document`)."""
     own_subscriptions = subscriptions(inputs.listing)
     story_subscriptions = subscriptions(inputs.stories) if inputs.stories else ()
     return _page(
         inputs.template,
         inputs.site,
-        document=inputs.page.document(),
+        document=inputs.page.document(entries),
         article_html=_articles(inputs.site, fragments),
         feed=inputs.listing,
         # The page's own feed first: a reader that takes one alternate takes the first.

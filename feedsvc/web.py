@@ -25,10 +25,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    has_app_context,
+    jsonify,
+    request,
+)
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from werkzeug.sansio.utils import get_host
 from werkzeug.security import safe_join
@@ -47,6 +56,7 @@ from feedsvc.errors import FeedsvcError, PageNotFound, QueryError
 from feedsvc.feeds import (
     EPOCH,
     VIEW_SUFFIX,
+    Entries,
     FeedDocument,
     FeedListing,
     FeedPage,
@@ -62,6 +72,7 @@ from feedsvc.pages import (
     CONTENT_SECURITY_POLICY,
     HTML_MEDIA_TYPE,
     PageInputs,
+    StoryPageInputs,
     feed_page_inputs,
     feed_view_inputs,
     index_inputs,
@@ -72,7 +83,7 @@ from feedsvc.pages import (
     search_page_inputs,
     story_inputs,
 )
-from feedsvc.render import FORMATS, OPML_MEDIA_TYPE, render_opml
+from feedsvc.render import FORMATS, OPML_MEDIA_TYPE, FragmentStore, render_opml
 from feedsvc.repository import Collection, CollectionLoader, loader_for
 from feedsvc.search import Question, SearchFeed, describe, read_question
 from feedsvc.settings import ENV_PREFIX, Settings, defaults
@@ -467,14 +478,114 @@ def _keep_unchanged_renders(state: _State, snapshot: Snapshot) -> None:
         state.renders.carry(key, inputs, snapshot.number)
 
 
+class Document(NamedTuple):
+    """A document as rendered, before the render cache gives it ETags and content codings: the
+    arguments of `cache.rendered_feed`."""
+
+    body: bytes
+    media_type: str
+    last_modified: datetime
+    headers: Headers = ()
+
+
 def _render_feed(
     state: _State, collection: Collection, page: FeedPage, extension: str
 ) -> RenderedFeed:
+    return rendered_feed(*_feed_document(collection, page, extension, state.fragments))
+
+
+def _feed_document(
+    collection: Collection,
+    page: FeedPage,
+    extension: str,
+    fragments: FragmentStore,
+    entries: Entries | None = None,
+) -> Document:
     fmt = FORMATS[extension]
-    document = page.document()
-    body = fmt.assemble(document, state.fragments)
+    document = page.document(entries)
+    body = fmt.assemble(document, fragments)
     modified = last_modified(collection, page.updated)
-    return rendered_feed(body, fmt.media_type, modified, _websub_links(document))
+    return Document(body, fmt.media_type, modified, _websub_links(document))
+
+
+def _document(
+    state: _State,
+    collection: Collection,
+    key: FeedKey,
+    inputs: Any,
+    fragments: FragmentStore,
+    entries: Entries | None = None,
+) -> Document:
+    """The document at `key` rendered from its `inputs` (`_inputs_for`): the one render of the
+    routes and of the static build (`render_url`)."""
+    scope, _, kind, _, base_url = key
+    if kind in FORMATS:
+        return _feed_document(collection, inputs, kind, fragments, entries)
+    if kind == _OPML:
+        return _opml_document(collection, _site(state, base_url), inputs)
+    if scope == _STORY:
+        return _story_document(collection, inputs)
+    return _html_document(collection, inputs, fragments, entries)
+
+
+def render_url(
+    app: Flask, url: str, fragments: FragmentStore, entries: Entries | None = None
+) -> Document:
+    """The document `app` answers a GET of `url` (path and query) with, as a feed reader asks
+    for it (`Accept: */*`), rendered now by the routes' own code without a request or the render
+    cache: what the static build writes. Its Last-Modified is the one sent (`_not_ahead`). A
+    stylesheet's document is its file. `app` has BASE_URL set.
+
+    :raises PageNotFound: `url` is answered with no document (a 404 or a redirect).
+    """
+    state: _State = app.extensions[_EXTENSION_KEY]
+    path, _, query = url.partition("?")
+    static = f"{app.static_url_path}/"
+    if path.startswith(static):
+        found = _static_bytes(app.static_folder or "", path.removeprefix(static))
+        if found is None:
+            raise PageNotFound(f"there is no file {path}")
+        body, media_type, _, modified = found
+        return Document(body, media_type, modified.replace(microsecond=0))
+    collection = state.snapshot.collection
+    key = _url_key(app, state, path, query)
+    inputs = _inputs_for(state, collection, key)
+    if not has_app_context():
+        with app.app_context():
+            document = _document(state, collection, key, inputs, fragments, entries)
+    else:
+        document = _document(state, collection, key, inputs, fragments, entries)
+    if document.last_modified.timestamp() > time.time():
+        document = document._replace(last_modified=_not_ahead(collection.modified, ())[0])
+    return document
+
+
+def _url_key(app: Flask, state: _State, path: str, query: str) -> FeedKey:
+    """The render cache's key of the document at `path` and `query`, as its route makes it.
+
+    :raises PageNotFound: no route renders a document there.
+    """
+    base_url = state.base_url
+    assert base_url is not None, "render_url needs BASE_URL"
+    key = _feed_key(state, {"PATH_INFO": path, "QUERY_STRING": query, "HTTP_ACCEPT": "*/*"})
+    if key is not None:
+        return key
+    try:
+        endpoint, values = app.url_map.bind("localhost").match(path, "GET")
+    except HTTPException as exc:
+        raise PageNotFound(f"{path} answers {exc.code}") from None
+    page = _page(query)
+    if page is None:
+        raise PageNotFound(f"{query!r} is not a page")
+    if endpoint == "feeds.index_page":
+        return ("all", None, _PAGE, page, base_url)
+    if endpoint == "feeds.group_page":
+        return (values["scope"], values["slug"], _PAGE, page, base_url)
+    if endpoint == "feeds.story_page":
+        return (_STORY, values["slug"], _PAGE, 1, base_url)
+    if endpoint == "feeds.opml_list":
+        return ("all", None, _OPML, 1, base_url)
+    raise PageNotFound(f"{path} is not a document")
 
 
 def _websub_links(document: FeedDocument) -> Headers:
@@ -487,9 +598,31 @@ def _websub_links(document: FeedDocument) -> Headers:
 
 
 def _render_html(state: _State, collection: Collection, inputs: PageInputs) -> RenderedFeed:
+    return rendered_feed(*_html_document(collection, inputs, state.fragments))
+
+
+def _html_document(
+    collection: Collection,
+    inputs: PageInputs,
+    fragments: FragmentStore,
+    entries: Entries | None = None,
+) -> Document:
     """A page or a feed's HTML view (Jinja, in the app's context), its articles shared."""
-    body = render_page(inputs, state.fragments).encode()
-    return rendered_feed(body, HTML_MEDIA_TYPE, last_modified(collection, inputs.page.updated))
+    body = render_page(inputs, fragments, entries).encode()
+    return Document(body, HTML_MEDIA_TYPE, last_modified(collection, inputs.page.updated))
+
+
+def _story_document(collection: Collection, inputs: StoryPageInputs) -> Document:
+    body = render_story_page(inputs).encode()
+    return Document(body, HTML_MEDIA_TYPE, last_modified(collection, inputs.story.updated))
+
+
+def _opml_document(
+    collection: Collection, site: Site, listings: tuple[FeedListing, ...]
+) -> Document:
+    body = render_opml(site.title, listings)
+    newest = max((item.updated for item in listings if item.updated), default=EPOCH)
+    return Document(body, OPML_MEDIA_TYPE, last_modified(collection, newest))
 
 
 def last_modified(collection: Collection, newest: datetime) -> datetime:
@@ -519,13 +652,12 @@ def _serve_feed() -> Response:
         abort(400, description=f"page must be a positive whole number, not {raw[:20]!r}")
     snapshot = state.snapshot
     collection = snapshot.collection
-    render: Callable[[Any], RenderedFeed] = (
-        (lambda inputs: _render_html(state, collection, inputs))
-        if key[2].endswith(VIEW_SUFFIX)
-        else (lambda page: _render_feed(state, collection, page, key[2]))
-    )
     return _cached_response(
-        state, snapshot, key, lambda: _feed_inputs(state, collection, key), render
+        state,
+        snapshot,
+        key,
+        lambda: _feed_inputs(state, collection, key),
+        lambda inputs: rendered_feed(*_document(state, collection, key, inputs, state.fragments)),
     )
 
 
@@ -642,7 +774,9 @@ def _page_or_404(scope: str, slug: str | None) -> WerkzeugResponse:
             snapshot,
             key,
             lambda: _inputs_for(state, snapshot.collection, key),
-            lambda inputs: _render_html(state, snapshot.collection, inputs),
+            lambda inputs: rendered_feed(
+                *_document(state, snapshot.collection, key, inputs, state.fragments)
+            ),
         )
     except PageNotFound as exc:
         return _not_found_page(state, base_url, f"This page does not exist: {exc}.")
@@ -677,9 +811,7 @@ def story_page(slug: str) -> WerkzeugResponse:
             key,
             lambda: _inputs_for(state, snapshot.collection, key),
             lambda inputs: rendered_feed(
-                render_story_page(inputs).encode(),
-                HTML_MEDIA_TYPE,
-                last_modified(snapshot.collection, inputs.story.updated),
+                *_document(state, snapshot.collection, key, inputs, state.fragments)
             ),
         )
     except PageNotFound:
@@ -693,15 +825,14 @@ def opml_list() -> Response:
     snapshot = state.snapshot
     key: FeedKey = ("all", None, _OPML, 1, _request_base_url(state))
 
-    site = _site(state, key[4])
-
-    def render(listings: tuple[FeedListing, ...]) -> RenderedFeed:
-        body = render_opml(site.title, listings)
-        newest = max((item.updated for item in listings if item.updated), default=EPOCH)
-        return rendered_feed(body, OPML_MEDIA_TYPE, last_modified(snapshot.collection, newest))
-
     return _cached_response(
-        state, snapshot, key, lambda: _inputs_for(state, snapshot.collection, key), render
+        state,
+        snapshot,
+        key,
+        lambda: _inputs_for(state, snapshot.collection, key),
+        lambda inputs: rendered_feed(
+            *_document(state, snapshot.collection, key, inputs, state.fragments)
+        ),
     )
 
 

@@ -27,6 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import feedsvc.build
+import feedsvc.feeds
+import feedsvc.render
 from bench.synth import write_collection
 from feedsvc.build import app_urls, build_site, file_for
 from feedsvc.cli import cli
@@ -40,7 +42,7 @@ from feedsvc.output import (
     remove_build,
 )
 from feedsvc.render import FORMATS
-from feedsvc.stories import Story
+from feedsvc.stories import DEFAULT_WINDOW_DAYS, Story, stories_of
 from tests.conftest import BASE_URL, RECORDS, make_app
 
 # Small pages, so that feeds and HTML pages have several.
@@ -138,6 +140,37 @@ def test_a_build_in_several_processes_writes_the_same_site(
     assert sum(steps) == result.files == len(app_urls(make_app(**PAGED))) and len(steps) > 1
 
 
+def test_a_build_process_makes_and_renders_each_entry_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record shows in a dozen documents (its feeds in three formats and their HTML views,
+    its pages, the story feeds): a build process makes its entry once, renders it once per
+    format, and every other page takes it from there (an XML feed page renders one entry more,
+    for its head)."""
+    seeds = write_collection(tmp_path / "records", 40)
+    made: list[str] = []
+    real_entry = feedsvc.feeds.entry_for
+    monkeypatch.setattr(
+        feedsvc.feeds,
+        "entry_for",
+        lambda item, site: made.append(item.id) or real_entry(item, site),
+    )
+    rendered: list[str] = []
+    real_render = feedsvc.render._new_entry
+    monkeypatch.setattr(
+        feedsvc.render,
+        "_new_entry",
+        lambda fg, entry: rendered.append(entry.id) or real_render(fg, entry),
+    )
+    app = make_app(SEEDS_DIR=seeds, FEED_SIZE=4, SEARCH_INDEX="off")
+    build_site(app, tmp_path / "site")
+    records = app.extensions["feedsvc"].collection.records
+    stories = stories_of(records, DEFAULT_WINDOW_DAYS).stories
+    assert sorted(made) == sorted(record.id for record in records)
+    xml_pages = [url for url in app_urls(app) if url.split("?")[0].endswith((".atom", ".rss"))]
+    assert len(rendered) <= 2 * (len(records) + len(stories)) + len(xml_pages)
+
+
 def test_a_build_replaces_the_previous_output_whole(tmp_path: Path) -> None:
     out = tmp_path / "site"
     build_site(make_app(**PAGED), out)
@@ -156,7 +189,7 @@ def test_an_interrupted_build_leaves_the_previous_output_intact(
     written: list[Path] = []
     real = feedsvc.build._set_mtime
 
-    def interrupted(target: Path, last_modified: str | None, old: Path | None) -> None:
+    def interrupted(target: Path, last_modified: float, old: Path | None) -> None:
         real(target, last_modified, old)
         written.append(target)
         if len(written) == 10:
@@ -483,7 +516,7 @@ def test_a_rebuild_with_nothing_changed_renders_nothing(
     first = build_site(make_app(**PAGED), out)
     assert (first.written, first.kept, first.removed) == (first.files, 0, 0)
     before, inodes = published(out), _inodes(out)
-    monkeypatch.setattr(feedsvc.build, "_fetch", None)  # any render would fail
+    monkeypatch.setattr(feedsvc.build, "_render", None)  # any render would fail
     again = build_site(make_app(**PAGED), out)
     assert (again.files, again.written, again.kept, again.removed) == (
         first.files,
@@ -626,9 +659,9 @@ def test_another_feedsvc_renders_every_page_again(
     out = tmp_path / "site"
     first = build_site(make_app(**PAGED), out)
     fetched: list[str] = []
-    real = feedsvc.build._fetch
+    real = feedsvc.build._render
     monkeypatch.setattr(
-        feedsvc.build, "_fetch", lambda client, url: fetched.append(url) or real(client, url)
+        feedsvc.build, "_render", lambda renderer, url: fetched.append(url) or real(renderer, url)
     )
     monkeypatch.setattr(feedsvc.build, "VERSION", "another")
     result = build_site(make_app(**PAGED), out)
