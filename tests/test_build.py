@@ -164,8 +164,9 @@ def test_a_build_process_makes_and_renders_each_entry_once(
     )
     app = make_app(SEEDS_DIR=seeds, FEED_SIZE=4, SEARCH_INDEX="off")
     build_site(app, tmp_path / "site")
-    records = app.extensions["feedsvc"].collection.records
-    stories = stories_of(records, DEFAULT_WINDOW_DAYS).stories
+    collection = app.extensions["feedsvc"].collection
+    records = collection.records
+    stories = stories_of(collection, DEFAULT_WINDOW_DAYS).stories
     assert sorted(made) == sorted(record.id for record in records)
     xml_pages = [url for url in app_urls(app) if url.split("?")[0].endswith((".atom", ".rss"))]
     assert len(rendered) <= 2 * (len(records) + len(stories)) + len(xml_pages)
