@@ -49,6 +49,11 @@ def stamp_mtime(stamp: bytes) -> int:
     return mtime_ns
 
 
+def stamp_stat(stamp: bytes) -> bytes:
+    """The size and modification time a stamp holds, as `stat_part` gives them."""
+    return stamp[: _STAT.size]
+
+
 def stamp_digest(stamp: bytes) -> bytes:
     """The content digest a stamp holds (empty when the file was not read)."""
     return stamp[_STAT.size :]

@@ -31,6 +31,7 @@ from feedsvc.parsecache import (
     read_cache,
     stamp_digest,
     stamp_mtime,
+    stamp_stat,
     stat_part,
     write_cache,
 )
@@ -156,6 +157,39 @@ def scan_folder(root: Path) -> FolderScan:
         pending.extend(reversed(subfolders))
     scan.files.sort()
     return scan
+
+
+def stat_walk(root: Path) -> tuple[int, int, dict[str, int]] | None:
+    """What a scan that trusts sizes and times needs of `root`, without keeping anything per
+    file: the number of record files, the sum of their `stat_term`s, and the modification times
+    of the folders (as `scan_folder` gives them). None when the walk meets what only a full scan
+    reports: a link it would list as skipped, or something that cannot be read."""
+    count, total = 0, 0
+    folders: dict[str, int] = {}
+    pending = [str(root)]
+    prefix = len(str(root)) + 1
+    try:
+        while pending:
+            folder = pending.pop()
+            folders[folder[prefix:].replace(os.sep, "/")] = os.stat(folder).st_mtime_ns
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith("."):
+                        continue
+                    if entry.is_symlink():
+                        if _suffix(name) in RECORD_SUFFIXES or entry.is_dir():
+                            return None
+                    elif entry.is_dir():
+                        pending.append(entry.path)
+                    elif _suffix(name) in RECORD_SUFFIXES and entry.is_file():
+                        stat = entry.stat()
+                        path = entry.path[prefix:].replace(os.sep, "/")
+                        total += stat_term(path, stat_part(stat.st_size, stat.st_mtime_ns))
+                        count += 1
+    except OSError:
+        return None
+    return count, total % _STAT_SUM_MODULUS, folders
 
 
 def check_folder(root: Path) -> None:
@@ -665,6 +699,7 @@ class CollectionLoader:
         self.indexes = Indexes()
         self._root: RootIdentity | None = None  # the folder the last whole read was of
         self._version = 0  # the sum of the files' hashes (see `_file_hash`)
+        self._stat_sum = 0  # the sum of the files' `stat_term`s
         self._newest = 0  # the newest modification time (ns) among the files
         self._last_modified = EPOCH  # the `modified` of the last collection made
 
@@ -752,6 +787,10 @@ class CollectionLoader:
         """Indexes, version and modification time from every file's state."""
         self.indexes = Indexes.built(sorted(self.states.items()))
         self._version = sum(_file_hash(path, state) for path, state in self.states.items())
+        self._stat_sum = (
+            sum(stat_term(path, stamp_stat(state.stamp)) for path, state in self.states.items())
+            % _STAT_SUM_MODULUS
+        )
         self._newest = max((stamp_mtime(state.stamp) for state in self.states.values()), default=0)
 
     def _index(self, changes: list[Change]) -> None:
@@ -761,10 +800,13 @@ class CollectionLoader:
         for path, old, new in changes:
             if old is not None:
                 self._version -= _file_hash(path, old)
+                self._stat_sum -= stat_term(path, stamp_stat(old.stamp))
                 lost = lost or stamp_mtime(old.stamp) >= self._newest
             if new is not None:
                 self._version += _file_hash(path, new)
+                self._stat_sum += stat_term(path, stamp_stat(new.stamp))
                 newest = max(newest, stamp_mtime(new.stamp))
+        self._stat_sum %= _STAT_SUM_MODULUS
         if lost and newest < self._newest:  # the newest file went: look for the next
             self._newest = max(
                 (stamp_mtime(state.stamp) for state in self.states.values()), default=0
@@ -792,6 +834,8 @@ class CollectionLoader:
         started = time.perf_counter()
         states = self.states
         targets = None if only is None else self._targets(only)
+        if targets is None and trust_stat and self._unchanged(started):
+            return None
         if targets is None:
             scan = scan_folder(self.root)
             if scan.errors and scan.errors[0].path == ".":
@@ -841,6 +885,19 @@ class CollectionLoader:
         seconds = time.perf_counter() - started
         self.stats = LoadStats(len(states), parsed, len(states) - parsed, seconds, len(jobs))
         return changes or None
+
+    def _unchanged(self, started: float) -> bool:
+        """Whether every record file has the size and modification time of its state (and no
+        file came or went), told by `stat_walk` from sums, without reading a state: the first
+        check of a forked worker (see FolderWatch) would otherwise touch every state and
+        record, and copy every memory page they share with the process that loaded them."""
+        walked = stat_walk(self.root)
+        if walked is None or walked[:2] != (len(self.states), self._stat_sum):
+            return False
+        self.folders, self.unread, self.skipped = walked[2], [], []
+        files = len(self.states)
+        self.stats = LoadStats(files, 0, files, time.perf_counter() - started, files)
+        return True
 
     def _restat_folders(self, paths: Iterable[str]) -> None:
         """Bring the modification times of the folders holding `paths` up to date: adding,
@@ -895,6 +952,17 @@ def _through_link(root: str, folders: list[str]) -> bool:
 # same for the same files whatever order they were read in, and a reload updates it by the files
 # that changed.
 _VERSION_MODULUS = 1 << 64
+
+
+# A trust-the-stat scan sees no change when the files' (path, size, modification time) are the
+# same: the sum of one 128-bit hash of each tells it without a look at any file's state.
+_STAT_SUM_MODULUS = 1 << 128
+
+
+def stat_term(path: str, stat: bytes) -> int:
+    """One file's share of the stat sum: its path with its size and time (`stat_part`)."""
+    hashed = hashlib.blake2b(path.encode() + b"\0" + stat, digest_size=16).digest()
+    return int.from_bytes(hashed, "little")
 
 
 def _file_hash(path: str, state: FileState) -> int:
