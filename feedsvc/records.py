@@ -6,8 +6,8 @@ file's front matter. They are frozen, slotted and small, because a collection ho
 them: values records have in common (topics, providers, image sizes and media types) are shared
 objects (`shared_topic`, `shared_provider`, `shared_image`), also when a record is unpickled in
 another process or from the parse cache, and related articles are kept packed in one string.
-The parse cache unpickles these classes by name (`parsecache`): renaming or moving one means
-updating its allow-list.
+The parse cache writes records field by field (`parsecache.encode_states`): a field added to
+`Record` must be added there too (tests/test_parsecache.py checks the list).
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from feedsvc.parsecache import (
 )
 from feedsvc.records import Image, ParseResult, Record
 from feedsvc.settings import Settings
+from feedsvc.values import collector_paused
 from feedsvc.watch import RootIdentity, names_root, root_identity
 
 log = logging.getLogger(__name__)
@@ -785,7 +786,8 @@ class CollectionLoader:
 
     def _index_all(self) -> None:
         """Indexes, version and modification time from every file's state."""
-        self.indexes = Indexes.built(sorted(self.states.items()))
+        with collector_paused():
+            self.indexes = Indexes.built(sorted(self.states.items()))
         self._version = sum(_file_hash(path, state) for path, state in self.states.items())
         self._stat_sum = (
             sum(stat_term(path, stamp_stat(state.stamp)) for path, state in self.states.items())

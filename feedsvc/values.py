@@ -8,6 +8,9 @@ faster both ways.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from operator import attrgetter
 from typing import Any, TypeVar
@@ -26,3 +29,19 @@ def pickled_by_fields(cls: type[T]) -> type[T]:
 
     cls.__reduce__ = __reduce__  # type: ignore[method-assign]
     return cls
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while millions of value objects are made (a
+    collection's records, its indexes): each of its passes walks every object made so far, and
+    they cost more than making them. Only around code that makes no reference cycles: garbage
+    in cycles would stay until the collector runs again."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -3,11 +3,15 @@ workers of `feedsvc serve` inherit it, and each page one of them writes to is co
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from feedsvc.repository import CollectionLoader
+from feedsvc.values import collector_paused
 from tests.conftest import write_record
 
 RECORDS = 3000
@@ -54,3 +58,17 @@ def test_a_workers_first_check_for_changes_copies_none_of_the_collection(tmp_pat
     result, checking = in_a_fork(loader.reload)
     assert result == "None"  # nothing changed
     assert checking - forking < RECORDS // 4  # KiB: a quarter of a KiB a record at most
+
+
+def test_the_collector_runs_again_after_a_pause_whatever_happened() -> None:
+    with pytest.raises(RuntimeError), collector_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a bad file")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # paused by someone else: theirs to start again
+    finally:
+        gc.enable()
