@@ -18,7 +18,9 @@ from feedsvc.stories import (
     _Grouping,
     comparison_key,
     group_stories,
+    headline_words,
     record_keys,
+    same_event,
     stories_of,
     story_id,
 )
@@ -37,6 +39,8 @@ def make_record(
     title: str = "",
 ) -> Record:
     coverage = pack_related(Related(f"about {item}", item, None, None) for item in related)
+    # The default titles share "title", "https" and "example", so `same_event` accepts any two of
+    # them: the tests built on them are about URLs and dates, not headlines.
     return Record(
         path=f"{url}.md",
         id=entry_id(url),
@@ -201,6 +205,128 @@ def test_a_version_is_grouped_from_the_one_before_by_its_changes() -> None:
     # the story `two` alone is the same object: what was rendered from it stays valid
     assert after.by_slug[before.stories[-1].slug] is before.stories[-1]
     assert [len(story.records) for story in after.stories] == [2, 1]
+
+
+# Headline pairs from real records of the collection (everyday-cc/ai, November-December 2022)
+# that hold a common URL within the window (bench/README.md, Real sample).
+ONE_EVENT = [
+    (
+        "Meta pauses AI bot Galactica demo after complaints of fake research",
+        "Meta takes down AI bot after complaints of fake research",
+    ),
+    (
+        "Meta fires Galactica AI over controversial life choices",
+        "Meta Shuts Down Public Test Of Galactica, Its \u2018AI For Science\u2019",
+    ),
+    (
+        "Amazon unveils its latest warehouse robot",
+        "Amazon's latest robot picker for warehouses uses AI to identify objects",
+    ),
+    (
+        "Are ChatGPT and AlphaCode going to replace programmers?",
+        "Competitive programming with AlphaCode",
+    ),
+    (
+        "Tesla's Full Self-Driving Beta Available to Anyone That Pays in North America",
+        "Tesla Full Self-Driving beta now available: Musk",
+    ),
+    (
+        "Microsoft and Nvidia team up to build massive AI cloud supercomputer",
+        "Nvidia and Microsoft partner to build AI supercomputer",
+    ),
+    (
+        "Qualcomm\u2019s Snapdragon 8 Gen 2 Announced \u2013 Huge Power And Performance"
+        " With Lots Of AI",
+        "Qualcomm debuts latest flagship Snapdragon chip and a new AI platform",
+    ),
+]
+TWO_EVENTS = [
+    (  # Galactica and Cicero: each in the other's related list
+        "Facebook Takes Down AI That Churns Out Fake Academic Papers After Widespread Criticism",
+        "Facebook Says It Has Created A 'Human-Level' Board Game AI",
+    ),
+    (  # a fintech named QUALCO, in the related lists of Qualcomm's chip launch
+        "Qualco adds conversational AI from Webio to debt collection platform",
+        "Qualcomm debuts latest flagship Snapdragon chip and a new AI platform",
+    ),
+    (
+        "Nvidia: Data Center Growth But Gaming Profits Plummet",
+        "Nvidia RTX 4050 GPU leaks via Samsung gaming laptop benchmarks",
+    ),
+    (
+        "Tesla Full Self-Driving Caught Ignoring Stop Signs on School Buses",
+        "Tesla Full Self-Driving Beta is now available to all owners in North America",
+    ),
+    (
+        "Italy Outlaws Facial Recognition Tech, Except to Fight Crime",
+        "Facial recognition technology has shrugged off protests",
+    ),
+    (
+        "Lockheed Martin teams up with Microsoft on classified cloud services for Pentagon",
+        "Microsoft and Nvidia team up to build massive AI cloud supercomputer",
+    ),
+    (  # two company names and nothing else in common
+        "Nvidia and Microsoft partner to build AI supercomputer",
+        "Top 5 stories of the week: DALL-E uses, Nvidia\u2019s digital twins, Microsoft\u2019s AI"
+        " inference, Intel detects deepfakes",
+    ),
+    (
+        "Stack Overflow temporarily bans ChatGPT from platform",
+        "AI bot ChatGPT stuns academics with essay-writing skills and usability",
+    ),
+]
+
+
+def titled(title: str, url: str = "https://a.example/1") -> Record:
+    return make_record(url, title=title)
+
+
+@pytest.mark.parametrize(("one", "other"), ONE_EVENT)
+def test_headlines_of_one_event_are_linked(one: str, other: str) -> None:
+    assert same_event(titled(one), titled(other))
+    assert same_event(titled(other), titled(one))
+
+
+@pytest.mark.parametrize(("one", "other"), TWO_EVENTS)
+def test_headlines_of_different_events_are_not_linked(one: str, other: str) -> None:
+    assert not same_event(titled(one), titled(other))
+    assert not same_event(titled(other), titled(one))
+
+
+def test_headline_words_drop_case_possessives_and_generic_words() -> None:
+    assert headline_words("Meta\u2019s Galactica AI can write scientific papers") == {
+        "meta",
+        "galactica",
+        "write",
+        "scientific",
+        "paper",
+    }
+    assert headline_words("AI robots: a new machine-learning model") == frozenset()
+
+
+def test_a_shared_url_does_not_join_different_events() -> None:
+    """Futurism's Galactica piece and Kotaku's Cicero piece list each other; a story of the
+    first keeps Galactica's coverage and Kotaku's record stays on its own."""
+    futurism, kotaku, fudzilla = (
+        "https://futurism.com/the-byte/facebook-takes-down-galactica-ai",
+        "https://kotaku.com/meta-ai-cicero-diplomacy-1849810163",
+        "https://fudzilla.com/news/ai/55903-meta-fires-galactica-ai",
+    )
+    galactica = make_record(futurism, 0, (kotaku, fudzilla), title=TWO_EVENTS[0][0])
+    cicero = make_record(kotaku, 10, (futurism,), title=TWO_EVENTS[0][1])
+    fired = make_record(
+        fudzilla, 20, (futurism,), title="Meta fires Galactica AI after it churns out fake papers"
+    )
+    stories = group_stories([galactica, cicero, fired])
+    assert as_sets(stories) == {
+        frozenset({galactica.id, fired.id}),
+        frozenset({cicero.id}),
+    }
+
+
+@given(st.text(max_size=60), st.text(max_size=60))
+def test_same_event_is_symmetric(one: str, other: str) -> None:
+    assert same_event(titled(one), titled(other)) == same_event(titled(other), titled(one))
 
 
 # Random collections: records whose URLs and related URLs come from a small pool, so that they
