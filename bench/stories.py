@@ -2,7 +2,9 @@
 
 Records are made in memory (parsing is measured by bench/loading.py): one every 37 minutes, each
 with 2-8 related articles, about a third of which are another record's article or a shared
-"event" URL from the last day, so stories of a few records form; one URL in 200 is a hub.
+"event" URL from the last day, so stories of a few records form; one URL in 200 is a hub. The
+headlines of an event's records share words (`headline`), as `same_event` asks, and a fifth of
+the records take another event's words, so some shared URLs link and others do not.
 `python -m bench.stories [--records N]` prints the stories found and the timings.
 """
 
@@ -20,6 +22,20 @@ from feedsvc.stories import _Grouping, _record_keys, comparison_key
 from feedsvc.urls import entry_id
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+# Made-up words, so that only the records of one event share them (an event is 20 records in a
+# row: the wire URL's number); `same_event` links records whose headlines share two of them.
+WORDS = [
+    f"{a}{b}" for a in ("zor", "quel", "vant", "mir", "dax", "pel") for b in ("ax", "ine", "odo")
+]
+
+
+def headline(index: int, rng: random.Random) -> str:
+    """Two words of the record's event, and one of the event before or after, now and then."""
+    event = index // 20 + (rng.random() < 0.2) * rng.choice((-1, 1))
+    first, second = WORDS[event % len(WORDS)], WORDS[(event * 7 + 3) % len(WORDS)]
+    return f"{first.title()} {second} ({index})"
 
 
 def synthetic_records(count: int, seed: int = 7) -> list[Record]:
@@ -44,7 +60,7 @@ def synthetic_records(count: int, seed: int = 7) -> list[Record]:
             Record(
                 path=f"{index}.md",
                 id=entry_id(url),
-                title=f"Record {index}",
+                title=headline(index, rng),
                 excerpt="",
                 published=START + timedelta(minutes=37 * index),
                 url=url,

@@ -693,26 +693,8 @@ def _coverage_item(item: Related | Coverage) -> str:
     return f'<a href="{html.escape(item.url)}">{html.escape(item.title)}</a>{suffix}'
 
 
-# The entries of recently rendered records, by the record object: a page's entries are then the
-# objects its fragments are keyed by, which a lookup matches by identity, without comparing them
-# field by field. Bounded (a few MB); emptied when full, as pages are made again at once anyway.
-_ENTRIES: dict[tuple[int, Site], tuple[Record, Entry]] = {}
-_ENTRIES_LIMIT = 16_384
-
-
 def entry_for(record: Record, site: Site) -> Entry:
     """The entry every feed and format shows for `record`."""
-    known = _ENTRIES.get((id(record), site))
-    if known is not None and known[0] is record:
-        return known[1]
-    entry = _entry_of(record, site)
-    if len(_ENTRIES) >= _ENTRIES_LIMIT:
-        _ENTRIES.clear()
-    _ENTRIES[(id(record), site)] = (record, entry)
-    return entry
-
-
-def _entry_of(record: Record, site: Site) -> Entry:
     related, content_html = _coverage(record.id, record.excerpt, record.coverage)
     return Entry(
         id=record.id,

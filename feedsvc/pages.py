@@ -231,7 +231,7 @@ def story_inputs(
 
     :raises PageNotFound: the collection has no such story.
     """
-    story = stories_of(collection, window_days).by_slug.get(slug)
+    story = stories_of(collection, window_days).story(slug)
     if story is None:
         raise PageNotFound(f"there is no story {slug!r}")
     feeds = [StoryFeed(())]

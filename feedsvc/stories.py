@@ -17,6 +17,7 @@ two stories merge the older one's id survives.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
 import threading
 import unicodedata
@@ -28,6 +29,7 @@ from functools import cached_property, lru_cache
 
 from feedsvc.records import Record, Related, related_urls
 from feedsvc.repository import Collection
+from feedsvc.values import collector_paused
 
 DEFAULT_WINDOW_DAYS = 3.0
 # A key that more records than this hold is a hub (a section front, a site's home page), not an
@@ -137,8 +139,17 @@ def record_keys(record: Record) -> tuple[str, ...]:
 
 
 def story_id(first: Record) -> str:
-    """A story's permanent id: from its first record's entry id, in the stories' namespace."""
-    return uuid.uuid5(STORY_ID_NAMESPACE, "story:" + first.id).urn
+    """A story's permanent id: from its first record's entry id, in the stories' namespace
+    (`uuid.uuid5(STORY_ID_NAMESPACE, "story:" + id)`, written out: a grouping from scratch names
+    tens of thousands of stories, and the UUID objects cost more than the hashing)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + b"story:" + first.id.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    hexed = digest.hex()
+    return f"urn:uuid:{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+
+
+_NAMESPACE_BYTES = STORY_ID_NAMESPACE.bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +258,16 @@ class _Holders(dict[str, "Record | list[Record]"]):
     """Comparison key -> the records holding it, in (published, id) order. Most keys have one
     holder, kept bare (a list each would cost a reload-kept grouping tens of MB at 100,000)."""
 
-    def of(self, key: str) -> Sequence[Record]:
+    @classmethod
+    def of(cls, ordered: Iterable[Record]) -> _Holders:
+        """The holders of every key of records in (published, id) order."""
+        holders: dict[str, list[Record]] = {}
+        for record in ordered:
+            for key in record_keys(record):
+                holders.setdefault(key, []).append(record)
+        return cls((key, held[0] if len(held) == 1 else held) for key, held in holders.items())
+
+    def held_by(self, key: str) -> Sequence[Record]:
         held = self.get(key, ())
         return (held,) if isinstance(held, Record) else held
 
@@ -401,11 +421,11 @@ class _Grouping:
         """The grouping of `records`, from scratch."""
         grouping = cls(window_days, hub_limit, max_records)
         grouping.records = records = tuple(records)
-        ordered = by_time(records)
-        for record in ordered:
-            for key in record_keys(record):
-                grouping.holders.add(key, record)
-        grouping._place(grouping._group(ordered, grouping._links_by_key(ordered)), ())
+        with collector_paused():  # hundreds of thousands of lists and tuples, no cycles
+            ordered = by_time(records)
+            grouping.holders = _Holders.of(ordered)
+            groups = grouping._group(ordered, grouping._links_by_key(ordered))
+            grouping._fill([Story(tuple(group)) for group in groups])
         return grouping
 
     def update(self, removed: Iterable[Record], added: Iterable[Record]) -> None:
@@ -437,7 +457,7 @@ class _Grouping:
         else:
             self.holders.remove(key, record)
         if linking_before or self._links(key):
-            seeds.update((id(holder), holder) for holder in self.holders.of(key))
+            seeds.update((id(holder), holder) for holder in self.holders.held_by(key))
 
     def _links(self, key: str) -> bool:
         held = self.holders.get(key)
@@ -535,6 +555,22 @@ class _Grouping:
         for story in fresh:
             self._insert(story)
 
+    def _fill(self, stories: list[Story]) -> None:
+        """Take the stories of a grouping from scratch: sorted once (`_place` inserts stories one
+        by one, which for 100,000 stories would move lists of 100,000 100,000 times)."""
+        stories.sort(key=_story_order)
+        self.stories = stories
+        self.order = [_story_order(story) for story in stories]
+        for order, story in zip(self.order, stories, strict=True):
+            for record in story.records:
+                self.story_of[id(record)] = story
+            for slug in story.topic_slugs:
+                keys, listed = self.topics.setdefault(slug, ([], []))
+                keys.append(order)
+                listed.append(story)
+        self.by_slug = {story.slug: story for story in stories}
+        self._touched_topics = set(self.topics)
+
     def _withdraw(self, story: Story) -> None:
         order = _story_order(story)
         index = bisect.bisect_left(self.order, order)
@@ -571,7 +607,7 @@ class _Grouping:
                 del self.topics[slug]
                 self._topic_tuples.pop(slug, None)
         self._touched_topics = set()
-        return StoryIndex(tuple(self.stories), dict(self._topic_tuples), dict(self.by_slug))
+        return StoryIndex(tuple(self.stories), dict(self._topic_tuples), self.by_slug)
 
 
 class _UnionFind:
@@ -603,12 +639,30 @@ class _UnionFind:
 
 @dataclass(frozen=True)
 class StoryIndex:
-    """A collection's stories, newest first; the stories of each topic (in the same order), and
-    each story by its slug."""
+    """A collection's stories, newest first, and the stories of each topic (in the same order).
+
+    `story(slug)` finds a story through the grouping's own slug map, which has moved on when a
+    later version was grouped: a story found there is this version's only if its `stories` hold
+    it (a binary search), and otherwise this version's map is made (once, for an old version)."""
 
     stories: tuple[Story, ...]
     by_topic: Mapping[str, tuple[Story, ...]]
-    by_slug: Mapping[str, Story]
+    latest_by_slug: Mapping[str, Story]
+
+    def story(self, slug: str) -> Story | None:
+        found = self.latest_by_slug.get(slug)
+        if found is not None and self._holds(found):
+            return found
+        return self._by_slug.get(slug)
+
+    def _holds(self, story: Story) -> bool:
+        order = _story_order(story)
+        index = bisect.bisect_left(self.stories, order, key=_story_order)
+        return index < len(self.stories) and self.stories[index] is story
+
+    @cached_property
+    def _by_slug(self) -> dict[str, Story]:
+        return {story.slug: story for story in self.stories}
 
 
 # The grouping of the collection version stories were last asked of, followed in place from

@@ -120,17 +120,13 @@ def test_related_that_is_the_article_itself_is_dropped() -> None:
     assert "<script>" not in entry.content_html and "&lt;script&gt;" in entry.content_html
 
 
-def test_an_entry_is_made_once_per_record_object_and_never_for_another(collection) -> None:  # type: ignore[no-untyped-def]
-    """Entries are remembered by the record object (its id), so a page's entries are the objects
-    its fragments are keyed by; a record that took a gone record's id gets its own entry."""
+def test_equal_entries_hash_alike_and_others_apart(collection) -> None:  # type: ignore[no-untyped-def]
+    """Entries key the rendered fragments and hash by a few fields: equal entries made twice
+    must find each other, and an edited record's entry must not be taken for the old one."""
     from dataclasses import replace
 
-    from feedsvc import feeds
-
     record = collection.records[0]
-    assert entry_for(record, SITE) is entry_for(record, SITE)
-    edited = replace(record, title="Edited")
-    # as if `edited` had been created where a forgotten record with another title lived
-    feeds._ENTRIES[(id(edited), SITE)] = (record, entry_for(record, SITE))
-    assert entry_for(edited, SITE).title == "Edited"
-    assert hash(entry_for(edited, SITE)) != hash(entry_for(record, SITE))
+    one, again = entry_for(record, SITE), entry_for(record, SITE)
+    assert one is not again and one == again and hash(one) == hash(again)
+    edited = entry_for(replace(record, title="Edited"), SITE)
+    assert edited != one and hash(edited) != hash(one)

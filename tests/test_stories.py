@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 import zlib
 from datetime import UTC, datetime, timedelta
 from unittest import mock
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from feedsvc.records import Record, Related, pack_related, shared_topic
 from feedsvc.repository import Collection, RecordChanges
 from feedsvc.stories import (
+    STORY_ID_NAMESPACE,
     StoryIndex,
     _Grouping,
     comparison_key,
@@ -193,6 +195,28 @@ def test_stories_are_grouped_once_per_collection_version() -> None:
     assert stories_of(as_collection(records)) is not stories_of(as_collection(tuple(list(records))))
 
 
+def test_story_ids_are_uuid5_in_the_stories_namespace() -> None:
+    for url in ("https://a.example/1", "https://b.example/é?x=1"):
+        record = make_record(url)
+        expected = uuid.uuid5(STORY_ID_NAMESPACE, "story:" + record.id).urn
+        assert story_id(record) == expected
+
+
+def test_an_older_version_finds_its_own_stories_by_slug() -> None:
+    """A version's `story(slug)` is its own story, not the one a later version has now."""
+    url = "https://c.example/x"
+    one = make_record("https://a.example/1", 0, (url,))
+    first = as_collection((one,))
+    before = stories_of(first)
+    two = make_record("https://b.example/2", 5, (url,))
+    second = as_collection((two, one), RecordChanges(first.records, (), (two,)))
+    after = stories_of(second)
+    slug = before.stories[0].slug
+    assert after.story(slug) is not None and len(after.story(slug).records) == 2  # type: ignore[union-attr]
+    assert before.story(slug) is before.stories[0] and len(before.stories[0].records) == 1
+    assert after.story("no-such-story") is None and before.story("no-such-story") is None
+
+
 def test_a_version_is_grouped_from_the_one_before_by_its_changes() -> None:
     url = "https://c.example/x"
     one, two = make_record("https://a.example/1", 0, (url,)), make_record("https://b.example/2")
@@ -203,7 +227,7 @@ def test_a_version_is_grouped_from_the_one_before_by_its_changes() -> None:
     after = stories_of(second)
     assert shape(after) == shape(_Grouping.of(second.records).index())
     # the story `two` alone is the same object: what was rendered from it stays valid
-    assert after.by_slug[before.stories[-1].slug] is before.stories[-1]
+    assert after.story(before.stories[-1].slug) is before.stories[-1]
     assert [len(story.records) for story in after.stories] == [2, 1]
 
 
@@ -414,7 +438,7 @@ def shape(index: StoryIndex) -> tuple[object, ...]:
     return (
         [(story.id, tuple(map(id, story.records))) for story in index.stories],
         {slug: [story.id for story in stories] for slug, stories in index.by_topic.items()},
-        {slug: story.id for slug, story in index.by_slug.items()},
+        {story.slug: index.story(story.slug) for story in index.stories},
     )
 
 
