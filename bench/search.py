@@ -1,6 +1,7 @@
 """Search benchmark: the index and the search feeds at scale (issue 12's targets), one command:
 
     python -m bench.search [--records 100000] [--folder DIR] [--flood-seconds 10]
+                           [--flood-rounds 1] [--flood-only] [--threads-cost ROUNDS]
 
 1. Writes a synthetic collection (bench/synth.py) into --folder, once (a folder that already
    holds that many records is reused), and loads it as `feedsvc serve` does, with a parse cache
@@ -17,7 +18,12 @@
    new version), median of five.
 6. A flood (needs wrk): `feedsvc serve` (granian, two workers) polled by wrk on a cached topic
    feed alone, then with a second wrk repeating one cached search, then with a second wrk sending
-   a new question every request. Ratios in one run.
+   a new question every request. Ratios in one round; `--flood-rounds N` repeats the three rows
+   (their medians last), `--flood-only` measures nothing else.
+
+`--threads-cost N` measures only what threads cost a cached poll: `feedsvc serve --threads 1` and
+the default in turns, N rounds, wrk over 150 cached feed URLs; requests per second and the
+server's CPU time per request.
 
 The synthetic vocabulary has 25 words in 50-word titles and excerpts: every word is in nearly
 every record, so a one-word query matches all 100,000 records (the costliest case for a word).
@@ -35,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -206,6 +213,15 @@ def reload_figures(app: Flask, folder: Path) -> None:
 def serving(folder: Path) -> Iterator[str]:
     """`feedsvc serve` (granian, two workers) on a free port, reusing the parse cache and the
     index; stopped by its own PID."""
+    with served(folder) as (base, _):
+        yield base
+
+
+@contextmanager
+def served(
+    folder: Path, threads: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`serving`, with `--threads` when given; yields the base URL and the server's process."""
     port = faults.free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("FEEDSVC_")}
     env.update(
@@ -214,6 +230,7 @@ def serving(folder: Path) -> Iterator[str]:
     )
     command = [sys.executable, "-m", "feedsvc", "serve", "--workers", "2"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += ["--threads", str(threads)] if threads else []
     with open(folder / "server.log", "wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -229,7 +246,7 @@ def serving(folder: Path) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        yield base
+        yield base, process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -240,13 +257,13 @@ def serving(folder: Path) -> Iterator[str]:
 
 
 def side_by_side(
-    base: str, poll: list[str], other: list[str], seconds: float
+    base: str, poll: list[str], other: list[str], seconds: float, script: str | None = None
 ) -> tuple[faults.WrkResult, faults.WrkResult]:
-    """Two wrk runs at once: polls, and the other URLs."""
+    """Two wrk runs at once: polls, and the other URLs (or what `script` asks for)."""
     results: dict[str, faults.WrkResult] = {}
 
     def flood() -> None:
-        results["other"] = faults.run_wrk(base, other, seconds, 16)
+        results["other"] = faults.run_wrk(base, other, seconds, 16, script)
 
     side = threading.Thread(target=flood)
     side.start()
@@ -255,33 +272,127 @@ def side_by_side(
     return polls, results["other"]
 
 
-def flood(folder: Path, seconds: float) -> None:
+# A new question every request, each already canonical (no 301): a word found everywhere and an
+# exclusion of a made-up word unique to the round, the wrk thread and the request (each wrk
+# thread has a Lua state of its own), so every one renders 50 entries.
+DISTINCT_SCRIPT = faults.WRK_SCRIPT.replace(
+    "setup = function(thread) table.insert(threads, thread) end",
+    "setup = function(thread) table.insert(threads, thread); thread:set('tid', #threads) end",
+).replace(
+    """  index = index % #paths + 1
+  return wrk.format("GET", paths[index])""",
+    """  index = index + 1
+  local question = string.format("q=model+-zz{ROUND}x%dx%d", tid, index)
+  return wrk.format("GET", "/feeds/search.atom?" .. question)""",
+)
+
+
+def warm(url: str) -> None:
+    """GET `url`, again after a while when it is refused (a flood took the searches' share)."""
+    for _ in range(50):
+        try:
+            urllib.request.urlopen(url, timeout=30).read()
+            return
+        except urllib.error.HTTPError as error:
+            if error.code != 503:
+                raise
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} was refused 50 times")
+
+
+FloodRow = tuple[faults.WrkResult, faults.WrkResult | None]
+
+
+def flood_round(base: str, seconds: float, round_number: int) -> dict[str, FloodRow]:
+    """Polls of a cached topic feed alone, then beside a flood of one cached search, then beside
+    a flood of distinct questions."""
+    poll = ["/feeds/topics/topic-1.atom"]
+    repeated = ["/feeds/search.atom?q=model&topic=topic-2"]
+    distinct = DISTINCT_SCRIPT.replace("{ROUND}", str(round_number))
+    for path in (*poll, *repeated) * 20:  # each worker renders them
+        warm(base + path)
+    alone = faults.run_wrk(base, poll, seconds, 16)
+    return {
+        "polls alone": (alone, None),
+        "polls + one cached search": side_by_side(base, poll, repeated, seconds),
+        "polls + distinct searches": side_by_side(base, poll, repeated, seconds, distinct),
+    }
+
+
+def flood(folder: Path, seconds: float, rounds: int = 1) -> None:
     if not shutil.which("wrk"):
         print("flood: skipped (wrk is not installed; Debian: apt-get install wrk)")
         return
-    poll = ["/feeds/topics/topic-1.atom"]
-    repeated = ["/feeds/search.atom?q=model&topic=topic-2"]
-    # A new question every request, each already canonical (no 301): a word found everywhere
-    # and an exclusion of a made-up word, so every one renders 50 entries.
-    distinct = [f"/feeds/search.atom?q=model+-zz{n:06d}" for n in range(30_000)]
-    with serving(folder) as base:
-        for path in (*poll, *repeated) * 20:  # each worker renders them
-            urllib.request.urlopen(base + path, timeout=30).read()
-        alone = faults.run_wrk(base, poll, seconds, 16)
-        rows: dict[str, tuple[faults.WrkResult, faults.WrkResult | None]] = {
-            "polls alone": (alone, None)
-        }
-        for label, urls in (("one cached search", repeated), ("distinct searches", distinct)):
-            rows[f"polls + {label}"] = side_by_side(base, poll, urls, seconds)
     print(
         f"flood: feedsvc serve, granian, 2 workers; wrk 2 threads x 16 connections, {seconds:.0f} s"
     )
-    for label, (polls, flooding) in rows.items():
-        line = f"  {label}: polls {polls.rps:.0f} req/s ({polls.rps / alone.rps:.2f} x alone), "
-        line += f"p50 {polls.p50_ms:.2f} ms, p99 {polls.p99_ms:.2f} ms"
-        if flooding is not None:
-            line += f"; the other wrk {flooding.rps:.0f} req/s, statuses {flooding.statuses}"
-        print(line)
+    ratios: dict[str, list[float]] = {}
+    with serving(folder) as base:
+        for number in range(rounds):
+            print(f" round {number + 1}, load average {os.getloadavg()[0]:.1f}")
+            rows = flood_round(base, seconds, number)
+            alone = rows["polls alone"][0]
+            for label, (polls, flooding) in rows.items():
+                ratios.setdefault(label, []).append(polls.rps / alone.rps)
+                line = f"  {label}: polls {polls.rps:.0f} req/s "
+                line += f"({polls.rps / alone.rps:.2f} x alone), "
+                line += f"p50 {polls.p50_ms:.2f} ms, p99 {polls.p99_ms:.2f} ms"
+                if flooding is not None:
+                    line += f"; the other wrk {flooding.rps:.0f} req/s, "
+                    line += f"statuses {flooding.statuses}"
+                print(line)
+    if rounds > 1:
+        for label, values in ratios.items():
+            print(f" {label}: median {statistics.median(values):.2f} x polls alone")
+    print(f" load average after: {os.getloadavg()[0]:.1f}")
+
+
+GZIP_SCRIPT = faults.WRK_SCRIPT.replace(
+    'wrk.format("GET", paths[index])',
+    'wrk.format("GET", paths[index], {["Accept-Encoding"] = "gzip"})',
+)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def threads_cost(folder: Path, rounds: int, seconds: float) -> None:
+    """What threads cost a cached poll: `feedsvc serve --threads 1` and the default, in turns,
+    polled by wrk (32 connections, gzip) across 150 cached feed URLs; requests per second and
+    the server's CPU time per request (from /proc), which a shared machine disturbs less."""
+    from feedsvc.server import DEFAULT_THREADS  # here: the flood may run an older feedsvc
+
+    figures: dict[int, list[tuple[float, float]]] = {1: [], DEFAULT_THREADS: []}
+    for number in range(rounds):
+        order = list(figures) if number % 2 == 0 else list(reversed(figures))
+        for threads in order:
+            with served(folder, threads) as (base, process):
+                paths = [path for path in faults.feed_paths(base) if "/stories/" not in path]
+                paths = paths[:150]
+                for path in paths * 2:
+                    warm(base + path)
+                pids = [process.pid, *faults.children(process.pid)]
+                before = cpu_seconds(pids)
+                result = faults.run_wrk(base, paths, seconds, 32, GZIP_SCRIPT)
+                per_request = (cpu_seconds(pids) - before) / result.requests * 1e6
+            figures[threads].append((result.rps, per_request))
+            print(
+                f"threads {threads}: {result.rps:.0f} req/s, server CPU {per_request:.1f} µs a "
+                f"request, p99 {result.p99_ms:.1f} ms; load average {os.getloadavg()[0]:.1f}"
+            )
+    for threads, rows in figures.items():
+        rps = statistics.median(row[0] for row in rows)
+        cpu = statistics.median(row[1] for row in rows)
+        print(f" --threads {threads}: median {rps:.0f} req/s, {cpu:.1f} µs CPU a request")
 
 
 def main() -> None:
@@ -289,10 +400,25 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--folder", type=Path, default=None)
     parser.add_argument("--flood-seconds", type=float, default=10.0)
+    parser.add_argument("--flood-rounds", type=int, default=1)
+    parser.add_argument("--flood-only", action="store_true", help="measure only the flood")
+    parser.add_argument(
+        "--threads-cost",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="measure only what threads cost cached polls, over ROUNDS rounds",
+    )
     args = parser.parse_args()
     folder = args.folder or Path(tempfile.gettempdir()) / f"feedsvc-bench-search-{args.records}"
     folder.mkdir(parents=True, exist_ok=True)
     collection_folder(folder, args.records)
+    if args.flood_only:
+        flood(folder, args.flood_seconds, args.flood_rounds)
+        return
+    if args.threads_cost:
+        threads_cost(folder, args.threads_cost, args.flood_seconds)
+        return
     share = web.SearchLoad.SHARE
     started = time.perf_counter()
     app = create_app(settings(folder))
@@ -308,7 +434,7 @@ def main() -> None:
     del app
     web.SearchLoad.SHARE = share
     if args.flood_seconds > 0:
-        flood(folder, args.flood_seconds)
+        flood(folder, args.flood_seconds, args.flood_rounds)
 
 
 if __name__ == "__main__":

@@ -210,6 +210,12 @@ class RenderCache:
             self.stats.hits += 1
             return found.rendered
 
+    def holds(self, key: Hashable, version: int) -> bool:
+        """Whether `get(key, version)` would find a render (nothing is counted or moved)."""
+        with self._lock:
+            found = self._entries.get(key)
+            return found is not None and version in found.versions
+
     def carry(self, key: Hashable, inputs: Hashable, version: int) -> RenderedFeed | None:
         """The render of `key` made for another version from these same inputs, now checked
         against `version`; None when there is none or its inputs differ."""

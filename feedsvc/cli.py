@@ -25,10 +25,10 @@ from feedsvc.metrics import LogFormatter, prepare_multiprocess
 from feedsvc.output import BuildError, OutputRefused
 from feedsvc.report import check_report, check_summary, stats_report
 from feedsvc.repository import Collection, LoadStats, loader_for
-from feedsvc.server import SERVERS, check_address, default_workers, run
+from feedsvc.server import DEFAULT_THREADS, SERVERS, check_address, default_workers, run
 from feedsvc.settings import ENV_PREFIX, LOG_LEVELS, Settings, hub_urls, resolve
 from feedsvc.urls import normalize_base_url
-from feedsvc.web import create_app
+from feedsvc.web import create_app, serve_with_threads
 from feedsvc.websub import BUILD_ATTEMPTS, BUILD_SECONDS, Notifier, built_topics
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -172,6 +172,14 @@ def cli() -> None:
 @click.option(
     "--workers", type=click.IntRange(1), help="Worker processes (default: one per CPU core)."
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 256),
+    default=DEFAULT_THREADS,
+    show_default=True,
+    help="Threads per worker: cached polls are answered while searches render or wait for "
+    "their turn (1: one request at a time, searches refused when they cannot go at once).",
+)
 def serve_command(
     settings: Settings,
     log_level: str | None,
@@ -179,6 +187,7 @@ def serve_command(
     port: int,
     server: str,
     workers: int | None,
+    threads: int,
 ) -> None:
     """Serve the feeds over HTTP with a production WSGI server.
 
@@ -198,7 +207,8 @@ def serve_command(
         raise click.ClickException(str(exc)) from None
     try:
         app = create_app(_as_config(settings))
-        run(app, host, port, workers or default_workers(), server)
+        serve_with_threads(app, threads)
+        run(app, host, port, workers or default_workers(), server, threads)
     except FolderError as exc:
         raise _Refused(str(exc)) from None
     except (ConfigError, ServeError) as exc:

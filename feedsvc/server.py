@@ -3,7 +3,8 @@
 Building the app in the parent process means the collection is parsed once and shared by every
 worker through copy-on-write memory, instead of once per worker. granian is the default: on the
 serving benchmark (bench/README.md) it served cached feeds 4-4.5 times faster than gunicorn with
-sync workers on the same two cores. gunicorn (threaded workers) stays available.
+sync workers on the same two cores. gunicorn (threaded workers) stays available. Both run
+`DEFAULT_THREADS` threads per worker unless told otherwise.
 """
 
 from __future__ import annotations
@@ -34,13 +35,20 @@ GUNICORN_LIMITS = {
 }
 
 
+# Threads per worker, for both servers: a cached poll is answered while a search renders (or
+# waits for its turn) instead of queueing behind it; searches hold under half of them
+# (feedsvc.admission). One thread costs a cached poll less CPU when the server is saturated
+# (measured in bench/README.md, Search), at the price of polls waiting behind every render.
+DEFAULT_THREADS = 32
+
+
 def default_workers() -> int:
     return os.cpu_count() or 1
 
 
-def run_granian(app: Flask, host: str, port: int, workers: int) -> None:
-    """granian's WSGI interface, one blocking thread per worker (measured fastest on two cores).
-    Workers are forked, so they inherit `app` instead of importing and loading it again."""
+def run_granian(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
+    """granian's WSGI interface, `threads` blocking threads per worker. Workers are forked, so
+    they inherit `app` instead of importing and loading it again."""
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings, HTTP2Settings
     from granian.server import Server
@@ -53,7 +61,7 @@ def run_granian(app: Flask, host: str, port: int, workers: int) -> None:
         port=port,
         interface=Interfaces.WSGI,
         workers=workers,
-        blocking_threads=1,
+        blocking_threads=threads,
         websockets=False,
         respawn_failed_workers=True,
         http1_settings=HTTP1Settings(max_buffer_size=MAX_REQUEST_HEAD),
@@ -82,7 +90,7 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int = 4) -> None:
+def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     """gunicorn with threaded workers; the app object is handed over, as with `--preload`."""
     from gunicorn.app.base import BaseApplication
 
@@ -137,11 +145,18 @@ def check_address(host: str, port: int) -> None:
             raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def run(app: Flask, host: str, port: int, workers: int, server: str = "granian") -> None:
-    """Serve `app` until interrupted; blocks.
+def run(
+    app: Flask,
+    host: str,
+    port: int,
+    workers: int,
+    server: str = "granian",
+    threads: int = DEFAULT_THREADS,
+) -> None:
+    """Serve `app` until interrupted, with `threads` threads per worker; blocks.
 
     :raises ServeError: the address is taken or cannot be bound.
     """
     check_address(host, port)
     runners = {"granian": run_granian, "gunicorn": run_gunicorn}
-    runners[server](app, host, port, workers)
+    runners[server](app, host, port, workers, threads)

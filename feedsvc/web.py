@@ -17,11 +17,9 @@ from __future__ import annotations
 import email.utils
 import functools
 import logging
-import math
 import mimetypes
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -45,6 +43,7 @@ from werkzeug.utils import get_content_type
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from feedsvc import stories
+from feedsvc.admission import Refused, SearchLoad, waiting_for
 from feedsvc.cache import (
     Headers,
     RenderCache,
@@ -355,7 +354,7 @@ class _CachedFeeds:
                 route = _FAST_ROUTES.get(key[0], "feeds.group_feed")
                 self._answered(environ, route, status, size, started, "hit")
                 return [body] if method == "GET" else []
-            if key is not None and key[0] == SEARCH and not self.state.search_load.allows():
+            if key is not None and key[0] == SEARCH and self.state.search_load.crowded():
                 return self._too_busy(environ, start_response, started)
         return self._through_flask(environ, start_response, started)
 
@@ -410,6 +409,13 @@ class _CachedFeeds:
                 f"method={method} path={target} status={status[:3]} bytes={size} "
                 f"duration_ms={duration:.3f} cache={cache}"
             )
+
+
+def serve_with_threads(app: Flask, threads: int) -> None:
+    """Tell `app` that its server runs `threads` threads per worker: searches may then wait for
+    their turn on some of them (feedsvc.admission) instead of being refused at once."""
+    state: _State = app.extensions[_EXTENSION_KEY]
+    state.search_load.waiting = waiting_for(threads)
 
 
 def site_for(app: Flask, base_url: str) -> Site:
@@ -933,39 +939,6 @@ def _search_key(state: _State, environ: dict[str, Any]) -> FeedKey | None:
     return (SEARCH, environ.get("QUERY_STRING", ""), extension, 0, base_url)
 
 
-class SearchLoad:
-    """The time a process spends answering searches that were not cached, kept to about a
-    quarter of its time, so that a flood of distinct questions leaves cached polls the rest: a
-    search that finds the share used answers 503 (before Flask, for feeds, at the cost of a
-    cached poll). Busy time decays exponentially over `WINDOW` seconds. A quarter, not a half:
-    measured at 100,000 records (bench/README.md, Search), a flood then costs cached polls less
-    than a flood of one cached search does."""
-
-    WINDOW = 1.0
-    SHARE = 0.25
-
-    def __init__(self) -> None:
-        self._busy = 0.0
-        self._at = time.monotonic()
-        self._lock = threading.Lock()
-        self.refused = 0
-
-    def _decayed(self, now: float) -> float:
-        return self._busy * math.exp((self._at - now) / self.WINDOW)
-
-    def allows(self) -> bool:
-        """Whether a search may be answered now (a refusal is counted)."""
-        allowed = self._decayed(time.monotonic()) < self.SHARE * self.WINDOW
-        self.refused += not allowed
-        return allowed
-
-    def spent(self, seconds: float) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._busy = self._decayed(now) + seconds
-            self._at = now
-
-
 def _search_request() -> tuple[Question, int]:
     """The question and page this request asks for.
 
@@ -1019,17 +992,18 @@ def _search_feed(state: _State, snapshot: Snapshot, question: Question, site: Si
     )
 
 
-def _timed_search(state: _State, answer: Callable[[], WerkzeugResponse]) -> WerkzeugResponse:
-    """`answer()`, refused with a 503 when searches have had their share of this process's
-    time; the time of a search that was not cached counts towards it."""
-    if not state.search_load.allows():
-        raise ServiceUnavailable(_TOO_BUSY, retry_after=1)
-    started = time.perf_counter()
-    try:
+def _in_turn(
+    state: _State, snapshot: Snapshot, key: FeedKey, answer: Callable[[], WerkzeugResponse]
+) -> WerkzeugResponse:
+    """`answer()`: at once when the search is rendered already, else in its turn among the
+    searches of this process (feedsvc.admission); 503 when it gets none."""
+    if state.custom_renders.holds(key, snapshot.number):
         return answer()
-    finally:
-        if request.environ.get(_CACHE) in ("miss", "carried"):
-            state.search_load.spent(time.perf_counter() - started)
+    try:
+        with state.search_load.turn():
+            return answer()
+    except Refused:
+        raise ServiceUnavailable(_TOO_BUSY, retry_after=1) from None
 
 
 @bp.get(f"/feeds/search.{_EXTENSION}")
@@ -1064,8 +1038,10 @@ def search_feed(extension: str) -> WerkzeugResponse:
         except PageNotFound as exc:
             abort(404, description=str(exc))
 
-    return _timed_search(
+    return _in_turn(
         state,
+        snapshot,
+        key,
         lambda: _cached_response(
             state,
             snapshot,
@@ -1115,8 +1091,10 @@ def search_page() -> WerkzeugResponse:
         )
 
     try:
-        return _timed_search(
+        return _in_turn(
             state,
+            snapshot,
+            key,
             lambda: _cached_response(state, snapshot, key, inputs, render, state.custom_renders),
         )
     except QueryError as exc:
