@@ -51,6 +51,7 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -59,11 +60,13 @@ from feedsvc.cache import COMPRESSORS, FRAGMENT_OVERHEAD
 from feedsvc.errors import PageNotFound
 from feedsvc.feeds import (
     VIEW_SUFFIX,
+    AllItemsFeed,
     Entries,
     Entry,
     Feed,
     FeedListing,
     Fingerprints,
+    Item,
     Site,
     feed_listings,
     feed_page,
@@ -108,15 +111,21 @@ PACKAGE = Path(__file__).parent
 # What forked build processes work on, inherited rather than pickled: the renderer, the work
 # folder, and the previous output (None when there is none).
 _FORKED: tuple[_Renderer, Path, Path | None] | None = None
+# In a worker that shares what it makes: how many of its entries it has sent.
+_TOLD = 0
 
 
 @dataclass(frozen=True, slots=True)
 class SitePage:
     """One URL of the site and, computed when asked, its fingerprint: a digest of everything
-    its bytes are made from, for the settings of one build."""
+    its bytes are made from, for the settings of one build. `first` names the page's group
+    among the pages that together show every entry once (the all-items and all-stories feeds,
+    one group per page number, all formats and views): a parallel build renders those first
+    and shares their entries with every process (`_write_parallel`)."""
 
     url: str
     made_from: Callable[[], str]
+    first: str | None = None
 
 
 def site_pages(
@@ -135,19 +144,20 @@ def site_pages(
     for feed, listing in zip(iter_feeds(collection), listings, strict=True):
         for page in range(1, page_count(feed, site) + 1):
             query = f"?page={page}" if page > 1 else ""
+            first = f"{feed.path}:{page}" if isinstance(feed, AllItemsFeed) else None
             for extension in FORMATS:
                 made_from = functools.partial(_feed_made_from, prints, feed, site, extension, page)
-                yield SitePage(f"{feed.path}.{extension}{query}", made_from)
+                yield SitePage(f"{feed.path}.{extension}{query}", made_from, first)
                 made_from = functools.partial(
                     _view_made_from, prints, feed, site, extension, page, listing
                 )
-                yield SitePage(f"{feed.path}.{extension}{VIEW_SUFFIX}{query}", made_from)
+                yield SitePage(f"{feed.path}.{extension}{VIEW_SUFFIX}{query}", made_from, first)
             # An HTML page shows its document and its feed's listing; the index's first page
             # also lists every feed (`pages.render_index`; the build's property test holds
             # this to what the pages show).
             also = every_feed if feed.scope == "all" and page == 1 else None
             made_from = functools.partial(_page_made_from, prints, feed, site, page, listing, also)
-            yield SitePage(f"{feed.html_path}{query}", made_from)
+            yield SitePage(f"{feed.html_path}{query}", made_from, first)
     yield from _story_pages(prints, collection, site, window_days)
     yield SitePage(OPML_PATH, lambda: _digest("opml", every_opml_feed()))
     for path in sorted(path for path in static.rglob("*") if path.is_file()):
@@ -164,9 +174,10 @@ def _story_pages(
     for feed in story_feeds(collection, window_days):
         for page in range(1, page_count(feed, site) + 1):
             query = f"?page={page}" if page > 1 else ""
+            first = f"{feed.path}:{page}" if feed.topic is None else None
             for extension in FORMATS:
                 made_from = functools.partial(_feed_made_from, prints, feed, site, extension, page)
-                yield SitePage(f"{feed.path}.{extension}{query}", made_from)
+                yield SitePage(f"{feed.path}.{extension}{query}", made_from, first)
     for story in stories_of(collection, window_days).stories:
         made_from = functools.partial(
             _story_made_from, prints, collection, site, story, window_days
@@ -375,7 +386,7 @@ def _write_site(
     known = trees.previous.files if trees.previous.settings == trees.settings else {}
     made_from = {}
     files: dict[str, WrittenFile] = {}
-    todo: list[str] = []
+    todo: list[SitePage] = []
     folders: set[str] = set()
     out, work = os.fspath(trees.out), os.fspath(trees.work)
     for page in pages:
@@ -386,15 +397,16 @@ def _write_site(
             if _carry_over(out, work, name, before, folders):
                 files[name] = before
                 continue
-        todo.append(page.url)
+        todo.append(page)
     if progress is not None and files:
         progress(len(files))
     previous_out = trees.out if trees.previous.files else None
-    renderer = _Renderer.of(app)
+    renderer = _Renderer(app)
     if workers > 1 and len(todo) >= PARALLEL_MINIMUM:
         outcomes = _write_parallel(renderer, trees.work, todo, previous_out, progress, workers)
     else:
-        outcomes = _write_all(renderer, trees.work, todo, previous_out, progress)
+        urls = [page.url for page in todo]
+        outcomes = _write_all(renderer, trees.work, urls, previous_out, progress)
     written: set[str] = set()
     for name, stat, was_written in outcomes:
         files[name] = WrittenFile(made_from[name], *stat)
@@ -457,6 +469,8 @@ class _Fragments:
         self.max_bytes = max_bytes
         self._fragments: OrderedDict[Hashable, tuple[bytes, Hashable]] = OrderedDict()
         self._bytes = 0
+        # What was put since `new` was last asked, while a process shares its renders.
+        self.journal: list[tuple[Hashable, bytes]] | None = None
 
     def get(self, key: Hashable) -> bytes | None:
         found = self._fragments.get(_by_identity(key))
@@ -472,6 +486,8 @@ class _Fragments:
             self._bytes -= len(old[0]) + FRAGMENT_OVERHEAD
         self._fragments[identity] = (fragment, key)
         self._bytes += len(fragment) + FRAGMENT_OVERHEAD
+        if self.journal is not None:
+            self.journal.append((key, fragment))
         while self._bytes > self.max_bytes and self._fragments:
             _, (evicted, _) = self._fragments.popitem(last=False)
             self._bytes -= len(evicted) + FRAGMENT_OVERHEAD
@@ -484,20 +500,52 @@ def _by_identity(key: Hashable) -> Hashable:
     return key
 
 
-@dataclass(frozen=True, slots=True)
 class _Renderer:
     """How a build process renders: the app's own renders (`web.render_url`), with each entry
-    made and rendered once per process for every page that shows it."""
+    made and rendered once per process for every page that shows it. `items` are the records
+    and stories by their place in the collection, which every forked process shares: what one
+    process made is told to another by place."""
 
-    app: Flask
-    fragments: _Fragments
-    entries: Entries
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        collection, site, _ = _app_site(app)
+        self.fragments = _Fragments(app.extensions["feedsvc"].settings.render_cache_bytes)
+        self.entries = Entries(site)
+        stories = stories_of(collection, _window_days(app)).stories
+        self.items: tuple[Item, ...] = (*collection.records, *stories)
+        self._places: dict[int, int] | None = None
 
-    @classmethod
-    def of(cls, app: Flask) -> _Renderer:
-        _, site, _ = _app_site(app)
-        budget = app.extensions["feedsvc"].settings.render_cache_bytes
-        return cls(app, _Fragments(budget), Entries(site))
+    def share(self) -> None:
+        """From now on, keep what is made for `made_since`."""
+        self.fragments.journal = []
+
+    def made_since(self, told: int) -> _Made:
+        """The entries this process made after the first `told` and the fragments it rendered
+        since last asked, to be taken by another process (`take`)."""
+        places = self.places()
+        made = [(places[id(item)], entry) for item, entry in self.entries.made()[told:]]
+        assert self.fragments.journal is not None
+        fragments, self.fragments.journal = self.fragments.journal, []
+        return _Made(made, fragments)
+
+    def places(self) -> dict[int, int]:
+        """Each item's place in `items`, by its id."""
+        if self._places is None:
+            self._places = {id(item): place for place, item in enumerate(self.items)}
+        return self._places
+
+    def take(self, made: _Made) -> None:
+        """What another process made (its entries are the objects its fragments are keyed by:
+        one pickle keeps them the same objects)."""
+        for place, entry in made.entries:
+            self.entries.add(self.items[place], entry)
+        for key, fragment in made.fragments:
+            self.fragments.put(key, fragment)
+
+
+class _Made(NamedTuple):
+    entries: list[tuple[int, Entry]]
+    fragments: list[tuple[Hashable, bytes]]
 
 
 def _render(renderer: _Renderer, url: str) -> tuple[bytes, bytes, float]:
@@ -522,22 +570,50 @@ def _render(renderer: _Renderer, url: str) -> tuple[bytes, bytes, float]:
 def _write_parallel(
     renderer: _Renderer,
     work: Path,
-    urls: list[str],
+    pages: list[SitePage],
     previous: Path | None,
     progress: Callable[[int], None] | None,
     workers: int,
 ) -> list[Outcome]:
     """`_write_all` in forked processes, each with its own copy of the app (the collection is
-    shared copy-on-write, as with the server's workers)."""
+    shared copy-on-write, as with the server's workers), in two rounds. The first renders the
+    pages that show every entry once (`SitePage.first`), each group of them in one process, so
+    that no entry is rendered twice, and sends back the entries made and rendered; the second
+    round's processes, forked once the first's are in, find every entry rendered."""
+    groups: dict[str, list[str]] = {}
+    for page in pages:
+        if page.first is not None:
+            groups.setdefault(page.first, []).append(page.url)
+    rest = [page.url for page in pages if page.first is None]
+    chunks = [rest[start : start + CHUNK] for start in range(0, len(rest), CHUNK)]
+    first = list(groups.values())
+    outcomes = _in_processes(renderer, work, previous, progress, workers, first, share=True)
+    return outcomes + _in_processes(renderer, work, previous, progress, workers, chunks)
+
+
+def _in_processes(
+    renderer: _Renderer,
+    work: Path,
+    previous: Path | None,
+    progress: Callable[[int], None] | None,
+    workers: int,
+    chunks: list[list[str]],
+    share: bool = False,
+) -> list[Outcome]:
+    """Write `chunks` of URLs in `workers` forked processes; with `share`, what each process
+    made comes back to `renderer`."""
     global _FORKED
+    if not chunks:
+        return []
     _FORKED = (renderer, work, previous)
-    chunks = [urls[start : start + CHUNK] for start in range(0, len(urls), CHUNK)]
     outcomes: list[Outcome] = []
     try:
         context = multiprocessing.get_context("fork")
-        with context.Pool(workers, _start_worker, (os.getpid(),)) as pool:
-            for done in pool.imap_unordered(_write_chunk, chunks):
+        with context.Pool(workers, _start_worker, (os.getpid(), share)) as pool:
+            for done, made in pool.imap_unordered(_write_chunk, chunks):
                 outcomes += done
+                if made is not None:
+                    renderer.take(made)
                 if progress is not None:
                     progress(len(done))
     finally:
@@ -545,11 +621,13 @@ def _write_parallel(
     return outcomes
 
 
-def _start_worker(parent: int) -> None:
+def _start_worker(parent: int, share: bool) -> None:
     """A worker ends quietly with its build: SIGTERM (how the pool stops its workers) ends it
     at once, with no traceback from a half-sent result; Ctrl-C is left to the build, which
     stops the pool; and it is sent SIGTERM if the build itself dies (SIGKILL included), rather
-    than waiting for tasks for ever. It holds no copy of the build's lock."""
+    than waiting for tasks for ever. It holds no copy of the build's lock. With `share`, it
+    sends back what it makes with each chunk's outcomes."""
+    global _TOLD
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     close_inherited_locks()
@@ -558,12 +636,22 @@ def _start_worker(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
     if os.getppid() != parent:  # the build died before the line above
         os._exit(1)
+    if share:
+        assert _FORKED is not None
+        _FORKED[0].share()
+        _TOLD = len(_FORKED[0].entries.made())
 
 
-def _write_chunk(urls: list[str]) -> list[Outcome]:
+def _write_chunk(urls: list[str]) -> tuple[list[Outcome], _Made | None]:
+    global _TOLD
     assert _FORKED is not None
     renderer, work, previous = _FORKED
-    return _write_all(renderer, work, urls, previous, None)
+    outcomes = _write_all(renderer, work, urls, previous, None)
+    if renderer.fragments.journal is None:
+        return outcomes, None
+    made = renderer.made_since(_TOLD)
+    _TOLD += len(made.entries)
+    return outcomes, made
 
 
 def _write_all(

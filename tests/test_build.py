@@ -172,6 +172,33 @@ def test_a_build_process_makes_and_renders_each_entry_once(
     assert len(rendered) <= 2 * (len(records) + len(stories)) + len(xml_pages)
 
 
+def test_a_parallel_build_renders_each_entry_once_in_all_its_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The processes of a parallel build share what they render: the pages that show every
+    entry once are rendered first, and the processes forked after them find every entry
+    rendered (each XML feed page renders one entry more, for its head)."""
+    monkeypatch.setattr(feedsvc.build, "PARALLEL_MINIMUM", 1)
+    seeds = write_collection(tmp_path / "records", 40)
+    log = tmp_path / "rendered"
+    real_render = feedsvc.render._new_entry
+
+    def logged(fg: Any, entry: Any) -> Any:
+        with log.open("a") as file:  # one short write each: whole lines from every process
+            file.write(entry.id + "\n")
+        return real_render(fg, entry)
+
+    monkeypatch.setattr(feedsvc.render, "_new_entry", logged)
+    app = make_app(SEEDS_DIR=seeds, FEED_SIZE=4, SEARCH_INDEX="off")
+    build_site(app, tmp_path / "site", workers=2)
+    collection = app.extensions["feedsvc"].collection
+    stories = stories_of(collection, DEFAULT_WINDOW_DAYS).stories
+    xml_pages = [url for url in app_urls(app) if url.split("?")[0].endswith((".atom", ".rss"))]
+    rendered = log.read_text().split()
+    assert len(rendered) <= 2 * (len(collection.records) + len(stories)) + len(xml_pages)
+    assert published(tmp_path / "site") == published(_scratch(seeds, tmp_path / "one", FEED_SIZE=4))
+
+
 def test_a_build_replaces_the_previous_output_whole(tmp_path: Path) -> None:
     out = tmp_path / "site"
     build_site(make_app(**PAGED), out)
