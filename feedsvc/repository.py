@@ -615,8 +615,7 @@ def read_file_state(
         if stat.st_size > max_bytes:
             stamp_now = make_stamp(stat.st_size, stat.st_mtime_ns, b"")
             return FileState.of(stamp_now, too_large(path, stat.st_size, max_bytes))
-        with open(file, "rb") as handle:
-            raw = handle.read(max_bytes + 1)  # it may have grown since the stat
+        raw = read_up_to(file, stat.st_size, max_bytes)
     except OSError as exc:
         return FileState.of(make_stamp(-1, -1, b""), unreadable(path, exc))
     if len(raw) > max_bytes:
@@ -629,6 +628,24 @@ def read_file_state(
     if stamp is not None and stamp_digest(stamp) == digest:
         return new_stamp
     return FileState.of(new_stamp, parse_bytes(raw, path, asset_base_url))
+
+
+def read_up_to(file: str, size: int, limit: int) -> bytes:
+    """A file's bytes, but never more than `limit` and one (which tells that it is over):
+    `size` (as a stat gave it, and one byte more) is asked for first, and a file that grew since
+    is read on. Through the OS alone: a buffered reader asked for up to the limit made a buffer
+    of that size (1 MiB) for every file, which cost more than reading and hashing it."""
+    handle = os.open(file, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        parts, left = [], limit + 1
+        ask = min(size + 1, left)
+        while left and (part := os.read(handle, ask)):
+            parts.append(part)
+            left -= len(part)
+            ask = left
+        return b"".join(parts)
+    finally:
+        os.close(handle)
 
 
 Job = tuple[str, str, bytes | None]

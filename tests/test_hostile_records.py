@@ -411,8 +411,12 @@ def test_the_size_limit_holds_for_a_file_that_grows_after_it_was_measured(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(os, "stat", stale_stat)
         collection = loader.load()
+        grown = CollectionLoader(tmp_records).load()  # within the default limit
     assert any("MAX_RECORD_BYTES" in str(p) for p in collection.rejections)
     assert len(collection.records) == 1
+    # Grown, but within the limit: read whole, not as far as the stat said.
+    assert not grown.rejections
+    assert "x" * 1000 in {record.excerpt for record in grown.records}
 
 
 def test_links_outside_the_collection_and_link_loops_are_not_followed(tmp_path: Path) -> None:
@@ -447,7 +451,7 @@ def test_a_folder_named_like_a_record_and_special_files_are_skipped(tmp_records:
 def test_a_file_that_disappears_while_the_folder_is_read(tmp_records: Path) -> None:
     """Listed, then gone before it is opened: rejected as unreadable, the rest loads."""
     (with_good(tmp_records) / "vanishing.md").write_bytes(valid())
-    real_open = open
+    real_open = os.open
 
     def vanish_then_open(file: Any, *args: Any, **kwargs: Any) -> Any:
         if str(file).endswith("vanishing.md") and (tmp_records / "vanishing.md").exists():
@@ -455,7 +459,7 @@ def test_a_file_that_disappears_while_the_folder_is_read(tmp_records: Path) -> N
         return real_open(file, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("builtins.open", vanish_then_open)
+        patch.setattr(os, "open", vanish_then_open)
         app = serve(tmp_records)
     assert "cannot be read" in rejection_of(app, "vanishing.md")
     assert_good_record_serves(app)
@@ -512,8 +516,9 @@ def _record_failure(function: Callable[[], None], failures: list[BaseException])
 
 
 def unreadable_by_root_too(path: Path) -> Callable[[Any], Any]:
-    """Root reads files whatever their permissions, so tests running as root simulate EACCES."""
-    real_open = open
+    """Root reads files whatever their permissions, so tests running as root simulate EACCES
+    (records are opened with `os.open`)."""
+    real_open = os.open
 
     def denying_open(file: Any, *args: Any, **kwargs: Any) -> Any:
         if str(file).startswith(str(path)):
@@ -530,7 +535,7 @@ def test_an_unreadable_file_is_rejected_and_the_rest_serves(tmp_records: Path) -
     try:
         with pytest.MonkeyPatch.context() as patch:
             if os.geteuid() == 0:
-                patch.setattr("builtins.open", unreadable_by_root_too(target))
+                patch.setattr(os, "open", unreadable_by_root_too(target))
             app = serve(tmp_records)
     finally:
         target.chmod(0o644)
