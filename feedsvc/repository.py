@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from stat import S_ISDIR
 
@@ -222,8 +223,12 @@ def _suffix(name: str) -> str:
 
 def newest_first(records: Iterable[Record]) -> tuple[Record, ...]:
     """Newest first; records published at the same moment are ordered by entry id."""
-    by_id = sorted(records, key=lambda record: record.id)
-    return tuple(sorted(by_id, key=lambda record: record.published, reverse=True))
+    ordered = sorted(records, key=_ENTRY_ID)
+    ordered.sort(key=_PUBLISHED, reverse=True)  # stable: the same moment stays in id order
+    return tuple(ordered)
+
+
+_ENTRY_ID, _PUBLISHED = attrgetter("id"), attrgetter("published")
 
 
 def _position(records: list[Record], record: Record) -> int:
@@ -377,16 +382,17 @@ class Indexes:
     def built(cls, results: Iterable[tuple[str, ParseResult | FileState]]) -> Indexes:
         """The indexes of every (path, parse result), made from nothing."""
         indexes = cls()
+        published, copies = indexes.published, indexes.copies
         for path, result in results:
-            if result.record is not None:
-                entry_id = result.record.id
-                indexes.copies[entry_id] = (*indexes.copies.get(entry_id, ()), result.record)
+            record = result.record
+            if record is not None:
+                first = published.setdefault(record.id, record)  # the first file's, for now
+                if first is not record:  # held by more than one file: merged below
+                    copies[record.id] = (*copies.get(record.id, (first,)), record)
             if result.problems:
                 indexes.own[path] = result.problems
-        for entry_id, copies in list(indexes.copies.items()):
-            indexes.published[entry_id] = indexes._merge(entry_id, copies)
-            if len(copies) == 1:
-                del indexes.copies[entry_id]
+        for entry_id, held in copies.items():
+            published[entry_id] = indexes._merge(entry_id, held)
         indexes.records = list(newest_first(indexes.published.values()))
         indexes.topics.fill(indexes.records)
         indexes.providers.fill(indexes.records)
@@ -496,7 +502,10 @@ class Indexes:
         """Bring one path's problems up to date; whether it has any."""
         own = self.own.get(path, ())
         errors = tuple(problem for problem in own if problem.severity == "error")
-        warnings = tuple(problem for problem in own if problem.severity != "error")
+        # A file's own problems are all warnings, mostly: then they are its tuple as it is.
+        warnings = (
+            tuple(problem for problem in own if problem.severity != "error") if errors else own
+        )
         if path in self.notes:
             warnings = (*warnings, self.notes[path][1])
         if errors or warnings:
