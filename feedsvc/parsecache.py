@@ -127,17 +127,17 @@ def _header(settings_key: str) -> bytes:
 
 def read_cache(path: Path, settings_key: str) -> dict[str, FileState]:
     """The cached states by relative path; empty when there is no usable cache."""
+    header = _header(settings_key)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:  # the payload read on its own: no copies of it
+            start = handle.read(len(header) + _DIGEST_SIZE)
+            payload = handle.read()
     except FileNotFoundError:
         return {}
     except OSError as exc:
         log.warning("parse cache %s cannot be read (%s); parsing every file", path, exc.strerror)
         return {}
-    header = _header(settings_key)
-    body = data[len(header) :]
-    checksum, payload = body[:_DIGEST_SIZE], body[_DIGEST_SIZE:]
-    if not data.startswith(header) or content_digest(payload) != checksum:
+    if start[: len(header)] != header or content_digest(payload) != start[len(header) :]:
         log.warning("parse cache %s is stale or corrupt; ignored", path)
         return {}
     try:
