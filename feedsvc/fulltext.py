@@ -3,12 +3,16 @@ an FTS5 query.
 
 The index has two parts:
 
-- A *base* file, built at load by the loading process (before a server forks its workers) and
-  kept next to the parse cache, so that a restart with unchanged files reuses it; one that is
-  missing, corrupt or made for other files or another feedsvc is built again (into a temporary
-  file that then replaces it). Nothing writes it while serving: every worker reads it, as an
-  immutable file.
-- Per process, an *overlay* in memory: what reloads changed since the base was built. Changed,
+- A *base* file, kept next to the parse cache and read by every worker as an immutable file:
+  nothing writes it while it is in use; a change is written into a copy that then replaces it.
+  It holds the records of one version of the collection: most of them in `entries`, as built
+  from nothing, and the rest in a small `patch` table, for the rows that changed since that
+  build (their `entries` rows are *masked*). Each row's *source digest* (a digest of the fields
+  it is indexed from) is kept, so that a start whose files changed updates the file by the
+  records that differ (`_update_base`) instead of building it again; past `REBUILD_FRACTION` of
+  the rows patched or masked, or when the file is missing, corrupt or made by another feedsvc, it
+  is built from nothing.
+- Per process, an *overlay* in memory: what reloads changed since the base was written. Changed,
   added and removed records *mask* their rows in the base, and their current versions are
   indexed in the overlay, so that a search reads the base minus the masked rows plus the
   overlay. A reload is compared with the previous version a block of records at a time (in C:
@@ -22,14 +26,15 @@ second shifted left by 20 bits, plus the inverse of its rank among the records o
 for a word that is in every record reads only the first `MAX_RESULTS` rows. Ranks are dense, so
 the records of one second are found from the rowid of its first one.
 
-The index is contentless (`content=''`): it stores the tokens, not the text, which keeps it small
-(about 500 bytes a record); to remove a row, FTS5 needs the text it was indexed with, which the
-record still in memory gives. A query may use `QUERY_CPU_SECONDS` of CPU (an SQLite progress
-handler interrupts it).
+`entries` is contentless (`content=''`): it stores the tokens, not the text, which keeps it small
+(about 500 bytes a record); to remove a row, FTS5 needs the text it was indexed with, which is why
+a changed row is masked rather than removed, and `patch` (small) keeps its text. A query may use
+`QUERY_CPU_SECONDS` of CPU (an SQLite progress handler interrupts it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import logging
 import os
@@ -39,8 +44,9 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterable
-from contextlib import nullcontext
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -54,13 +60,21 @@ from feedsvc.search import MAX_RESULTS, SEPARATOR, Question, Term, searchable
 log = logging.getLogger(__name__)
 
 # Bumped whenever the indexed text, the tokenizer or the layout changes: older files are rebuilt.
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
+# A base file whose patched and masked rows would pass this share of its rows is built again from
+# nothing: the patch keeps its text, and masked rows are read and skipped by every search.
+REBUILD_FRACTION = 0.1
 QUERY_CPU_SECONDS = 0.1
 COLUMNS = ("title", "excerpt", "provider", "topics", "related", "facets")
 # What a reader's terms are looked up in; `facets` holds the filters' own tokens.
 _TEXT_COLUMNS = "{title excerpt provider topics related}"
 _TABLE = (
     "CREATE VIRTUAL TABLE {name} USING fts5({columns}, content='', columnsize=0, "
+    "tokenize='unicode61 remove_diacritics 2')"
+)
+# The base's patch keeps its text, so that a row can be removed from it without the record.
+_PATCH_TABLE = (
+    "CREATE VIRTUAL TABLE patch USING fts5({columns}, columnsize=0, "
     "tokenize='unicode61 remove_diacritics 2')"
 )
 _INSERT = "INSERT INTO {name}(rowid, {columns}) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -89,6 +103,17 @@ def document(record: Record) -> Document:
         SEPARATOR.join(searchable(item.title) for item in related),
         " ".join(facets),
     )
+
+
+def source_digest(record: Record) -> bytes:
+    """A digest of every field `document` reads: records with equal digests are indexed alike."""
+    provider = record.provider
+    parts = [record.title, record.excerpt, record.coverage]
+    parts += [provider.name, provider.slug] if provider is not None else ["", "-"]
+    for topic in record.topics:
+        parts += [topic.name, topic.slug]
+    lengths = ",".join([str(len(part)) for part in parts])  # so that the parts are unambiguous
+    return hashlib.blake2b(f"{lengths}:{''.join(parts)}".encode(), digest_size=8).digest()
 
 
 def _facet(kind: str, slug: str) -> str:
@@ -155,6 +180,7 @@ class SearchIndex:
         self._masked: set[int] = set()  # rowids of the base that are not served
         self._db: sqlite3.Connection | None = None
         self._db_pid = 0
+        self._queries: list[str] = []  # what a search runs on this connection
         self._deadline = 0.0
         if temporary:
             weakref.finalize(self, _remove_folder, base.parent, os.getpid())
@@ -188,8 +214,9 @@ class SearchIndex:
             db = self._connection()
             self._deadline = time.thread_time() + QUERY_CPU_SECONDS
             try:
-                found = db.execute(_SEARCH_BASE, (query, since, limit)).fetchall()
-                found += db.execute(_SEARCH_OVERLAY, (query, since, limit)).fetchall()
+                found = []
+                for sql in self._queries:
+                    found += db.execute(sql, (query, since, limit)).fetchall()
             except sqlite3.OperationalError as exc:
                 if "interrupted" not in str(exc):
                     raise
@@ -325,17 +352,34 @@ class SearchIndex:
             db.executemany("INSERT INTO masked VALUES (?)", ((rowid,) for rowid in self._masked))
         db.set_progress_handler(self._progress, 1000)
         self._db, self._db_pid, self._deadline = db, os.getpid(), float("inf")
+        self._queries = _queries(db)
         return db
 
 
 _COLUMN_LIST = ", ".join(COLUMNS)
 _SEARCH_BASE = (
     "SELECT rowid FROM base.entries WHERE entries MATCH ? AND rowid >= ? "
+    "AND rowid NOT IN (SELECT rowid FROM masked) {and_not_masked_in_base}"
+    "ORDER BY rowid DESC LIMIT ?"
+)
+_NOT_MASKED_IN_BASE = "AND rowid NOT IN (SELECT rowid FROM base.masked) "
+_SEARCH_PATCH = (
+    "SELECT rowid FROM base.patch WHERE patch MATCH ? AND rowid >= ? "
     "AND rowid NOT IN (SELECT rowid FROM masked) ORDER BY rowid DESC LIMIT ?"
 )
 _SEARCH_OVERLAY = (
     "SELECT rowid FROM overlay WHERE overlay MATCH ? AND rowid >= ? ORDER BY rowid DESC LIMIT ?"
 )
+
+
+def _queries(db: sqlite3.Connection) -> list[str]:
+    """The queries a search runs on `db`: the base's entries, its patch when it has one, the
+    overlay."""
+    has_masked, has_patch = db.execute(
+        "SELECT EXISTS (SELECT 1 FROM base.masked), EXISTS (SELECT 1 FROM base.patched)"
+    ).fetchone()
+    base = _SEARCH_BASE.format(and_not_masked_in_base=_NOT_MASKED_IN_BASE if has_masked else "")
+    return [base, *([_SEARCH_PATCH] if has_patch else []), _SEARCH_OVERLAY]
 
 
 _BLOCK = 4096
@@ -386,52 +430,69 @@ def _read_only_uri(path: Path) -> str:
 
 
 def _key(collection: Collection) -> str:
-    """What a base file must have been built from to be used for `collection`."""
-    return (
-        f"format={INDEX_FORMAT} parse={PARSE_VERSION} records={len(collection.records)} "
-        f"version={collection.version}"
-    )
+    """What a base file must have been written for to be used for `collection` as it is."""
+    return f"{_layout()} records={len(collection.records)} version={collection.version}"
+
+
+def _layout() -> str:
+    """What a base file must share with this feedsvc to be updated rather than built again."""
+    return f"format={INDEX_FORMAT} parse={PARSE_VERSION}"
 
 
 def _ensure_base(path: Path, collection: Collection, record_at: dict[int, Record]) -> None:
-    """Reuse the base file at `path` when it was built from these files, else build it."""
+    """Reuse the base file at `path` when it was written for these files; else update it by
+    the records that differ, or build it from nothing (see the module's docstring)."""
     key = _key(collection)
-    if collection.version and _stored_key(path) == key:
+    stored = _stored_meta(path)
+    if collection.version and stored.get("key") == key:
         log.info("search index %s reused (%d records)", path, len(record_at))
         return
     started = time.perf_counter()
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".search-", dir=path.parent)
-    os.close(handle)
-    try:
-        _build(Path(temporary), key, record_at)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with _replacing(path) as temporary:
+        changed = None
+        if stored.get("layout") == _layout():
+            changed = _update_base(path, temporary, key, record_at)
+        if changed is None:
+            temporary.write_bytes(b"")  # an update's copy, if one was begun, goes
+            _build(temporary, key, record_at)
     log.info(
-        "search index %s built: %d records in %.2fs, %d bytes",
+        "search index %s %s: %d records in %.2fs, %d bytes",
         path,
+        "built" if changed is None else f"updated ({changed} rows changed)",
         len(record_at),
         time.perf_counter() - started,
         path.stat().st_size,
     )
 
 
-def _stored_key(path: Path) -> str | None:
-    """The key a base file was built with; None when there is no usable file."""
+@contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` that replaces it when the block succeeds (readers of the
+    old file keep reading it), and is removed when it fails."""
+    handle, temporary = tempfile.mkstemp(prefix=".search-", dir=path.parent)
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _stored_meta(path: Path) -> dict[str, str]:
+    """What a base file says it was written for (empty when there is no usable file)."""
     if not path.is_file():
-        return None
+        return {}
     try:
         db = sqlite3.connect(_read_only_uri(path), uri=True)
         try:
-            row = db.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
+            return dict(db.execute("SELECT name, value FROM meta").fetchall())
         finally:
             db.close()
     except sqlite3.Error as exc:
         log.warning("search index %s cannot be used (%s); building it again", path, exc)
-        return None
-    return str(row[0]) if row else None
+        return {}
 
 
 def _build(path: Path, key: str, record_at: dict[int, Record]) -> None:
@@ -445,11 +506,96 @@ def _build(path: Path, key: str, record_at: dict[int, Record]) -> None:
             ((rowid, *document(record_at[rowid])) for rowid in sorted(record_at)),
         )
         db.execute("INSERT INTO entries(entries) VALUES ('optimize')")
+        db.execute("CREATE TABLE built (rowid INTEGER PRIMARY KEY, digest BLOB NOT NULL)")
+        db.executemany(
+            "INSERT INTO built VALUES (?, ?)",
+            ((rowid, source_digest(record)) for rowid, record in record_at.items()),
+        )
+        db.execute(_PATCH_TABLE.format(columns=_COLUMN_LIST))
+        db.execute("CREATE TABLE patched (rowid INTEGER PRIMARY KEY, digest BLOB NOT NULL)")
+        db.execute("CREATE TABLE masked (rowid INTEGER PRIMARY KEY)")
         db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT)")
-        db.execute("INSERT INTO meta VALUES ('key', ?)", (key,))
+        db.executemany("INSERT INTO meta VALUES (?, ?)", [("key", key), ("layout", _layout())])
         db.commit()
     finally:
         db.close()
+
+
+@dataclass
+class _Patch:
+    """How a base file's patch and masked rows change to serve other records."""
+
+    unpatch: list[int] = field(default_factory=list)  # rows taken out of the patch
+    patch: dict[int, bytes] = field(default_factory=dict)  # rows (re)written into it
+    masked: set[int] = field(default_factory=set)  # the masked rows afterwards
+    patched: int = 0  # the patch's rows afterwards
+
+
+def _plan(
+    built: dict[int, bytes], patched: dict[int, bytes], masked: set[int], wanted: dict[int, bytes]
+) -> _Patch:
+    """The changes that make a base file (rows `built` from nothing, `patched` since, `masked`)
+    serve the rows `wanted`, each by its source digest."""
+    plan = _Patch(masked=set(masked))
+    after = dict(patched)
+    # Only rows that differ from the build, or were patched or masked, can change.
+    differing = {rowid for rowid, digest in wanted.items() if built.get(rowid) != digest}
+    for rowid in differing | (built.keys() - wanted.keys()) | patched.keys() | masked:
+        want = wanted.get(rowid)
+        if want is not None and built.get(rowid) == want:  # as built: the entries' row serves
+            plan.masked.discard(rowid)
+            if after.pop(rowid, None) is not None:
+                plan.unpatch.append(rowid)
+            continue
+        if rowid in built:
+            plan.masked.add(rowid)
+        have = after.get(rowid)
+        if have == want:
+            continue
+        if have is not None:
+            plan.unpatch.append(rowid)
+            del after[rowid]
+        if want is not None:
+            plan.patch[rowid] = after[rowid] = want
+    plan.patched = len(after)
+    return plan
+
+
+def _update_base(
+    source: Path, temporary: Path, key: str, record_at: dict[int, Record]
+) -> int | None:
+    """Write into `temporary` the base file at `source` updated to serve `record_at`: the rows
+    whose records differ are masked or patched. The number of rows changed; None (and nothing
+    written) when the file is better built again (`REBUILD_FRACTION`) or cannot be read."""
+    shutil.copyfile(source, temporary)
+    db = sqlite3.connect(temporary)
+    try:
+        db.execute("PRAGMA journal_mode = OFF")  # a failed update is thrown away whole
+        db.execute("PRAGMA synchronous = OFF")
+        built: dict[int, bytes] = dict(db.execute("SELECT rowid, digest FROM built").fetchall())
+        patched: dict[int, bytes] = dict(db.execute("SELECT rowid, digest FROM patched").fetchall())
+        masked = {rowid for (rowid,) in db.execute("SELECT rowid FROM masked")}
+        wanted = {rowid: source_digest(record) for rowid, record in record_at.items()}
+        plan = _plan(built, patched, masked, wanted)
+        if len(plan.masked) + plan.patched > REBUILD_FRACTION * len(wanted):
+            return None
+        db.executemany("DELETE FROM patch WHERE rowid = ?", ((rowid,) for rowid in plan.unpatch))
+        db.executemany("DELETE FROM patched WHERE rowid = ?", ((r,) for r in plan.unpatch))
+        db.executemany(
+            f"INSERT INTO patch(rowid, {_COLUMN_LIST}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ((rowid, *document(record_at[rowid])) for rowid in plan.patch),
+        )
+        db.executemany("INSERT INTO patched VALUES (?, ?)", plan.patch.items())
+        db.executemany("DELETE FROM masked WHERE rowid = ?", ((r,) for r in masked - plan.masked))
+        db.executemany("INSERT INTO masked VALUES (?)", ((r,) for r in plan.masked - masked))
+        db.execute("UPDATE meta SET value = ? WHERE name = 'key'", (key,))
+        db.commit()
+    except sqlite3.Error as exc:
+        log.warning("search index %s cannot be updated (%s); building it again", source, exc)
+        return None
+    finally:
+        db.close()
+    return len(plan.unpatch) + len(plan.patch) + len(masked ^ plan.masked)
 
 
 def _remove_folder(folder: Path, owner: int) -> None:

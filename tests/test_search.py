@@ -9,6 +9,8 @@ import dataclasses
 import logging
 import multiprocessing
 import re
+import sqlite3
+import tempfile
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -402,6 +404,58 @@ def test_reloads_keep_the_index_equal_to_a_fresh_one(
             assert titles(index.search(one)) == titles(reference(collection.records, one))
 
 
+@settings(SEARCH_SETTINGS, max_examples=40)  # each example writes a file at every restart
+@given(
+    st.lists(articles, min_size=1, max_size=10),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["add", "edit", "remove", "keep"]),
+            st.integers(0, 20),
+            articles,
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(questions, min_size=1, max_size=3),
+)
+def test_restarts_update_the_base_file_to_answer_as_a_fresh_index(
+    drawn: list[Article],
+    steps: list[tuple[str, int, Article, bool]],
+    asked: list[Question],
+) -> None:
+    """A collection changed step by step, each step either a restart (the base file of the last
+    start updated by the rows that differ, never built again) or a reload (the overlay): every
+    question is answered exactly as by an index built from nothing over the same records."""
+    current = {n: make_record(n, article) for n, article in enumerate(drawn)}
+    with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fulltext, "REBUILD_FRACTION", float("inf"))
+        path = Path(folder) / "search.sqlite"
+        index = SearchIndex(path, versioned(current.values(), 1))
+        for version, (action, number, article, restart) in enumerate(steps, start=2):
+            if action in ("add", "edit"):
+                current[number] = make_record(number, article)
+            elif action == "remove":
+                current.pop(number, None)
+            collection = versioned(current.values(), version)
+            if restart:
+                built = path.stat().st_ino
+                index = SearchIndex(path, collection)
+                assert fulltext._stored_meta(path)["key"] == fulltext._key(collection)  # noqa: SLF001
+                assert path.stat().st_ino != built  # a new file (readers of the old keep it)
+            else:
+                index.follow(collection, version)
+            fresh = open_index(None, collection)
+            for one in asked:
+                assert list(index.search(one)) == list(fresh.search(one)), fts_query(one)
+                assert titles(fresh.search(one)) == titles(reference(collection.records, one))
+
+
+def versioned(records: Iterable[Record], version: int) -> Collection:
+    """`collection_of`, under a version name of its own (as a load names different files)."""
+    return dataclasses.replace(collection_of(records), version=f"v{version}")
+
+
 def test_records_made_anew_with_equal_fields_are_the_same_articles() -> None:
     """A merged duplicate is a new object in every version: equal, not identical. Reloads that
     make it anew, next to records added and removed around it, index it once."""
@@ -507,10 +561,14 @@ def test_unicode_is_searched_as_readers_expect() -> None:
 # -- the base file ---------------------------------------------------------------------------
 
 
-def test_a_warm_start_reuses_the_base_and_other_files_rebuild_it(
-    tmp_path: Path, collection: Collection, caplog: pytest.LogCaptureFixture
+def test_a_warm_start_reuses_the_base_updates_it_by_what_changed_or_builds_it(
+    tmp_path: Path,
+    collection: Collection,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.INFO, "feedsvc.fulltext")
+    monkeypatch.setattr(fulltext, "REBUILD_FRACTION", 0.25)  # of nine rows: two may change
     path = tmp_path / "cache" / "search.sqlite"
     first = SearchIndex(path, collection)
     built = path.stat()
@@ -520,10 +578,33 @@ def test_a_warm_start_reuses_the_base_and_other_files_rebuild_it(
     assert "reused" in caplog.text and path.stat().st_ino == built.st_ino
     assert titles(again.search(question("q=vision"))) == titles(first.search(question("q=vision")))
 
-    smaller = collection_of(collection.records[1:])
+    # One record edited while the server was down: its row is patched, in a new file.
+    records = list(collection.records)
+    records[4] = dataclasses.replace(records[4], title=f"Zebra {records[4].title}")
+    edited = dataclasses.replace(collection, records=tuple(records), version="edited")
+    caplog.clear()
+    updated = SearchIndex(path, edited)
+    assert "updated (2 rows changed)" in caplog.text  # the row masked, and its patch
+    assert path.stat().st_ino != built.st_ino
+    assert titles(updated.search(question("q=zebra"))) == [records[4].title]
+    for asked in ("q=vision", "q=italy", "topic=ai"):
+        assert titles(updated.search(question(asked))) == titles(
+            open_index(None, edited).search(question(asked))
+        )
+    caplog.clear()
+    back = SearchIndex(path, dataclasses.replace(collection, version="back"))
+    assert "updated (2 rows changed)" in caplog.text  # unmasked, and the patch's row taken out
+    assert titles(back.search(question("q=zebra"))) == []
+
+    smaller = collection_of(collection.records[3:])  # three rows masked: more than a quarter
     caplog.clear()
     SearchIndex(path, smaller)
-    assert "built" in caplog.text and path.stat().st_ino != built.st_ino
+    assert "built" in caplog.text
+    with sqlite3.connect(path) as db:  # as an older feedsvc would have left it
+        db.execute("UPDATE meta SET value = 'format=1 parse=1' WHERE name = 'layout'")
+    caplog.clear()
+    SearchIndex(path, collection)
+    assert "built" in caplog.text
     path.write_bytes(b"not a database")
     caplog.clear()
     rebuilt = SearchIndex(path, collection)
