@@ -46,7 +46,8 @@ SCOPES = {
     ),
     "parsecache": Scope(("parsecache.*",), ("tests/test_parsecache.py",)),
     # The merge of duplicates and the indexes, not the loading and watching around them.
-    # (Built whole or updated by a reload.)
+    # (Built whole or updated by a reload, with the version and modification time a reload
+    # updates by the files that changed.)
     "repository": Scope(
         (
             "repository.x_merge_copies",
@@ -57,6 +58,11 @@ SCOPES = {
             "repository.xǁ_GroupIndexǁ*",
             "repository.xǁIndexesǁ*",
             "repository.x_build_collection",
+            "repository.x__path_of",
+            "repository.xǁCollectionLoaderǁ_index*",
+            "repository.xǁCollectionLoaderǁ_modified",
+            "repository.xǁCollectionLoaderǁ_collection",
+            "repository.x__file_hash",
         ),
         (
             "tests/test_repository.py",
@@ -64,6 +70,14 @@ SCOPES = {
             "tests/test_properties.py",
             "tests/test_reload.py::test_reloads_give_what_a_load_from_nothing_gives",
             "tests/test_reload.py::test_a_reload_keeps_the_objects_of_what_did_not_change",
+            "tests/test_reload.py::test_a_record_file_added_and_removed_between_reloads_moves_the_time",
+            "tests/test_reload.py::test_deleting_the_newest_record_does_not_move_last_modified_back",
+            "tests/test_reload.py::test_editing_an_older_record_moves_etag_and_last_modified",
+            "tests/test_reload.py::test_the_version_is_a_function_of_the_files_alone",
+            "tests/test_reload.py::test_a_failed_update_of_the_indexes_makes_them_again",
+            "tests/test_reload.py::test_the_version_follows_every_content_and_name_and_comes_back_with_them",
+            "tests/test_reload.py::test_removing_the_last_record_file_leaves_an_empty_collection",
+            "tests/test_reload.py::test_a_duplicate_made_undone_and_made_again_by_reloads_is_noted_each_time",
         ),
     ),
     # Conditional GET (`_not_modified` with the If-None-Match and If-Modified-Since parsers it

@@ -542,6 +542,76 @@ def test_the_version_is_a_function_of_the_files_alone(tmp_records: Path) -> None
     assert versions[0] == versions[1]
 
 
+def test_the_version_follows_every_content_and_name_and_comes_back_with_them(
+    tmp_records: Path,
+) -> None:
+    for name in ("a.md", "b.md"):
+        write(tmp_records, name, name[0].upper())
+    loader = CollectionLoader(tmp_records)
+    first = loader.load().version
+    edited = write(tmp_records, "a.md", "A edited")
+    versions = [first, _reloaded(loader, edited).version]
+    (tmp_records / "b.md").rename(tmp_records / "c.md")
+    versions.append(_reloaded(loader, tmp_records / "b.md", tmp_records / "c.md").version)
+    assert len(set(versions)) == 3
+    assert versions[-1] == CollectionLoader(tmp_records).load().version
+    (tmp_records / "c.md").rename(tmp_records / "b.md")
+    restored = write(tmp_records, "a.md", "A")
+    again = _reloaded(loader, restored, tmp_records / "b.md", tmp_records / "c.md")
+    assert again.version == first
+
+
+def _reloaded(loader: CollectionLoader, *paths: Path) -> Collection:
+    """The collection after a reload of `paths`, as their events name them."""
+    collection = loader.reload([str(path) for path in paths])
+    assert collection is not None
+    return collection
+
+
+def test_removing_the_last_record_file_leaves_an_empty_collection(
+    tmp_records: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    only = write(tmp_records, "a.md", "A")
+    loader = CollectionLoader(tmp_records)
+    loader.load()
+    only.unlink()
+    for reload in (lambda: loader.reload([str(only)]), loader.reload):
+        emptied = reload()
+        assert emptied is not None and emptied.records == () and not emptied.topics
+        assert comparable(emptied) == comparable(CollectionLoader(tmp_records).load())
+        write(tmp_records, "a.md", "A")
+        assert loader.reload() is not None
+        only.unlink()
+    assert "updating the indexes" not in caplog.text
+
+
+def test_a_duplicate_made_undone_and_made_again_by_reloads_is_noted_each_time(
+    tmp_records: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The "merged" note of a second file with an article's URL follows its file's changes."""
+
+    def at(name: str, slug: str) -> Path:
+        """A record file at `name` for the article `slug`, its time moved on."""
+        path = write(tmp_records, name, name)
+        path.write_text(path.read_text(encoding="utf-8").replace(f"/{name}\n", f"/{slug}\n"))
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+        return path
+
+    at("a.md", "same")
+    loader = CollectionLoader(tmp_records)
+    loader.load()
+    for slug, notes in [("same", ["b.md"]), ("other", []), ("same", ["b.md"]), (None, [])]:
+        if slug is None:
+            (tmp_records / "b.md").unlink()
+            changed = tmp_records / "b.md"
+        else:
+            changed = at("b.md", slug)
+        collection = _reloaded(loader, changed)
+        assert [problem.path for problem in collection.warnings] == notes, slug
+        assert comparable(collection) == comparable(CollectionLoader(tmp_records).load()), slug
+    assert "updating the indexes" not in caplog.text
+
+
 # Incremental reloads against loads from nothing: random files (duplicated article URLs, equal
 # dates, warnings, broken files, two providers' names and images, a subfolder), changed,
 # removed and renamed, picked up by reloads named as events name them or by a folder scan.
@@ -704,6 +774,8 @@ def check_reloads(initial, changes) -> None:  # type: ignore[no-untyped-def]
                     collection = reloaded
                 folder.reloaded()
                 assert comparable(collection) == comparable(CollectionLoader(folder.root).load())
+                # Memory: the copies of an entry are kept only while several files hold it.
+                assert all(len(copies) > 1 for copies in loader.indexes.copies.values())
 
 
 def assert_changes_lead_from(old: Collection, new: Collection) -> None:

@@ -1,15 +1,23 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from feedsvc.errors import FolderError, Problem
-from feedsvc.fields import record_from_mapping
-from feedsvc.repository import EPOCH, build_collection, find_record_files, load_collection
+from feedsvc.fields import parse_bytes, record_from_mapping
+from feedsvc.repository import (
+    EPOCH,
+    CollectionLoader,
+    build_collection,
+    find_record_files,
+    load_collection,
+)
 from tests.conftest import ASSET_BASE_URL, RECORDS, make_app
+from tests.test_cli import unreadable_folder
 
 
 def test_finds_record_files_recursively_skipping_hidden_and_other_extensions() -> None:
@@ -171,3 +179,66 @@ def test_links_are_not_followed(tmp_path: Path) -> None:
     (folder / "loop").symlink_to(folder)
     (folder / "real.md").write_text(outside.read_text().replace("Outside", "Inside"))
     assert [path.name for path in find_record_files(folder)] == ["real.md"]
+
+
+def test_each_files_problems_are_listed_under_its_path_in_path_order() -> None:
+    """Rejections and warnings, whatever order the results come in: each file's own, in the
+    order of the files' paths."""
+    good = "---\ntitle: {0}\npublishedDateTime: 2022-01-01\nwebUrl: https://x.example/{0}\n"
+    warned = good + "images: [{{url: /assets/x.jpg}}]\n---\n"
+    results = [
+        parse_bytes(warned.format("d").encode(), "d.md"),
+        parse_bytes(b"---\ntitle: [x\n---\n", "c.md"),
+        parse_bytes(warned.format("b").encode(), "b.md"),
+        parse_bytes(b"---\ntitle: [y\n---\n", "a.md"),
+        parse_bytes((good + "---\n").format("e").encode(), "e.md"),
+    ]
+    collection = build_collection(results)
+    assert [problem.path for problem in collection.rejections] == ["a.md", "c.md"]
+    assert [problem.path for problem in collection.warnings] == ["b.md", "d.md"]
+    assert sorted(record.path for record in collection.records) == ["b.md", "d.md", "e.md"]
+
+
+def test_a_loaded_or_reloaded_collection_names_the_folders_not_read_and_the_links_skipped(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "records"
+    folder.mkdir()
+    (folder / "real.md").write_text(
+        "---\ntitle: Inside\npublishedDateTime: 2022-01-01\nwebUrl: https://o.example/\n---\n"
+    )
+    (folder / "link.md").symlink_to(folder / "real.md")
+    unreadable = unreadable_folder(folder)
+    loader = CollectionLoader(folder)
+    loaded = loader.load()
+    (folder / "real.md").write_text((folder / "real.md").read_text().replace("Inside", "In"))
+    reloaded = loader.reload()
+    assert reloaded is not None and [r.title for r in reloaded.records] == ["In"]
+    for collection in (loaded, reloaded):
+        assert [problem.path for problem in collection.skipped] == ["link.md"]
+        (rejection,) = collection.rejections
+        assert rejection.path.startswith(unreadable) and "cannot be read" in rejection.message
+        assert collection.warnings == ()
+    assert loaded.changes is None and reloaded.changes is not None
+
+
+def test_the_modification_time_is_in_whole_seconds(tmp_path: Path) -> None:
+    """As Last-Modified says it: a file written at 12:00:00.7 makes the collection's time
+    12:00:00, so that a client's If-Modified-Since of 12:00:00 matches it."""
+    record = tmp_path / "a.md"
+    record.write_text(
+        "---\ntitle: A\npublishedDateTime: 2022-01-01\nwebUrl: https://o.example/\n---\n"
+    )
+    whole = 1_700_000_000
+    os.utime(record, ns=(whole * 10**9 + 700_000_000,) * 2)
+    os.utime(tmp_path, ns=(whole * 10**9 - 300_000_000,) * 2)
+    loader = CollectionLoader(tmp_path)
+    expected = datetime.fromtimestamp(whole, UTC)
+    assert loader.load().modified == expected
+    os.utime(record, ns=((whole + 1) * 10**9 + 700_000_000,) * 2)
+    reloaded = loader.reload([str(record)])
+    assert reloaded is not None and reloaded.modified == expected + timedelta(seconds=1)
+    record.write_text(record.read_text().replace("title: A", "title: B"))
+    os.utime(record, ns=((whole + 2) * 10**9 + 700_000_000,) * 2)
+    reloaded = loader.reload([str(record)])
+    assert reloaded is not None and reloaded.modified == expected + timedelta(seconds=2)
