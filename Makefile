@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install system-deps serve test lint format bench bench-load bench-build bench-search fuzz soak soak-reload kill-worker mutate clean
+.PHONY: install system-deps serve test lint format bench bench-load bench-startup bench-build bench-search fuzz soak soak-reload kill-worker mutate clean
 
 $(BIN)/feedsvc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ bench: install
 # Loading benchmark (about 10 minutes for the default sizes).
 bench-load: install
 	$(BIN)/python -m bench.loading $(BENCH_ARGS)
+
+# The server as started: warm restart against a CSafeLoader loop, and memory per record from the
+# PSS of its processes (bench/startup.py; 100,000 records, about 20 minutes the first time).
+bench-startup: install
+	$(BIN)/python -m bench.startup $(BENCH_ARGS)
 
 # Build benchmark: a full static build of 10,000 records, then rebuilds into it (bench/build.py).
 bench-build: install
