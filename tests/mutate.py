@@ -103,6 +103,9 @@ SCOPES = {
             "not live",
         ),
     ),
+    # Incremental publishing (issue 11). The render cache that carries renders across versions
+    # and the fragment cache (all of cache.py).
+    "cache": Scope(("cache.*",), ("tests/test_cache.py", "tests/test_web_caching.py")),
 }
 
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): a mutant is caught when the tests fail
