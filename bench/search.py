@@ -15,7 +15,9 @@
 4. A repeated poll: the fast path (WSGI, in-process) for a cached search feed against a cached
    topic feed, in microseconds.
 5. A reload of one changed record file: the reload, and the index's share of it (following the
-   new version), median of five.
+   new version), median of five. Then a reload that changes just past `fulltext.FOLD_AT`
+   records: the index follows it, folds its overlay into a new file in a thread, and answers
+   searches meanwhile.
 6. A flood (needs wrk): `feedsvc serve` (granian, two workers) polled by wrk on a cached topic
    feed alone, then with a second wrk repeating one cached search, then with a second wrk sending
    a new question every request. Ratios in one round; `--flood-rounds N` repeats the three rows
@@ -54,8 +56,9 @@ from werkzeug.test import EnvironBuilder
 
 from bench import faults
 from bench.synth import WORDS, write_collection
-from feedsvc import create_app, web
+from feedsvc import create_app, fulltext, web
 from feedsvc.fulltext import SearchIndex
+from feedsvc.search import read_question
 
 BASE_URL = "http://bench.test"
 
@@ -219,6 +222,34 @@ def reload_figures(app: Flask, folder: Path) -> None:
     print(f"reload of one changed file: the whole reload {reloads}")
     print(f"reload of one changed file: the index's share {follows}")
     print(f"reload of one changed file: then the first search for its new word {searches}")
+
+
+def fold_figures(app: Flask) -> None:
+    """A reload that changes just past `FOLD_AT` records: the index follows it, a thread folds
+    the overlay into a new base file, and searches are answered meanwhile."""
+    state = app.extensions["feedsvc"]
+    index, collection = state.search, state.collection
+    index.search(read_question([("q", "model")]))
+    records = list(collection.records)
+    for n in range(fulltext.FOLD_AT + 1):
+        at = (n * 97) % len(records)
+        records[at] = dataclasses.replace(records[at], title=f"Zebra {records[at].title}")
+    changed = dataclasses.replace(collection, records=tuple(records), version="folded")
+    follow = Clock()
+    follow.time(lambda: index.follow(changed, state.snapshot.number + 1))
+    searches = Clock()
+    started = time.perf_counter()
+    while index.folding:
+        searches.time(lambda: index.search(read_question([("q", f"zebra -zz{len(searches.cpu)}")])))
+        time.sleep(0.01)
+    seconds = time.perf_counter() - started
+    assert index.folds == 1 and index.overlay_size == 0
+    print(f"fold: a reload of {fulltext.FOLD_AT + 1} changed records followed in {follow}")
+    print(
+        f"fold: the overlay folded into a new file in {seconds:.2f}s, in a thread; searches ",
+        end="",
+    )
+    print(f"meanwhile {searches}")
 
 
 @contextmanager
@@ -443,6 +474,7 @@ def main() -> None:
     first_renders(app)
     fast_path(app)
     reload_figures(app, folder)
+    fold_figures(app)
     del app
     web.SearchLoad.SHARE = share
     if args.flood_seconds > 0:

@@ -18,7 +18,15 @@ The index has two parts:
   overlay. A reload is compared with the previous version a block of records at a time (in C:
   unchanged files keep their record objects, and tuple comparison checks identity first), and
   only the stretch where they differ is diffed record by record, so it costs little more than
-  what changed.
+  what changed. Past `FOLD_AT` rows, a thread of the process *folds* the overlay: it writes a
+  new base file for the version indexed then (updated as at a start), attaches it and only then
+  puts it in place of the old one, and swaps it in, keeping in the overlay what reloads changed
+  meanwhile; searches and reloads go on while it writes.
+
+Each file written gets a new *generation* (in its `meta` table). A process that attaches the
+file to search and finds another generation than the one it indexed (another worker, or another
+server sharing the file, replaced it meanwhile) compares the file's source digests with its own
+records and overlays the difference, so that a search never reads a file for other records.
 
 Rows are keyed so that their order is the feeds' order: the rowid of a record is its publication
 second shifted left by 20 bits, plus the inverse of its rank among the records of that second
@@ -43,6 +51,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -64,6 +73,8 @@ INDEX_FORMAT = 2
 # A base file whose patched and masked rows would pass this share of its rows is built again from
 # nothing: the patch keeps its text, and masked rows are read and skipped by every search.
 REBUILD_FRACTION = 0.1
+# A process whose overlay holds more rows (indexed anew or masked) writes a new base file.
+FOLD_AT = 1000
 QUERY_CPU_SECONDS = 0.1
 COLUMNS = ("title", "excerpt", "provider", "topics", "related", "facets")
 # What a reader's terms are looked up in; `facets` holds the filters' own tokens.
@@ -164,8 +175,9 @@ class SearchIndex:
     """The index of one app's collection: the base file and this process's overlay.
 
     Thread-safe: one lock per process guards the overlay and its connection (searches are
-    short, and bounded by `QUERY_CPU_SECONDS`). A forked worker opens its own connection on its
-    first search and indexes the overlay its parent had, if any.
+    short, and bounded by `QUERY_CPU_SECONDS`; a fold writes its file outside it). A forked
+    worker opens its own connection on its first search and indexes the overlay its parent had,
+    if any (or adopts the file, if it was replaced meanwhile).
     """
 
     def __init__(self, base: Path, collection: Collection, *, temporary: bool = False) -> None:
@@ -175,16 +187,21 @@ class SearchIndex:
         self._number = 0
         self._record_at: dict[int, Record] = {}  # rowid -> record, as currently served
         self._assign(collection.records)
-        self._base_at = self._record_at  # what the base holds; copied on the first change
+        # What the base holds at each rowid: the record, or its source digest when the file was
+        # written by another process. The served records themselves until the first change.
+        self._base_at: dict[int, Record | bytes] = self._record_at  # type: ignore[assignment]
         self._overlay: dict[int, Record] = {}  # rowid -> record indexed in the overlay
         self._masked: set[int] = set()  # rowids of the base that are not served
         self._db: sqlite3.Connection | None = None
         self._db_pid = 0
         self._queries: list[str] = []  # what a search runs on this connection
         self._deadline = 0.0
+        self._fold_pid = 0  # the process whose thread is folding the overlay, if any
+        self._since_fold: set[int] = set()  # rowids changed while that fold runs
+        self.folds = 0  # base files this process wrote by folding its overlay
         if temporary:
             weakref.finalize(self, _remove_folder, base.parent, os.getpid())
-        _ensure_base(base, collection, self._record_at)
+        self._generation = _ensure_base(base, collection, self._record_at)
 
     def _assign(self, records: Iterable[Record]) -> None:
         """Rowids for records in the collection's order (newest first, then by entry id)."""
@@ -200,8 +217,13 @@ class SearchIndex:
 
     @property
     def overlay_size(self) -> int:
-        """Records indexed in this process's overlay (changed since the base was built)."""
+        """Records indexed in this process's overlay (changed since the base was written)."""
         return len(self._overlay)
+
+    @property
+    def folding(self) -> bool:
+        """Whether a thread of this process is folding the overlay into a new base file."""
+        return self._fold_pid == os.getpid()
 
     def search(self, question: Question, limit: int = MAX_RESULTS) -> tuple[Record, ...]:
         """The newest `limit` records that match `question`, newest first.
@@ -243,6 +265,8 @@ class SearchIndex:
             if removed or added:
                 self._apply(self._reranked(removed, added))
             self._collection, self._number = collection, number
+            if len(self._overlay) + len(self._masked) > FOLD_AT and not self.folding:
+                self._start_fold()
             log.debug(
                 "search index follows version %s: %d removed, %d added, overlay %d, in %.1f ms",
                 collection.version,
@@ -293,6 +317,8 @@ class SearchIndex:
         what the base does not hold."""
         if self._base_at is self._record_at:
             self._base_at = dict(self._record_at)
+        if self.folding:
+            self._since_fold.update(changes)
         for rowid in changes:
             self._record_at.pop(rowid, None)
         db = self._db if self._db_pid == os.getpid() else None
@@ -311,11 +337,7 @@ class SearchIndex:
             db.execute(
                 _DELETE.format(name="overlay", columns=_COLUMN_LIST), (rowid, *document(old))
             )
-        in_base = (
-            base is not None
-            and record is not None
-            and (base is record or document(base) == document(record))
-        )
+        in_base = base is not None and record is not None and _same(base, record)
         if record is not None and not in_base:
             self._overlay[rowid] = record
             if db is not None:
@@ -340,10 +362,24 @@ class SearchIndex:
         """This process's connection: the overlay in memory, the base attached read-only."""
         if self._db is not None and self._db_pid == os.getpid():
             return self._db
+        db = self._open(self.base)
+        generation = _generation(db)
+        if generation != self._generation:  # the file was replaced since it was indexed
+            self._adopt(db, generation)
+        self._use(db)
+        return db
+
+    def _open(self, path: Path) -> sqlite3.Connection:
+        """A connection with an empty overlay and the base file at `path` attached."""
         db = sqlite3.connect("file::memory:", uri=True, check_same_thread=False)
-        db.execute("ATTACH DATABASE ? AS base", (_read_only_uri(self.base),))
+        db.execute("ATTACH DATABASE ? AS base", (_read_only_uri(path),))
         db.execute(_TABLE.format(name="overlay", columns=_COLUMN_LIST))
         db.execute("CREATE TABLE masked (rowid INTEGER PRIMARY KEY)")
+        return db
+
+    def _use(self, db: sqlite3.Connection) -> None:
+        """Search `db` from now on, with this process's overlay and masked rows indexed in it
+        (called with the lock held)."""
         with db:
             db.executemany(
                 _INSERT.format(name="overlay", columns=_COLUMN_LIST),
@@ -353,7 +389,108 @@ class SearchIndex:
         db.set_progress_handler(self._progress, 1000)
         self._db, self._db_pid, self._deadline = db, os.getpid(), float("inf")
         self._queries = _queries(db)
-        return db
+
+    def _adopt(self, db: sqlite3.Connection, generation: str) -> None:
+        """Index the records served now over the base file attached to `db`, which another
+        process wrote: the rows whose source digests differ are masked or overlaid."""
+        self._base_at = dict(_served_digests(db))
+        self._overlay, self._masked = {}, set()
+        for rowid in self._base_at.keys() | self._record_at.keys():
+            self._overlay_row(None, rowid, self._record_at.get(rowid))
+        self._generation = generation
+        log.info(
+            "search index %s was written elsewhere (generation %s): %d rows overlaid, %d masked",
+            self.base,
+            generation,
+            len(self._overlay),
+            len(self._masked),
+        )
+
+    def _start_fold(self) -> None:
+        """Fold the overlay into a new base file, in a thread (called with the lock held)."""
+        self._fold_pid, self._since_fold = os.getpid(), set()
+        snapshot, collection = dict(self._record_at), self._collection
+        threading.Thread(
+            target=self._fold, args=(snapshot, collection), name="feedsvc-search-fold", daemon=True
+        ).start()
+
+    def _fold(self, snapshot: dict[int, Record], collection: Collection) -> None:
+        """Write a base file serving `snapshot` (the records of `collection`), attach it, put it
+        in place of the old file, and swap it in."""
+        started = time.perf_counter()
+        try:
+            db, generation = self._write_folded(snapshot, collection)
+            with self._lock:
+                self._swap(db, generation, snapshot)
+                kept = len(self._overlay)
+        except Exception:  # the overlay goes on serving; the next change past the bound retries
+            log.exception("search index %s: folding the overlay failed", self.base)
+            return
+        finally:
+            with self._lock:
+                self._fold_pid, self._since_fold = 0, set()
+        log.info(
+            "search index %s: overlay folded into a new file in %.2fs (%d rows changed since)",
+            self.base,
+            time.perf_counter() - started,
+            kept,
+        )
+
+    def _write_folded(
+        self, snapshot: dict[int, Record], collection: Collection
+    ) -> tuple[sqlite3.Connection, str]:
+        """The base file for `snapshot`, written beside the old one (updated from it, or built),
+        attached, then put in its place; a connection to it and its generation."""
+        handle, name = tempfile.mkstemp(prefix=".search-", dir=self.base.parent)
+        os.close(handle)
+        temporary = Path(name)
+        try:
+            key = _key(collection)
+            if _update_base(self.base, temporary, key, snapshot) is None:
+                temporary.write_bytes(b"")
+                _build(temporary, key, snapshot)
+            db = self._open(temporary)  # before the rename: this file, whoever renames next
+            os.replace(temporary, self.base)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return db, _generation(db)
+
+    def _swap(self, db: sqlite3.Connection, generation: str, snapshot: dict[int, Record]) -> None:
+        """Search the new base file from now on; the overlay keeps what changed since
+        `snapshot` (called with the lock held)."""
+        old = self._db if self._db_pid == os.getpid() else None
+        self._base_at = snapshot  # type: ignore[assignment]
+        self._generation = generation
+        self._overlay, self._masked = {}, set()
+        for rowid in self._since_fold:
+            self._overlay_row(None, rowid, self._record_at.get(rowid))
+        self._use(db)
+        self.folds += 1
+        if old is not None:
+            old.close()
+
+
+def _same(base: Record | bytes, record: Record) -> bool:
+    """Whether the base's row (a record, or its source digest) indexes `record` as it is."""
+    if isinstance(base, bytes):
+        return base == source_digest(record)
+    return base is record or document(base) == document(record)
+
+
+def _generation(db: sqlite3.Connection) -> str:
+    """The generation of the base file attached to `db`."""
+    row = db.execute("SELECT value FROM base.meta WHERE name = 'generation'").fetchone()
+    return str(row[0]) if row else ""
+
+
+def _served_digests(db: sqlite3.Connection) -> dict[int, bytes]:
+    """Rowid -> source digest of every row the base file attached to `db` serves."""
+    served: dict[int, bytes] = dict(db.execute("SELECT rowid, digest FROM base.built").fetchall())
+    for (rowid,) in db.execute("SELECT rowid FROM base.masked"):
+        served.pop(rowid, None)
+    served.update(db.execute("SELECT rowid, digest FROM base.patched").fetchall())
+    return served
 
 
 _COLUMN_LIST = ", ".join(COLUMNS)
@@ -439,14 +576,15 @@ def _layout() -> str:
     return f"format={INDEX_FORMAT} parse={PARSE_VERSION}"
 
 
-def _ensure_base(path: Path, collection: Collection, record_at: dict[int, Record]) -> None:
+def _ensure_base(path: Path, collection: Collection, record_at: dict[int, Record]) -> str:
     """Reuse the base file at `path` when it was written for these files; else update it by
-    the records that differ, or build it from nothing (see the module's docstring)."""
+    the records that differ, or build it from nothing (see the module's docstring). The
+    generation of the file then at `path`."""
     key = _key(collection)
     stored = _stored_meta(path)
-    if collection.version and stored.get("key") == key:
+    if collection.version and stored.get("key") == key and stored.get("generation"):
         log.info("search index %s reused (%d records)", path, len(record_at))
-        return
+        return stored["generation"]
     started = time.perf_counter()
     path.parent.mkdir(parents=True, exist_ok=True)
     with _replacing(path) as temporary:
@@ -464,6 +602,7 @@ def _ensure_base(path: Path, collection: Collection, record_at: dict[int, Record
         time.perf_counter() - started,
         path.stat().st_size,
     )
+    return _stored_meta(path)["generation"]
 
 
 @contextmanager
@@ -515,7 +654,10 @@ def _build(path: Path, key: str, record_at: dict[int, Record]) -> None:
         db.execute("CREATE TABLE patched (rowid INTEGER PRIMARY KEY, digest BLOB NOT NULL)")
         db.execute("CREATE TABLE masked (rowid INTEGER PRIMARY KEY)")
         db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT)")
-        db.executemany("INSERT INTO meta VALUES (?, ?)", [("key", key), ("layout", _layout())])
+        db.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [("key", key), ("layout", _layout()), ("generation", uuid.uuid4().hex)],
+        )
         db.commit()
     finally:
         db.close()
@@ -586,9 +728,14 @@ def _update_base(
             ((rowid, *document(record_at[rowid])) for rowid in plan.patch),
         )
         db.executemany("INSERT INTO patched VALUES (?, ?)", plan.patch.items())
+        if plan.unpatch or plan.patch:  # merges its segments, and drops what was taken out
+            db.execute("INSERT INTO patch(patch) VALUES ('optimize')")
         db.executemany("DELETE FROM masked WHERE rowid = ?", ((r,) for r in masked - plan.masked))
         db.executemany("INSERT INTO masked VALUES (?)", ((r,) for r in plan.masked - masked))
-        db.execute("UPDATE meta SET value = ? WHERE name = 'key'", (key,))
+        db.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [("key", key), ("generation", uuid.uuid4().hex)],
+        )
         db.commit()
     except sqlite3.Error as exc:
         log.warning("search index %s cannot be updated (%s); building it again", source, exc)

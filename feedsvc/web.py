@@ -1117,6 +1117,7 @@ def _search_health(state: _State) -> dict[str, Any] | None:
     custom = state.custom_renders
     return {
         "overlay": state.search.overlay_size,
+        "folds": state.search.folds,
         "refused": state.search_load.refused,
         "cache_entries": len(custom),
         "cache_bytes": custom.size,

@@ -11,6 +11,8 @@ import multiprocessing
 import re
 import sqlite3
 import tempfile
+import threading
+import time
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -383,25 +385,40 @@ def test_the_index_finds_what_the_reference_finds(
         max_size=6,
     ),
     st.lists(questions, min_size=1, max_size=3),
+    st.sampled_from([1, 3, 1000]),
 )
 def test_reloads_keep_the_index_equal_to_a_fresh_one(
     drawn: list[Article],
     steps: list[tuple[str, int, Article]],
     asked: list[Question],
+    fold_at: int,
 ) -> None:
     """A collection changed step by step (added, edited and removed records, unchanged records
-    kept as the same objects, as reloads keep them) answers as a fresh index of it does."""
+    kept as the same objects, as reloads keep them) answers as a fresh index of it does, also
+    while and after its overlay is folded into new base files (past `fold_at` rows)."""
     current = {n: make_record(n, article) for n, article in enumerate(drawn)}
-    index = open_index(None, collection_of(current.values()))
-    for version, (action, number, article) in enumerate(steps, start=2):
-        if action in ("add", "edit"):
-            current[number] = make_record(number, article)
-        elif action == "remove":
-            current.pop(number, None)
-        collection = collection_of(current.values())
-        index.follow(collection, version)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fulltext, "FOLD_AT", fold_at)
+        index = open_index(None, collection_of(current.values()))
+        for version, (action, number, article) in enumerate(steps, start=2):
+            if action in ("add", "edit"):
+                current[number] = make_record(number, article)
+            elif action == "remove":
+                current.pop(number, None)
+            collection = collection_of(current.values())
+            index.follow(collection, version)
+            for one in asked:
+                assert titles(index.search(one)) == titles(reference(collection.records, one))
+        wait_for_fold(index)
         for one in asked:
             assert titles(index.search(one)) == titles(reference(collection.records, one))
+
+
+def wait_for_fold(index: SearchIndex) -> None:
+    deadline = time.monotonic() + 30
+    while index.folding:
+        assert time.monotonic() < deadline, "the overlay was not folded within 30 s"
+        time.sleep(0.005)
 
 
 @settings(SEARCH_SETTINGS, max_examples=40)  # each example writes a file at every restart
@@ -613,6 +630,95 @@ def test_a_warm_start_reuses_the_base_updates_it_by_what_changed_or_builds_it(
         first.search(question("q=vision"))
     )
     assert not list(path.parent.glob(".search-*")), "temporary files are left behind"
+
+
+def changed_titles(records: list[Record], numbers: Iterable[int]) -> list[Record]:
+    """`records` with those at `numbers` retitled "Zebra ...", as edits would."""
+    records = list(records)
+    for number in numbers:
+        records[number] = dataclasses.replace(records[number], title=f"Zebra {number}")
+    return records
+
+
+def generation(path: Path) -> str:
+    return fulltext._stored_meta(path)["generation"]  # noqa: SLF001
+
+
+def test_an_overlay_past_its_bound_is_folded_into_a_new_base_file(
+    tmp_path: Path, collection: Collection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fulltext, "FOLD_AT", 2)
+    path = tmp_path / "search.sqlite"
+    index = SearchIndex(path, versioned(collection.records, 1))
+    first = generation(path)
+    index.search(question("q=vision"))
+    edited = versioned(changed_titles(list(collection.records), [1, 4, 6]), 2)
+    index.follow(edited, 2)  # three rows overlaid and three masked: past the bound
+    wait_for_fold(index)
+    assert index.folds == 1 and index.overlay_size == 0
+    assert generation(path) != first
+    assert fulltext._stored_meta(path)["key"] == fulltext._key(edited)  # noqa: SLF001
+    for asked in ("q=zebra", "q=vision", "topic=ai", "q=-zebra"):
+        assert titles(index.search(question(asked))) == titles(
+            reference(edited.records, question(asked))
+        )
+    restarted = SearchIndex(path, edited)  # the next start finds the folded file as it is
+    assert generation(path) != first and restarted.overlay_size == 0
+
+
+def test_searches_and_reloads_go_on_while_the_overlay_is_folded(
+    tmp_path: Path, collection: Collection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fold is held in the middle of writing the new file: searches and a reload are
+    answered meanwhile, and what the reload changed stays in the overlay after the swap."""
+    writing, go_on = threading.Event(), threading.Event()
+    update_base = fulltext._update_base  # noqa: SLF001
+
+    def held(*args: object) -> int | None:
+        writing.set()
+        assert go_on.wait(30)
+        return update_base(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fulltext, "_update_base", held)
+    monkeypatch.setattr(fulltext, "FOLD_AT", 2)
+    index = SearchIndex(tmp_path / "search.sqlite", versioned(collection.records, 1))
+    index.search(question("q=vision"))
+    edited = versioned(changed_titles(list(collection.records), [1, 4, 6]), 2)
+    index.follow(edited, 2)
+    assert writing.wait(30) and index.folding
+    assert titles(index.search(question("q=zebra"))) == ["Zebra 1", "Zebra 4", "Zebra 6"]
+    later = versioned(changed_titles(list(edited.records), [0]), 3)
+    index.follow(later, 3)
+    assert titles(index.search(question("q=zebra"))) == titles(
+        reference(later.records, question("q=zebra"))
+    )
+    assert index.folding  # all of it answered while the fold waits
+    go_on.set()
+    wait_for_fold(index)
+    assert index.folds == 1 and index.overlay_size == 1  # the reload's change, kept
+    for asked in ("q=zebra", "q=vision", "topic=ai", "q=-zebra"):
+        assert titles(index.search(question(asked))) == titles(
+            reference(later.records, question(asked))
+        )
+
+
+def test_a_base_file_another_server_replaced_is_adopted(
+    tmp_path: Path, collection: Collection
+) -> None:
+    """Two servers sharing one file (or a worker that had not searched yet when its sibling
+    folded): the one whose file was replaced searches its own records, not the file's."""
+    path = tmp_path / "search.sqlite"
+    ours = SearchIndex(path, versioned(collection.records, 1))
+    theirs = versioned(changed_titles(list(collection.records[2:]), [0, 3]), 2)
+    SearchIndex(path, theirs)  # rewrites the file before ours attaches it
+    for asked in ("q=zebra", "q=vision", "topic=ai", "q=-vision"):
+        assert titles(ours.search(question(asked))) == titles(
+            reference(collection.records, question(asked))
+        )
+    assert ours.overlay_size == 4  # two records it has and the file had not, two edited back
+    edited = versioned(changed_titles(list(collection.records), [5]), 3)
+    ours.follow(edited, 3)
+    assert titles(ours.search(question("q=zebra"))) == ["Zebra 5"]
 
 
 def test_a_temporary_base_goes_with_its_index(collection: Collection) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import html
 
-from feedsvc import web
+from feedsvc import fulltext, web
 from feedsvc.cli import cli
 from feedsvc.render import FORMATS
 from tests.conftest import (
@@ -300,6 +301,29 @@ def test_a_reload_adds_and_removes_matches_and_keeps_the_etag_of_unchanged_resul
     added.unlink()
     assert app.extensions["feedsvc"].reload()
     assert [e.title for e in read_feed(client.get(url).data).entries] == ["Robots at work"]
+
+
+def test_an_overlay_past_its_bound_is_folded_and_healthz_counts_it(
+    tmp_records: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fulltext, "FOLD_AT", 2)
+    write_record(tmp_records, "old.md", "Robots at work", day=1)
+    app = make_app(SEEDS_DIR=tmp_records, SEARCH_INDEX=str(tmp_path / "search.sqlite"))
+    client = app.test_client()
+    url = "/feeds/search.atom?q=robots"
+    client.get(url)
+    for day in (2, 3, 4):
+        write_record(tmp_records, f"new{day}.md", f"Robots on day {day}", day=day)
+    assert app.extensions["feedsvc"].reload()
+    found = [entry.title for entry in read_feed(client.get(url).data).entries]
+    assert found == ["Robots on day 4", "Robots on day 3", "Robots on day 2", "Robots at work"]
+    deadline = time.monotonic() + 30
+    while client.get("/healthz").json["search"]["folds"] != 1:
+        assert time.monotonic() < deadline, "the overlay was not folded"
+        time.sleep(0.01)
+    assert client.get("/healthz").json["search"]["overlay"] == 0
+    again = [entry.title for entry in read_feed(client.get(url + "&topic=ai").data).entries]
+    assert again == found
 
 
 def test_searches_without_a_turn_are_refused_and_cached_feeds_and_searches_are_not(
