@@ -93,7 +93,7 @@ from feedsvc.output import (
     resolve_output,
     swap_in,
 )
-from feedsvc.pages import story_inputs
+from feedsvc.pages import story_listings
 from feedsvc.render import FORMATS, VERSION
 from feedsvc.repository import Collection
 from feedsvc.stories import DEFAULT_WINDOW_DAYS, Story, stories_of
@@ -178,19 +178,27 @@ def _story_pages(
             for extension in FORMATS:
                 made_from = functools.partial(_feed_made_from, prints, feed, site, extension, page)
                 yield SitePage(f"{feed.path}.{extension}{query}", made_from, first)
+    listings: dict[frozenset[str], str] = {}
     for story in stories_of(collection, window_days).stories:
-        made_from = functools.partial(
-            _story_made_from, prints, collection, site, story, window_days
-        )
+        made_from = functools.partial(_story_made_from, prints, collection, site, story, listings)
         yield SitePage(f"/stories/{story.slug}", made_from)
 
 
 def _story_made_from(
-    prints: Fingerprints, collection: Collection, site: Site, story: Story, window_days: float
+    prints: Fingerprints,
+    collection: Collection,
+    site: Site,
+    story: Story,
+    listings: dict[frozenset[str], str],
 ) -> str:
-    inputs = story_inputs(collection, site, story.slug, window_days)
-    story_digest = prints.record(story).hex()
-    return _digest("story", repr(site), story_digest, prints.listings(inputs.listings))
+    """A story's page: its story and the story feeds it links (`pages.story_inputs`), whose
+    digest is the same for every story of the same topics (`listings` keeps it)."""
+    topics = story.topic_slugs
+    linked = listings.get(topics)
+    if linked is None:
+        linked = prints.listings(story_listings(collection, site, topics))
+        linked = listings[topics] = _digest(repr(site), linked)
+    return _digest("story", prints.record(story).hex(), linked)
 
 
 def site_urls(
@@ -389,8 +397,8 @@ def _write_site(
     todo: list[SitePage] = []
     folders: set[str] = set()
     out, work = os.fspath(trees.out), os.fspath(trees.work)
-    for page in pages:
-        name = file_for(page.url)
+    names = [file_for(page.url) for page in pages]
+    for page, name in zip(pages, names, strict=True):
         made_from[name] = page.made_from()
         before = known.get(name)
         if before is not None and before.fingerprint == made_from[name]:
@@ -419,7 +427,7 @@ def _write_site(
         written=len(written),
         kept=len(files) - len(written),
         removed=len(trees.previous.files.keys() - files.keys()),
-        changed=tuple(page.url for page in pages if file_for(page.url) in written),
+        changed=tuple(page.url for page, name in zip(pages, names, strict=True) if name in written),
     )
     return manifest, result
 

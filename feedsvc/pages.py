@@ -8,7 +8,7 @@ external asset, so the Content-Security-Policy the web module sends can forbid b
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,15 +234,21 @@ def story_inputs(
     story = stories_of(collection, window_days).story(slug)
     if story is None:
         raise PageNotFound(f"there is no story {slug!r}")
+    return StoryPageInputs(site, story, story_listings(collection, site, story.topic_slugs))
+
+
+def story_listings(
+    collection: Collection, site: Site, topic_slugs: Iterable[str]
+) -> tuple[FeedListing, ...]:
+    """The story feeds a story's page links, given its topics: every story, then the stories
+    of each of its topics. The feeds are built empty: the page shows their names and URLs, not
+    their entries, so it changes only when its own story does."""
     feeds = [StoryFeed(())]
-    for topic_slug in sorted(story.topic_slugs):
+    for topic_slug in sorted(topic_slugs):
         topic = collection.topics.get(topic_slug)
         if topic is not None:
             feeds.append(StoryFeed((), topic))
-    # The feeds are built empty: the page shows their names and URLs, not their entries, so
-    # it changes only when its own story does.
-    listings = tuple(feed_listing(feed, site, FORMATS) for feed in feeds)
-    return StoryPageInputs(site, story, listings)
+    return tuple(feed_listing(feed, site, FORMATS) for feed in feeds)
 
 
 def render_story_page(inputs: StoryPageInputs) -> str:

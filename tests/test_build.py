@@ -576,6 +576,35 @@ def test_a_rebuild_writes_only_the_files_whose_bytes_change(tmp_path: Path) -> N
     assert after == published(_scratch(seeds, tmp_path / "scratch"))
 
 
+def test_a_parallel_rebuild_links_and_renders_as_a_serial_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In several processes, a rebuild links the unchanged files, renders the changed pages,
+    and renders again a file changed in the output by hand."""
+    monkeypatch.setattr(feedsvc.build, "PARALLEL_MINIMUM", 1)
+    seeds = tmp_path / "records"
+    shutil.copytree(RECORDS, seeds)
+    out = tmp_path / "site"
+    build_site(make_app(SEEDS_DIR=seeds, **PAGED), out, workers=2)
+    before, inodes = published(out), _inodes(out)
+    record = seeds / "2023-03-01-control-characters.md"
+    record.write_text(record.read_text().replace("in text", "in a text"))
+    edited = out / "feeds/providers/blog-example-org.atom"  # a page the change leaves alone
+    edited.write_bytes(b"edited by hand")
+    steps: list[int] = []
+    result = build_site(make_app(SEEDS_DIR=seeds, **PAGED), out, steps.append, workers=2)
+    after = published(out)
+    assert after == published(_scratch(seeds, tmp_path / "scratch"))
+    changed = {name for name in after if after[name] != before[name]}
+    assert changed and "feeds/providers/blog-example-org.atom" not in changed
+    assert result.written == len(changed) / 2 + 1 and sum(steps) == result.files  # + edited
+    edited_names = {
+        "feeds/providers/blog-example-org.atom",
+        "feeds/providers/blog-example-org.atom.gz",
+    }
+    assert _links_to_the_old_files(inodes, out) == set(after) - changed - edited_names
+
+
 def _scratch(seeds: Path, out: Path, **settings: Any) -> Path:
     build_site(make_app(SEEDS_DIR=seeds, **{**PAGED, **settings}), out)
     return out
