@@ -47,7 +47,7 @@ import sys
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -113,6 +113,8 @@ PACKAGE = Path(__file__).parent
 _FORKED: tuple[_Renderer, Path, Path | None] | None = None
 # In a worker that shares what it makes: how many of its entries it has sent.
 _TOLD = 0
+# What the process linking ahead links: the previous build's folder and files, and the new one.
+_AHEAD: tuple[Path, Path, dict[str, WrittenFile]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,15 +325,16 @@ def build_site(
     check_apart(app.extensions["feedsvc"].loader.root, out)
     previous = previous_build(out)
     remove_stale_work(out)
-    collection, site, static = _app_site(app)
-    pages = list(site_pages(collection, site, static, _window_days(app)))
-    settings = build_settings(site)
     with _stopped_by_sigterm():
         work = WorkFolder(out)
         try:
-            manifest, result = _write_site(
-                app, pages, _Trees(out, work.path, previous, settings), progress, workers
-            )
+            with _linked_ahead(out, work.path, previous, workers) as linked:
+                # What the pages are made from is worked out while the files are linked.
+                collection, site, static = _app_site(app)
+                pages = list(site_pages(collection, site, static, _window_days(app)))
+                made_from = {page.url: page.made_from() for page in pages}
+                trees = _Trees(out, work.path, previous, build_settings(site), linked())
+            manifest, result = _write_site(app, pages, made_from, trees, progress, workers)
             (work.path / MARKER).write_text(manifest.dump(), encoding="utf-8")
             work.path.chmod(0o755)  # mkdtemp makes it private; a web server must read it
             old = swap_in(work.path, out)
@@ -378,36 +381,36 @@ class _Trees:
     work: Path
     previous: Manifest
     settings: str
+    linked: set[str]  # the previous build's files linked into `work` (`_linked_ahead`)
 
 
 def _write_site(
     app: Flask,
     pages: list[SitePage],
+    made_from: dict[str, str],
     trees: _Trees,
     progress: Callable[[int], None] | None,
     workers: int,
 ) -> tuple[Manifest, BuildResult]:
-    """Carry over the pages whose fingerprint is unchanged, render the others; the new manifest
-    and what was done."""
+    """Keep the files linked ahead whose pages' fingerprints (`made_from`, by URL) are what the
+    previous build wrote them from, render the others, drop the files of URLs that are gone;
+    the new manifest and what was done."""
     # Fingerprints made with other settings or code say nothing: every page is rendered then,
     # and the bytes decide what is kept.
     known = trees.previous.files if trees.previous.settings == trees.settings else {}
-    made_from = {}
+    linked = trees.linked
     files: dict[str, WrittenFile] = {}
     todo: list[SitePage] = []
-    folders: set[str] = set()
-    out, work = os.fspath(trees.out), os.fspath(trees.work)
     names = [file_for(page.url) for page in pages]
     for page, name in zip(pages, names, strict=True):
-        made_from[name] = page.made_from()
         before = known.get(name)
-        if before is not None and before.fingerprint == made_from[name]:
-            if _carry_over(out, work, name, before, folders):
-                files[name] = before
-                continue
-        todo.append(page)
+        if before is not None and before.fingerprint == made_from[page.url] and name in linked:
+            files[name] = before
+        else:
+            todo.append(page)
     if progress is not None and files:
         progress(len(files))
+    _drop(trees.work, linked.difference(names))
     previous_out = trees.out if trees.previous.files else None
     renderer = _Renderer(app)
     if workers > 1 and len(todo) >= PARALLEL_MINIMUM:
@@ -416,8 +419,9 @@ def _write_site(
         urls = [page.url for page in todo]
         outcomes = _write_all(renderer, trees.work, urls, previous_out, progress)
     written: set[str] = set()
+    url_of = {name: page.url for page, name in zip(pages, names, strict=True)}
     for name, stat, was_written in outcomes:
-        files[name] = WrittenFile(made_from[name], *stat)
+        files[name] = WrittenFile(made_from[url_of[name]], *stat)
         if was_written:
             written.add(name)
     manifest = Manifest(trees.settings, files)
@@ -430,6 +434,60 @@ def _write_site(
         changed=tuple(page.url for page, name in zip(pages, names, strict=True) if name in written),
     )
     return manifest, result
+
+
+@contextlib.contextmanager
+def _linked_ahead(
+    out: Path, work: Path, previous: Manifest, workers: int
+) -> Iterator[Callable[[], set[str]]]:
+    """Link every file of the previous build into `work` (`_carry_over`), in a process of its
+    own when there are `workers`, while this one works out what the pages are made from: the
+    kernel's work beside the build's. Yields a wait for the names linked (those still as the
+    previous build left them). A page that turns out to have changed replaces its link
+    (`_write_all`), a URL that is gone loses it (`_drop`)."""
+    global _AHEAD
+    if not previous.files:
+        yield set
+        return
+    if workers < 2:
+        linked = _link_all(out, work, previous.files)
+        yield lambda: linked
+        return
+    _AHEAD = (out, work, previous.files)
+    try:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(1, _start_worker, (os.getpid(), False)) as pool:
+            pending = pool.apply_async(_link_ahead)
+            yield pending.get
+    finally:
+        _AHEAD = None
+
+
+def _link_ahead() -> set[str]:
+    assert _AHEAD is not None
+    return _link_all(*_AHEAD)
+
+
+def _link_all(out: Path, work: Path, files: dict[str, WrittenFile]) -> set[str]:
+    """Link each file of `files` (and its .gz) from `out` into `work` if it is still as
+    written; the names linked."""
+    old, new = os.fspath(out), os.fspath(work)
+    folders: set[str] = set()
+    return {name for name, before in files.items() if _carry_over(old, new, name, before, folders)}
+
+
+def _drop(work: Path, names: Iterable[str]) -> None:
+    """Unlink the files `names` (and their .gz) from `work`, and the folders they leave empty
+    (an empty folder no manifest lists would be refused by the next build)."""
+    folders = set()
+    for name in names:
+        for path in (work / name, work / (name + GZ)):
+            path.unlink()
+        folders.add((work / name).parent)
+    for folder in sorted(folders, key=lambda path: len(path.parts), reverse=True):
+        while folder != work and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
 
 
 def _carry_over(out: str, work: str, name: str, before: WrittenFile, folders: set[str]) -> bool:
@@ -680,14 +738,18 @@ def _write_all(
             target.parent.mkdir(parents=True, exist_ok=True)
             old = previous / name if previous is not None else None
             was_written = old is None or not _same_bytes(old, body, gz)
+            zipped_target = target.with_name(target.name + GZ)
             if was_written:
+                if old is not None:  # a link to the old file, made ahead: never written into
+                    target.unlink(missing_ok=True)
+                    zipped_target.unlink(missing_ok=True)
                 target.write_bytes(body)
-                target.with_name(target.name + GZ).write_bytes(gz)
+                zipped_target.write_bytes(gz)
                 _set_mtime(target, last_modified, old)
-            else:
+            elif not os.path.lexists(target):  # else linked ahead
                 assert old is not None
                 _link(old, target)
-                _link(old.with_name(old.name + GZ), target.with_name(target.name + GZ))
+                _link(old.with_name(old.name + GZ), zipped_target)
             plain, zipped = os.stat(target), os.stat(target.with_name(target.name + GZ))
             stat = (plain.st_size, plain.st_mtime_ns, zipped.st_size, zipped.st_mtime_ns)
             outcomes.append((name, stat, was_written))

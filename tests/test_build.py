@@ -623,6 +623,23 @@ def test_a_rebuild_drops_the_files_of_urls_that_are_gone(tmp_path: Path) -> None
     assert published(out) == published(_scratch(seeds, tmp_path / "scratch"))
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_folder_all_of_whose_urls_are_gone_goes_too(tmp_path: Path, workers: int) -> None:
+    """The previous build's files are linked into the new tree before it is known which URLs
+    are gone; a folder left empty then is removed, or the next build would refuse it."""
+    seeds, out = tmp_path / "records", tmp_path / "site"
+    seeds.mkdir()
+    _write_record(seeds / "a.md", {**_small_record(2, ["AI"]), "provider": {"name": "P"}})
+    build_site(make_app(SEEDS_DIR=seeds, **PAGED), out, workers=workers)
+    assert (out / "providers").is_dir() and (out / "feeds/providers").is_dir()
+    _write_record(seeds / "a.md", _small_record(2, ["AI"]))  # no provider any more
+    result = build_site(make_app(SEEDS_DIR=seeds, **PAGED), out, workers=workers)
+    assert result.removed > 0
+    assert not (out / "providers").exists() and not (out / "feeds/providers").exists()
+    assert [path for path in out.rglob("*") if path.is_dir() and not any(path.iterdir())] == []
+    build_site(make_app(SEEDS_DIR=seeds, **PAGED), out, workers=workers)  # not refused
+
+
 def test_a_file_changed_in_the_output_is_rendered_again(tmp_path: Path) -> None:
     out = tmp_path / "site"
     build_site(make_app(**PAGED), out)
