@@ -106,6 +106,23 @@ SCOPES = {
     # Incremental publishing (issue 11). The render cache that carries renders across versions
     # and the fragment cache (all of cache.py).
     "cache": Scope(("cache.*",), ("tests/test_cache.py", "tests/test_web_caching.py")),
+    # A reload replacing the served version, and the preparer that keeps the unchanged renders
+    # valid for it before it is served.
+    "versions": Scope(
+        (
+            "versions.xǁVersionsǁ__init__",
+            "versions.xǁVersionsǁreload",
+            "versions.xǁVersionsǁ_loaded",
+            "web.x__keep_unchanged_renders",
+        ),
+        (
+            "tests/test_versions.py",
+            "tests/test_websub.py::test_a_reload_notifies_exactly_the_first_pages_whose_bytes_changed",
+            # The property over random changes (a minute a mutant) is left to `make test`.
+            "--deselect",
+            "tests/test_versions.py::test_after_any_changes_every_url_serves_what_a_fresh_start_serves",
+        ),
+    ),
 }
 
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): a mutant is caught when the tests fail

@@ -270,6 +270,7 @@ def test_a_reload_notifies_exactly_the_first_pages_whose_bytes_changed(tmp_path:
             forms = hub.forms[already:]
             assert all(form["hub.mode"] == ["publish"] for form in forms)
             assert all(form["hub.url"] == form["hub.topic"] for form in forms)
+        assert sample(state.metrics, "sent") == len(hub.topics())  # the app's own metrics
 
 
 def test_notifications_wait_until_every_worker_can_serve_the_change(tmp_path: Path) -> None:
