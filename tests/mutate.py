@@ -123,6 +123,23 @@ SCOPES = {
             "tests/test_versions.py::test_after_any_changes_every_url_serves_what_a_fresh_start_serves",
         ),
     ),
+    # Documents put together from a head, entry fragments and a tail (Format.assemble, the cuts
+    # of each format), and the HTML pages' shared articles. (Not `render._xml_parts`: it runs
+    # at import, before mutmut plants a mutant.)
+    "render": Scope(
+        (
+            "render.xǁFormatǁassemble",
+            "render.x__cut_xml",
+            "render.x__json_parts",
+            "render.x__unique",
+            "pages.x__articles",
+        ),
+        (
+            "tests/test_render.py",
+            "tests/test_properties.py::test_pages_put_together_from_entry_fragments_equal_one_shot_renders",
+            "tests/test_pages.py::test_a_page_takes_each_article_from_the_fragment_store_and_leaves_it_there",
+        ),
+    ),
 }
 
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): a mutant is caught when the tests fail

@@ -10,7 +10,8 @@ import pytest
 from flask.testing import FlaskClient
 from lxml import html
 
-from feedsvc.feeds import iter_feeds
+from feedsvc.feeds import Site, iter_feeds
+from feedsvc.pages import feed_page_inputs, render_page
 from feedsvc.render import FORMATS
 from tests.conftest import BASE_URL, entry_links, make_app, read_feed, read_json_feed
 
@@ -287,3 +288,27 @@ def test_a_search_feed_opened_in_a_browser_is_its_view(client: FlaskClient) -> N
     assert len(articles) == 3 and articles == [link for _, link in entry_links(feed.data, "rss")]
     again = {"Accept": BROWSER_ACCEPT, "If-None-Match": response.headers["ETag"]}
     assert client.get(path, headers=again).status_code == 304
+
+
+class _Fragments(dict[Any, bytes]):
+    def put(self, key: Any, fragment: bytes) -> None:
+        self[key] = fragment
+
+
+def test_a_page_takes_each_article_from_the_fragment_store_and_leaves_it_there() -> None:
+    """An article is rendered once per site and entry: the store keeps its bytes, and the next
+    page that shows the entry takes them from there."""
+    app = make_app()
+    state = app.extensions["feedsvc"]
+    feed = next(feed for feed in iter_feeds(state.collection) if len(feed.records) > 1)
+    site = Site(BASE_URL, "News")
+    inputs = feed_page_inputs(feed, site, 1)
+    store = _Fragments()
+    with app.app_context():
+        whole = render_page(inputs)
+        assert render_page(inputs, store) == whole
+        entries = inputs.page.document().entries
+        assert set(store) == {("html-article", BASE_URL, entry) for entry in entries}
+        assert all(fragment.decode() in whole for fragment in store.values())
+        kept = _Fragments({key: b"<article>kept</article>" for key in store})
+        assert render_page(inputs, kept).count("<article>kept</article>") == len(entries)

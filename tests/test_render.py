@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -300,3 +301,83 @@ def test_opml_lists_each_feed_once_in_its_group() -> None:
         assert outline.get("type") == "rss" and outline.get("text") == listing.title
         assert outline.get("xmlUrl") == listing.feed_url("atom")
         assert outline.get("htmlUrl") == listing.html_url
+
+
+# -- documents put together from entry fragments (Format.assemble) ------------------------------
+
+
+class _Store(dict[object, bytes]):
+    """A fragment store that counts what it is asked and given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[object] = []
+
+    def get(self, key: object, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        self.asked.append(key)
+        return super().get(key, default)
+
+    def put(self, key: object, fragment: bytes) -> None:
+        assert key not in self, "an entry rendered twice"
+        self[key] = fragment
+
+
+@pytest.mark.parametrize("fmt", FORMATS.values(), ids=FORMATS)
+def test_an_assembled_document_is_the_one_shot_render_and_renders_each_entry_once(fmt) -> None:  # type: ignore[no-untyped-def]
+    store = _Store()
+    whole = document()
+    assert fmt.assemble(document(entries=whole.entries[1:]), store) == fmt.render(
+        document(entries=whole.entries[1:])
+    )
+    assert set(store) == {(fmt.extension, e) for e in whole.entries[1:]}
+    # One entry missing: rendered, and put with the others in their place.
+    assert fmt.assemble(whole, store) == fmt.render(whole)
+    assert set(store) == {(fmt.extension, e) for e in whole.entries}
+    # Every entry there: none rendered again (the store refuses a second put).
+    assert fmt.assemble(whole, store) == fmt.render(whole)
+    assert store.asked[-3:] == [(fmt.extension, e) for e in whole.entries]
+    one = document(entries=whole.entries[:1], paging=())
+    assert fmt.assemble(one, store) == fmt.render(one)
+    empty = document(entries=(), paging=(), page=1, pages=1)
+    assert fmt.assemble(empty, store) == fmt.render(empty)
+
+
+@pytest.mark.parametrize("fmt", FORMATS.values(), ids=FORMATS)
+def test_an_assembled_document_takes_each_entry_from_the_store(fmt) -> None:  # type: ignore[no-untyped-def]
+    """The fragments kept are what a page shows: the store's bytes, not a render of its own."""
+    whole = document()
+    store = _Store()
+    fmt.assemble(whole, store)
+    marked = {key: fragment.replace(b"Entry 2", b"Entry two") for key, fragment in store.items()}
+    store.clear()
+    store.update(marked)
+    renamed = replace(whole.entries[1], title="Entry two & <friends>")
+    expected = fmt.render(replace(whole, entries=(whole.entries[0], renamed, whole.entries[2])))
+    assert fmt.assemble(whole, store) == expected
+
+
+@pytest.mark.parametrize("fmt", FORMATS.values(), ids=FORMATS)
+def test_an_entry_twice_in_a_document_is_rendered_once(fmt) -> None:  # type: ignore[no-untyped-def]
+    twice = document(entries=(entry(3), entry(2), entry(3)))
+    store = _Store()
+    assert fmt.assemble(twice, store) == fmt.render(twice)
+    assert set(store) == {(fmt.extension, entry(3)), (fmt.extension, entry(2))}
+
+
+@pytest.mark.parametrize("fmt", FORMATS.values(), ids=FORMATS)
+def test_a_document_whose_entries_are_all_kept_renders_one_for_its_head_and_tail(fmt) -> None:  # type: ignore[no-untyped-def]
+    """What makes a page of kept entries cheap: its head and tail come from a render of one
+    entry, not of the page; a page with entries missing renders those alone."""
+    rendered: list[int] = []
+
+    def parts(doc: FeedDocument) -> Any:
+        rendered.append(len(doc.entries))
+        return fmt.parts(doc)
+
+    counting = replace(fmt, parts=parts)
+    whole = document()
+    store = _Store()
+    assert counting.assemble(replace(whole, entries=whole.entries[:1]), store)
+    assert counting.assemble(whole, store) == fmt.render(whole)
+    assert counting.assemble(whole, store) == fmt.render(whole)
+    assert rendered == [1, 2, 1]
