@@ -15,7 +15,16 @@ CPU time of the process and its workers, and the files it wrote, kept and remove
 line). Ratios are against the full build of the same run. The machine's load average is printed
 beside each row: on a shared machine, wall times depend on it.
 
-    python -m bench.build [--records 10000] [--workers 2]
+When `hugo` is installed, the same records are then built by Hugo for comparison, in a site of
+its own made in the same temporary folder: each record a page (its title, date, excerpt and other
+coverage), `topics` and `providers` taxonomies, the RSS feed of the home page and of every term
+(50 items), one minimal HTML template per kind, no theme. Then the rebuild after one title
+changed: Hugo has no incremental build, so it builds everything again.
+
+    python -m bench.build [--records 10000] [--workers 2] [--folder DIR] [--no-hugo]
+
+`--folder` is where the records and sites are written (default: a temporary folder in TMPDIR);
+file creation costs differ a lot between folders of one disk (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -55,19 +66,27 @@ class Run:
 
 def feedsvc(name: str, arguments: list[str], env: dict[str, str]) -> Run:
     """One `feedsvc` command in its own process, timed (CPU: it and every process it waited for)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "feedsvc", *arguments], capture_output=True, text=True, env=env
-    )
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode not in (0, 1):  # check exits 1 for rejected records; none are here
-        sys.exit(f"feedsvc {' '.join(arguments)} failed ({done.returncode}):\n{done.stderr}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    command = [sys.executable, "-m", "feedsvc", *arguments]
+    done, wall, cpu = timed(command, env, ok=(0, 1))  # check exits 1 for rejected records
     found = SUMMARY.search(done.stdout)
     counts = [int(value) for value in found.groups()] if found else [None, None, None]
     return Run(name, wall, cpu, *counts, load=os.getloadavg()[0])
+
+
+def timed(
+    command: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)
+) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """Run `command`; what it did, its wall time and its CPU time (it and every process it
+    waited for)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in ok:
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return done, wall, cpu
 
 
 def change_title(seeds: Path, records: int) -> None:
@@ -90,7 +109,7 @@ def remove_newest(seeds: Path, records: int) -> None:
     (seeds / f"{records:06d}-record.md").unlink()
 
 
-def run(records: int, workers: int, folder: Path) -> list[Run]:
+def run(records: int, workers: int, folder: Path, hugo: bool) -> list[Run]:
     seeds = write_collection(folder / "records", records)
     out = folder / "site"
     env = {**os.environ, "FEEDSVC_PARSE_CACHE": str(folder / "parse-cache")}
@@ -109,6 +128,90 @@ def run(records: int, workers: int, folder: Path) -> list[Run]:
             change(seeds, records)
         runs.append(feedsvc(name, build, env))
         print(f"{name}: {runs[-1].wall:.1f} s", file=sys.stderr)
+    if hugo:
+        runs += hugo_runs(seeds, folder, env)
+    return runs
+
+
+HUGO_CONFIG = """\
+baseURL = "https://news.example.org/"
+title = "feedsvc"
+languageCode = "en"
+[taxonomies]
+  topic = "topics"
+  provider = "providers"
+[services.rss]
+  limit = 50
+"""
+HUGO_SINGLE = """\
+<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ .Title }}</title></head>
+<body><h1>{{ .Title }}</h1><p>{{ .Date.Format "2 January 2006" }}
+{{ range .Params.providers }} · {{ . }}{{ end }}</p>{{ .Content }}
+<ul>{{ range .Params.topics }}
+<li><a href="{{ "topics/" | relURL }}{{ . | urlize }}/">{{ . }}</a></li>{{ end }}</ul>
+</body></html>
+"""
+HUGO_LIST = """\
+<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ .Title }}</title>
+{{ with .OutputFormats.Get "rss" }}
+<link rel="alternate" type="application/rss+xml" href="{{ .Permalink }}">{{ end }}
+</head><body><h1>{{ .Title }}</h1>
+{{ range first 50 .Pages }}<article><h2><a href="{{ .Permalink }}">{{ .Title }}</a></h2>
+<p>{{ .Date.Format "2 January 2006" }}</p><p>{{ .Summary }}</p></article>{{ end }}
+</body></html>
+"""
+
+
+def write_hugo_site(seeds: Path, site: Path) -> Path:
+    """A Hugo site of the records in `seeds` (see the module docstring); its folder."""
+    content = site / "content" / "posts"
+    content.mkdir(parents=True)
+    (site / "config.toml").write_text(HUGO_CONFIG, encoding="utf-8")
+    layouts = site / "layouts" / "_default"
+    layouts.mkdir(parents=True)
+    (layouts / "single.html").write_text(HUGO_SINGLE, encoding="utf-8")
+    (layouts / "list.html").write_text(HUGO_LIST, encoding="utf-8")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for path in sorted(seeds.glob("*.md")):
+        record = yaml.load(path.read_text(encoding="utf-8").split("---\n")[1], Loader=loader)
+        (content / path.name).write_text(hugo_page(record), encoding="utf-8")
+    return site
+
+
+def hugo_page(record: dict[str, Any]) -> str:
+    """A record as Hugo content: front matter for the taxonomies, the excerpt and the other
+    coverage as its Markdown."""
+    front = {
+        "title": record["title"],
+        "date": record["publishedDateTime"].isoformat(),
+        "description": record["excerpt"],
+        "topics": record["topics"],
+        "providers": [record["provider"]["name"]],
+        "images": [image["url"] for image in record["images"]],
+    }
+    coverage = "\n".join(
+        f"- [{item['title']}]({item['webUrl']}) ({item['provider']['name']})"
+        for item in record["related"]
+    )
+    text = yaml.dump(front, Dumper=DUMPER, sort_keys=False, allow_unicode=True)
+    return f"---\n{text}---\n{record['excerpt']}\n\nOther coverage:\n\n{coverage}\n"
+
+
+def hugo_runs(seeds: Path, folder: Path, env: dict[str, str]) -> list[Run]:
+    """Hugo's full build of the same records, then its build after one title changed."""
+    hugo = shutil.which("hugo")
+    if hugo is None:
+        return []
+    site = write_hugo_site(seeds, folder / "hugo")
+    command = [hugo, "--source", str(site), "--destination", str(site / "public"), "--quiet"]
+    runs = []
+    for name in ("hugo: full build", "hugo: build after one older record's title changed"):
+        if runs:
+            change_title(site / "content" / "posts", len(list(seeds.glob("*.md"))))
+        _, wall, cpu = timed(command, env)
+        files = sum(1 for path in (site / "public").rglob("*") if path.is_file())
+        runs.append(Run(f"{name} ({files} files)", wall, cpu, None, None, None, os.getloadavg()[0]))
+        print(f"{name}: {wall:.1f} s", file=sys.stderr)
     return runs
 
 
@@ -134,12 +237,14 @@ def main() -> None:
     )
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--folder", type=Path, help="where to write (default: in TMPDIR)")
+    parser.add_argument("--no-hugo", action="store_true", help="leave Hugo out")
     args = parser.parse_args()
     print(
         f"{os.cpu_count()} cores, {args.records} records, {args.workers} workers", file=sys.stderr
     )
-    with tempfile.TemporaryDirectory() as folder:
-        runs = run(args.records, args.workers, Path(folder))
+    with tempfile.TemporaryDirectory(dir=args.folder) as folder:
+        runs = run(args.records, args.workers, Path(folder), not args.no_hugo)
     print(table(runs))
 
 
