@@ -5,7 +5,7 @@ A scope is the functions that are mutated (mutmut names their mutants
 them. mutmut picks, for each mutant, the tests that ran the mutated function, but only among the
 tests it is given: everything loads records and so calls `normalize_url`, and running the whole
 suite for each of its mutants would take hours on two cores. So each scope runs mutmut in its own
-folder (`.mutate/<scope>/`, links to `feedsvc/`, `tests/` and `seeds/`, and pyproject.toml
+folder (`.mutate/<scope>/`, links to `feedsvc/`, `tests/`, `seeds/`, `bench/`, and pyproject.toml
 with the `[tool.mutmut]` table completed for that scope).
 
     python -m tests.mutate [SCOPE ...] [--workers N] [--show]
@@ -140,6 +140,20 @@ SCOPES = {
             "tests/test_pages.py::test_a_page_takes_each_article_from_the_fragment_store_and_leaves_it_there",
         ),
     ),
+    # What a build's page is made from, to keep its file without rendering it.
+    "fingerprints": Scope(
+        ("feeds.xǁFingerprintsǁ*", "feeds.x_record_values", "feeds.x__image_values"),
+        (
+            "tests/test_fingerprints.py",
+            "tests/test_build.py::test_a_record_digest_covers_every_field",
+            "tests/test_build.py::test_a_story_digest_is_its_records_digests",
+            "tests/test_build.py::test_page_fingerprints_are_the_same_in_every_process",
+            "tests/test_build.py::test_a_rebuild_with_nothing_changed_renders_nothing",
+            "tests/test_build.py::test_a_rebuild_writes_only_the_files_whose_bytes_change",
+            "tests/test_build.py::test_a_rebuild_drops_the_files_of_urls_that_are_gone",
+            "tests/test_build.py::test_pages_follow_the_counts_of_the_feeds_they_list",
+        ),
+    ),
 }
 
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): a mutant is caught when the tests fail
@@ -154,12 +168,13 @@ def prepare(name: str, scope: Scope) -> Path:
     folder = WORK / name
     subprocess.run(["rm", "-rf", str(folder / "mutants")], check=True)
     folder.mkdir(parents=True, exist_ok=True)
-    for link in ("feedsvc", "tests", "seeds"):
+    for link in ("feedsvc", "tests", "seeds", "bench"):  # tests/test_build.py uses bench/synth
         if not (folder / link).is_symlink():
             (folder / link).symlink_to(ROOT / link)
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     settings = tomllib.loads(text)["tool"]["mutmut"]
     settings["only_mutate"] = [f"feedsvc/{module}.py" for module in scope.modules()]
+    settings["also_copy"] = [*settings.get("also_copy", []), "bench/"]
     settings["pytest_add_cli_args_test_selection"] = list(scope.tests)
     table = "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
     before, _, _ = text.partition("\n[tool.mutmut]\n")
