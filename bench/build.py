@@ -58,6 +58,7 @@ class Run:
     name: str
     wall: float
     cpu: float
+    system: float  # of `cpu`: in the kernel (file creation and links are most of it)
     written: int | None
     kept: int | None
     removed: int | None
@@ -67,17 +68,17 @@ class Run:
 def feedsvc(name: str, arguments: list[str], env: dict[str, str]) -> Run:
     """One `feedsvc` command in its own process, timed (CPU: it and every process it waited for)."""
     command = [sys.executable, "-m", "feedsvc", *arguments]
-    done, wall, cpu = timed(command, env, ok=(0, 1))  # check exits 1 for rejected records
+    done, wall, cpu, system = timed(command, env, ok=(0, 1))  # check exits 1 if records rejected
     found = SUMMARY.search(done.stdout)
     counts = [int(value) for value in found.groups()] if found else [None, None, None]
-    return Run(name, wall, cpu, *counts, load=os.getloadavg()[0])
+    return Run(name, wall, cpu, system, *counts, load=os.getloadavg()[0])
 
 
 def timed(
     command: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)
-) -> tuple[subprocess.CompletedProcess[str], float, float]:
-    """Run `command`; what it did, its wall time and its CPU time (it and every process it
-    waited for)."""
+) -> tuple[subprocess.CompletedProcess[str], float, float, float]:
+    """Run `command`; what it did, its wall time, its CPU time (it and every process it waited
+    for) and the part of that in the kernel."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -85,8 +86,8 @@ def timed(
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in ok:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return done, wall, cpu
+    system = after.ru_stime - before.ru_stime
+    return done, wall, after.ru_utime - before.ru_utime + system, system
 
 
 def change_title(seeds: Path, records: int) -> None:
@@ -208,9 +209,10 @@ def hugo_runs(seeds: Path, folder: Path, env: dict[str, str]) -> list[Run]:
     for name in ("hugo: full build", "hugo: build after one older record's title changed"):
         if runs:
             change_title(site / "content" / "posts", len(list(seeds.glob("*.md"))))
-        _, wall, cpu = timed(command, env)
+        _, wall, cpu, system = timed(command, env)
         files = sum(1 for path in (site / "public").rglob("*") if path.is_file())
-        runs.append(Run(f"{name} ({files} files)", wall, cpu, None, None, None, os.getloadavg()[0]))
+        load = os.getloadavg()[0]
+        runs.append(Run(f"{name} ({files} files)", wall, cpu, system, None, None, None, load))
         print(f"{name}: {wall:.1f} s", file=sys.stderr)
     return runs
 
@@ -218,14 +220,16 @@ def hugo_runs(seeds: Path, folder: Path, env: dict[str, str]) -> list[Run]:
 def table(runs: list[Run]) -> str:
     full = runs[1].wall
     lines = [
-        "| run | wall s | CPU s | written | kept | removed | × full build (wall) | load avg |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | wall s | CPU s | of which system | written | kept | removed | × full build (wall) "
+        "| load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for item in runs:
         counts = [str(value) if value is not None else "" for value in (item.written, item.kept)]
         counts.append(str(item.removed) if item.removed is not None else "")
         lines.append(
-            f"| {item.name} | {item.wall:.2f} | {item.cpu:.2f} | {' | '.join(counts)} | "
+            f"| {item.name} | {item.wall:.2f} | {item.cpu:.2f} | {item.system:.2f} | "
+            f"{' | '.join(counts)} | "
             f"{item.wall / full:.3f} | {item.load:.1f} |"
         )
     return "\n".join(lines)
