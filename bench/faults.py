@@ -24,7 +24,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from bench.processes import free_port, rss_kib, running, workers_of
 from bench.synth import write_collection
 
 CONNECTIONS = 64
@@ -73,50 +73,15 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Server:
     process: subprocess.Popen[bytes]
     base: str
 
     def workers(self) -> list[int]:
-        """The PIDs of the worker processes: the server's child processes that serve requests
-        (multiprocessing helpers such as the resource tracker are not workers)."""
-        found = []
-        for pid in children(self.process.pid):
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-            if b"resource_tracker" not in command and b"semaphore_tracker" not in command:
-                found.append(pid)
-        return sorted(found)
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry))
-    return found
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of one process (VmRSS), in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+        """The PIDs of the worker processes (multiprocessing helpers such as the resource
+        tracker are not workers)."""
+        return workers_of(self.process.pid)
 
 
 @contextmanager
@@ -133,30 +98,11 @@ def serving(folder: Path, server: str, reload_interval: float) -> Iterator[Serve
     )
     command = [sys.executable, "-m", "feedsvc", "serve", "--server", server, "--workers", "2"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
-    log = open(folder.parent / "server.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}")
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        yield Server(process, base)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    log = folder.parent / "server.log"
+    probe = base + "/healthz"
+    with running(command, probe, env=env, log=log, startup_seconds=STARTUP_SECONDS) as started:
+        yield Server(started.process, base)
 
 
 def feed_paths(base: str) -> list[str]:

@@ -23,19 +23,16 @@ import argparse
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.faults import children, free_port, rss_kib
+from bench.processes import ROOT, cpu_seconds, free_port, rss_kib, running, workers_of
 
-ROOT = Path(__file__).resolve().parent.parent
 URL = "/feeds/all.atom"
 BROWSER_ACCEPT = (
     "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
@@ -123,33 +120,11 @@ def server(command: list[str], env: dict[str, str], log: Path) -> Iterator[tuple
     """A server on a free loopback port; yields the port and its one worker's PID."""
     port = free_port()
     command = [part.replace("PORT", str(port)) for part in command]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=sink, stderr=sink)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{command[0]} exited: {log.read_text()[-500:]}")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}{URL}", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        workers = [pid for pid in children(process.pid) if b"tracker" not in cmdline(pid)]
-        yield port, workers[0]
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def cmdline(pid: int) -> bytes:
-    return Path(f"/proc/{pid}/cmdline").read_bytes()
+    probe = f"http://127.0.0.1:{port}{URL}"
+    with running(
+        command, probe, env=env, cwd=ROOT, log=log, startup_seconds=60, stop_seconds=20
+    ) as started:
+        yield port, workers_of(started.process.pid)[0]
 
 
 def send(port: int, headers: dict[str, str]) -> int:
@@ -170,20 +145,14 @@ def send(port: int, headers: dict[str, str]) -> int:
     return int(answer.split(b" ", 2)[1]) if answer else 0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def phase(port: int, worker: int, requests: list[dict[str, str]]) -> tuple[dict[int, int], float]:
     """Send each request; the statuses, and the worker's CPU time per request in µs."""
     statuses: dict[int, int] = {}
-    used = cpu_seconds(worker)
+    used = cpu_seconds([worker])
     for headers in requests:
         status = send(port, headers)
         statuses[status] = statuses.get(status, 0) + 1
-    return statuses, (cpu_seconds(worker) - used) / len(requests) * 1e6
+    return statuses, (cpu_seconds([worker]) - used) / len(requests) * 1e6
 
 
 def flood(label: str, command: list[str], env: dict[str, str], args: argparse.Namespace) -> None:

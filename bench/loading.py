@@ -16,7 +16,6 @@ import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from bench.processes import child_json
 from bench.synth import write_collection
 
 if TYPE_CHECKING:
@@ -101,14 +101,7 @@ def event_reload_cpu(loader: CollectionLoader, victim: Path, text: str, times: i
 
 
 def measure(mode: str, folder: Path, cache: Path) -> dict[str, float]:
-    output = subprocess.run(
-        [sys.executable, "-m", "bench.loading", "--child", mode, str(folder), str(cache)],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    ).stdout
-    return dict(json.loads(output.splitlines()[-1]))
+    return child_json("bench.loading", "--child", mode, str(folder), str(cache))
 
 
 def run_size(size: int, workdir: Path) -> list[str]:

@@ -37,7 +37,6 @@ import argparse
 import dataclasses
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -55,6 +54,7 @@ from flask import Flask
 from werkzeug.test import EnvironBuilder
 
 from bench import faults
+from bench.processes import children, cpu_seconds, free_port, running
 from bench.synth import WORDS, write_collection
 from feedsvc import create_app, fulltext, web
 from feedsvc.fulltext import SearchIndex
@@ -265,7 +265,7 @@ def served(
     folder: Path, threads: int | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`serving`, with `--threads` when given; yields the base URL and the server's process."""
-    port = faults.free_port()
+    port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("FEEDSVC_")}
     env.update(
         {f"FEEDSVC_{name}": str(value) for name, value in settings(folder).items()},
@@ -274,29 +274,11 @@ def served(
     command = [sys.executable, "-m", "feedsvc", "serve", "--workers", "2"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     command += ["--threads", str(threads)] if threads else []
-    with open(folder / "server.log", "wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + faults.STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}")
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        yield base, process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    log = folder / "server.log"
+    startup = faults.STARTUP_SECONDS
+    with running(command, base + "/healthz", env=env, log=log, startup_seconds=startup) as started:
+        yield base, started.process
 
 
 def side_by_side(
@@ -396,18 +378,6 @@ GZIP_SCRIPT = faults.WRK_SCRIPT.replace(
 )
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU time the processes have used so far."""
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def threads_cost(folder: Path, rounds: int, seconds: float) -> None:
     """What threads cost a cached poll: `feedsvc serve --threads 1` and the default, in turns,
     polled by wrk (32 connections, gzip) across 150 cached feed URLs; requests per second and
@@ -423,7 +393,7 @@ def threads_cost(folder: Path, rounds: int, seconds: float) -> None:
                 paths = paths[:150]
                 for path in paths * 2:
                     warm(base + path)
-                pids = [process.pid, *faults.children(process.pid)]
+                pids = [process.pid, *children(process.pid)]
                 before = cpu_seconds(pids)
                 result = faults.run_wrk(base, paths, seconds, 32, GZIP_SCRIPT)
                 per_request = (cpu_seconds(pids) - before) / result.requests * 1e6

@@ -13,20 +13,16 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.processes import ROOT, free_port, running
 from bench.synth import write_collection
 
-ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 WORKERS = os.cpu_count() or 2
 FEED = "/feeds/all.atom"
@@ -80,39 +76,6 @@ class Result:
 
     def ratio(self, baseline: Result) -> float:
         return self.requests_per_second / baseline.requests_per_second
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def running(command: list[str], env: dict[str, str], port: int, probe: str) -> Iterator[None]:
-    """Start a server, wait until it answers `probe`, and stop it by its own PID afterwards."""
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{command[0]} exited with {process.returncode}")
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=5).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def fetch_etag(port: int) -> str:
@@ -183,14 +146,16 @@ def measure_server(
             file=sys.stderr,
         )
 
-    with running(command, env, port, "/bench/ping"):
+    with running(
+        command, f"http://127.0.0.1:{port}/bench/ping", env=env, cwd=ROOT, stop_seconds=20
+    ):
         warm(port, FEED)
         row("baseline (ping)", "/bench/ping")
         row("cached feed", FEED)
         row("cached feed, gzip", FEED, headers={"Accept-Encoding": "gzip"})
         row("304 not modified", FEED, headers={"If-None-Match": fetch_etag(port)})
         row("cold render", FEED, script=COLD_SCRIPT)
-    with running(django, env, port, FEED):
+    with running(django, f"http://127.0.0.1:{port}{FEED}", env=env, cwd=ROOT, stop_seconds=20):
         warm(port, FEED)
         row("django syndication", FEED)
     return results

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,12 +39,12 @@ from pathlib import Path
 
 import yaml
 
+from bench.processes import child_json, cpu_seconds, free_port, running, workers_of
 from bench.synth import write_collection
 
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 STARTUP_SECONDS = 600
 POLL_SECONDS = 0.01
-TICKS = os.sysconf("SC_CLK_TCK")
 # Requested four times each before the "warmed" reading ({topic} and {provider}: the first of
 # each in /feeds.opml). Four times, so that each of two workers most likely answers each once.
 WARM_PATHS = (
@@ -76,56 +75,7 @@ def baseline(folder: Path) -> dict[str, float]:
 
 
 def run_baseline(folder: Path) -> dict[str, float]:
-    output = subprocess.run(
-        [sys.executable, "-m", "bench.startup", "--baseline", str(folder)],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    ).stdout
-    return dict(json.loads(output.splitlines()[-1]))
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def children(pid: int) -> list[int]:
-    """Every live process whose parent is `pid`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry))
-    return found
-
-
-def workers_of(pid: int) -> list[int]:
-    """The server's worker processes (multiprocessing's helpers are not workers)."""
-    found = []
-    for child in children(pid):
-        command = Path(f"/proc/{child}/cmdline").read_bytes()
-        if b"resource_tracker" not in command and b"semaphore_tracker" not in command:
-            found.append(child)
-    return sorted(found)
-
-
-def cpu_seconds(pid: int) -> float:
-    """The CPU time of a process and of its children it has waited for (the parallel readers
-    of a load), from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(value) for value in fields[11:15]) / TICKS
+    return child_json("bench.startup", "--baseline", str(folder))
 
 
 def smaps(pid: int) -> dict[str, int]:
@@ -180,34 +130,21 @@ def serving(folder: Path, cache_home: Path, log: Path) -> Iterator[Started]:
     command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(folder)]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
-    with open(log, "ab") as output:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            health = wait_for_health(base, process)
-            seconds = time.perf_counter() - started
-            cpu = cpu_seconds(process.pid)
-            yield Started(process, base, seconds, cpu, health)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_for_health(base: str, process: subprocess.Popen[bytes]) -> dict[str, object]:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
-                return dict(json.load(response))
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(POLL_SECONDS)
-    raise RuntimeError("the server did not answer /healthz")
+    started = time.perf_counter()
+    with running(
+        command,
+        base + "/healthz",
+        env=env,
+        log=log,
+        append=True,
+        startup_seconds=STARTUP_SECONDS,
+        poll_seconds=POLL_SECONDS,
+        stop_seconds=60,
+    ) as server:
+        seconds = time.perf_counter() - started
+        cpu = cpu_seconds([server.process.pid], waited_children=True)
+        health = dict(json.loads(server.answer))
+        yield Started(server.process, base, seconds, cpu, health)
 
 
 def settled_memory(server: Started, workers: int) -> Memory:
