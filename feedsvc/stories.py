@@ -57,8 +57,7 @@ _AMP_CACHE_SUFFIX = ".cdn.ampproject.org"
 _AMP_NUMBER_SEGMENT = re.compile(r"/amp-([0-9]+\.html?)$")
 
 
-@lru_cache(maxsize=1 << 19)
-def comparison_key(url: str) -> str:
+def _comparison_key(url: str) -> str:
     """The key that tells two URLs of one article apart from two articles (see the module
     docstring; README, Stories, lists the forms). `url` is normalized (`urls.normalize_url`:
     lower-case host, no default port), so plain string operations suffice: this runs for every
@@ -84,6 +83,10 @@ def comparison_key(url: str) -> str:
         query = "&".join(sorted(_kept_params(query)))
     return f"{host}{path}" + (f"?{query}" if query else "")
 
+
+# Remembered by URL. (Wrapped by a call, not a decorator, as are `_record_keys` and
+# `headline_words`: mutmut, `make mutate`, leaves decorated functions alone.)
+comparison_key = lru_cache(maxsize=1 << 19)(_comparison_key)
 
 _ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
 
@@ -126,12 +129,14 @@ def _kept_params(query: str) -> Iterable[str]:
             yield pair
 
 
-@lru_cache(maxsize=1 << 17)
-def _record_keys(url: str, original_url: str | None, coverage: str) -> tuple[str, ...]:
+def _keys_of(url: str, original_url: str | None, coverage: str) -> tuple[str, ...]:
     """The comparison keys of a record's own URLs and its related articles, once each, in order.
     Remembered by the three strings (a reload regroups the same records again)."""
     urls = [url, *((original_url,) if original_url else ()), *related_urls(coverage)]
     return tuple(dict.fromkeys(comparison_key(item) for item in urls))
+
+
+_record_keys = lru_cache(maxsize=1 << 17)(_keys_of)
 
 
 def record_keys(record: Record) -> tuple[str, ...]:
@@ -184,10 +189,7 @@ class Story:
     @cached_property
     def lead(self) -> Record:
         """The headline: the highest `quality` where any record has one, else the first."""
-        rated = [record for record in self.records if record.quality is not None]
-        if not rated:
-            return self.first
-        return min(rated, key=lambda r: (-(r.quality or 0), r.published, r.id))
+        return _lead(self.records)
 
     @property
     def published(self) -> datetime:
@@ -202,24 +204,37 @@ class Story:
     @cached_property
     def coverage(self) -> tuple[Coverage, ...]:
         """Every piece of coverage once (by comparison key), newest first; undated last."""
-        seen: dict[str, Coverage] = {}
-        for record in self.records:
-            provider = record.provider.name if record.provider else None
-            seen.setdefault(
-                comparison_key(record.url),
-                Coverage(record.title, record.url, provider, record.published),
-            )
-        for record in self.records:
-            for item in record.related:
-                seen.setdefault(comparison_key(item.url), _coverage_of(item))
-        undated = [item for item in seen.values() if item.published is None]
-        dated = [item for item in seen.values() if item.published is not None]
-        dated.sort(key=lambda item: (item.published, item.url), reverse=True)
-        return (*dated, *sorted(undated, key=lambda item: item.url))
+        return _coverage(self.records)
 
     @property
     def topic_slugs(self) -> frozenset[str]:
         return frozenset(topic.slug for record in self.records for topic in record.topics)
+
+
+# A story's properties are worked out by functions of its records (mutmut, `make mutate`, leaves
+# decorated functions alone).
+def _lead(records: tuple[Record, ...]) -> Record:
+    rated = [record for record in records if record.quality is not None]
+    if not rated:
+        return records[0]
+    return min(rated, key=lambda r: (-(r.quality or 0), r.published, r.id))
+
+
+def _coverage(records: tuple[Record, ...]) -> tuple[Coverage, ...]:
+    seen: dict[str, Coverage] = {}
+    for record in records:
+        provider = record.provider.name if record.provider else None
+        seen.setdefault(
+            comparison_key(record.url),
+            Coverage(record.title, record.url, provider, record.published),
+        )
+    for record in records:
+        for item in record.related:
+            seen.setdefault(comparison_key(item.url), _coverage_of(item))
+    undated = [item for item in seen.values() if item.published is None]
+    dated = [item for item in seen.values() if item.published is not None]
+    dated.sort(key=lambda item: (item.published, item.url), reverse=True)
+    return (*dated, *sorted(undated, key=lambda item: item.url))
 
 
 def _coverage_of(item: Related) -> Coverage:
@@ -365,8 +380,7 @@ ENTITY_WORDS = frozenset(_stem(word) for word in ENTITY_WORDS_LISTED.split())
 TOPIC_WORDS = frozenset(_stem(word) for word in TOPIC_WORDS_LISTED.split())
 
 
-@lru_cache(maxsize=1 << 17)
-def headline_words(title: str) -> frozenset[str]:
+def _headline_words(title: str) -> frozenset[str]:
     """The distinctive words of a headline, stemmed: lower case, accents and possessives
     dropped, without function words and words generic to the collection (topic words stay: they
     count half in `same_event`). Remembered per title:
@@ -375,6 +389,9 @@ def headline_words(title: str) -> frozenset[str]:
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
     stems = (_stem(word) for word in _HEADLINE_WORD.findall(text) if len(word) > 1)
     return frozenset(stem for stem in stems if stem not in _IGNORED_STEMS)
+
+
+headline_words = lru_cache(maxsize=1 << 17)(_headline_words)
 
 
 def _position(held: Sequence[Record], record: Record) -> int:

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +37,20 @@ settings.register_profile(
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+if os.environ.get("HYPOTHESIS_PROFILE") == "mutate":
+
+    @pytest.fixture(autouse=True)
+    def forget_remembered_results() -> None:
+        """mutmut runs each mutant in a process forked from that of its clean run: what a
+        function's `lru_cache` remembered there would answer for the mutated code (or for the
+        mutated functions it calls). Each test starts with every cache of feedsvc empty."""
+        for name, module in list(sys.modules.items()):
+            if name == "feedsvc" or name.startswith("feedsvc."):
+                for value in list(vars(module).values()):
+                    if hasattr(type(value), "cache_clear"):  # not getattr: proxies like `request`
+                        value.cache_clear()
+
 
 DATA = Path(__file__).parent / "data"
 RECORDS = DATA / "records"
