@@ -1,11 +1,12 @@
 """Story grouping over a folder of real records: the figures, and a sample of stories to judge.
 
-`python -m bench.stories_sample FOLDER [--window 3] [--check 30] [--seed 2022]` loads FOLDER the
-way the server does (`load_collection`), groups it (`group_stories`) and prints: records loaded and
-rejected, the stories, how many hold several records, their sizes, the largest, and whether any
-story reached the cap. Then `--check` multi-record stories drawn at random with `--seed` (all of
-them when there are fewer), each with its records and the keys its records share, so that a person
-can judge whether the story is one event and, when it is not, which shared URL joined it.
+`python -m bench.stories_sample FOLDER [--window 3] [--hub-limit 30] [--check 30] [--seed 2022]`
+loads FOLDER the way the server does (`load_collection`), groups it (`group_stories`) and prints:
+records loaded and rejected, the stories, how many hold several records, their sizes, the largest,
+and whether any story reached the cap. Then `--check` multi-record stories drawn at random with
+`--seed` (all of them when there are fewer), each with its records and the keys its records share,
+so that a person can judge whether the story is one event and, when it is not, which shared URL
+joined it. `--hub-limit` changes the limit above which a shared URL links no records.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--window", type=float, default=DEFAULT_WINDOW_DAYS)
+    parser.add_argument("--hub-limit", type=int, default=HUB_LIMIT, help="hub URL limit")
     parser.add_argument("--check", type=int, default=30, help="multi-record stories to list")
     parser.add_argument("--seed", type=int, default=2022)
     args = parser.parse_args()
@@ -85,10 +87,10 @@ def main() -> None:
     with_related = sum(1 for record in records if record.coverage)
     print(f"records with related articles: {with_related}")
 
-    stories = group_stories(records, args.window)
+    stories = group_stories(records, args.window, args.hub_limit)
     multi = [story for story in stories if len(story.records) > 1]
     sizes = [len(story.records) for story in stories]
-    print(f"\nwindow {args.window} days, hub limit {HUB_LIMIT}, cap {MAX_STORY_RECORDS}")
+    print(f"\nwindow {args.window} days, hub limit {args.hub_limit}, cap {MAX_STORY_RECORDS}")
     print(f"stories: {len(stories)}; of several records: {len(multi)}")
     print(f"records in multi-record stories: {sum(len(story.records) for story in multi)}")
     print("size distribution: " + ", ".join(f"{k}: {v}" for k, v in size_buckets(sizes)))
