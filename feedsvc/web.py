@@ -855,6 +855,7 @@ def healthz() -> Response:
     loaded = state.loader.stats
     return jsonify(
         status="ok",
+        pid=os.getpid(),  # which worker answered: its caches and counters are its own
         version=collection.version,
         loaded_at=collection.loaded_at.isoformat() if collection.loaded_at else None,
         reloads=state.reloads,

@@ -4,6 +4,7 @@ validators, so that a load balancer or a CDN may send any request to any of them
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -160,6 +161,15 @@ def test_a_killed_instance_leaves_no_worker_behind(tmp_path: Path, server: str) 
     port = int(base.rpartition(":")[2])
     with feedsvc_process(RECORDS, tmp_path / "two.log", server=server, port=port) as (again, _):
         assert fetch(again + "/feeds/all.atom")[0] == 200
+
+
+def test_healthz_names_the_worker_that_answered(tmp_path: Path) -> None:
+    """Each worker has its own caches: /healthz says which worker its figures are of, so that
+    a soak can tell the workers' cache sizes apart (bench/faults.py)."""
+    with feedsvc_process(RECORDS, tmp_path / "log", workers=2) as (base, server):
+        answered = {json.loads(fetch(base + "/healthz")[2])["pid"] for _ in range(20)}
+        workers = descendants(server.pid)
+    assert answered and answered <= set(workers), (answered, workers)
 
 
 def running(pid: int) -> bool:

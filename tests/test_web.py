@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,7 @@ def test_healthz_counts(client: FlaskClient) -> None:
     }
     assert health["warnings"] == len(client.application.extensions["feedsvc"].collection.warnings)
     assert health["render_cache"]["entries"] == 0
+    assert health["pid"] == os.getpid()  # the process that answered: its caches, its counters
 
 
 def test_opml_lists_every_feed_once_and_each_url_resolves(app: Flask, client: FlaskClient) -> None:
