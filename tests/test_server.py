@@ -12,12 +12,13 @@ import signal
 import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import RECORDS
-from tests.servers import fetch, free_port, running_feedsvc
+from tests.servers import descendants, feedsvc_process, fetch, free_port, running_feedsvc
 
 pytestmark = pytest.mark.live
 
@@ -91,3 +92,33 @@ def test_a_port_held_by_another_program_is_refused(tmp_path: Path) -> None:
         port = other.getsockname()[1]
         status, stderr = serve_once(port, RECORDS)
     assert status == 1 and "is already in use" in stderr and "Traceback" not in stderr
+
+
+def malloc_heaps(pid: int) -> int:
+    """The glibc malloc arenas a process has beside its main one: each is a heap mapped at a
+    multiple of 64 MiB (HEAP_MAX_SIZE), read and write, with no file behind it."""
+    heaps = 0
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        fields = line.split()
+        start = int(fields[0].split("-")[0], 16)
+        if len(fields) == 5 and fields[1] == "rw-p" and start % (64 << 20) == 0:
+            heaps += 1
+    return heaps
+
+
+@pytest.mark.parametrize("server", ["granian", "gunicorn"])
+def test_a_worker_s_threads_share_two_malloc_arenas(
+    tmp_path: Path, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads of a worker that all allocate share two arenas (`server.MALLOC_ARENAS`), instead
+    of glibc's one per thread up to 8 per core, whose memory one arena frees and another cannot
+    reuse."""
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    urls = [f"/feeds/all.{kind}?page={page}" for kind in ("atom", "rss", "json") for page in (1, 2)]
+    with feedsvc_process(RECORDS, tmp_path / "log", server=server) as (base, process):
+        with ThreadPoolExecutor(64) as pool:
+            list(pool.map(lambda n: fetch(base + urls[n % len(urls)]), range(640)))
+        workers = descendants(process.pid)
+        assert workers and all(malloc_heaps(pid) <= 1 for pid in workers), [
+            malloc_heaps(pid) for pid in workers
+        ]
