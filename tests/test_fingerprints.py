@@ -151,3 +151,30 @@ def test_each_record_is_digested_once_by_an_instance(monkeypatch: pytest.MonkeyP
     prints.page(page)
     prints.page(dataclasses.replace(page, records=records[::-1]))
     assert read == list(records)
+
+
+def test_a_page_whose_records_were_digested_asks_no_record_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A page's entries are looked up by record at C speed; a record digested for another page
+    (or another format) is not asked for again."""
+    records = _records()[:3]
+    page = dataclasses.replace(_page(), records=records[:2])
+    prints = Fingerprints()
+    for record in records:
+        prints.record(record)
+    asked: list[object] = []
+    real = prints.record
+    monkeypatch.setattr(prints, "record", lambda item: asked.append(item) or real(item))
+    fingerprint = prints.page(page)
+    prints.page(dataclasses.replace(page, records=records[1:]))
+    assert asked == [] and fingerprint == Fingerprints().page(page)
+
+
+def test_digests_are_of_fixed_sizes() -> None:
+    """128 bits a record (an instance keeps one per record of the collection), 160 bits a page
+    or list of feeds (a build keeps one per URL): none shorter, none longer."""
+    record = _records()[0]
+    assert len(Fingerprints().record(record)) == 16
+    listing = FeedListing("topics", "AI", "AI news", "https://x/t/ai", (("atom", "u"),), 3, None)
+    assert len(Fingerprints.listings((listing,))) == len(Fingerprints.listings(())) == 40
