@@ -19,6 +19,7 @@ from feedsvc.stories import (
     StoryIndex,
     _Grouping,
     comparison_key,
+    follow,
     group_stories,
     headline_words,
     record_keys,
@@ -114,6 +115,36 @@ def test_different_articles_keep_different_keys(one: str, other: str) -> None:
     assert comparison_key(one) != comparison_key(other)
 
 
+# Keys exactly, for the forms whose pairs above would agree on a wrong key too: escapes in upper
+# case, the AMP cache's viewer and http forms and the cache URLs that name no article, `.amp`.
+COMPARISON_KEYS = [
+    ("https://example.com/caf%c3%a9?q=%2f", "example.com/caf%C3%A9?q=%2F"),
+    ("https://www-example-com.cdn.ampproject.org/v/s/www.example.com/a", "example.com/a"),
+    ("https://www-example-com.cdn.ampproject.org/c/www.example.com/a", "example.com/a"),
+    ("https://www-example-com.cdn.ampproject.org/c/s/www.example.com", "example.com/"),
+    (
+        "https://www-example-com.cdn.ampproject.org/x/y.html",
+        "www-example-com.cdn.ampproject.org/x/y.html",
+    ),
+    (
+        "https://www-example-com.cdn.ampproject.org/c/s/nodot/a",
+        "www-example-com.cdn.ampproject.org/c/s/nodot/a",
+    ),
+    ("https://www-example-com.cdn.ampproject.org/", "www-example-com.cdn.ampproject.org/"),
+    ("https://news.example.net/a.amp", "news.example.net/a"),
+    ("https://news.example.net/amp/BOX", "news.example.net/BOX"),
+    ("https://example.com/amp", "example.com/"),
+    ("https://example.com/a#frag", "example.com/a"),
+    ("https://m.example.com/a/", "example.com/a"),
+    ("https://www.co/a", "www.co/a"),
+]
+
+
+@pytest.mark.parametrize(("url", "key"), COMPARISON_KEYS)
+def test_comparison_keys_are_exactly(url: str, key: str) -> None:
+    assert comparison_key(url) == key
+
+
 def test_entry_ids_do_not_use_the_comparison_key() -> None:
     one, other = SAME_ARTICLE[4]
     assert entry_id(one) != entry_id(other)
@@ -184,6 +215,38 @@ def test_coverage_lists_every_article_once_newest_first() -> None:
     assert story.updated == two.published
 
 
+def test_lead_is_the_best_rated_record_whenever_it_came() -> None:
+    url = "https://c.example/x"
+    early = make_record("https://a.example/1", 0, (url,), quality=0)
+    late = make_record("https://b.example/2", 1, (url,), quality=1)
+    (story,) = group_stories([early, late])
+    assert story.lead == late
+
+
+def test_coverage_lists_each_related_article_and_the_undated_ones_by_url() -> None:
+    one = make_record("https://a.example/1", 0, ("https://z.example/9", "https://c.example/x"))
+    two = make_record("https://b.example/2", 3, ("https://c.example/x", "https://m.example/5"))
+    (story,) = group_stories([one, two])
+    urls = [item.url for item in story.coverage]
+    assert urls == [
+        "https://b.example/2",
+        "https://a.example/1",
+        "https://c.example/x",
+        "https://m.example/5",
+        "https://z.example/9",
+    ]
+
+
+def test_group_stories_caps_stories_at_the_size_it_is_given() -> None:
+    url = "https://c.example/x"
+    records = [make_record(f"https://p{n}.example/a", n, (url,)) for n in range(5)]
+    assert sorted(len(story.records) for story in group_stories(records, max_records=2)) == [
+        1,
+        2,
+        2,
+    ]
+
+
 def as_collection(records: tuple[Record, ...], changes: RecordChanges | None = None) -> Collection:
     return Collection(records=records, topics={}, providers={}, changes=changes)
 
@@ -229,6 +292,58 @@ def test_a_version_is_grouped_from_the_one_before_by_its_changes() -> None:
     # the story `two` alone is the same object: what was rendered from it stays valid
     assert after.story(before.stories[-1].slug) is before.stories[-1]
     assert [len(story.records) for story in after.stories] == [2, 1]
+
+
+def test_a_collection_is_grouped_with_the_window_it_is_asked_for() -> None:
+    url = "https://c.example/x"
+    one = make_record("https://a.example/1", 0, (url,))
+    late = make_record("https://b.example/2", 24 * 4, (url,))
+    assert len(stories_of(as_collection((one, late)), window_days=5).stories) == 1
+    assert len(stories_of(as_collection((one, late)), window_days=3).stories) == 2
+
+
+def test_each_version_of_a_chain_is_grouped_from_the_one_before() -> None:
+    """Three versions, each the changes of the one before: the story no change touched is the
+    same object in all three (a grouping from scratch would make it anew)."""
+    url = "https://c.example/x"
+    alone = make_record("https://z.example/0", 0)
+    versions = [as_collection((alone,))]
+    for number in range(1, 3):
+        added = make_record(f"https://p{number}.example/a", number, (url,))
+        base = versions[-1].records
+        versions.append(as_collection((*base, added), RecordChanges(base, (), (added,))))
+    indexes = [stories_of(version) for version in versions]
+    kept = [index.story(story_id(alone).rpartition(":")[2]) for index in indexes]
+    assert kept[0] is kept[1] is kept[2] is not None
+    assert [len(story.records) for story in indexes[2].stories] == [2, 1]
+
+
+def test_the_stories_of_the_last_three_versions_are_kept() -> None:
+    versions = [as_collection((make_record(f"https://p{n}.example/a"),)) for n in range(5)]
+    indexes = [stories_of(version) for version in versions]
+    assert stories_of(versions[2]) is indexes[2]  # after versions 3 and 4
+    assert stories_of(versions[0]) is not indexes[0]  # grouped again: not kept
+
+
+def test_a_new_version_is_grouped_before_it_is_served_once_stories_were_asked() -> None:
+    url = "https://c.example/x"
+    one = make_record("https://a.example/1", 0, (url,))
+    first = as_collection((one,))
+    two = make_record("https://b.example/2", 24 * 4, (url,))
+    second = as_collection((one, two), RecordChanges(first.records, (), (two,)))
+    with (
+        mock.patch("feedsvc.stories._grouping", None),  # no stories asked yet: nothing to do
+        mock.patch.object(_Grouping, "of", side_effect=AssertionError("grouped")),
+    ):
+        follow(second, window_days=5)
+    stories_of(first, window_days=5)
+    follow(second, window_days=5)
+    with (
+        mock.patch.object(_Grouping, "of", side_effect=AssertionError("grouped on request")),
+        mock.patch.object(_Grouping, "update", side_effect=AssertionError("grouped on request")),
+    ):
+        (story,) = stories_of(second, window_days=5).stories
+    assert story.records == (one, two)
 
 
 # Headline pairs from real records of the collection (everyday-cc/ai, November-December 2022)
