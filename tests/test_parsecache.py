@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC
 from pathlib import Path
 
@@ -371,3 +371,37 @@ print(used_now - used, free_now - free)
     ).stdout
     used, freed = map(int, output.split())
     assert freed < used / 50
+
+
+def states_of_the_test_records(cache: Path) -> dict[str, parsecache.FileState]:
+    folder = loader(RECORDS, cache)
+    folder.load()
+    return dict(folder.states)
+
+
+def test_numbers_that_do_not_fit_eight_bytes_and_paths_of_their_own_come_back(
+    tmp_path: Path,
+) -> None:
+    """A quality or heat past 64 bits (YAML reads any integer) and a record whose path is not
+    its file's: laid out another way than the rest, and read back as they were."""
+    states = states_of_the_test_records(tmp_path / "parse.cache")
+    path, state = next((path, state) for path, state in states.items() if state.record)
+    assert state.record is not None
+    huge = replace(state.record, quality=2**70, heat=-(2**63), path="elsewhere/" + path)
+    states[path] = replace(state, record=huge)
+    assert parsecache.decode_states(parsecache.encode_states(states)) == states
+
+
+@pytest.mark.parametrize("column", ["title", "flags", "stamp"])
+def test_columns_of_different_lengths_are_refused(column: str, tmp_path: Path) -> None:
+    """A cache whose checksum holds but whose columns disagree (a tampered or miswritten one)
+    raises, so it is ignored, instead of giving records made of other records' fields."""
+    states = states_of_the_test_records(tmp_path / "parse.cache")
+    record = next(state.record for state in states.values() if state.record)
+    # the last file without images or problems: nothing left over tells the rows were cut short
+    states["plain.md"] = parsecache.FileState(b"", replace(record, images=()), ())
+    columns = parsecache.encode_states(states)
+    values = columns["files"][column]
+    columns["files"][column] = values[:-8] if isinstance(values, bytes) else values[:-1]
+    with pytest.raises(ValueError):
+        parsecache.decode_states(columns)
