@@ -122,6 +122,7 @@ COMPARISON_KEYS = [
     ("https://www-example-com.cdn.ampproject.org/v/s/www.example.com/a", "example.com/a"),
     ("https://www-example-com.cdn.ampproject.org/c/www.example.com/a", "example.com/a"),
     ("https://www-example-com.cdn.ampproject.org/c/s/www.example.com", "example.com/"),
+    ("https://www-example-com.cdn.ampproject.org/c/www.example.com", "example.com/"),
     (
         "https://www-example-com.cdn.ampproject.org/x/y.html",
         "www-example-com.cdn.ampproject.org/x/y.html",
@@ -316,6 +317,32 @@ def test_each_version_of_a_chain_is_grouped_from_the_one_before() -> None:
     kept = [index.story(story_id(alone).rpartition(":")[2]) for index in indexes]
     assert kept[0] is kept[1] is kept[2] is not None
     assert [len(story.records) for story in indexes[2].stories] == [2, 1]
+
+
+def test_a_record_added_exactly_the_window_after_another_joins_its_story() -> None:
+    url = "https://c.example/x"
+    one = make_record("https://a.example/1", 0, (url,))
+    first = as_collection((one,))
+    stories_of(first)
+    two = make_record("https://b.example/2", 24 * 3, (url,))
+    second = as_collection((one, two), RecordChanges(first.records, (), (two,)))
+    (story,) = stories_of(second).stories
+    assert story.records == (one, two)
+
+
+def test_a_story_regrouped_into_the_same_records_stays_the_same_object() -> None:
+    """A record that holds a story's key but reports another event regroups that story: into the
+    same records, so the same object (what was rendered from it stays valid)."""
+    url = "https://c.example/x"
+    one = make_record("https://a.example/1", 0, (url,), title="Meta pauses Galactica demo")
+    two = make_record("https://b.example/2", 1, (url,), title="Meta fires Galactica AI")
+    first = as_collection((one, two))
+    (story,) = stories_of(first).stories
+    other = make_record("https://d.example/3", 2, (url,), title="Nvidia gaming profits fall")
+    second = as_collection((one, two, other), RecordChanges(first.records, (), (other,)))
+    after = stories_of(second)
+    assert after.story(story.slug) is story
+    assert len(after.stories) == 2
 
 
 def test_the_stories_of_the_last_three_versions_are_kept() -> None:
