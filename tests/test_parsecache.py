@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import fields, replace
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -342,6 +343,7 @@ def test_a_warm_start_leaves_no_holes_among_the_records(tmp_path: Path) -> None:
     script = f"""
 import re, sys, os
 from pathlib import Path
+from typing import Any
 from feedsvc.repository import CollectionLoader
 from feedsvc.parsecache import read_cache
 
@@ -405,3 +407,43 @@ def test_columns_of_different_lengths_are_refused(column: str, tmp_path: Path) -
     columns["files"][column] = values[:-8] if isinstance(values, bytes) else values[:-1]
     with pytest.raises(ValueError):
         parsecache.decode_states(columns)
+
+
+def with_one_more(columns: dict[str, Any], what: str) -> dict[str, Any]:
+    """`columns` with one more image, problem, or image width, than the files hold."""
+    if what == "image":
+        for name, values in columns["images"].items():
+            more = ["https://x.example/i.png"] if name == "url" else bytes(8)
+            columns["images"][name] = values + more
+    elif what == "problem":
+        columns["problems"] = [*columns["problems"], ("a.md", "title", "missing", "error")]
+    else:
+        columns["images"]["width"] += bytes(8)
+    return columns
+
+
+@pytest.mark.parametrize(
+    ("what", "reason"),
+    [
+        ("image", "more images or problems than files hold"),
+        ("problem", "more problems than files hold"),
+        ("width", "zip() argument 2 is longer"),
+    ],
+)
+def test_values_left_over_make_a_cache_refused_and_logged(
+    what: str, reason: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cache whose checksum holds but that has more images, problems, or values of one
+    column of its images, than its files: refused, and the reason logged."""
+    caplog.set_level(logging.WARNING, logger="feedsvc.parsecache")
+    states = states_of_the_test_records(tmp_path / "first.cache")
+    assert any(state.record and state.record.images for state in states.values())
+    assert any(state.problems for state in states.values())
+    encode = parsecache.encode_states
+    cache = tmp_path / "parse.cache"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parsecache, "encode_states", lambda s: with_one_more(encode(s), what))
+        write_cache(cache, "settings", states)
+    assert read_cache(cache, "settings") == {}
+    (warning,) = cache_warnings(caplog)
+    assert warning.startswith(f"parse cache {cache} cannot be used ({reason}")
