@@ -397,9 +397,14 @@ def test_live_reload_follows_a_deploy_that_replaces_the_folder(
     client = app.test_client()
 
     def served() -> set[str]:
-        health = client.get("/healthz").json
-        assert health["records"] == len(state.collection.records)
-        return titles(state.collection)
+        """The titles served, once /healthz has counted the same records. The watch's thread may
+        swap in a new version while /healthz answers: then both are read again."""
+        while True:
+            collection = state.collection
+            health = client.get("/healthz").json
+            if state.collection is collection:
+                assert health["records"] == len(collection.records)
+                return titles(collection)
 
     try:
         client.get("/healthz")  # starts the watch
