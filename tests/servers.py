@@ -4,6 +4,7 @@ port, stopped by its own PID. Used by the live, browser and feed-reader tests.""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import Message
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 STARTUP_SECONDS = 30
 
@@ -49,19 +53,8 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running_feedsvc(
-    seeds: Path,
-    log: Path,
-    *,
-    server: str = "granian",
-    workers: int = 1,
-    settings: dict[str, str] | None = None,
-    port: int | None = None,
-) -> Iterator[str]:
-    """`feedsvc serve` as the README runs it (on `port`, else a free one); yields its base URL.
-    The developer's FEEDSVC_* variables are left out; `settings` are passed as FEEDSVC_*
-    variables."""
-    options = {"server": server, "workers": workers, "settings": settings, "port": port}
+def running_feedsvc(seeds: Path, log: Path, **options: Any) -> Iterator[str]:
+    """`feedsvc_process`, when only its base URL is wanted."""
     with feedsvc_process(seeds, log, **options) as (base, _):
         yield base
 
@@ -78,12 +71,12 @@ def feedsvc_process(
     cwd: Path | None = None,
     environment: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`running_feedsvc` started in the folder `cwd`, with more `environment` variables; yields
-    its base URL and its process (to stop it by its PID)."""
+    """`feedsvc serve` as the README runs it (on `port`, else a free one), in the folder `cwd`;
+    yields its base URL and its process (to stop it by its PID). The developer's FEEDSVC_*
+    variables are left out; `settings` are passed as FEEDSVC_* variables, `environment` as
+    they are."""
     port = port or free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
-    env["FEEDSVC_PARSE_CACHE"] = "off"
-    env.update({f"FEEDSVC_{name}": value for name, value in (settings or {}).items()})
+    env = feedsvc_environment({"PARSE_CACHE": "off", **(settings or {})})
     env.update(environment or {})
     command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(seeds)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
@@ -96,6 +89,37 @@ def feedsvc_process(
         yield base, process
     finally:
         stop(process)
+
+
+def serve_refused(
+    *options: str, settings: dict[str, str] | None = None, port: int | None = None
+) -> tuple[int, str]:
+    """`feedsvc serve *options` on `port` (else a free one), which must stop at start-up: its
+    exit status and standard error. In a process group of its own, so that one that serves
+    instead is killed, workers and all, and fails the test."""
+    command = [sys.executable, "-m", "feedsvc", "serve", "--port", str(port or free_port())]
+    process = subprocess.Popen(
+        [*command, *options],
+        env=feedsvc_environment(settings or {}),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        pytest.fail(f"feedsvc serve {' '.join(options)} started and served, with {settings}")
+    return process.returncode, stderr
+
+
+def feedsvc_environment(settings: dict[str, str]) -> dict[str, str]:
+    """This process's environment without the developer's FEEDSVC_* variables, with `settings`
+    as FEEDSVC_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    env.update({f"FEEDSVC_{name}": value for name, value in settings.items()})
+    return env
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

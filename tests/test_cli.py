@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from feedsvc.cli import cli
 from tests.conftest import RECORDS
-from tests.servers import free_port, stop
+from tests.servers import serve_refused
 
 
 def test_help_names_the_commands(runner: CliRunner) -> None:
@@ -198,23 +198,14 @@ def test_an_unusable_seeds_folder_is_one_line_and_exit_2_wherever_it_came_from(
 def test_serve_refuses_an_unusable_seeds_folder_at_start(tmp_path: Path) -> None:
     """In a child process with a time-out: a server that started anyway would serve an empty
     site (as it did) and never return; it is then stopped by its PID, workers and all."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
     missing = tmp_path / "missing"
     cases = [(["--seeds", str(missing)], {}, missing, "does not exist")]
     for folder, reason in unusable_folders(tmp_path).items():
-        cases.append(([], {"FEEDSVC_SEEDS_DIR": str(folder)}, folder, reason))
+        cases.append(([], {"SEEDS_DIR": str(folder)}, folder, reason))
     for options, settings, folder, reason in cases:
-        command = [sys.executable, "-m", "feedsvc", "serve", "--port", str(free_port()), *options]
-        process = subprocess.Popen(
-            command, env={**env, **settings}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        try:
-            _, stderr = process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            stop(process)
-            pytest.fail(f"feedsvc serve started with {folder} and served")
-        assert process.returncode == 2, stderr
-        assert stderr.decode() == f"Error: seeds folder {folder} {reason}\n"
+        status, stderr = serve_refused(*options, settings=settings)
+        assert status == 2, stderr
+        assert stderr == f"Error: seeds folder {folder} {reason}\n"
 
 
 def unreadable_folder(root: Path) -> str:

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from feedsvc.metrics import METRICS_MARKER, METRICS_SUBFOLDER, quoted
 from tests.conftest import RECORDS, make_app
-from tests.servers import fetch, free_port, running_feedsvc
+from tests.servers import fetch, running_feedsvc, serve_refused
 
 
 def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, str]]:
@@ -172,23 +168,12 @@ def test_metrics_dir_is_a_subfolder_feedsvc_owns_and_nothing_else_is_touched(
         assert (metrics / name).read_bytes() == data, name
 
 
-def serve_refused(tmp_path: Path, metrics: Path) -> str:
+def serve_refused_on(metrics: Path) -> str:
     """`feedsvc serve` with METRICS_DIR=metrics, which must stop at start-up with exit 1; its
-    standard error. One that serves instead is stopped with its workers and fails the test."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
-    env.update(FEEDSVC_METRICS_DIR=str(metrics), FEEDSVC_PARSE_CACHE="off")
-    command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(RECORDS)]
-    command += ["--port", str(free_port()), "--workers", "1"]
-    process = subprocess.Popen(
-        command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        _, stderr = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        pytest.fail("the server started")
-    assert process.returncode == 1 and "Traceback" not in stderr, stderr
+    standard error."""
+    settings = {"METRICS_DIR": str(metrics), "PARSE_CACHE": "off"}
+    status, stderr = serve_refused("--seeds", str(RECORDS), "--workers", "1", settings=settings)
+    assert status == 1 and "Traceback" not in stderr, stderr
     return stderr
 
 
@@ -198,7 +183,7 @@ def test_a_second_server_on_the_same_metrics_dir_is_refused(tmp_path: Path) -> N
     settings = {"METRICS_DIR": str(metrics), "RELOAD_INTERVAL": "0"}
     with running_feedsvc(RECORDS, tmp_path / "log", settings=settings) as base:
         fetch(base + "/feeds/all.atom?page=99")
-        stderr = serve_refused(tmp_path, metrics)
+        stderr = serve_refused_on(metrics)
         assert "is in use by another feedsvc serve" in stderr
         assert not_found_count(base) == 1  # the first server's samples are still there
 
@@ -207,6 +192,6 @@ def test_a_metrics_subfolder_feedsvc_did_not_make_is_refused(tmp_path: Path) -> 
     foreign = tmp_path / "metrics" / METRICS_SUBFOLDER
     foreign.mkdir(parents=True)
     (foreign / "counter_7.db").write_bytes(b"not ours")
-    stderr = serve_refused(tmp_path, tmp_path / "metrics")
+    stderr = serve_refused_on(tmp_path / "metrics")
     assert "holds files feedsvc did not write" in stderr
     assert (foreign / "counter_7.db").read_bytes() == b"not ours"

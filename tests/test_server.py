@@ -7,40 +7,31 @@ a loopback port."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import RECORDS
-from tests.servers import descendants, feedsvc_process, fetch, free_port, running_feedsvc
+from tests.servers import (
+    descendants,
+    feedsvc_process,
+    fetch,
+    free_port,
+    running_feedsvc,
+    serve_refused,
+)
 
 pytestmark = pytest.mark.live
 
 
 def serve_once(port: int, seeds: Path, *extra: str) -> tuple[int, str]:
-    """Run `feedsvc serve` on `port` in its own process group and wait for it to stop; its exit
-    status and standard error. One that serves instead of stopping is killed, workers and all,
-    and fails the test."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
-    env.update(FEEDSVC_PARSE_CACHE="off", FEEDSVC_RELOAD_INTERVAL="0")
-    command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(seeds)]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", *extra]
-    process = subprocess.Popen(
-        command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        _, stderr = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        pytest.fail(f"a second server started on port {port} and served")
-    return process.returncode, stderr
+    """`feedsvc serve` on `port`, which must stop at start-up: its exit status and standard
+    error."""
+    options = ("--seeds", str(seeds), "--host", "127.0.0.1", "--workers", "1", *extra)
+    settings = {"PARSE_CACHE": "off", "RELOAD_INTERVAL": "0"}
+    return serve_refused(*options, settings=settings, port=port)
 
 
 def version(base: str) -> str:

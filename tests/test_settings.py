@@ -1,10 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import lxml.html
@@ -16,7 +12,7 @@ from feedsvc.cli import cli
 from feedsvc.errors import ConfigError
 from feedsvc.settings import BUNDLED_SEEDS, Settings, declared, defaults
 from tests.conftest import RECORDS, make_app, parse_xml
-from tests.servers import free_port
+from tests.servers import serve_refused
 
 
 def settings_of(app) -> Settings:  # type: ignore[no-untyped-def]
@@ -179,20 +175,9 @@ def test_build_writes_the_normalized_base_url(runner: CliRunner, tmp_path: Path)
 def test_serve_refuses_such_a_base_url_at_start_up(tmp_path: Path) -> None:
     """Run as an operator would; in its own process group, so that a server that started
     anyway is stopped (with all its workers) when the test fails."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
-    env["FEEDSVC_BASE_URL"] = "https://user:secret@news.example.org/"
-    command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(RECORDS)]
-    command += ["--port", str(free_port())]
-    process = subprocess.Popen(
-        command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    assert process.returncode == 1
+    settings = {"BASE_URL": "https://user:secret@news.example.org/"}
+    status, stderr = serve_refused("--seeds", str(RECORDS), settings=settings)
+    assert status == 1
     assert stderr.startswith("Error: BASE_URL has userinfo") and "Traceback" not in stderr
 
 

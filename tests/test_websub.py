@@ -8,7 +8,6 @@ from __future__ import annotations
 import hmac
 import logging
 import multiprocessing
-import os
 import shutil
 import socket
 import subprocess
@@ -47,7 +46,7 @@ from tests.conftest import (
     read_json_feed,
     write_record,
 )
-from tests.servers import fetch, free_port, running_feedsvc, stop
+from tests.servers import fetch, free_port, running_feedsvc, serve_refused, stop
 
 ROOT = Path(__file__).parent.parent
 HUB = "https://hub.example/"
@@ -164,13 +163,9 @@ def test_hubs_are_read_from_the_environment_and_need_a_base_url(tmp_path: Path) 
     )
     # As a user starts it (in a process of its own: serve prepares the metrics folder first):
     # one line and exit status 1, nothing served.
-    command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(RECORDS)]
-    command += ["--port", str(free_port())]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("FEEDSVC_")}
-    env["FEEDSVC_WEBSUB_HUB"] = HUB
-    result = subprocess.run(command, env=env, capture_output=True, timeout=60)
-    assert result.returncode == 1, result.stderr
-    lines = result.stderr.decode().splitlines()
+    status, stderr = serve_refused("--seeds", str(RECORDS), settings={"WEBSUB_HUB": HUB})
+    assert status == 1, stderr
+    lines = stderr.splitlines()
     assert lines[-1] == "Error: WEBSUB_HUB needs BASE_URL: hubs fetch the feeds at their own URLs"
     assert not any("Traceback" in line for line in lines)
 
