@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urlsplit, urlunsplit
 
 from feedsvc.errors import UrlError
 
@@ -114,23 +114,11 @@ def normalize_in_full(raw: str, base: str | None = None) -> str:
             raise UrlError("is site-relative and ASSET_BASE_URL is not set", relative=True)
         # The base is a prefix: `/assets/x.jpg` under `https://host/ai/` is `https://host/ai/assets/x.jpg`.
         text = base.rstrip("/") + text
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        raise UrlError(f"cannot be parsed ({exc})") from None
-    scheme = parts.scheme.lower()
-    if not scheme:
-        raise UrlError("is not an absolute http(s) URL")
-    if scheme not in ALLOWED_SCHEMES:
-        raise UrlError(f"uses the {scheme!r} scheme; only http and https are published")
-    netloc = _host(parts.hostname)
-    if port is not None and port != DEFAULT_PORTS[scheme]:
-        netloc += f":{port}"
+    parts, port, scheme = _split_http(text)
     return urlunsplit(
         (
             scheme,
-            netloc,
+            _netloc(parts.hostname, port, scheme),
             _quote(parts.path or "/", _PATH_SAFE),
             _quote(parts.query, _QUERY_SAFE),
             _quote(parts.fragment, _QUERY_SAFE),
@@ -148,25 +136,41 @@ def normalize_base_url(raw: str) -> str:
     :raises UrlError: not an absolute http(s) URL, or it has a query, fragment or userinfo.
     """
     text = raw.strip()
+    parts, port, scheme = _split_http(text, slashes=True)
+    for part, name in (("?", "a query"), ("#", "a fragment")):
+        if part in text:
+            raise UrlError(f"has {name} ({part}...), which would end up in every link")
+    if "@" in parts.netloc:
+        raise UrlError("has userinfo (user:password@), which would be published in every link")
+    netloc = _netloc(parts.hostname, port, scheme)
+    return urlunsplit((scheme, netloc, _quote(parts.path or "/", _PATH_SAFE), "", ""))
+
+
+def _split_http(text: str, *, slashes: bool = False) -> tuple[SplitResult, int | None, str]:
+    """`text` split, its port and its scheme in lower case.
+
+    :raises UrlError: it cannot be parsed, has no scheme (with `slashes`, no `//` after it),
+        or a scheme other than http(s).
+    """
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
         raise UrlError(f"cannot be parsed ({exc})") from None
     scheme = parts.scheme.lower()
-    if not scheme or not text.lower().startswith(f"{scheme}://"):
+    if not scheme or (slashes and not text.lower().startswith(f"{scheme}://")):
         raise UrlError("is not an absolute http(s) URL")
     if scheme not in ALLOWED_SCHEMES:
         raise UrlError(f"uses the {scheme!r} scheme; only http and https are published")
-    for part, name in (("?", "a query"), ("#", "a fragment")):
-        if part in text:
-            raise UrlError(f"has {name} ({part}...), which would end up in every link")
-    if "@" in parts.netloc:
-        raise UrlError("has userinfo (user:password@), which would be published in every link")
-    netloc = _host(parts.hostname)
+    return parts, port, scheme
+
+
+def _netloc(hostname: str | None, port: int | None, scheme: str) -> str:
+    """Host and port as links carry them: the host cleaned (`_host`), the default port dropped."""
+    netloc = _host(hostname)
     if port is not None and port != DEFAULT_PORTS[scheme]:
         netloc += f":{port}"
-    return urlunsplit((scheme, netloc, _quote(parts.path or "/", _PATH_SAFE), "", ""))
+    return netloc
 
 
 def identity_key(url: str) -> str:
