@@ -45,6 +45,18 @@ def deploy_config(name: str, replacements: dict[str, str]) -> str:
     return text
 
 
+def proxy_config(service: str, cache: Path) -> str:
+    """deploy/nginx-proxy.conf in front of the feedsvc at the base URL `service`, caching in
+    the folder `cache`."""
+    return deploy_config(
+        "nginx-proxy.conf",
+        {
+            "server 127.0.0.1:8000;": f"server {service.removeprefix('http://')};",
+            "/var/cache/nginx/feedsvc": str(cache),
+        },
+    )
+
+
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[Start]:
     """Start nginx in the foreground with a configuration that includes `site` (a deploy file,
@@ -181,14 +193,7 @@ def test_nginx_maps_pages_and_refuses_what_is_not_in_the_site(
 
 def test_nginx_proxy_cache_in_front_of_feedsvc(tmp_path: Path, nginx: Start) -> None:
     with running_feedsvc(RECORDS, tmp_path / "feedsvc.log") as service:
-        config = deploy_config(
-            "nginx-proxy.conf",
-            {
-                "server 127.0.0.1:8000;": f"server {service.removeprefix('http://')};",
-                "/var/cache/nginx/feedsvc": str(tmp_path / "cache"),
-            },
-        )
-        base, _ = nginx(config)
+        base, _ = nginx(proxy_config(service, tmp_path / "cache"))
         first = fetch(base + "/feeds/all.atom")
         second = fetch(base + "/feeds/all.atom")
         assert (first[0], first[1]["X-Cache-Status"]) == (200, "MISS")
@@ -436,14 +441,7 @@ def test_nginx_proxy_respects_q_0_and_decides_the_view_as_feedsvc(
     tmp_path: Path, nginx: Start
 ) -> None:
     with running_feedsvc(RECORDS, tmp_path / "feedsvc.log") as service:
-        config = deploy_config(
-            "nginx-proxy.conf",
-            {
-                "server 127.0.0.1:8000;": f"server {service.removeprefix('http://')};",
-                "/var/cache/nginx/feedsvc": str(tmp_path / "cache"),
-            },
-        )
-        base, _ = nginx(config)
+        base, _ = nginx(proxy_config(service, tmp_path / "cache"))
         for accept_encoding, coding in CODINGS_THROUGH_THE_PROXY:
             for _ in range(2):  # from feedsvc, then from nginx's cache
                 status, headers, _ = fetch(
