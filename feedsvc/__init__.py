@@ -1,6 +1,7 @@
 """feedsvc: publish a folder of news records as Atom and RSS feeds.
 
-Data flows one way: records -> repository -> feeds -> render -> web / cli.
+Data flows one way: frontmatter (the only module that reads YAML) -> fields -> records ->
+repository -> feeds -> render -> web / cli; README.md, Layout, names every module.
 """
 
 from feedsvc.web import create_app
