@@ -447,17 +447,105 @@ TWO_EVENTS = [
 ]
 
 
+# Held-out pairs: real records of February 2023 that hold a common URL within the window, judged
+# after the word lists were written (bench/README.md, Held-out sample).
+ONE_EVENT_HELD_OUT = [
+    (
+        "Meta to launch AI language model LLaMA",
+        "Meta enters Big Tech AI race with launch of language model LLaMA",
+    ),
+    (
+        "MediaTek likely to incorporate Nvidia AI GPU in smartphone SoC?",
+        "MediaTek may soon integrate Nvidia's AI GPUs in flagship mobile chips",
+    ),
+    (
+        "Nvidia stock rises after slight beat driven by A.I. chips",
+        "Nvidia Beats Earning Expectations And Looks Towards AI, Stock Jumps 14% In Response",
+    ),
+    (
+        "Microsoft introduces next-gen hybrid cloud platform 'Azure Operator Nexus'",
+        "Microsoft introduces next-generation hybrid cloud platform",
+    ),
+    (
+        "Nvidia shares soar day after Intel cuts dividend",
+        "Chip Maker Nvidia Shares Soar 14% As Imaginations For AI Future Run Wild",
+    ),
+    (
+        "Tesla recalls 362,758 vehicles, says Full Self-Driving Beta software may cause crashes",
+        "Regulators force Tesla to recall 363,000 \u2018Full Self-Driving\u2019 vehicles",
+    ),
+]
+TWO_EVENTS_HELD_OUT = [
+    (  # one cluster of the aggregator: its related lists are the same
+        "Microsoft introduces next-gen hybrid cloud platform 'Azure Operator Nexus'",
+        "Sydney, We Barely Knew You: Microsoft Kills Bing AI's Bizarre Alter Ego",
+    ),
+    (
+        "How Microsoft is Helping Preserve Vulnerable Indic Languages with AI",
+        "Microsoft explains Bing's bizarre AI chat behavior",
+    ),
+    (
+        "AMD slowly catching up to Nvidia in GPU sales",
+        "Nvidia stock rises after slight beat driven by A.I. chips",
+    ),
+    ("Meta to launch AI language model LLaMA", "Using AI to reclaim Native languages"),
+    (
+        "Microsoft Is Experimenting With AI That Plays Minecraft For You",
+        "Microsoft Limits Bing AI Chats to 5 Replies to Keep Conversations Normal",
+    ),
+]
+# The held-out errors of `same_event` as it stands: a product that became a platform after the
+# lists were written (Bing, ChatGPT) or a word of no event (CEO, next) beside a company's name,
+# and explainers on one theme. Kept as expected failures until a rule tells them apart.
+HELD_OUT_ERRORS = [
+    (
+        "Bing's chat AI bot wants to be your new phone assistant. Here's how it's doing it",
+        "Did Bing Really Say That? Microsoft Warns of Doctored AI Chats Spreading Online",
+    ),
+    (
+        "Microsoft brings Bing\u2019s AI chatbot to mobile devices and adds voice support",
+        "Sydney, We Barely Knew You: Microsoft Kills Bing AI's Bizarre Alter Ego",
+    ),
+    (
+        "Nvidia CEO Says AI Will Allow Anyone to Be a Programmer",
+        "NVIDIA CEO Teases AI Breakthroughs Ahead of GTC 2023",
+    ),
+    (
+        "Nvidia adds $79 billion in market value after CEO Jensen Huang says ChatGPT represents"
+        " an inflection point for artificial intelligence",
+        "NVIDIA GTC 2023: Jensen Keynote, AI Developments, How To Watch And What Else To Expect",
+    ),
+    (
+        "Microsoft Just Starting To Hit Next Gear Of Growth, Backed By ChatGPT And AI,"
+        " Analyst Says",
+        "Microsoft introduces next-gen hybrid cloud platform 'Azure Operator Nexus'",
+    ),
+    (
+        "AI Chatbots Are Coming to Search Engines. Can You Trust Them?",
+        "How AI chatbots in search engines will completely change the internet",
+    ),
+]
+
+
 def titled(title: str, url: str = "https://a.example/1") -> Record:
     return make_record(url, title=title)
 
 
-@pytest.mark.parametrize(("one", "other"), ONE_EVENT)
+@pytest.mark.parametrize(("one", "other"), ONE_EVENT + ONE_EVENT_HELD_OUT)
 def test_headlines_of_one_event_are_linked(one: str, other: str) -> None:
     assert same_event(titled(one), titled(other))
     assert same_event(titled(other), titled(one))
 
 
-@pytest.mark.parametrize(("one", "other"), TWO_EVENTS)
+@pytest.mark.parametrize(
+    ("one", "other"),
+    TWO_EVENTS
+    + TWO_EVENTS_HELD_OUT
+    + [
+        pytest.param(*pair, marks=pytest.mark.xfail(strict=True, reason="held-out error"))
+        for pair in HELD_OUT_ERRORS
+    ],
+)
 def test_headlines_of_different_events_are_not_linked(one: str, other: str) -> None:
     assert not same_event(titled(one), titled(other))
     assert not same_event(titled(other), titled(one))
