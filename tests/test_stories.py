@@ -345,6 +345,22 @@ def test_a_story_regrouped_into_the_same_records_stays_the_same_object() -> None
     assert len(after.stories) == 2
 
 
+def test_the_latest_version_finds_its_stories_without_a_slug_map_of_its_own() -> None:
+    """The grouping's slug map serves the latest version (a map per version would cost one
+    entry per story, 100,000 stories, every version); a story gone leaves it."""
+    url = "https://c.example/x"
+    one = make_record("https://a.example/1", 0, (url,))
+    two = make_record("https://b.example/2", 1, ("https://d.example/y",))
+    first = as_collection((one, two))
+    before = stories_of(first)
+    gone = next(story for story in before.stories if story.first is two)
+    second = as_collection((one,), RecordChanges(first.records, (two,), ()))
+    after = stories_of(second)
+    (story,) = after.stories
+    assert after.story(story.slug) is story and "_by_slug" not in vars(after)
+    assert gone.slug not in after.latest_by_slug and after.story(gone.slug) is None
+
+
 def test_the_stories_of_the_last_three_versions_are_kept() -> None:
     versions = [as_collection((make_record(f"https://p{n}.example/a"),)) for n in range(5)]
     indexes = [stories_of(version) for version in versions]
@@ -725,3 +741,7 @@ def check_regrouping(data: st.DataObject, hub_limit: int, cap: int) -> None:
         grouping.update(removed, added)
         fresh = _Grouping.of(current.values(), 3.0, hub_limit, cap)
         assert shape(grouping.index()) == shape(fresh.index())
+        # and what it keeps for the next version: each key's holders alike (one bare, several
+        # as a list, none not at all), no story gone kept by its slug
+        assert grouping.holders == fresh.holders
+        assert grouping.by_slug.keys() == fresh.by_slug.keys()
