@@ -384,13 +384,15 @@ def states_of_the_test_records(cache: Path) -> dict[str, parsecache.FileState]:
 def test_numbers_that_do_not_fit_eight_bytes_and_paths_of_their_own_come_back(
     tmp_path: Path,
 ) -> None:
-    """A quality or heat past 64 bits (YAML reads any integer) and a record whose path is not
-    its file's: laid out another way than the rest, and read back as they were."""
+    """A quality or heat past 64 bits (YAML reads any integer), a record whose path is not its
+    file's, a state with neither record nor problem: laid out another way than the rest, and
+    read back as they were."""
     states = states_of_the_test_records(tmp_path / "parse.cache")
     path, state = next((path, state) for path, state in states.items() if state.record)
     assert state.record is not None
-    huge = replace(state.record, quality=2**70, heat=-(2**63), path="elsewhere/" + path)
+    huge = replace(state.record, quality=2**63, heat=-(2**63), path="elsewhere/" + path)
     states[path] = replace(state, record=huge)
+    states["neither.md"] = parsecache.FileState(b"", None, ())  # no record, and no problem
     assert parsecache.decode_states(parsecache.encode_states(states)) == states
 
 
