@@ -319,7 +319,7 @@ def test_each_version_of_a_chain_is_grouped_from_the_one_before() -> None:
     assert [len(story.records) for story in indexes[2].stories] == [2, 1]
 
 
-def test_a_record_added_exactly_the_window_after_another_joins_its_story() -> None:
+def test_a_record_exactly_the_window_after_another_joins_its_story() -> None:
     url = "https://c.example/x"
     one = make_record("https://a.example/1", 0, (url,))
     first = as_collection((one,))
@@ -328,6 +328,19 @@ def test_a_record_added_exactly_the_window_after_another_joins_its_story() -> No
     second = as_collection((one, two), RecordChanges(first.records, (), (two,)))
     (story,) = stories_of(second).stories
     assert story.records == (one, two)
+    (story,) = group_stories([two, one])
+    assert story.records == (one, two)
+
+
+def test_a_topic_whose_last_record_went_has_no_stories() -> None:
+    one = make_record("https://a.example/1", 0, topics=("robots",))
+    two = make_record("https://b.example/2", 1, topics=("vision",))
+    first = as_collection((one, two))
+    assert set(stories_of(first).by_topic) == {"robots", "vision"}
+    second = as_collection((two,), RecordChanges(first.records, (one,), ()))
+    assert set(stories_of(second).by_topic) == {"vision"}
+    third = as_collection((two, one), RecordChanges(second.records, (), (one,)))
+    assert set(stories_of(third).by_topic) == {"robots", "vision"}
 
 
 def test_a_story_regrouped_into_the_same_records_stays_the_same_object() -> None:
