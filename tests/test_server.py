@@ -110,6 +110,8 @@ def test_a_worker_s_threads_share_two_malloc_arenas(
         with ThreadPoolExecutor(64) as pool:
             list(pool.map(lambda n: fetch(base + urls[n % len(urls)]), range(640)))
         workers = descendants(process.pid)
-        assert workers and all(malloc_heaps(pid) <= 1 for pid in workers), [
-            malloc_heaps(pid) for pid in workers
-        ]
+        heaps = [malloc_heaps(pid) for pid in workers]
+    # One arena beside the main one; it may chain a second heap when its first fills, and a
+    # large block mapped on its own may happen to fall on a 64 MiB boundary. Uncapped, the
+    # threads hold one arena each, up to 16 on two cores.
+    assert workers and max(heaps) <= 3, heaps
