@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feedsvc.errors import PageNotFound
 from feedsvc.feeds import (
@@ -130,3 +132,13 @@ def test_equal_entries_hash_alike_and_others_apart(collection) -> None:  # type:
     assert one is not again and one == again and hash(one) == hash(again)
     edited = entry_for(replace(record, title="Edited"), SITE)
     assert edited != one and hash(edited) != hash(one)
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_coverage_dates_are_written_as_strftime_writes_them(moment: datetime) -> None:
+    """An entry's other coverage dates each article as `%d %b %Y` in the C locale would."""
+    from feedsvc.feeds import _coverage_item
+    from feedsvc.records import Related
+
+    item = Related("Title", "https://x.example/a", moment, "Provider")
+    assert _coverage_item(item).endswith(f"(Provider, {moment.strftime('%d %b %Y')})")

@@ -11,6 +11,7 @@ from feedsvc.errors import UrlError
 from feedsvc.urls import (
     entry_id,
     identity_key,
+    identity_key_in_full,
     image_media_type,
     is_safe_url,
     normalize_base_url,
@@ -205,3 +206,34 @@ def test_the_fast_path_returns_what_the_full_path_would(head: str, tail: str) ->
 )
 def test_clean_urls_take_the_fast_path(url: str) -> None:
     assert is_safe_url(url)
+
+
+@settings(max_examples=1000)
+@given(
+    st.sampled_from(
+        ["https://example.com", "http://a.b", "https://X.com", "https://a.b:443", "HTTP://a.b"]
+    ),
+    st.lists(
+        st.sampled_from([*"aZ09-._~!$&'()*+,;=:@/?%#[] \t\x00é", "%2f", "%2F", "%e9", "/a", "?"]),
+        max_size=20,
+    ).map("".join),
+)
+def test_the_identity_key_fast_path_is_exact(head: str, tail: str) -> None:
+    """A plain URL's identity key is taken by slicing; any URL gets the key urlsplit gives."""
+    url = head + tail
+    try:
+        expected = identity_key_in_full(url)
+    except ValueError:  # urlsplit refuses it (a bad port, say): the fast path must not take it
+        with pytest.raises(ValueError):
+            identity_key(url)
+        return
+    assert identity_key(url) == expected
+
+
+def test_plain_urls_take_the_identity_key_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(url: str) -> str:
+        raise AssertionError(f"{url} took the full path")
+
+    monkeypatch.setattr("feedsvc.urls.identity_key_in_full", refused)
+    for url in ("https://example.com/a?b=1&c=d", "http://x.example", "https://a.b/c/d.html"):
+        assert identity_key(url) == "//" + url.partition("://")[2]
