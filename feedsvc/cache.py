@@ -95,8 +95,10 @@ def _variant(
 
 class RenderedFeed:
     """A rendered document in every content coding a client has asked for so far: the identity
-    bytes are made at render time, each compressed variant on its first request (most clients
-    ask for one coding, so compressing for all of them up front is mostly wasted)."""
+    bytes are made at render time, each variant (its ETag, and its bytes when compressed) on
+    its first request (most clients ask for one coding, so compressing for all of them up front
+    is mostly wasted, and so is digesting the identity bytes for a client that asked for gzip).
+    The identity bytes are accounted as a variant from the start: they are held either way."""
 
     __slots__ = (
         "media_type",
@@ -104,6 +106,7 @@ class RenderedFeed:
         "modified_at",
         "headers",
         "variants",
+        "body",
         "_http_date",
         "_owner",
     )
@@ -116,29 +119,33 @@ class RenderedFeed:
         self.modified_at = last_modified.timestamp()  # to compare with time.time(), cheaply
         self.headers = headers  # more headers of every variant's 200 (a feed's Link)
         self._http_date = email.utils.format_datetime(last_modified.astimezone(UTC), usegmt=True)
-        self.variants = {IDENTITY: _variant(body, IDENTITY, media_type, self._http_date, headers)}
+        self.body = body  # the identity bytes
+        self.variants: dict[str, Variant] = {}
         self._owner: RenderCache | None = None
 
     def variant(self, coding: str) -> Variant:
-        """The representation in `coding` (one of `CODINGS` or identity), compressed now if no
-        client asked for it before. Two threads may both compress it; the bytes are the same."""
+        """The representation in `coding` (one of `CODINGS` or identity), made now (compressed,
+        given its ETag) if no client asked for it before. Two threads may both make it; the
+        bytes are the same."""
         found = self.variants.get(coding)
         if found is None:
-            body = COMPRESSORS[coding](self.variants[IDENTITY].body)
+            body = self.body if coding == IDENTITY else COMPRESSORS[coding](self.body)
             found = _variant(body, coding, self.media_type, self._http_date, self.headers)
             self.variants = {**self.variants, coding: found}  # readers never see a dict change
-            if self._owner is not None:
+            if self._owner is not None and coding != IDENTITY:
                 self._owner.grew(self, len(body) + VARIANT_OVERHEAD)
         return found
 
     @property
-    def body(self) -> bytes:
-        return self.variants[IDENTITY].body
-
-    @property
     def size(self) -> int:
-        """The memory of every variant: bytes, ETag and headers (see `VARIANT_OVERHEAD`)."""
-        return sum(len(variant.body) + VARIANT_OVERHEAD for variant in self.variants.values())
+        """The memory of every variant: bytes, ETag and headers (see `VARIANT_OVERHEAD`), the
+        identity bytes' whether or not a client asked for them yet."""
+        compressed = (v for coding, v in self.variants.items() if coding != IDENTITY)
+        return (
+            len(self.body)
+            + VARIANT_OVERHEAD
+            + sum(len(v.body) + VARIANT_OVERHEAD for v in compressed)
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RenderedFeed):
