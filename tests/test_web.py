@@ -301,3 +301,25 @@ def test_an_environ_without_empty_path_or_query_is_served(app: Flask, path: str)
     for _ in range(2):  # rendered through Flask, then from the cache
         body, status, _ = run_wsgi_app(app.wsgi_app, environ)
         assert status == "200 OK" and b"".join(body) == app.test_client().get(path).data
+
+
+def test_every_route_is_matched_once_before_the_first_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Werkzeug compiles a rule's variable parts when a path first reaches them: the app
+    matches a path of every rule when it is made, so that no worker's first request pays it."""
+    from feedsvc import web
+
+    matched: list[str] = []
+    original = web.route_samples
+
+    def recorded(app: Flask) -> list[str]:
+        samples = original(app)
+        matched.extend(samples)
+        return samples
+
+    monkeypatch.setattr(web, "route_samples", recorded)
+    app = make_app()
+    adapter = app.url_map.bind("localhost")
+    rules = [adapter.match(path, "GET", return_rule=True)[0] for path in matched]
+    assert rules == list(app.url_map.iter_rules())  # each rule, by a path of its own
