@@ -323,3 +323,32 @@ def test_every_route_is_matched_once_before_the_first_request(
     adapter = app.url_map.bind("localhost")
     rules = [adapter.match(path, "GET", return_rule=True)[0] for path in matched]
     assert rules == list(app.url_map.iter_rules())  # each rule, by a path of its own
+
+
+FIRST_REQUESTS = """
+import sys
+from tests.conftest import make_app
+app = make_app()
+before = set(sys.modules)
+client = app.test_client()
+for extension in ("atom", "rss", "json"):
+    response = client.get(f"/feeds/all.{extension}", headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+print(" ".join(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_a_new_process_first_feed_requests_import_nothing() -> None:
+    """What a process's first renders would import (feedgen's extensions, lxml's writers) is
+    imported when the app is made, before the server says it is ready."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_REQUESTS],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.stdout.split() == []
