@@ -26,10 +26,17 @@ IDENTITY = "identity"
 CODINGS = ("br", "gzip")
 
 
-# Levels measured on a 175 KB Atom feed: gzip 6 is 3 ms for 2% more bytes than gzip 9 (5 ms);
-# brotli 6 is 4 ms and smaller than gzip 9, while brotli 11 takes 360 ms.
+# gzip is most of a first render whose entries are rendered (issue 11: <= 5 ms with gzip). On
+# 50-entry pages of bench/synth.py (Atom 181 KB, RSS 137 KB, JSON 103 KB) level 5 takes 55-60 %
+# of level 6's time for 4-6 % more bytes; level 4 50-70 % for 11-15 % more; level 9 (2-3 % smaller
+# than 6) takes 1.5-2 x. `python -m bench.rendering --gzip-levels 6,5` shows the trade in one run.
+# brotli 6 is 4 ms on a 175 KB page and smaller than gzip 9, while brotli 11 takes 360 ms.
+GZIP_LEVEL = 5
+
+
 def _gzip(body: bytes) -> bytes:
-    return gzip.compress(body, compresslevel=6, mtime=0)  # mtime=0: same bytes on every render
+    # mtime=0: the same bytes on every render, in every process and in the static build.
+    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
 
 
 def _brotli(body: bytes) -> bytes:
