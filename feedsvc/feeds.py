@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any
+from weakref import WeakValueDictionary
 
 from feedsvc.errors import PageNotFound
 from feedsvc.records import Image, Record, Related, unpack_related
@@ -69,7 +70,7 @@ class Category:
     scheme: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # weakly kept by `_entry`
 class Entry:
     """One article (or story) as every format shows it; an article's `updated` equals its
     `published` (records have no modification date, and a made-up one would change ids' meaning
@@ -629,34 +630,38 @@ def feed_listings(
 def _entry(item: Item, site: Site) -> Entry:
     if isinstance(item, Story):  # regrouped in place as coverage arrives: made each time
         return story_entry(item, site)
-    return _recent_entry(_Same(item), site)
+    key = _Shown(item, site)
+    found = _SHOWN.get(key)
+    if found is None:
+        found = _SHOWN[key] = entry_for(item, site)
+    return found
 
 
-class _Same:
-    """A record as a key by its identity: records are immutable, and hashing one by its fields
-    would cost about what making its entry costs. The key keeps the record alive, so that no
-    other object takes its id while the key is held."""
+class _Shown:
+    """A record on a site, the record by its identity: records are immutable, and hashing one
+    by its fields would cost about what making its entry costs. The key keeps the record alive,
+    so that no other object takes its id while the key is held."""
 
-    __slots__ = ("record",)
+    __slots__ = ("record", "site", "_hash")
 
-    def __init__(self, record: Record) -> None:
+    def __init__(self, record: Record, site: Site) -> None:
         self.record = record
+        self.site = site
+        self._hash = hash((id(record), site))
 
     def __hash__(self) -> int:
-        return id(self.record)
+        return self._hash
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Same) and other.record is self.record
+        return isinstance(other, _Shown) and other.record is self.record and other.site == self.site
 
 
-# The entries of recently shown records, so that a page whose entries are rendered finds them
-# made, as the same objects, which the fragment store then finds by identity (a first render of
-# a 50-entry page made 50 entries, 0.5 ms, and compared each to its stored key field by field).
-# An entry holds little of its own (its coverage is `_coverage`'s): 700 bytes, 2.9 MB for 4,096
-# (tracemalloc, bench/synth.py records).
-@lru_cache(maxsize=4096)
-def _recent_entry(record: _Same, site: Site) -> Entry:
-    return entry_for(record.record, site)
+# Each record's entry for as long as something else holds it (the fragment store's keys): a
+# page whose entries are rendered finds them made, as the very objects the fragments are keyed
+# by, so that it makes none (a first render of a 50-entry page made 50 entries, 0.5 ms) and the
+# store finds each by identity instead of comparing it field by field. Held weakly, so that it
+# keeps no entry beyond what RENDER_CACHE_BYTES accounts.
+_SHOWN: WeakValueDictionary[_Shown, Entry] = WeakValueDictionary()
 
 
 class Entries:

@@ -144,25 +144,28 @@ def test_coverage_dates_are_written_as_strftime_writes_them(moment: datetime) ->
     assert _coverage_item(item).endswith(f"(Provider, {moment.strftime('%d %b %Y')})")
 
 
-def test_a_recent_record_entry_is_made_once_and_an_edited_record_gets_its_own(
+def test_a_shown_record_entry_is_made_once_and_an_edited_record_gets_its_own(
     collection,  # type: ignore[no-untyped-def]
 ) -> None:
-    """Pages showing the same records get the same entry objects (the fragment store finds
-    them by identity); a record replaced by an edit, or another site, gets an entry of its own."""
+    """Pages showing the same records get the same entry objects while something holds them
+    (the fragment store's keys, which then find each by identity); nothing else keeps them. A
+    record replaced by an edit, or another site, gets an entry of its own."""
+    import weakref
     from dataclasses import replace
+
+    from feedsvc.feeds import _entry
 
     feed = find_feed(collection, "all")
     assert feed is not None
     first = feed_document(feed, SITE, "atom").entries
     again = feed_document(feed, SITE, "json").entries
     assert all(one is other for one, other in zip(first, again, strict=True))
-    record = collection.records[0]
+    record = collection.records[-1]
+    made = weakref.ref(_entry(record, SITE))
+    assert made() is None  # held by nothing, kept by nothing
     edited = replace(record, title="Edited")
-    assert entry_for(record, SITE) is not None
-    from feedsvc.feeds import _entry
-
     assert _entry(edited, SITE).title == "Edited" and _entry(record, SITE).title == record.title
     other_site = Site("http://other.test", "News", "en", 3)
-    assert _entry(record, other_site).link == record.url
-    assert _entry(record, other_site) is not _entry(record, SITE)
-    assert _entry(record, other_site).categories[0].scheme.startswith("http://other.test/")
+    here, there = _entry(record, SITE), _entry(record, other_site)
+    assert there is not here and there.link == record.url
+    assert there.categories[0].scheme.startswith("http://other.test/")
