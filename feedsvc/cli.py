@@ -19,7 +19,7 @@ from typing import Any
 import click
 from flask import Flask
 
-from feedsvc.build import BuildStopped, app_urls, build_site
+from feedsvc.build import BuildStopped, build_site
 from feedsvc.errors import ConfigError, FolderError, ServeError, UrlError
 from feedsvc.metrics import LogFormatter, prepare_multiprocess
 from feedsvc.output import BuildError, OutputRefused
@@ -367,9 +367,14 @@ def build_command(
         if quiet:
             result = build_site(app, out, workers=workers)
         else:
-            length = len(app_urls(app))
-            with click.progressbar(length=length, label="Writing", file=sys.stderr) as bar:
-                result = build_site(app, out, bar.update, workers)
+            # The bar's length is known once the build has listed the site (listing it here
+            # first cost a rebuild after one edit a tenth of its time).
+            with click.progressbar(length=0, label="Writing", file=sys.stderr) as bar:
+
+                def total(length: int) -> None:
+                    bar.length = length
+
+                result = build_site(app, out, bar.update, workers, total)
     except (OutputRefused, FolderError) as exc:
         raise _Refused(str(exc)) from None
     except (ConfigError, BuildError) as exc:

@@ -136,9 +136,12 @@ def test_a_build_in_several_processes_writes_the_same_site(
 ) -> None:
     monkeypatch.setattr(feedsvc.build, "PARALLEL_MINIMUM", 1)
     steps: list[int] = []
-    result = build_site(make_app(**PAGED), tmp_path / "parallel", progress=steps.append, workers=2)
+    totals: list[int] = []
+    out = tmp_path / "parallel"
+    result = build_site(make_app(**PAGED), out, steps.append, workers=2, total=totals.append)
     assert tree(tmp_path / "parallel") == tree(built)
     assert sum(steps) == result.files == len(app_urls(make_app(**PAGED))) and len(steps) > 1
+    assert totals == [result.files]  # told once, before the first step (the progress bar)
 
 
 def test_a_build_process_makes_and_renders_each_entry_once(
@@ -221,16 +224,17 @@ def test_an_interrupted_build_leaves_the_previous_output_intact(
     out = tmp_path / "site"
     build_site(make_app(), out)
     before = tree(out)
-    written: list[Path] = []
-    real = feedsvc.build._set_mtime
+    written: list[str] = []
+    real = feedsvc.build._write_file
 
-    def interrupted(target: Path, last_modified: float, old: Path | None) -> None:
-        real(target, last_modified, old)
-        written.append(target)
+    def interrupted(path: str, data: bytes, stamp: float) -> tuple[int, int]:
+        done = real(path, data, stamp)
+        written.append(path)
         if len(written) == 10:
             raise KeyboardInterrupt  # as Ctrl-C half-way through
+        return done
 
-    monkeypatch.setattr(feedsvc.build, "_set_mtime", interrupted)
+    monkeypatch.setattr(feedsvc.build, "_write_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_site(make_app(**PAGED), out)
     assert len(written) == 10
