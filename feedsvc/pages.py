@@ -8,11 +8,13 @@ external asset, so the Content-Security-Policy the web module sends can forbid b
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, render_template
+from jinja2 import Environment
 from markupsafe import Markup
 
 from feedsvc.errors import PageNotFound
@@ -261,7 +263,7 @@ def render_story_page(inputs: StoryPageInputs) -> str:
         coverage=story.coverage,
         listings=inputs.listings,
         subscriptions=[sub for item in inputs.listings for sub in subscriptions(item)],
-        subscriptions_of=subscriptions,
+        subscribe_to=functools.partial(_subscribe_links, current_app.jinja_env),
     )
 
 
@@ -274,14 +276,36 @@ def render_not_found(site: Site, message: str) -> str:
 
 
 def _page(template: str, site: Site, **context: Any) -> str:
-    """A template with what every page's frame needs: the site, its stylesheet, the OPML."""
+    """A template with what every page's frame needs: the site, its stylesheet, the OPML, and
+    the autodiscovery links of the feeds in `subscriptions`."""
+    links = tuple(context.get("subscriptions", ()))
     return render_template(
         template,
         site=site,
         css_url=site.url(CSS_PATH),
         opml_url=site.url("/feeds.opml"),
+        alternate_links=_alternate_links(current_app.jinja_env, links),
         **context,
     )
+
+
+# The parts of a page made only of the feeds it links are the same on every page that links
+# those feeds (the story pages of the same topics, the pages of one feed), so each is rendered
+# by its macro once per process and set of feeds, not once per page: the head's autodiscovery
+# links and a story's list of story feeds were 0.43 of the 0.75 ms a story's page took.
+# Keyed by the templates' environment too, so that no app gets another's templates.
+@functools.lru_cache(maxsize=4096)
+def _alternate_links(templates: Environment, links: tuple[Subscription, ...]) -> Markup:
+    return Markup(_macros(templates).alternate_links(links))
+
+
+@functools.lru_cache(maxsize=4096)
+def _subscribe_links(templates: Environment, listing: FeedListing) -> Markup:
+    return Markup(_macros(templates).subscribe(subscriptions(listing)))
+
+
+def _macros(templates: Environment) -> Any:
+    return templates.get_template("_macros.html").module
 
 
 def _articles(site: Site, fragments: FragmentStore | None) -> Callable[[Entry], Markup]:

@@ -102,3 +102,31 @@ def test_unknown_story_is_an_html_404_page(records: Path) -> None:
         assert response.content_type == "text/html; charset=utf-8"
         assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
         assert "There is no story" in response.get_data(as_text=True)
+
+
+def test_every_story_page_of_one_app_links_its_own_story_feeds(records: Path) -> None:
+    """The links made of a page's feeds are rendered once per set of feeds and reused
+    (`pages._alternate_links`, `pages._subscribe_links`): each page of one process still shows
+    its own, in its head and in its list of story feeds."""
+    for name, topics in (("d.md", ["Robots", "AI"]), ("e.md", ["Space"])):
+        fields = record(f"https://{name[0]}.example/4", "2022-11-14T10:00:00Z", [])
+        write(records, name, {**fields, "topics": topics})
+    client = client_for(records)
+    feed = read_feed(client.get("/feeds/stories/all.atom").data)
+    shown = set()
+    for entry in feed.entries:
+        link = re.findall(r'href="([^"]+/stories/[^"]+)"', entry.content[0].value)[0]
+        doc = html.document_fromstring(client.get(link.removeprefix(BASE_URL)).data)
+        topics = sorted(tag.term for tag in entry.tags)
+        expected = [
+            f"{BASE_URL}/feeds/stories/{scope}.{ext}"
+            for scope in ("all", *(f"topics/{topic}" for topic in topics))
+            for ext in FORMATS
+        ]
+        head = [
+            link.get("href") for link in doc.head.iter("link") if link.get("rel") == "alternate"
+        ]
+        assert head == expected, entry.id
+        assert doc.xpath("//ul[@class='feeds']/li//a/@href") == expected, entry.id
+        shown.add(tuple(expected))
+    assert len(shown) == 3  # three sets of topics
