@@ -23,6 +23,7 @@ import threading
 import unicodedata
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
@@ -36,6 +37,10 @@ DEFAULT_WINDOW_DAYS = 3.0
 # article: it links none of them. Real stories rarely have 20 records; hubs have hundreds.
 HUB_LIMIT = 30
 MAX_STORY_RECORDS = 50
+# A headline word that the headlines of more than this share of the collection's clusters hold,
+# and of at least `COMMON_MIN` clusters, is common: no evidence of one event (`_WordCounts`).
+COMMON_SHARE = 0.01
+COMMON_MIN = 5
 
 # Story ids live in a namespace of their own, so a story's id never equals an article's.
 STORY_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://feedsvc.invalid/story-id/v1")
@@ -264,9 +269,15 @@ def group_stories(
     window_days: float = DEFAULT_WINDOW_DAYS,
     hub_limit: int = HUB_LIMIT,
     max_records: int = MAX_STORY_RECORDS,
+    common_share: float = COMMON_SHARE,
+    common_min: int = COMMON_MIN,
 ) -> tuple[Story, ...]:
     """Every record in exactly one story; stories newest (by `updated`) first, ties by id."""
-    return _Grouping.of(records, window_days, hub_limit, max_records).index().stories
+    return (
+        _Grouping.of(records, window_days, hub_limit, max_records, common_share, common_min)
+        .index()
+        .stories
+    )
 
 
 class _Holders(dict[str, "Record | list[Record]"]):
@@ -307,20 +318,24 @@ class _Holders(dict[str, "Record | list[Record]"]):
             self[key] = held[0]
 
 
-def same_event(one: Record, other: Record) -> bool:
+def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset()) -> bool:
     """Whether two records that hold a common article URL within the window report one event.
     A shared URL alone is weak evidence: a record's related coverage is the aggregator's
-    topical neighbourhood. Depends on the two records only, so that regrouping stays local.
+    topical neighbourhood. Depends on the two records and the collection's `common` words only
+    (`_WordCounts`), so that regrouping stays local.
 
     The headlines must share two distinctive words (`headline_words`; a topic word such as
-    "facial" or "driving" counts half), and one of them neither a topic word nor the name of a
-    company or platform behind many events (`ENTITY_WORDS`): "Meta pauses Galactica demo" and
-    "Meta fires Galactica AI" are one event, "Facebook takes down AI that churns out fake papers"
-    and "Facebook says it has created a human-level board game AI" are two. Measured on real
-    records in bench/README.md (Real sample)."""
+    "facial" or "driving" counts half), and one of them neither a topic word, nor the name of a
+    company or platform behind many events (`ENTITY_WORDS`), nor a word common in the
+    collection's headlines (`common`: "bing", "ceo" in February 2023): "Meta pauses Galactica
+    demo" and "Meta fires Galactica AI" are one event, "Facebook takes down AI that churns out
+    fake papers" and "Facebook says it has created a human-level board game AI" are two.
+    Measured on real records in bench/README.md (Real sample, Held-out sample)."""
     shared = headline_words(one.title) & headline_words(other.title)
     topical = shared & TOPIC_WORDS
-    return 2 * len(shared) - len(topical) >= 4 and not shared <= ENTITY_WORDS | TOPIC_WORDS
+    if 2 * len(shared) - len(topical) < 4:
+        return False
+    return any(word not in _WEAK_WORDS and word not in common for word in shared)
 
 
 # The word lists below were written for the collection feedsvc publishes (everyday-cc/ai: AI
@@ -378,6 +393,7 @@ def _stem(word: str) -> str:
 _IGNORED_STEMS = frozenset(_stem(word) for word in f"{_STOP_WORDS} {_GENERIC_WORDS}".split())
 ENTITY_WORDS = frozenset(_stem(word) for word in ENTITY_WORDS_LISTED.split())
 TOPIC_WORDS = frozenset(_stem(word) for word in TOPIC_WORDS_LISTED.split())
+_WEAK_WORDS = ENTITY_WORDS | TOPIC_WORDS
 
 
 def _headline_words(title: str) -> frozenset[str]:
@@ -392,6 +408,72 @@ def _headline_words(title: str) -> frozenset[str]:
 
 
 headline_words = lru_cache(maxsize=1 << 17)(_headline_words)
+
+
+def cluster_of(record: Record) -> int:
+    """The aggregator cluster of a record, as a number: its own and related articles' keys as a
+    set. The collection's related lists are per cluster (each member lists the others), so its
+    members hold the same keys; a record whose list is its own is a cluster of its own. (Python's
+    hash, so a number of this process: only its equality is used, and two clusters of one
+    collection colliding in 64 bits is left to chance.)"""
+    return hash(frozenset(record_keys(record)))
+
+
+class _WordCounts:
+    """How many clusters (`cluster_of`) hold each headline word, and so which words are common:
+    held by more than `share` of the collection's clusters and by at least `minimum`.
+
+    Counted by cluster, not by record: the 57 records of one recall are one event saying
+    "recall", and three clusters saying "bing" three events. Counted over the whole collection,
+    not a window around each record: one set of common words, so that a change can tell exactly
+    which words turned common or stopped being (`settle`), and no time index is kept. The
+    minimum keeps small collections (the seeds, a test's few records) without common words."""
+
+    def __init__(self, share: float, minimum: int) -> None:
+        self.share = share
+        self.minimum = max(1, minimum)
+        self.clusters: dict[int, int] = {}  # cluster -> its records
+        self.holding: dict[str, dict[int, int]] = {}  # word -> cluster -> its records holding it
+        self.common: set[str] = set()
+
+    def threshold(self) -> int:
+        """The fewest clusters that hold a common word."""
+        return max(self.minimum, int(self.share * len(self.clusters)) + 1)
+
+    def count(self, record: Record, step: int) -> frozenset[str]:
+        """Count a record in (`step` 1) or out (-1); its headline words."""
+        cluster = cluster_of(record)
+        _bump(self.clusters, cluster, step)
+        words = headline_words(record.title)
+        for word in words:
+            held = self.holding.setdefault(word, {})
+            _bump(held, cluster, step)
+            if not held:
+                del self.holding[word]
+        return words
+
+    def settle(self, touched: Iterable[str], threshold_before: int) -> set[str]:
+        """Bring `common` up to date after counting; the words that turned common or stopped
+        being. Only the words counted can change, unless the threshold moved."""
+        threshold = self.threshold()
+        words = set(touched)
+        if threshold != threshold_before:
+            words.update(self.holding)
+            words.update(self.common)
+        changed = set()
+        for word in words:
+            if (len(self.holding.get(word, ())) >= threshold) != (word in self.common):
+                changed.add(word)
+                self.common ^= {word}
+        return changed
+
+
+def _bump(counts: dict[int, int], key: int, step: int) -> None:
+    count = counts.get(key, 0) + step
+    if count:
+        counts[key] = count
+    else:
+        del counts[key]
 
 
 def _position(held: Sequence[Record], record: Record) -> int:
@@ -412,11 +494,19 @@ class _Grouping:
     arrive in), so that the cap on a story's size cuts the same way whichever part of the
     collection is regrouped."""
 
-    def __init__(self, window_days: float, hub_limit: int, max_records: int) -> None:
+    def __init__(
+        self,
+        window_days: float,
+        hub_limit: int,
+        max_records: int,
+        common_share: float = COMMON_SHARE,
+        common_min: int = COMMON_MIN,
+    ) -> None:
         self.window_days = window_days
         self.window = timedelta(days=window_days)
         self.hub_limit = hub_limit
         self.max_records = max_records
+        self.words = _WordCounts(common_share, common_min)
         self.records: tuple[Record, ...] = ()  # the version's `Collection.records`
         self.holders = _Holders()
         self.story_of: dict[int, Story] = {}  # id(record) -> its story
@@ -434,12 +524,17 @@ class _Grouping:
         window_days: float = DEFAULT_WINDOW_DAYS,
         hub_limit: int = HUB_LIMIT,
         max_records: int = MAX_STORY_RECORDS,
+        common_share: float = COMMON_SHARE,
+        common_min: int = COMMON_MIN,
     ) -> _Grouping:
         """The grouping of `records`, from scratch."""
-        grouping = cls(window_days, hub_limit, max_records)
+        grouping = cls(window_days, hub_limit, max_records, common_share, common_min)
         grouping.records = records = tuple(records)
         with collector_paused():  # hundreds of thousands of lists and tuples, no cycles
             ordered = by_time(records)
+            for record in ordered:
+                grouping.words.count(record, 1)
+            grouping.words.settle((), 0)
             grouping.holders = _Holders.of(ordered)
             groups = grouping._group(ordered, grouping._links_by_key(ordered))
             grouping._fill([Story(tuple(group)) for group in groups])
@@ -450,15 +545,27 @@ class _Grouping:
         linked, directly or not, to what changed, and only them."""
         seeds: dict[int, Record] = {}
         gone: dict[int, Story] = {}
+        threshold = self.words.threshold()
+        touched: set[str] = set()
         for record in removed:
             story = self.story_of.pop(id(record))
             gone[id(story)] = story
+            touched.update(self.words.count(record, -1))
             for key in record_keys(record):
                 self._reach(key, record, seeds, adding=False)
         for record in added:
             seeds[id(record)] = record
+            touched.update(self.words.count(record, 1))
             for key in record_keys(record):
                 self._reach(key, record, seeds, adding=True)
+        changed = self.words.settle(touched, threshold)
+        if changed:  # every link through such a word may change: its holders are seeds
+            for story in self.stories:
+                for record in story.records:
+                    if id(record) in self.story_of and not changed.isdisjoint(
+                        headline_words(record.title)
+                    ):
+                        seeds[id(record)] = record
         for record in removed:  # a seed when an earlier removal made its key link again
             seeds.pop(id(record), None)
         region = self._region(seeds, gone)
@@ -507,7 +614,7 @@ class _Grouping:
                     if (
                         other is not record
                         and abs(other.published - record.published) <= self.window
-                        and same_event(record, other)
+                        and same_event(record, other, self.words.common)
                     ):
                         yield other
 
@@ -515,12 +622,13 @@ class _Grouping:
         """Every link among all records, as (later, earlier) positions in `ordered`."""
         rank = {id(record): index for index, record in enumerate(ordered)}
         links = []
+        common = self.words.common
         for held in self.holders.values():
             if isinstance(held, list) and len(held) <= self.hub_limit:
                 for index, later in enumerate(held):
                     for earlier in held[:index]:
                         if later.published - earlier.published <= self.window and same_event(
-                            later, earlier
+                            later, earlier, common
                         ):
                             links.append((rank[id(later)], rank[id(earlier)]))
         return links

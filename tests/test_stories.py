@@ -5,7 +5,10 @@ from __future__ import annotations
 import random
 import uuid
 import zlib
+from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -16,6 +19,7 @@ from feedsvc.records import Record, Related, pack_related, shared_topic
 from feedsvc.repository import Collection, RecordChanges
 from feedsvc.stories import (
     STORY_ID_NAMESPACE,
+    Story,
     StoryIndex,
     _Grouping,
     comparison_key,
@@ -58,6 +62,15 @@ def make_record(
         coverage=coverage,
         quality=quality,
     )
+
+
+# A headline word that most records hold is common (`COMMON_SHARE`) and links none of them: the
+# tests built on the default titles group with common words left out (`common_min`).
+NO_COMMON_WORDS = 10**9
+
+
+def group_by_urls(records: Iterable[Record], **settings: Any) -> tuple[Story, ...]:
+    return group_stories(records, common_min=NO_COMMON_WORDS, **settings)
 
 
 # Real forms, from the records in seeds/ (webUrl, ampWebUrl and cdnAmpWebUrl of one article).
@@ -162,7 +175,7 @@ def test_records_sharing_a_related_url_are_one_story() -> None:
     one = make_record("https://a.example/1", 0, ("https://c.example/original",))
     two = make_record("https://b.example/2", 5, (shared,))
     alone = make_record("https://d.example/3", 2)
-    stories = group_stories([two, alone, one])
+    stories = group_by_urls([two, alone, one])
     assert sorted(len(story.records) for story in stories) == [1, 2]
     together = next(story for story in stories if len(story.records) == 2)
     assert together.records == (one, two)
@@ -173,15 +186,15 @@ def test_the_window_keeps_old_records_apart() -> None:
     url = "https://c.example/x"
     one = make_record("https://a.example/1", 0, (url,))
     late = make_record("https://b.example/2", 24 * 4, (url,))
-    assert len(group_stories([one, late])) == 2
-    assert len(group_stories([one, late], window_days=5)) == 1
+    assert len(group_by_urls([one, late])) == 2
+    assert len(group_by_urls([one, late], window_days=5)) == 1
 
 
 def test_a_hub_url_links_no_records() -> None:
     hub = "https://news.example/technology/"
     records = [make_record(f"https://p{n}.example/a", n, (hub,)) for n in range(31)]
-    assert len(group_stories(records)) == 31
-    assert len(group_stories(records[:30])) == 1
+    assert len(group_by_urls(records)) == 31
+    assert len(group_by_urls(records[:30])) == 1
 
 
 def test_a_story_stops_growing_at_its_cap() -> None:
@@ -189,7 +202,7 @@ def test_a_story_stops_growing_at_its_cap() -> None:
         make_record(f"https://p{n}.example/a", n / 10, (f"https://p{n + 1}.example/a",))
         for n in range(120)
     ]
-    sizes = sorted(len(story.records) for story in group_stories(records))
+    sizes = sorted(len(story.records) for story in group_by_urls(records))
     assert max(sizes) == 50
     assert sum(sizes) == 120
 
@@ -199,9 +212,9 @@ def test_lead_is_the_best_rated_record_else_the_first() -> None:
     first = make_record("https://a.example/1", 0, (url,))
     better = make_record("https://b.example/2", 1, (url,), quality=9)
     worse = make_record("https://e.example/3", 2, (url,), quality=3)
-    (story,) = group_stories([worse, better, first])
+    (story,) = group_by_urls([worse, better, first])
     assert story.lead == better
-    (unrated,) = group_stories([make_record("https://b.example/2", 1, (url,)), first])
+    (unrated,) = group_by_urls([make_record("https://b.example/2", 1, (url,)), first])
     assert unrated.lead == first
 
 
@@ -209,7 +222,7 @@ def test_coverage_lists_every_article_once_newest_first() -> None:
     url = "https://c.example/x"
     one = make_record("https://a.example/1", 0, (url, "https://b.example/2?utm_source=x"))
     two = make_record("https://b.example/2", 3, (url,))
-    (story,) = group_stories([one, two])
+    (story,) = group_by_urls([one, two])
     urls = [item.url for item in story.coverage]
     assert urls == ["https://b.example/2", "https://a.example/1", url]
     assert story.published == one.published
@@ -220,14 +233,14 @@ def test_lead_is_the_best_rated_record_whenever_it_came() -> None:
     url = "https://c.example/x"
     early = make_record("https://a.example/1", 0, (url,), quality=0)
     late = make_record("https://b.example/2", 1, (url,), quality=1)
-    (story,) = group_stories([early, late])
+    (story,) = group_by_urls([early, late])
     assert story.lead == late
 
 
 def test_coverage_lists_each_related_article_and_the_undated_ones_by_url() -> None:
     one = make_record("https://a.example/1", 0, ("https://z.example/9", "https://c.example/x"))
     two = make_record("https://b.example/2", 3, ("https://c.example/x", "https://m.example/5"))
-    (story,) = group_stories([one, two])
+    (story,) = group_by_urls([one, two])
     urls = [item.url for item in story.coverage]
     assert urls == [
         "https://b.example/2",
@@ -241,7 +254,7 @@ def test_coverage_lists_each_related_article_and_the_undated_ones_by_url() -> No
 def test_group_stories_caps_stories_at_the_size_it_is_given() -> None:
     url = "https://c.example/x"
     records = [make_record(f"https://p{n}.example/a", n, (url,)) for n in range(5)]
-    assert sorted(len(story.records) for story in group_stories(records, max_records=2)) == [
+    assert sorted(len(story.records) for story in group_by_urls(records, max_records=2)) == [
         1,
         2,
         2,
@@ -642,7 +655,7 @@ def as_sets(stories: tuple[object, ...]) -> set[frozenset[str]]:
 @settings(max_examples=60, deadline=None)
 @given(collections(), st.randoms(use_true_random=False))
 def test_every_record_is_in_exactly_one_story(records: list[Record], rng: random.Random) -> None:
-    stories = group_stories(records)
+    stories = group_by_urls(records)
     ids = [record.id for story in stories for record in story.records]
     assert sorted(ids) == sorted(record.id for record in records)
 
@@ -652,7 +665,7 @@ def test_every_record_is_in_exactly_one_story(records: list[Record], rng: random
 def test_grouping_does_not_depend_on_order(records: list[Record], rng: random.Random) -> None:
     shuffled = list(records)
     rng.shuffle(shuffled)
-    one, other = group_stories(records), group_stories(shuffled)
+    one, other = group_by_urls(records), group_by_urls(shuffled)
     assert [story.id for story in one] == [story.id for story in other]
     assert as_sets(one) == as_sets(other)
 
@@ -660,7 +673,7 @@ def test_grouping_does_not_depend_on_order(records: list[Record], rng: random.Ra
 @settings(max_examples=60, deadline=None)
 @given(collections())
 def test_records_sharing_a_url_within_the_window_are_together(records: list[Record]) -> None:
-    story_of = {record.id: story.id for story in group_stories(records) for record in story.records}
+    story_of = {record.id: story.id for story in group_by_urls(records) for record in story.records}
     for one in records:
         for other in records:
             close = abs(one.published - other.published) <= timedelta(days=3)
@@ -673,12 +686,12 @@ def test_records_sharing_a_url_within_the_window_are_together(records: list[Reco
 def test_a_story_keeps_its_id_as_coverage_arrives(
     records: list[Record], related: str, hours: int
 ) -> None:
-    before = group_stories(records)
+    before = group_by_urls(records)
     latest = max(record.published for record in records)
     newcomer = make_record(
         "https://late.example/new", (latest - START).total_seconds() / 3600 + hours, (related,)
     )
-    after = group_stories([*records, newcomer])
+    after = group_by_urls([*records, newcomer])
     old_ids = {story.id for story in before}
     joined = next(story for story in after if newcomer in story.records)
     # the newcomer is the latest record, so any story it joins is named after an older record
@@ -711,36 +724,59 @@ def pool_records(draw: st.DrawFn, url: str) -> Record:
     related = [f"{item}?utm_source=feed" if len(item) % 2 else item for item in related]
     topics = draw(st.lists(st.sampled_from(TOPICS), max_size=2, unique=True))
     hours = draw(st.integers(0, 24 * 12))
-    title = draw(st.sampled_from(["", "edited"]))
+    title = draw(
+        st.sampled_from(["", "edited"])
+        | st.lists(st.sampled_from(HEADLINE_POOL), max_size=4).map(" ".join)
+    )
     return make_record(url, hours, tuple(related), topics=tuple(topics), title=title)
 
 
-def some_pairs(one: Record, other: Record) -> bool:
-    """A symmetric predicate that refuses some pairs, standing in for `same_event`."""
-    return zlib.crc32("".join(sorted((one.id, other.id))).encode()) % 3 != 0
+# Headline words, so that words turn common and stop being as records come and go.
+HEADLINE_POOL = ["bing", "chat", "nexus", "operator", "tesla", "recall"]
+
+
+def some_pairs(one: Record, other: Record, common: AbstractSet[str] = frozenset()) -> bool:
+    """A symmetric predicate that refuses some pairs `same_event` accepts."""
+    refused = zlib.crc32("".join(sorted((one.id, other.id))).encode()) % 3 == 0
+    return not refused and same_event(one, other, common)
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.data(), st.integers(2, 5), st.integers(2, 6), st.booleans())
+@given(
+    st.data(),
+    st.integers(2, 5),
+    st.integers(2, 6),
+    st.booleans(),
+    st.integers(1, 6),
+    st.sampled_from([0.0, 0.1, 0.25]),
+)
 def test_regrouping_by_changes_equals_grouping_from_scratch(
-    data: st.DataObject, hub_limit: int, cap: int, refuse_some: bool
+    data: st.DataObject,
+    hub_limit: int,
+    cap: int,
+    refuse_some: bool,
+    common_min: int,
+    common_share: float,
 ) -> None:
     """After random adds, edits and removals, the grouping followed in place gives what a
     grouping from scratch gives: the same stories, in the same order, by topic and by slug. A
     small hub limit and cap make hubs and full stories common; a predicate that refuses some
-    pairs of records makes links that a shared key alone would not explain."""
+    pairs of records makes links that a shared key alone would not explain; a low bound on
+    common words makes headline words turn common and stop being, the share by the
+    collection's size as well as by their own count."""
+    options = (3.0, hub_limit, cap, common_share, common_min)
     if refuse_some:
         with mock.patch("feedsvc.stories.same_event", some_pairs):
-            check_regrouping(data, hub_limit, cap)
+            check_regrouping(data, options)
     else:
-        check_regrouping(data, hub_limit, cap)
+        check_regrouping(data, options)
 
 
-def check_regrouping(data: st.DataObject, hub_limit: int, cap: int) -> None:
+def check_regrouping(data: st.DataObject, options: tuple[float, int, int, float, int]) -> None:
     current: dict[str, Record] = {}
     for url in data.draw(st.lists(st.sampled_from(POOL), max_size=20, unique=True)):
         current[url] = data.draw(pool_records(url))
-    grouping = _Grouping.of(current.values(), 3.0, hub_limit, cap)
+    grouping = _Grouping.of(current.values(), *options)
     for _ in range(data.draw(st.integers(1, 4))):
         removed, added = [], []
         for url in data.draw(st.lists(st.sampled_from(POOL), max_size=5, unique=True)):
@@ -752,9 +788,78 @@ def check_regrouping(data: st.DataObject, hub_limit: int, cap: int) -> None:
                 current[url] = data.draw(pool_records(url))
                 added.append(current[url])
         grouping.update(removed, added)
-        fresh = _Grouping.of(current.values(), 3.0, hub_limit, cap)
+        fresh = _Grouping.of(current.values(), *options)
         assert shape(grouping.index()) == shape(fresh.index())
         # and what it keeps for the next version: each key's holders alike (one bare, several
         # as a list, none not at all), no story gone kept by its slug
         assert grouping.holders == fresh.holders
         assert grouping.by_slug.keys() == fresh.by_slug.keys()
+        # and the same word counts and common words
+        assert grouping.words.holding == fresh.words.holding
+        assert grouping.words.common == fresh.words.common
+
+
+def test_a_word_turned_common_links_no_records_and_links_again_when_it_is_not() -> None:
+    """Two records share "operator" and "nexus": one story. A fourth cluster whose headline
+    holds both words makes them common (4 clusters, the bound): the two records part, though
+    neither changed, in place as from scratch; when another of those clusters goes, they are
+    one story again."""
+    url = "https://c.example/nexus"
+    one = make_record("https://a.example/1", 0, (url,), title="Azure Operator Nexus launched")
+    two = make_record("https://b.example/2", 1, (url,), title="Microsoft's Operator Nexus")
+    others = [
+        make_record(f"https://p{n}.example/a", 2 + n, title=f"Nexus operator {n}") for n in (1, 2)
+    ]
+    grouping = _Grouping.of([one, two, others[0]], common_min=4, common_share=0.0)
+    assert as_sets(grouping.index().stories) == {
+        frozenset({one.id, two.id}),
+        frozenset({others[0].id}),
+    }
+    grouping.update((), (others[1],))
+    assert grouping.words.common == {"nexu", "operator"}  # stems
+    assert len(grouping.index().stories) == 4
+    assert shape(grouping.index()) == shape(
+        _Grouping.of([one, two, *others], common_min=4, common_share=0.0).index()
+    )
+    grouping.update((others[0],), ())
+    assert as_sets(grouping.index().stories) == {
+        frozenset({one.id, two.id}),
+        frozenset({others[1].id}),
+    }
+
+
+def test_common_words_are_counted_by_cluster_and_by_share() -> None:
+    """Records listing one another (one aggregator cluster) count once; the share raises the
+    bound for a large collection, and the bound leaves small collections without common words."""
+    members = ["https://a.example/1", "https://b.example/2", "https://c.example/3"]
+    cluster = [
+        make_record(url, n, tuple(other for other in members if other != url), title="Recall")
+        for n, url in enumerate(members)
+    ]
+    alone = [make_record(f"https://p{n}.example/a", n, title="Recall") for n in range(2)]
+    assert _Grouping.of(cluster + alone, common_min=4).words.common == set()  # 5 records
+    assert _Grouping.of(cluster + alone, common_min=3).words.common == {"recall"}
+    others = [make_record(f"https://q{n}.example/a", n, title=f"Other {n}") for n in range(8)]
+    # 3 clusters of 11: more than a quarter, not more than a third
+    assert _Grouping.of(cluster + alone + others, common_min=1, common_share=0.25).words.common
+    assert not _Grouping.of(cluster + alone + others, common_min=1, common_share=1 / 3).words.common
+    assert group_stories(cluster) == group_stories(cluster, common_min=NO_COMMON_WORDS)
+
+
+def test_a_word_stops_being_common_when_the_collection_grows_past_its_share() -> None:
+    """Three clusters of five hold "operator" and "nexus", more than half: common, and the two
+    records that share them apart. Three clusters more raise the bound past three: the words are
+    no longer common and the two records one story, though no record holding them changed."""
+    url = "https://c.example/nexus"
+    one = make_record("https://a.example/1", 0, (url,), title="Azure Operator Nexus launched")
+    two = make_record("https://b.example/2", 1, (url,), title="Microsoft's Operator Nexus")
+    third = make_record("https://p.example/a", 2, title="Nexus operator")
+    others = [make_record(f"https://q{n}.example/a", 3, title=f"Other {n}") for n in range(3)]
+    grouping = _Grouping.of([one, two, third, *others[:2]], common_min=1, common_share=0.5)
+    assert grouping.words.common >= {"nexu", "operator"}
+    assert frozenset({one.id, two.id}) not in as_sets(grouping.index().stories)
+    grouping.update((), others[2:])
+    assert not grouping.words.common & {"nexu", "operator"}
+    assert frozenset({one.id, two.id}) in as_sets(grouping.index().stories)
+    fresh = _Grouping.of([one, two, third, *others], common_min=1, common_share=0.5)
+    assert shape(grouping.index()) == shape(fresh.index())
