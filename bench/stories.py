@@ -4,7 +4,8 @@ Records are made in memory (parsing is measured by bench/loading.py): one every 
 with 2-8 related articles, about a third of which are another record's article or a shared
 "event" URL from the last day, so stories of a few records form; one URL in 200 is a hub. The
 headlines of an event's records share words (`headline`), as `same_event` asks, and a fifth of
-the records take another event's words, so some shared URLs link and others do not.
+the records take another event's words, so some shared URLs link and others do not; the words
+are drawn with a skewed frequency, so that some are common and link nothing alone.
 `python -m bench.stories [--records N]` prints the stories found and the timings.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import random
 import time
 from dataclasses import replace
@@ -24,18 +26,29 @@ from feedsvc.urls import entry_id
 START = datetime(2020, 1, 1, tzinfo=UTC)
 
 
-# Made-up words, so that only the records of one event share them (an event is 20 records in a
-# row: the wire URL's number); `same_event` links records whose headlines share two of them.
-WORDS = [
-    f"{a}{b}" for a in ("zor", "quel", "vant", "mir", "dax", "pel") for b in ("ax", "ine", "odo")
-]
+# Made-up words with a skewed (Zipf-like) frequency, as real headline words have: the first of
+# the 21,952 is drawn about 10,000 times as often as the 10,000th. Each event (20 records in a
+# row: the wire URL's number) has two words and each headline a third drawn alike, so that a
+# few words are in more than 1 % of the headlines (common, `_WordCounts`) and most in few.
+_SYLLABLES = (
+    "zor quel vant mir dax pel ka lo ne ri su to bra fen gil hu jo kev lum mox nar ost pra rin "
+    "sil tam urb vex"
+).split()
+WORDS = [f"{a}{b}{c}" for a in _SYLLABLES for b in _SYLLABLES for c in _SYLLABLES]
+_ZIPF = list(itertools.accumulate(1 / rank for rank in range(1, len(WORDS) + 1)))
+
+
+def event_words(event: int) -> list[str]:
+    return random.Random(event).choices(WORDS, cum_weights=_ZIPF, k=2)
 
 
 def headline(index: int, rng: random.Random) -> str:
-    """Two words of the record's event, and one of the event before or after, now and then."""
+    """Two words of the record's event, and one of the event before or after, now and then; a
+    third word of its own."""
     event = index // 20 + (rng.random() < 0.2) * rng.choice((-1, 1))
-    first, second = WORDS[event % len(WORDS)], WORDS[(event * 7 + 3) % len(WORDS)]
-    return f"{first.title()} {second} ({index})"
+    first, second = event_words(event)
+    (third,) = rng.choices(WORDS, cum_weights=_ZIPF, k=1)
+    return f"{first.title()} {second} {third} ({index})"
 
 
 def synthetic_records(count: int, seed: int = 7) -> list[Record]:
