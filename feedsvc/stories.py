@@ -22,11 +22,15 @@ import re
 import threading
 import unicodedata
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
+from itertools import groupby
+from operator import itemgetter
+from typing import NamedTuple
 
 from feedsvc.records import Record, Related, related_urls
 from feedsvc.repository import Collection
@@ -62,11 +66,32 @@ _AMP_CACHE_SUFFIX = ".cdn.ampproject.org"
 _AMP_NUMBER_SEGMENT = re.compile(r"/amp-([0-9]+\.html?)$")
 
 
-def _comparison_key(url: str) -> str:
+def comparison_key(url: str) -> str:
     """The key that tells two URLs of one article apart from two articles (see the module
     docstring; README, Stories, lists the forms). `url` is normalized (`urls.normalize_url`:
     lower-case host, no default port), so plain string operations suffice: this runs for every
-    URL of every record."""
+    URL of every record, and most URLs take the short way (no query, fragment, escape, AMP form
+    or edition prefix), which gives what `general_key` gives."""
+    rest = url.partition("://")[2]
+    host, _, path = rest.partition("/")
+    if (
+        "?" in rest
+        or "#" in rest
+        or "%" in path
+        or "amp" in path.lower()
+        or host.endswith(_AMP_CACHE_SUFFIX)
+    ):
+        return general_key(url)
+    if host.startswith(HOST_PREFIXES):
+        if not host.startswith("www."):
+            return general_key(url)
+        if "." in host[4:]:
+            host = host[4:]
+    return f"{host}/{path.rstrip('/')}"
+
+
+def general_key(url: str) -> str:
+    """`comparison_key` of any URL, form by form."""
     rest = url.partition("://")[2]
     if "#" in rest:
         rest = rest.partition("#")[0]
@@ -88,10 +113,6 @@ def _comparison_key(url: str) -> str:
         query = "&".join(sorted(_kept_params(query)))
     return f"{host}{path}" + (f"?{query}" if query else "")
 
-
-# Remembered by URL. (Wrapped by a call, not a decorator, as are `_record_keys` and
-# `headline_words`: mutmut, `make mutate`, leaves decorated functions alone.)
-comparison_key = lru_cache(maxsize=1 << 19)(_comparison_key)
 
 _ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
 
@@ -134,18 +155,19 @@ def _kept_params(query: str) -> Iterable[str]:
             yield pair
 
 
-def _keys_of(url: str, original_url: str | None, coverage: str) -> tuple[str, ...]:
-    """The comparison keys of a record's own URLs and its related articles, once each, in order.
-    Remembered by the three strings (a reload regroups the same records again)."""
-    urls = [url, *((original_url,) if original_url else ()), *related_urls(coverage)]
-    return tuple(dict.fromkeys(comparison_key(item) for item in urls))
-
-
-_record_keys = lru_cache(maxsize=1 << 17)(_keys_of)
-
-
 def record_keys(record: Record) -> tuple[str, ...]:
-    return _record_keys(record.url, record.original_url, record.coverage)
+    """The comparison keys of a record's own URLs and its related articles, once each, in order.
+    Not remembered: a grouping from scratch works them out once per record, and a regrouping
+    for the few records it touches (the caches that remembered keys and headline words held
+    about 160 MB at 100,000 records, by tracemalloc)."""
+    return tuple(dict.fromkeys(map(comparison_key, _urls_of(record))))
+
+
+def _urls_of(record: Record) -> list[str]:
+    """A record's own URLs and its related articles' URLs, in order."""
+    urls = [record.url, record.original_url] if record.original_url else [record.url]
+    urls += related_urls(record.coverage)
+    return urls
 
 
 def story_id(first: Record) -> str:
@@ -160,6 +182,7 @@ def story_id(first: Record) -> str:
 
 
 _NAMESPACE_BYTES = STORY_ID_NAMESPACE.bytes
+_ID_PREFIX = "urn:uuid:"  # a story's id without its slug
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,26 +195,32 @@ class Coverage:
     published: datetime | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Story:
-    """Records about one event, earliest first by (published, id)."""
+    """Records about one event, earliest first by (published, id). `id` and `updated` (the
+    newest coverage the collection received: its newest record; related articles' dates are not
+    read, a record's related coverage being older than the record, or undated) are worked out
+    once, as the story is made: every grouping orders stories by them. A story has slots, not
+    a dict: a grouping of 100,000 records keeps about 50,000 of them."""
 
     records: tuple[Record, ...]
+    id: str = field(init=False, repr=False, compare=False)
+    updated: datetime = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", story_id(self.records[0]))
+        object.__setattr__(self, "updated", max(record.published for record in self.records))
 
     @property
     def first(self) -> Record:
         return self.records[0]
-
-    @cached_property
-    def id(self) -> str:
-        return story_id(self.first)
 
     @property
     def slug(self) -> str:
         """The story's id as a URL path segment (`/stories/<slug>`)."""
         return self.id.rpartition(":")[2]
 
-    @cached_property
+    @property
     def lead(self) -> Record:
         """The headline: the highest `quality` where any record has one, else the first."""
         return _lead(self.records)
@@ -200,15 +229,10 @@ class Story:
     def published(self) -> datetime:
         return self.first.published
 
-    @cached_property
-    def updated(self) -> datetime:
-        """The newest coverage the collection received: its newest record. (Related articles'
-        dates are not read: a record's related coverage is older than the record, or undated.)"""
-        return max(record.published for record in self.records)
-
-    @cached_property
+    @property
     def coverage(self) -> tuple[Coverage, ...]:
-        """Every piece of coverage once (by comparison key), newest first; undated last."""
+        """Every piece of coverage once (by comparison key), newest first; undated last.
+        (Worked out when asked: a story's entry and page are rendered once and kept.)"""
         return _coverage(self.records)
 
     @property
@@ -280,42 +304,77 @@ def group_stories(
     )
 
 
-class _Holders(dict[str, "Record | list[Record]"]):
-    """Comparison key -> the records holding it, in (published, id) order. Most keys have one
-    holder, kept bare (a list each would cost a reload-kept grouping tens of MB at 100,000)."""
+# A record's comparison keys, as `record_keys` gives them (remembered while a regrouping runs).
+KeysOf = Callable[[Record], tuple[str, ...]]
 
-    @classmethod
-    def of(cls, ordered: Iterable[Record]) -> _Holders:
-        """The holders of every key of records in (published, id) order."""
-        holders: dict[str, list[Record]] = {}
-        for record in ordered:
-            for key in record_keys(record):
-                holders.setdefault(key, []).append(record)
-        return cls((key, held[0] if len(held) == 1 else held) for key, held in holders.items())
 
-    def held_by(self, key: str) -> Sequence[Record]:
-        held = self.get(key, ())
-        return (held,) if isinstance(held, Record) else held
+class _Holders:
+    """Comparison key -> the records holding it, in (published, id) order.
 
-    def add(self, key: str, record: Record) -> None:
-        held = self.get(key)
-        if held is None:
-            self[key] = record
-        elif isinstance(held, Record):
-            self[key] = (
-                [held, record] if _time_order(held) < _time_order(record) else [record, held]
-            )
-        else:
+    Only a key that two records or more hold is kept by its string (`shared`): a key that one
+    record holds links nothing, and most keys are such (470,000 of the 500,000 keys of the
+    100,000 records of bench/stories.py; their strings and entries cost a kept grouping about
+    60 MB). The record holding such a key alone is kept in a bucket found by the key's hash
+    (`hash(key) & mask`), once per key; which record of a bucket holds a key is told by working
+    their keys out again (`keys_of`). A bucket is only a way in: the stories never depend on it.
+    """
+
+    __slots__ = ("buckets", "mask", "shared")
+
+    def __init__(self, bits: int) -> None:
+        self.shared: dict[str, list[Record]] = {}
+        self.mask = (1 << bits) - 1
+        self.buckets: list[tuple[Record, ...]] = [()] * (1 << bits)
+
+    def held_by(self, key: str, keys_of: KeysOf, leaving: Record | None) -> Sequence[Record]:
+        """The holders of `key`; `leaving` is a record being taken out, whose other keys still
+        put it in buckets (it holds `key` no more)."""
+        held = self.shared.get(key)
+        if held is not None:
+            return held
+        alone = self._alone(key, leaving, keys_of)
+        return () if alone is None else (alone,)
+
+    def add(self, key: str, record: Record, keys_of: KeysOf) -> None:
+        held = self.shared.get(key)
+        if held is not None:
             bisect.insort(held, record, key=_time_order)
+            return
+        bucket = hash(key) & self.mask
+        alone = self._alone(key, record, keys_of)
+        if alone is None:
+            self.buckets[bucket] += (record,)
+            return
+        self._take(bucket, alone)
+        pair = [alone, record] if _time_order(alone) < _time_order(record) else [record, alone]
+        self.shared[key] = pair
 
     def remove(self, key: str, record: Record) -> None:
-        held = self[key]
-        if isinstance(held, Record):
-            del self[key]
+        held = self.shared.get(key)
+        bucket = hash(key) & self.mask
+        if held is None:
+            self._take(bucket, record)
             return
         del held[_position(held, record)]
         if len(held) == 1:
-            self[key] = held[0]
+            del self.shared[key]
+            self.buckets[bucket] += (held[0],)
+
+    def _alone(self, key: str, other: Record | None, keys_of: KeysOf) -> Record | None:
+        """The record other than `other` that holds `key` alone, if any."""
+        for record in self.buckets[hash(key) & self.mask]:
+            if record is not other and key in keys_of(record):
+                return record
+        return None
+
+    def _take(self, bucket: int, record: Record) -> None:
+        """Take one of `record`'s places out of a bucket."""
+        held = self.buckets[bucket]
+        for index, found in enumerate(held):
+            if found is record:
+                self.buckets[bucket] = held[:index] + held[index + 1 :]
+                return
+        raise LookupError(f"{record.path} is not where the grouping keeps it")
 
 
 def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset()) -> bool:
@@ -542,6 +601,7 @@ class _Grouping:
         max_records: int,
         common_share: float = COMMON_SHARE,
         common_min: int = COMMON_MIN,
+        bucket_bits: int = 0,
     ) -> None:
         self.window_days = window_days
         self.window = timedelta(days=window_days)
@@ -549,14 +609,14 @@ class _Grouping:
         self.max_records = max_records
         self.words = _WordCounts(common_share, common_min)
         self.records: tuple[Record, ...] = ()  # the version's `Collection.records`
-        self.holders = _Holders()
+        self.holders = _Holders(bucket_bits)
         self.story_of: dict[int, Story] = {}  # id(record) -> its story
-        self.order: list[tuple[int, str]] = []  # `_story_order` of each of `stories`
-        self.stories: list[Story] = []  # newest first
-        self.topics: dict[str, tuple[list[tuple[int, str]], list[Story]]] = {}
-        self.by_slug: dict[str, Story] = {}
+        self.stories: list[Story] = []  # newest first (`_story_order`)
+        self.topics: dict[str, list[Story]] = {}  # in the same order
+        self.by_id: dict[str, Story] = {}
         self._topic_tuples: dict[str, tuple[Story, ...]] = {}
         self._touched_topics: set[str] = set()
+        self._keys: dict[int, tuple[str, ...]] = {}  # id(record) -> its keys, while regrouping
 
     @classmethod
     def of(
@@ -567,21 +627,103 @@ class _Grouping:
         max_records: int = MAX_STORY_RECORDS,
         common_share: float = COMMON_SHARE,
         common_min: int = COMMON_MIN,
+        bucket_bits: int | None = None,
     ) -> _Grouping:
-        """The grouping of `records`, from scratch."""
-        grouping = cls(window_days, hub_limit, max_records, common_share, common_min)
-        grouping.records = records = tuple(records)
+        """The grouping of `records`, from scratch, in two steps: `_plan` works out the stories
+        and the keys' holders into a few arrays and one string, and drops every key, link and
+        word it made on the way; then the structures the grouping keeps are made from them.
+        (Made while the first step's objects were alive, they would sit among the freed ones,
+        and the process would stay about 200 MB larger at 100,000 records.)"""
+        records = tuple(records)
+        if bucket_bits is None:  # about 8 keys held alone in a bucket
+            bucket_bits = max(0, len(records).bit_length() - 1)
+        grouping = cls(window_days, hub_limit, max_records, common_share, common_min, bucket_bits)
+        grouping.records = records
         with collector_paused():  # hundreds of thousands of lists and tuples, no cycles
             ordered = by_time(records)
             grouping.words = _WordCounts.of(ordered, common_share, common_min)
-            grouping.holders = _Holders.of(ordered)
-            groups = grouping._group(ordered, grouping._links_by_key(ordered))
-            grouping._fill([Story(tuple(group)) for group in groups])
+            grouping._take(ordered, grouping._plan(ordered))
         return grouping
+
+    def _plan(self, ordered: list[Record]) -> _Plan:
+        """The stories of `ordered` and the holders of their keys, by positions in `ordered`."""
+        first: dict[str, int] = {}  # key -> position of its first holder
+        shared: dict[str, list[int]] = {}  # key -> positions of its holders, when two or more
+        setdefault, get = first.setdefault, shared.get
+        for position, record in enumerate(ordered):
+            for key in map(comparison_key, _urls_of(record)):  # as `record_keys`, repeats too
+                held = setdefault(key, position)
+                if held != position:
+                    positions = get(key)
+                    if positions is None:
+                        shared[key] = [held, position]
+                    elif positions[-1] != position:
+                        positions.append(position)
+        # Links join in (later, earlier) order; `same_event` is asked only of a pair that would
+        # join two stories (most pairs are of records already joined through others).
+        groups, common = _UnionFind(len(ordered), self.max_records), self.words.common
+        for later, earlier in sorted(self._pairs(ordered, shared.values())):
+            groups.union(earlier, later, lambda a, b: same_event(ordered[b], ordered[a], common))
+        roots = [groups.find(position) for position in range(len(ordered))]
+        members = sorted(range(len(ordered)), key=roots.__getitem__)  # stable: earliest first
+        mask = self.holders.mask
+        alone: list[list[int]] = [[] for _ in range(mask + 1)]  # bucket -> positions
+        for key, position in first.items():
+            if key not in shared:
+                alone[hash(key) & mask].append(position)
+        headline_words.cache_clear()  # the words of every title `same_event` compared
+        joined = _KEY_SEPARATOR.join(shared)
+        return _Plan(
+            array("q", members),
+            array("q", map(roots.__getitem__, members)),
+            joined if joined.count(_KEY_SEPARATOR) == len(shared) - 1 else list(shared),
+            array("q", [position for positions in shared.values() for position in positions]),
+            array("q", map(len, shared.values())),
+            alone,
+        )
+
+    def _pairs(self, ordered: list[Record], holders: Iterable[list[int]]) -> list[tuple[int, int]]:
+        """Every pair of records that hold a linking key within the window of each other, as
+        (later, earlier) positions in `ordered`: the links, before `same_event` is asked."""
+        pairs = []
+        window = self.window
+        for positions in holders:
+            if len(positions) <= self.hub_limit:
+                for index, later in enumerate(positions):
+                    published = ordered[later].published
+                    for earlier in positions[:index]:
+                        if published - ordered[earlier].published <= window:
+                            pairs.append((later, earlier))
+        return pairs
+
+    def _take(self, ordered: list[Record], plan: _Plan) -> None:
+        """Make the structures the grouping keeps from a plan."""
+        keys = plan.keys.split(_KEY_SEPARATOR) if isinstance(plan.keys, str) else plan.keys
+        start = 0
+        for key, count in zip(keys if plan.counts else (), plan.counts, strict=True):
+            self.holders.shared[key] = [ordered[p] for p in plan.holders[start : start + count]]
+            start += count
+        buckets = self.holders.buckets
+        take = ordered.__getitem__
+        for bucket, positions in enumerate(plan.alone):
+            if positions:
+                buckets[bucket] = tuple(map(take, positions))
+        stories = [
+            Story(tuple(ordered[position] for _, position in group))
+            for _, group in groupby(zip(plan.roots, plan.members, strict=True), key=itemgetter(0))
+        ]
+        self._fill(stories)
 
     def update(self, removed: Iterable[Record], added: Iterable[Record]) -> None:
         """Follow a version that took out `removed` and put in `added`: regroup the records
         linked, directly or not, to what changed, and only them."""
+        try:
+            self._update(removed, added)
+        finally:
+            self._keys.clear()
+            headline_words.cache_clear()
+
+    def _update(self, removed: Iterable[Record], added: Iterable[Record]) -> None:
         seeds: dict[int, Record] = {}
         gone: dict[int, Story] = {}
         threshold = self.words.threshold()
@@ -590,12 +732,12 @@ class _Grouping:
             story = self.story_of.pop(id(record))
             gone[id(story)] = story
             touched.update(self.words.count(record, -1))
-            for key in record_keys(record):
+            for key in self._keys_of(record):
                 self._reach(key, record, seeds, adding=False)
         for record in added:
             seeds[id(record)] = record
             touched.update(self.words.count(record, 1))
-            for key in record_keys(record):
+            for key in self._keys_of(record):
                 self._reach(key, record, seeds, adding=True)
         changed = self.words.settle(touched, threshold)
         if changed:  # every link through such a word may change: its holders are seeds
@@ -611,20 +753,27 @@ class _Grouping:
         ordered = by_time(region.values())
         self._place(self._group(ordered, self._links_of(ordered)), gone.values())
 
+    def _keys_of(self, record: Record) -> tuple[str, ...]:
+        keys = self._keys.get(id(record))
+        if keys is None:
+            keys = self._keys[id(record)] = record_keys(record)
+        return keys
+
     def _reach(self, key: str, record: Record, seeds: dict[int, Record], *, adding: bool) -> None:
         """Add `record` to a key's holders or take it out; the holders whose links through the
         key may change become seeds."""
         linking_before = self._links(key)
         if adding:
-            self.holders.add(key, record)
+            self.holders.add(key, record, self._keys_of)
         else:
             self.holders.remove(key, record)
         if linking_before or self._links(key):
-            seeds.update((id(holder), holder) for holder in self.holders.held_by(key))
+            held = self.holders.held_by(key, self._keys_of, None if adding else record)
+            seeds.update((id(holder), holder) for holder in held)
 
     def _links(self, key: str) -> bool:
-        held = self.holders.get(key)
-        return isinstance(held, list) and len(held) <= self.hub_limit
+        held = self.holders.shared.get(key)
+        return held is not None and len(held) <= self.hub_limit
 
     def _region(self, seeds: dict[int, Record], gone: dict[int, Story]) -> dict[int, Record]:
         """The seeds and every record linked to them, directly or not; their stories are
@@ -646,9 +795,9 @@ class _Grouping:
     def _neighbours(self, record: Record) -> Iterator[Record]:
         """The records a record links to: the other holders of its linking keys within the
         window that `same_event` accepts."""
-        for key in record_keys(record):
-            held = self.holders.get(key)
-            if isinstance(held, list) and len(held) <= self.hub_limit:
+        for key in self._keys_of(record):
+            held = self.holders.shared.get(key)
+            if held is not None and len(held) <= self.hub_limit:
                 for other in held:
                     if (
                         other is not record
@@ -656,21 +805,6 @@ class _Grouping:
                         and same_event(record, other, self.words.common)
                     ):
                         yield other
-
-    def _links_by_key(self, ordered: list[Record]) -> list[tuple[int, int]]:
-        """Every link among all records, as (later, earlier) positions in `ordered`."""
-        rank = {id(record): index for index, record in enumerate(ordered)}
-        links = []
-        common = self.words.common
-        for held in self.holders.values():
-            if isinstance(held, list) and len(held) <= self.hub_limit:
-                for index, later in enumerate(held):
-                    for earlier in held[:index]:
-                        if later.published - earlier.published <= self.window and same_event(
-                            later, earlier, common
-                        ):
-                            links.append((rank[id(later)], rank[id(earlier)]))
-        return links
 
     def _links_of(self, ordered: list[Record]) -> list[tuple[int, int]]:
         """The links among a region's records (a region holds both ends of each)."""
@@ -724,54 +858,59 @@ class _Grouping:
         by one, which for 100,000 stories would move lists of 100,000 100,000 times)."""
         stories.sort(key=_story_order)
         self.stories = stories
-        self.order = [_story_order(story) for story in stories]
-        for order, story in zip(self.order, stories, strict=True):
+        for story in stories:
             for record in story.records:
                 self.story_of[id(record)] = story
             for slug in story.topic_slugs:
-                keys, listed = self.topics.setdefault(slug, ([], []))
-                keys.append(order)
-                listed.append(story)
-        self.by_slug = {story.slug: story for story in stories}
+                self.topics.setdefault(slug, []).append(story)
+        self.by_id = {story.id: story for story in stories}
         self._touched_topics = set(self.topics)
 
     def _withdraw(self, story: Story) -> None:
         order = _story_order(story)
-        index = bisect.bisect_left(self.order, order)
-        del self.order[index], self.stories[index]
+        del self.stories[bisect.bisect_left(self.stories, order, key=_story_order)]
         for slug in story.topic_slugs:
-            keys, stories = self.topics[slug]
-            index = bisect.bisect_left(keys, order)
-            del keys[index], stories[index]
+            listed = self.topics[slug]
+            del listed[bisect.bisect_left(listed, order, key=_story_order)]
             self._touched_topics.add(slug)
-        if self.by_slug.get(story.slug) is story:
-            del self.by_slug[story.slug]
+        if self.by_id.get(story.id) is story:
+            del self.by_id[story.id]
 
     def _insert(self, story: Story) -> None:
-        order = _story_order(story)
-        index = bisect.bisect_left(self.order, order)
-        self.order.insert(index, order)
-        self.stories.insert(index, story)
+        bisect.insort(self.stories, story, key=_story_order)
         for slug in story.topic_slugs:
-            keys, stories = self.topics.setdefault(slug, ([], []))
-            index = bisect.bisect_left(keys, order)
-            keys.insert(index, order)
-            stories.insert(index, story)
+            bisect.insort(self.topics.setdefault(slug, []), story, key=_story_order)
             self._touched_topics.add(slug)
-        self.by_slug[story.slug] = story
+        self.by_id[story.id] = story
 
     def index(self) -> StoryIndex:
         """This version's stories: tuples and mappings of its own (the grouping goes on to the
         next version), sharing each topic's tuple with the version before while it is unchanged."""
         for slug in self._touched_topics:
-            stories = self.topics[slug][1]
+            stories = self.topics[slug]
             if stories:
                 self._topic_tuples[slug] = tuple(stories)
             else:
                 del self.topics[slug]
                 self._topic_tuples.pop(slug, None)
         self._touched_topics = set()
-        return StoryIndex(tuple(self.stories), dict(self._topic_tuples), self.by_slug)
+        return StoryIndex(tuple(self.stories), dict(self._topic_tuples), self.by_id)
+
+
+# Joins the keys of a plan: normalized URLs have no control characters (`normalize_url`
+# percent-encodes them), so neither do keys; a plan that meets one keeps a list instead.
+_KEY_SEPARATOR = "\n"
+
+
+class _Plan(NamedTuple):
+    """A grouping from scratch by positions in the records' (published, id) order."""
+
+    members: array[int]  # every position, story after story (by first record), earliest first
+    roots: array[int]  # the story of each of `members`: its first record's position
+    keys: str | list[str]  # the keys two records or more hold, joined by _KEY_SEPARATOR
+    holders: array[int]  # their holders' positions, key after key, earliest first
+    counts: array[int]  # how many holders each key has
+    alone: list[list[int]]  # bucket -> the positions of the records holding its keys alone
 
 
 class _UnionFind:
@@ -792,9 +931,13 @@ class _UnionFind:
             parent[index], index = root, parent[index]
         return root
 
-    def union(self, a: int, b: int) -> None:
+    def union(self, a: int, b: int, accept: Callable[[int, int], bool] | None = None) -> None:
+        """Join the sets of `a` and `b`, if that keeps within the limit and `accept(a, b)` (asked
+        only then)."""
         root_a, root_b = self.find(a), self.find(b)
         if root_a == root_b or self.size[root_a] + self.size[root_b] > self.limit:
+            return
+        if accept is not None and not accept(a, b):
             return
         keep, gone = min(root_a, root_b), max(root_a, root_b)
         self.parent[gone] = keep
@@ -805,16 +948,16 @@ class _UnionFind:
 class StoryIndex:
     """A collection's stories, newest first, and the stories of each topic (in the same order).
 
-    `story(slug)` finds a story through the grouping's own slug map, which has moved on when a
+    `story(slug)` finds a story through the grouping's own map of ids, which has moved on when a
     later version was grouped: a story found there is this version's only if its `stories` hold
     it (a binary search), and otherwise this version's map is made (once, for an old version)."""
 
     stories: tuple[Story, ...]
     by_topic: Mapping[str, tuple[Story, ...]]
-    latest_by_slug: Mapping[str, Story]
+    latest_by_id: Mapping[str, Story]
 
     def story(self, slug: str) -> Story | None:
-        found = self.latest_by_slug.get(slug)
+        found = self.latest_by_id.get(_ID_PREFIX + slug)
         if found is not None and self._holds(found):
             return found
         return self._by_slug.get(slug)

@@ -12,7 +12,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from feedsvc.records import Record, Related, pack_related, shared_topic
@@ -24,6 +24,7 @@ from feedsvc.stories import (
     _Grouping,
     comparison_key,
     follow,
+    general_key,
     group_stories,
     headline_words,
     record_keys,
@@ -157,6 +158,46 @@ COMPARISON_KEYS = [
 @pytest.mark.parametrize(("url", "key"), COMPARISON_KEYS)
 def test_comparison_keys_are_exactly(url: str, key: str) -> None:
     assert comparison_key(url) == key
+
+
+# Pieces of URLs in every form `general_key` treats apart, for the short way to meet each.
+SEGMENTS = st.sampled_from(
+    ["", "a", "B", "amp", "AMP", "Amp", "amp_x", "x.amp.html", "y.amp", "amp-12.html", "%2f", "%aB",
+     "c", "s", "v", "www.example.com", "www.news.org", "a?b", "a#b", "a&b=c"]
+)  # fmt: skip
+HOSTS = st.sampled_from(
+    ["example.com", "www.example.com", "www.com", "www.", "amp.example.com", "m.example.com",
+     "mobile.example.com", "m.com", "www-news-org.cdn.ampproject.org", "", "a?b", "a#b"]
+)  # fmt: skip
+QUERIES = st.sampled_from(["", "?", "?utm_source=x", "?b=2&a=1", "?amp", "#", "#top", "?a=%2f#x"])
+
+
+@settings(max_examples=1000)
+@given(
+    st.sampled_from(["https://", "https://", "http://", "", "https:/"]),
+    HOSTS,
+    st.lists(SEGMENTS, max_size=4),
+    st.one_of(st.just(""), QUERIES),
+    st.text(max_size=3),
+)
+@example("https://", "example.com", ["a", ""], "", "")
+@example("https://", "www.example.com", ["a"], "", "")
+@example("https://", "www.com", ["a"], "", "")
+@example("https://", "m.example.com", ["a"], "", "")
+@example("https://", "example.com", ["a", "AMP"], "", "")
+@example("https://", "example.com", ["%2f"], "", "")
+@example("https://", "www-news-org.cdn.ampproject.org", ["c", "s", "www.news.org", "a"], "", "")
+def test_the_short_way_to_a_key_gives_the_general_key(
+    scheme: str, host: str, segments: list[str], query: str, tail: str
+) -> None:
+    url = f"{scheme}{host}/{'/'.join(segments)}{query}"
+    assert comparison_key(url) == general_key(url)
+    assert comparison_key(url + tail) == general_key(url + tail)
+
+
+@given(st.text())
+def test_any_text_has_the_general_key(text: str) -> None:
+    assert comparison_key(text) == general_key(text)
 
 
 def test_entry_ids_do_not_use_the_comparison_key() -> None:
@@ -372,7 +413,7 @@ def test_a_story_regrouped_into_the_same_records_stays_the_same_object() -> None
 
 
 def test_the_latest_version_finds_its_stories_without_a_slug_map_of_its_own() -> None:
-    """The grouping's slug map serves the latest version (a map per version would cost one
+    """The grouping's map of ids serves the latest version (a map per version would cost one
     entry per story, 100,000 stories, every version); a story gone leaves it."""
     url = "https://c.example/x"
     one = make_record("https://a.example/1", 0, (url,))
@@ -384,7 +425,7 @@ def test_the_latest_version_finds_its_stories_without_a_slug_map_of_its_own() ->
     after = stories_of(second)
     (story,) = after.stories
     assert after.story(story.slug) is story and "_by_slug" not in vars(after)
-    assert gone.slug not in after.latest_by_slug and after.story(gone.slug) is None
+    assert gone.id not in after.latest_by_id and after.story(gone.slug) is None
 
 
 def test_the_stories_of_the_last_three_versions_are_kept() -> None:
@@ -776,7 +817,10 @@ def check_regrouping(data: st.DataObject, options: tuple[float, int, int, float,
     current: dict[str, Record] = {}
     for url in data.draw(st.lists(st.sampled_from(POOL), max_size=20, unique=True)):
         current[url] = data.draw(pool_records(url))
-    grouping = _Grouping.of(current.values(), *options)
+    # one to eight buckets for the keys held alone put many keys, and a record's several keys,
+    # in one bucket
+    bucket_bits = data.draw(st.sampled_from([0, 1, 3]))
+    grouping = _Grouping.of(current.values(), *options, bucket_bits=bucket_bits)
     for _ in range(data.draw(st.integers(1, 4))):
         removed, added = [], []
         for url in data.draw(st.lists(st.sampled_from(POOL), max_size=5, unique=True)):
@@ -790,10 +834,10 @@ def check_regrouping(data: st.DataObject, options: tuple[float, int, int, float,
         grouping.update(removed, added)
         fresh = _Grouping.of(current.values(), *options)
         assert shape(grouping.index()) == shape(fresh.index())
-        # and what it keeps for the next version: each key's holders alike (one bare, several
-        # as a list, none not at all), no story gone kept by its slug
-        assert grouping.holders == fresh.holders
-        assert grouping.by_slug.keys() == fresh.by_slug.keys()
+        # and what it keeps for the next version: each key's holders alike (shared by key, one
+        # alone in its bucket, none not at all), no story gone kept by its id
+        assert holders_of(grouping) == holders_of(fresh)
+        assert grouping.by_id.keys() == fresh.by_id.keys()
         # and the same word counts and common words
         assert grouping.words.holding == fresh.words.holding
         assert grouping.words.common == fresh.words.common
@@ -863,3 +907,17 @@ def test_a_word_stops_being_common_when_the_collection_grows_past_its_share() ->
     assert frozenset({one.id, two.id}) in as_sets(grouping.index().stories)
     fresh = _Grouping.of([one, two, third, *others], common_min=1, common_share=0.5)
     assert shape(grouping.index()) == shape(fresh.index())
+
+
+def holders_of(grouping: _Grouping) -> dict[str, list[str]]:
+    """Each key's holders (by path) as the grouping keeps them, whether shared or held alone:
+    a grouping followed in place must keep what one from scratch keeps."""
+    holders = grouping.holders
+    found = {key: [record.path for record in held] for key, held in holders.shared.items()}
+    for record in {id(record): record for bucket in holders.buckets for record in bucket}.values():
+        for key in record_keys(record):
+            if key not in holders.shared:
+                assert key not in found, f"{key} held alone by two records"
+                found[key] = [record.path]
+                assert record in holders.buckets[hash(key) & holders.mask]
+    return found
