@@ -28,7 +28,7 @@ from feedsvc.repository import Collection, LoadStats, loader_for
 from feedsvc.server import DEFAULT_THREADS, SERVERS, check_address, default_workers, run
 from feedsvc.settings import ENV_PREFIX, LOG_LEVELS, Settings, hub_urls, resolve
 from feedsvc.urls import normalize_base_url
-from feedsvc.web import create_app, serve_with_threads
+from feedsvc.web import create_app, prepare_workers, serve_with_threads
 from feedsvc.websub import BUILD_ATTEMPTS, BUILD_SECONDS, Notifier, built_topics
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -208,6 +208,7 @@ def serve_command(
     try:
         app = create_app(_as_config(settings))
         serve_with_threads(app, threads)
+        prepare_workers(app)
         run(app, host, port, workers or default_workers(), server, threads)
     except FolderError as exc:
         raise _Refused(str(exc)) from None

@@ -124,6 +124,11 @@ class Settings:
         "Days within which records that share an article URL are grouped into one story (the "
         "story feeds).",
     )
+    story_grouping: str = setting(
+        "start",
+        "When `feedsvc serve` groups the stories: `start` (once, before its workers start, which "
+        "then share the grouping) or `request` (in each worker, on its first story request).",
+    )
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
@@ -175,6 +180,10 @@ class Settings:
                 raise ConfigError(
                     f"{name.upper()} must be at least {least}, not {getattr(self, name)}"
                 )
+        if self.story_grouping not in ("start", "request"):
+            raise ConfigError(
+                f"STORY_GROUPING must be start or request, not {self.story_grouping!r}"
+            )
         if self.reload_watch not in ("events", "poll"):
             raise ConfigError(f"RELOAD_WATCH must be events or poll, not {self.reload_watch!r}")
         if self.log_level.upper() not in LOG_LEVELS:

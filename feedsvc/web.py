@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import functools
+import gc
 import logging
 import mimetypes
 import os
@@ -438,6 +439,17 @@ def serve_with_threads(app: Flask, threads: int) -> None:
     their turn on some of them (feedsvc.admission) instead of being refused at once."""
     state: _State = app.extensions[_EXTENSION_KEY]
     state.search_load.waiting = waiting_for(threads)
+
+
+def prepare_workers(app: Flask) -> None:
+    """Work done once in the process that forks the workers (`feedsvc serve`), so that they
+    share it instead of each doing it: the stories grouped (STORY_GROUPING `start`), then the
+    objects made so far frozen (a worker's collector would otherwise walk them, and writing to
+    their pages copies them). Reloads regroup in place, in each worker, what they change."""
+    state: _State = app.extensions[_EXTENSION_KEY]
+    if state.settings.story_grouping == "start":
+        stories.stories_of(state.snapshot.collection, state.settings.story_window_days)
+        gc.freeze()
 
 
 def site_for(app: Flask, base_url: str) -> Site:

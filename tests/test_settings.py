@@ -70,6 +70,7 @@ def test_numeric_looking_title_stays_text(monkeypatch: pytest.MonkeyPatch) -> No
         ("BASE_URL", "ftp://example.org/", "BASE_URL uses the 'ftp' scheme"),
         ("ASSET_BASE_URL", "example.org", "ASSET_BASE_URL is not an absolute"),
         ("SITE_TITLE", "", "SITE_TITLE must be set"),
+        ("STORY_GROUPING", "later", "STORY_GROUPING must be start or request, not 'later'"),
     ],
 )
 def test_unusable_values_are_a_clear_config_error(name: str, value: object, message: str) -> None:

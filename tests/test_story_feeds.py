@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
+from click.testing import CliRunner
+from flask import Flask
 from flask.testing import FlaskClient
 
-from feedsvc.stories import story_id
+from feedsvc.cli import cli
+from feedsvc.stories import stories_of, story_id
 from feedsvc.urls import entry_id
+from feedsvc.web import prepare_workers
 from tests.conftest import make_app, parse_xml, read_feed, read_json_feed
 
 ATOM_NS = "{http://www.w3.org/2005/Atom}"
@@ -135,3 +141,47 @@ def test_paged_like_every_feed(records: Path) -> None:
     client = make_app(SEEDS_DIR=str(records), FEED_SIZE=1).test_client()
     assert len(read_feed(client.get("/feeds/stories/all.atom?page=2").data).entries) == 1
     assert client.get("/feeds/stories/all.atom?page=3").status_code == 404
+
+
+def test_stories_grouped_before_the_workers_fork_are_the_workers_stories(records: Path) -> None:
+    """`feedsvc serve` groups once before forking (STORY_GROUPING `start`): a story request then
+    finds the stories grouped, and a worker made by `fork` shares them instead of grouping."""
+    app = make_app(SEEDS_DIR=str(records))
+    prepare_workers(app)
+    with mock.patch("feedsvc.stories._Grouping.of", side_effect=AssertionError("grouped again")):
+        read, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:  # the worker: answers story requests from the grouping it inherited
+            try:
+                feed = read_feed(app.test_client().get("/feeds/stories/all.atom").data)
+                os.write(write_end, str(len(feed.entries)).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        answer = os.read(read, 100)
+        os.waitpid(child, 0)
+        assert answer == b"2"
+        assert len(read_feed(app.test_client().get("/feeds/stories/all.atom").data).entries) == 2
+
+
+def test_stories_grouped_on_request_are_not_grouped_before_the_workers(records: Path) -> None:
+    app = make_app(SEEDS_DIR=str(records), STORY_GROUPING="request")
+    with mock.patch("feedsvc.stories.stories_of", side_effect=AssertionError("grouped")):
+        prepare_workers(app)
+    assert len(read_feed(app.test_client().get("/feeds/stories/all.atom").data).entries) == 2
+
+
+def test_serve_groups_the_stories_before_it_starts_the_workers(
+    records: Path, runner: CliRunner
+) -> None:
+    served: list[int] = []
+
+    def run(app: Flask, *args: object) -> None:
+        collection = app.extensions["feedsvc"].snapshot.collection
+        with mock.patch("feedsvc.stories._Grouping.of", side_effect=AssertionError("grouped")):
+            served.append(len(stories_of(collection).stories))
+
+    with mock.patch("feedsvc.cli.run", run):
+        result = runner.invoke(cli, ["serve", "--seeds", str(records), "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert served == [2]
