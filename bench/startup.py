@@ -17,7 +17,7 @@ in their default places, here under a temporary XDG_CACHE_HOME) on a synthetic c
    `WARM_PATHS`, with the first topic and provider of the OPML list). The same is read of the
    2-record server; the difference, divided by the record count, is the memory per record.
 
-    python -m bench.startup [--records 100000] [--keep DIR] [--rounds 2]
+    python -m bench.startup [--records 100000] [--keep DIR] [--rounds 2] [--also NAME=VALUE]
 """
 
 from __future__ import annotations
@@ -122,10 +122,14 @@ class Started:
 
 
 @contextmanager
-def serving(folder: Path, cache_home: Path, log: Path) -> Iterator[Started]:
-    """`feedsvc serve` with its defaults on loopback; stopped by its own PID."""
+def serving(
+    folder: Path, cache_home: Path, log: Path, settings: dict[str, str] | None = None
+) -> Iterator[Started]:
+    """`feedsvc serve` with its defaults (but `settings`, `FEEDSVC_*` variables) on loopback;
+    stopped by its own PID."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    env.update(settings or {})
     env["XDG_CACHE_HOME"] = str(cache_home)
     command = [sys.executable, "-m", "feedsvc", "serve", "--seeds", str(folder)]
     command += ["--host", "127.0.0.1", "--port", str(port)]
@@ -188,8 +192,10 @@ def warm(server: Started, workers: int) -> Memory:
     return settled_memory(server, workers)
 
 
-def measure(folder: Path, cache_home: Path, log: Path, workers: int) -> dict[str, object]:
-    with serving(folder, cache_home, log) as server:
+def measure(
+    folder: Path, cache_home: Path, log: Path, workers: int, settings: dict[str, str] | None = None
+) -> dict[str, object]:
+    with serving(folder, cache_home, log, settings) as server:
         ready = settled_memory(server, workers)
         warmed = warm(server, workers)
         return {
@@ -217,7 +223,7 @@ def per_record(big: Memory, small: Memory, records: int) -> str:
     )
 
 
-def run(records: int, workdir: Path, rounds: int) -> None:
+def run(records: int, workdir: Path, rounds: int, also: dict[str, str]) -> None:
     folder, tiny = workdir / f"records-{records}", workdir / "records-2"
     for path, size in ((folder, records), (tiny, 2)):
         if not path.is_dir() or sum(1 for _ in path.iterdir()) != size:
@@ -227,24 +233,26 @@ def run(records: int, workdir: Path, rounds: int) -> None:
     print(f"{workers} cores; server log {log}", file=sys.stderr)
     with serving(folder, cache_home, log) as cold:  # fills the parse cache and search index
         print(f"cold start: {cold.seconds:.2f} s (load average {load_average()})", file=sys.stderr)
-    results = []
+    variants: list[tuple[str, dict[str, str]]] = [("defaults", {})]
+    variants += [(" ".join(f"{k}={v}" for k, v in also.items()), also)] if also else []
     for round_number in range(1, rounds + 1):
         base = run_baseline(folder)
-        server = measure(folder, cache_home, log, workers)
-        assert server["records"] == records and server["parsed"] == 0, server
-        small = measure(tiny, cache_home, log, workers)
-        results.append((base, server, small))
-        print(
-            f"round {round_number}: baseline {base['seconds']:.2f} s ({base['cpu']:.2f} s CPU); "
-            f"warm restart {server['seconds']:.2f} s ({server['cpu']:.2f} s CPU): "
-            f"{base['seconds'] / server['seconds']:.2f} x the baseline "  # type: ignore[operator]
-            f"(CPU {base['cpu'] / server['cpu']:.2f} x); load average {load_average()}",  # type: ignore[operator]
-            file=sys.stderr,
-        )
-        for moment in ("ready", "warmed"):
-            big, little = server[moment], small[moment]
-            assert isinstance(big, Memory) and isinstance(little, Memory)
-            print(f"  {moment}: {per_record(big, little, records)}", file=sys.stderr)
+        for name, settings in variants:
+            server = measure(folder, cache_home, log, workers, settings)
+            assert server["records"] == records and server["parsed"] == 0, server
+            small = measure(tiny, cache_home, log, workers, settings)
+            print(
+                f"round {round_number}, {name}: baseline {base['seconds']:.2f} s "
+                f"({base['cpu']:.2f} s CPU); warm restart {server['seconds']:.2f} s "
+                f"({server['cpu']:.2f} s CPU): "
+                f"{base['seconds'] / server['seconds']:.2f} x the baseline "  # type: ignore[operator]
+                f"(CPU {base['cpu'] / server['cpu']:.2f} x); load average {load_average()}",  # type: ignore[operator]
+                file=sys.stderr,
+            )
+            for moment in ("ready", "warmed"):
+                big, little = server[moment], small[moment]
+                assert isinstance(big, Memory) and isinstance(little, Memory)
+                print(f"  {moment}: {per_record(big, little, records)}", file=sys.stderr)
     print(f"\nload average at the end: {load_average()}")
 
 
@@ -257,17 +265,26 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, metavar="DIR", help="write the collections into DIR once, reuse them"
     )
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="measure the server again in each round with FEEDSVC_NAME=VALUE (repeatable: all "
+        "of them at once)",
+    )
     parser.add_argument("--baseline", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    also = dict(f"FEEDSVC_{item}".split("=", 1) for item in args.also)
     if args.baseline:
         print(json.dumps(baseline(args.baseline)))
         return
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-        run(args.records, args.keep, args.rounds)
+        run(args.records, args.keep, args.rounds, also)
     else:
         with tempfile.TemporaryDirectory() as workdir:
-            run(args.records, Path(workdir), args.rounds)
+            run(args.records, Path(workdir), args.rounds, also)
 
 
 if __name__ == "__main__":
