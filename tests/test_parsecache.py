@@ -394,6 +394,10 @@ def test_numbers_that_do_not_fit_eight_bytes_and_paths_of_their_own_come_back(
     states[path] = replace(state, record=huge)
     states["neither.md"] = parsecache.FileState(b"", None, ())  # no record, and no problem
     assert parsecache.decode_states(parsecache.encode_states(states)) == states
+    for path, state in states.items():  # and every record's
+        if state.record is not None:
+            states[path] = replace(state, record=replace(state.record, quality=2**64 + 1))
+    assert parsecache.decode_states(parsecache.encode_states(states)) == states
 
 
 @pytest.mark.parametrize("column", ["title", "flags", "stamp"])
@@ -413,15 +417,21 @@ def test_columns_of_different_lengths_are_refused(column: str, tmp_path: Path) -
 
 def with_one_more(columns: dict[str, Any], what: str) -> dict[str, Any]:
     """`columns` with one more image, problem, or image width, than the files hold."""
+    images = columns["images"]
     if what == "image":
-        for name, values in columns["images"].items():
-            more = ["https://x.example/i.png"] if name == "url" else bytes(8)
-            columns["images"][name] = values + more
+        images["url"] = [*images["url"], "https://x.example/i.png"]
+        for name in ("width", "height", "media_type"):
+            images[name] = with_zero(images[name])
     elif what == "problem":
         columns["problems"] = [*columns["problems"], ("a.md", "title", "missing", "error")]
     else:
-        columns["images"]["width"] += bytes(8)
+        images["width"] = with_zero(images["width"])
     return columns
+
+
+def with_zero(column: bytes | list[int | None]) -> bytes | list[int | None]:
+    """An `_int_column` (packed, or a list) with one more value."""
+    return column + bytes(8) if isinstance(column, bytes) else [*column, 0]
 
 
 @pytest.mark.parametrize(
