@@ -22,6 +22,7 @@ from feedsvc.stories import (
     Story,
     StoryIndex,
     _Grouping,
+    _stem,
     comparison_key,
     follow,
     general_key,
@@ -645,6 +646,44 @@ def test_a_topic_word_counts_half() -> None:
     are (the rule `same_event` states, whatever headlines the lists are tuned on)."""
     assert not same_event(titled("Italy bans robots"), titled("Robots leave Italy"))
     assert same_event(titled("Italy bans chip robots"), titled("Robots with chips leave Italy"))
+
+
+# Each rule of the stem and the letters it keeps: "ss" stays, "ies" of a long word is "y",
+# "ches", "shes" and "xes" lose "es", then "ings", "ing", "ers", "er", "ed" and "s" (each only
+# when enough of the word is left: "coding", "paper", "used", "gas" stay).
+STEMS = {
+    "class": "class",
+    "companies": "company",
+    "armies": "army",
+    "watches": "watch",
+    "crashes": "crash",
+    "boxes": "box",
+    "buildings": "build",
+    "things": "thing",
+    "training": "train",
+    "bring": "bring",
+    "hacking": "hack",
+    "coding": "coding",
+    "hackers": "hack",
+    "users": "user",
+    "hacker": "hack",
+    "paper": "paper",
+    "hacked": "hack",
+    "used": "used",
+    "cars": "car",
+    "gas": "gas",
+}
+
+
+def test_stems() -> None:
+    assert {word: _stem(word) for word in STEMS} == STEMS
+
+
+def test_headline_words_join_elisions_and_keep_words_of_two_letters_or_more() -> None:
+    assert headline_words("Rock'n'roll robots") == {"rocknroll", "robot"}
+    assert headline_words("Rock\u2019n\u2019roll robots") == {"rocknroll", "robot"}
+    assert headline_words("Plan B for Q robots") == {"plan", "robot"}
+    assert headline_words("EV maker") == {"ev", "maker"}
 
 
 def test_headline_words_drop_case_possessives_and_generic_words_but_keep_topics() -> None:
