@@ -80,7 +80,7 @@ soak soak-reload kill-worker: install
 
 # Mutation testing (not part of the tests or CI; tests/mutate.py, results in tests/README.md):
 # each scope's mutants against the tests that concern it. MUTATE_ARGS names scopes (urls,
-# parsecache, repository, web; default all) and options (--show prints each survivor's diff).
+# parsecache, repository, web, cache, versions, render, fingerprints, stories; default all) and options (--show prints each survivor's diff).
 MUTATE_WORKERS ?= 1
 mutate: install
 	$(BIN)/python -m pip install --quiet -e '.[test,mutate]'
