@@ -16,6 +16,7 @@ import itertools
 import logging
 import os
 import pickle
+import stat
 import struct
 import sys
 import tempfile
@@ -125,9 +126,22 @@ def _header(settings_key: str) -> bytes:
     return MAGIC + _format_version() + b"\n" + settings_key.encode("utf-8", "replace") + b"\n"
 
 
+def _special_file(path: Path) -> bool:
+    """Whether `path` names something other than a regular file: a device such as /dev/null or
+    /dev/zero, a FIFO. Read, one may never end or block; replaced, as root, it would be gone
+    (`PARSE_CACHE=/dev/null`, meant as "keep nothing", would replace the device)."""
+    try:
+        return not stat.S_ISREG(path.stat().st_mode)
+    except OSError:  # missing, or unreadable: reading and writing report it themselves
+        return False
+
+
 def read_cache(path: Path, settings_key: str) -> dict[str, FileState]:
     """The cached states by relative path; empty when there is no usable cache."""
     header = _header(settings_key)
+    if _special_file(path):
+        log.warning("parse cache %s is not a regular file; parsing every file", path)
+        return {}
     try:
         with path.open("rb") as handle:  # the payload read on its own: no copies of it
             start = handle.read(len(header) + _DIGEST_SIZE)
@@ -150,6 +164,9 @@ def read_cache(path: Path, settings_key: str) -> dict[str, FileState]:
 
 def write_cache(path: Path, settings_key: str, states: dict[str, FileState]) -> None:
     """Write the cache atomically: readers see the old file or the new one, never half of one."""
+    if _special_file(path):
+        log.warning("parse cache %s is not a regular file; not replaced", path)
+        return
     payload = pickle.dumps(encode_states(states), protocol=pickle.HIGHEST_PROTOCOL)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,9 +4,11 @@ import logging
 import os
 import pickle
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import fields, replace
 from datetime import UTC
@@ -47,15 +49,15 @@ def test_each_key_part_invalidates(tmp_records: Path, tmp_path: Path, change: st
     path = write(tmp_records, "a.md", "Title A")
     write(tmp_records, "b.md", "Title B")
     loader(tmp_records, cache).load()
-    stat = path.stat()
+    stamp = path.stat()
     if change == "size":
         write(tmp_records, "a.md", "Title A, longer")
     elif change == "mtime":
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10_000_000_000))
+        os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10_000_000_000))
     else:
         write(tmp_records, "a.md", "Title Z")  # same length
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-        assert path.stat().st_size == stat.st_size
+        os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+        assert path.stat().st_size == stamp.st_size
     again = loader(tmp_records, cache)
     collection = again.load()
     # A new time alone: the file is read and hashed, its content found the same, not parsed.
@@ -245,20 +247,57 @@ def test_a_cache_that_cannot_be_read_or_written_only_costs_a_parse(
     write(tmp_records, "a.md", "Title A")
     (tmp_path / "a-folder").mkdir()
     (tmp_path / "a-file").write_text("")
-    for cache, reason in [
-        (tmp_path / "a-folder", "Is a directory"),
-        (tmp_path / "a-file" / "parse.cache", "Not a directory"),
+    folder, under_a_file = tmp_path / "a-folder", tmp_path / "a-file" / "parse.cache"
+    for cache, warnings in [
+        (
+            folder,
+            [
+                f"parse cache {folder} is not a regular file; parsing every file",
+                f"parse cache {folder} is not a regular file; not replaced",
+            ],
+        ),
+        (
+            under_a_file,
+            [
+                f"parse cache {under_a_file} cannot be read (Not a directory); parsing every file",
+                f"parse cache {under_a_file} cannot be written (File exists)",
+            ],
+        ),
     ]:
         caplog.clear()
         again = loader(tmp_records, cache)
         assert [r.title for r in again.load().records] == ["Title A"]
         assert again.stats.parsed == 1
-        written = "Is a directory" if cache.is_dir() else "File exists"
-        assert cache_warnings(caplog) == [
-            f"parse cache {cache} cannot be read ({reason}); parsing every file",
-            f"parse cache {cache} cannot be written ({written})",
-        ]
+        assert cache_warnings(caplog) == warnings
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file", "a-folder", "records"]
+
+
+def test_a_cache_path_that_is_no_regular_file_is_neither_read_nor_replaced(
+    tmp_records: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`PARSE_CACHE=/dev/null` meant as "keep nothing": run as root, the cache's atomic rename
+    replaced the device with a file. A FIFO stands for such a path here (a device cannot be
+    risked): read, it blocked the load; written, it was replaced."""
+    caplog.set_level(logging.WARNING, logger="feedsvc.parsecache")
+    write(tmp_records, "a.md", "Title A")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    loaded: list[list[str]] = []
+    load = threading.Thread(
+        target=lambda: loaded.append([r.title for r in loader(tmp_records, fifo).load().records]),
+        daemon=True,
+    )
+    load.start()
+    load.join(timeout=30)
+    if load.is_alive():  # let the blocked reader go before failing
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("the load blocked reading the FIFO")
+    assert loaded == [["Title A"]]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert cache_warnings(caplog) == [
+        f"parse cache {fifo} is not a regular file; parsing every file",
+        f"parse cache {fifo} is not a regular file; not replaced",
+    ]
 
 
 def test_a_reload_trusts_an_unchanged_stat_stamp(tmp_records: Path, tmp_path: Path) -> None:
@@ -267,8 +306,8 @@ def test_a_reload_trusts_an_unchanged_stat_stamp(tmp_records: Path, tmp_path: Pa
     cached = loader(tmp_records, tmp_path / "parse.cache")
     cached.load()
     assert cached.reload() is None
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    stamp = path.stat()
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1))
     # Read and hashed, as its stamp no longer matches: the same content, so not parsed again.
     assert cached.reload() is not None and cached.stats.parsed == 0
     assert cached.reload() is None  # its new stamp is remembered
