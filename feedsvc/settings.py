@@ -125,7 +125,7 @@ class Settings:
         "story feeds).",
     )
     story_grouping: str = setting(
-        "start",
+        "request",
         "When `feedsvc serve` groups the stories: `start` (once, before its workers start, which "
         "then share the grouping) or `request` (in each worker, on its first story request).",
     )

@@ -146,7 +146,7 @@ def test_paged_like_every_feed(records: Path) -> None:
 def test_stories_grouped_before_the_workers_fork_are_the_workers_stories(records: Path) -> None:
     """`feedsvc serve` groups once before forking (STORY_GROUPING `start`): a story request then
     finds the stories grouped, and a worker made by `fork` shares them instead of grouping."""
-    app = make_app(SEEDS_DIR=str(records))
+    app = make_app(SEEDS_DIR=str(records), STORY_GROUPING="start")
     prepare_workers(app)
     with mock.patch("feedsvc.stories._Grouping.of", side_effect=AssertionError("grouped again")):
         read, write_end = os.pipe()
@@ -165,7 +165,7 @@ def test_stories_grouped_before_the_workers_fork_are_the_workers_stories(records
 
 
 def test_stories_grouped_on_request_are_not_grouped_before_the_workers(records: Path) -> None:
-    app = make_app(SEEDS_DIR=str(records), STORY_GROUPING="request")
+    app = make_app(SEEDS_DIR=str(records))  # the default, STORY_GROUPING=request
     with mock.patch("feedsvc.stories.stories_of", side_effect=AssertionError("grouped")):
         prepare_workers(app)
     assert len(read_feed(app.test_client().get("/feeds/stories/all.atom").data).entries) == 2
@@ -182,6 +182,10 @@ def test_serve_groups_the_stories_before_it_starts_the_workers(
             served.append(len(stories_of(collection).stories))
 
     with mock.patch("feedsvc.cli.run", run):
-        result = runner.invoke(cli, ["serve", "--seeds", str(records), "--port", "0"])
+        result = runner.invoke(
+            cli,
+            ["serve", "--seeds", str(records), "--port", "0"],
+            env={"FEEDSVC_STORY_GROUPING": "start"},
+        )
     assert result.exit_code == 0, result.output
     assert served == [2]
