@@ -7,11 +7,12 @@ Five providers reporting one event are five records; each lists the others' arti
 comparison key is only for grouping: entry ids stay those of `urls.entry_id`, never rewritten.
 
 The grouping is bounded, so that a hub URL (a section front page that hundreds of records list
-as related) cannot chain a collection into one story: a key held by more than `HUB_LIMIT` records
-links none of them, and a story stops growing at `MAX_STORY_RECORDS`. It is deterministic: records
-are taken in (published, id) order, so file and load order never matter. A story is named after
-its first record (earliest by (published, id)), so its id stays while coverage grows, and when
-two stories merge the older one's id survives.
+as related) cannot chain a collection into one story: a key held by records of more than
+`HUB_LIMIT` aggregator clusters (or by more than `HUB_RECORDS_FACTOR` times as many records)
+links none of them, and a story stops growing at `MAX_STORY_RECORDS`. It is deterministic:
+records are taken in (published, id) order, so file and load order never matter. A story is
+named after its first record (earliest by (published, id)), so its id stays while coverage
+grows, and when two stories merge the older one's id survives.
 """
 
 from __future__ import annotations
@@ -37,10 +38,15 @@ from feedsvc.repository import Collection
 from feedsvc.values import collector_paused
 
 DEFAULT_WINDOW_DAYS = 3.0
-# A key that more records than this hold is a hub (a section front, a site's home page), not an
-# article: it links none of them. Real stories rarely have 20 records; hubs have hundreds.
+# A key that the records of more clusters than this hold is a hub (a section front, a site's home
+# page), not an article: it links none of them. Real stories rarely have 20 records, and their
+# records are of one cluster or a few (`cluster_of`); hubs have hundreds.
 HUB_LIMIT = 30
 MAX_STORY_RECORDS = 50
+# HUB_LIMIT counts clusters (records that list each other count once); a key that more than this
+# many times HUB_LIMIT records hold is a hub however they list each other (a bound on the pairs
+# one key can cost).
+HUB_RECORDS_FACTOR = 10
 # A headline word that the headlines of more than this share of the collection's clusters hold,
 # and of at least `COMMON_MIN` clusters, is common: no evidence of one event (`_WordCounts`).
 COMMON_SHARE = 0.01
@@ -587,7 +593,8 @@ class _Grouping:
     """The stories of one collection version, kept so that the next version's stories cost what
     changed (`update`) instead of a grouping from scratch (`of`). Both give the same stories.
 
-    Records are linked when they hold a key (`record_keys`) that 2 to `hub_limit` records hold,
+    Records are linked when they hold a key (`record_keys`) that 2 or more records of at most
+    `hub_limit` clusters hold (`_few`),
     are within the window of each other, and `same_event` accepts the pair: the story of a record
     can only change when a record linked to it, directly or through others, changes. Links join
     stories in the order of their later record, then their earlier one (the order records
@@ -610,6 +617,7 @@ class _Grouping:
         self.words = _WordCounts(common_share, common_min)
         self.records: tuple[Record, ...] = ()  # the version's `Collection.records`
         self.holders = _Holders(bucket_bits)
+        self.hub_clusters: dict[str, bool] = {}  # key -> `_few_clusters`, when many hold it
         self.story_of: dict[int, Story] = {}  # id(record) -> its story
         self.stories: list[Story] = []  # newest first (`_story_order`)
         self.topics: dict[str, list[Story]] = {}  # in the same order
@@ -688,7 +696,9 @@ class _Grouping:
         pairs = []
         window = self.window
         for positions in holders:
-            if len(positions) <= self.hub_limit:
+            if len(positions) <= self.hub_limit or self._few_clusters(
+                [ordered[position] for position in positions]
+            ):
                 for index, later in enumerate(positions):
                     published = ordered[later].published
                     for earlier in positions[:index]:
@@ -767,13 +777,34 @@ class _Grouping:
             self.holders.add(key, record, self._keys_of)
         else:
             self.holders.remove(key, record)
+        self.hub_clusters.pop(key, None)
         if linking_before or self._links(key):
             held = self.holders.held_by(key, self._keys_of, None if adding else record)
             seeds.update((id(holder), holder) for holder in held)
 
     def _links(self, key: str) -> bool:
         held = self.holders.shared.get(key)
-        return held is not None and len(held) <= self.hub_limit
+        return held is not None and self._few(key, held)
+
+    def _few(self, key: str, held: list[Record]) -> bool:
+        """Whether a key's holders are few enough for it to link them (`_few_clusters`),
+        remembered for the keys that more than `hub_limit` records hold, until their holders
+        change."""
+        if len(held) <= self.hub_limit:
+            return True
+        few = self.hub_clusters.get(key)
+        if few is None:
+            few = self.hub_clusters[key] = self._few_clusters(held)
+        return bool(few)
+
+    def _few_clusters(self, held: list[Record]) -> bool:
+        """Whether records are of at most `hub_limit` clusters (`cluster_of`), and at most
+        `HUB_RECORDS_FACTOR` times as many records. Counted by cluster, as the collection's
+        related lists are: one event of 57 records that all list each other is one cluster, a
+        section front page listed by records of many events is a hub."""
+        if len(held) > HUB_RECORDS_FACTOR * self.hub_limit:
+            return False
+        return len({cluster_of(record) for record in held}) <= self.hub_limit
 
     def _region(self, seeds: dict[int, Record], gone: dict[int, Story]) -> dict[int, Record]:
         """The seeds and every record linked to them, directly or not; their stories are
@@ -797,7 +828,7 @@ class _Grouping:
         window that `same_event` accepts."""
         for key in self._keys_of(record):
             held = self.holders.shared.get(key)
-            if held is not None and len(held) <= self.hub_limit:
+            if held is not None and self._few(key, held):
                 for other in held:
                     if (
                         other is not record

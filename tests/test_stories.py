@@ -245,6 +245,23 @@ def test_a_hub_url_links_no_records() -> None:
     assert len(group_by_urls(records[:30])) == 1
 
 
+def test_a_url_that_the_records_of_one_cluster_list_is_no_hub() -> None:
+    """40 records that list each other (the aggregator's cluster of one event) are one story of
+    the cap; records of more than ten times the limit are too many, whatever lists they carry."""
+    urls = [f"https://p{n}.example/a" for n in range(40)]
+    records = [
+        make_record(url, n, tuple(other for other in urls if other != url))
+        for n, url in enumerate(urls)
+    ]
+    assert sorted(len(story.records) for story in group_by_urls(records)) == [40]
+    assert sorted(len(story.records) for story in group_by_urls(records, max_records=30)) == [
+        10,
+        30,
+    ]
+    assert len(group_by_urls(records, hub_limit=4)) == 1
+    assert len(group_by_urls(records, hub_limit=3)) == 40  # 40 records > 10 times 3
+
+
 def test_a_story_stops_growing_at_its_cap() -> None:
     records = [
         make_record(f"https://p{n}.example/a", n / 10, (f"https://p{n + 1}.example/a",))
@@ -812,8 +829,12 @@ TOPICS = ["ai", "robots", "vision"]
 
 @st.composite
 def pool_records(draw: st.DrawFn, url: str) -> Record:
-    """A record of `url` (a POOL entry): its date, related articles and topics drawn."""
-    related = draw(st.lists(st.sampled_from(POOL), max_size=4))
+    """A record of `url` (a POOL entry): its date, related articles and topics drawn; now and
+    then the aggregator's cluster of the first POOL entries, which its members all list."""
+    if draw(st.booleans()):
+        related = [item for item in POOL[:8] if item != url]
+    else:
+        related = draw(st.lists(st.sampled_from(POOL), max_size=4))
     related = [f"{item}?utm_source=feed" if len(item) % 2 else item for item in related]
     topics = draw(st.lists(st.sampled_from(TOPICS), max_size=2, unique=True))
     hours = draw(st.integers(0, 24 * 12))
@@ -973,3 +994,25 @@ def holders_of(grouping: _Grouping) -> dict[str, list[str]]:
                 found[key] = [record.path]
                 assert record in holders.buckets[hash(key) & holders.mask]
     return found
+
+
+def test_a_url_of_one_cluster_turns_hub_when_other_clusters_list_it() -> None:
+    """Three records that list each other link through each URL of theirs; two records of other
+    clusters listing one of those URLs make it a hub (3 clusters, the limit 2), in place as
+    from scratch, so the two stay out of the three's story."""
+    urls = [f"https://p{n}.example/a" for n in range(3)]
+    members = [
+        make_record(url, n, tuple(other for other in urls if other != url))
+        for n, url in enumerate(urls)
+    ]
+    options = {"hub_limit": 2, "max_records": 50, "common_min": NO_COMMON_WORDS}
+    grouping = _Grouping.of(members, 3.0, **options)
+    others = [make_record(f"https://q{n}.example/a", 3 + n, (urls[0],)) for n in range(2)]
+    grouping.update((), others)
+    fresh = _Grouping.of([*members, *others], 3.0, **options)
+    assert as_sets(fresh.index().stories) == {
+        frozenset(record.id for record in members),
+        frozenset({others[0].id}),
+        frozenset({others[1].id}),
+    }
+    assert shape(grouping.index()) == shape(fresh.index())
