@@ -6,7 +6,7 @@ records loaded and rejected, the stories, how many hold several records, their s
 and whether any story reached the cap. Then `--check` multi-record stories drawn at random with
 `--seed` (all of them when there are fewer), each with its records and the keys its records share,
 so that a person can judge whether the story is one event and, when it is not, which shared URL
-joined it. `--hub-limit` changes the limit above which a shared URL links no records.
+joined it. `--hub-limit` changes the number of clusters above which a shared URL links no records.
 """
 
 from __future__ import annotations
