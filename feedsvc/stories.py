@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
 from itertools import groupby
 from operator import itemgetter
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from feedsvc.records import Record, Related, related_urls
 from feedsvc.repository import Collection
@@ -312,6 +312,7 @@ def group_stories(
 
 # A record's comparison keys, as `record_keys` gives them (remembered while a regrouping runs).
 KeysOf = Callable[[Record], tuple[str, ...]]
+_T = TypeVar("_T")
 
 
 class _Holders:
@@ -481,7 +482,11 @@ def cluster_of(record: Record) -> int:
     members hold the same keys; a record whose list is its own is a cluster of its own. (Python's
     hash, so a number of this process: only its equality is used, and two clusters of one
     collection colliding in 64 bits is left to chance.)"""
-    return hash(frozenset(record_keys(record)))
+    return _cluster(record_keys(record))
+
+
+def _cluster(keys: Iterable[str]) -> int:
+    return hash(frozenset(keys))
 
 
 class _WordCounts:
@@ -492,71 +497,96 @@ class _WordCounts:
     "recall", and three clusters saying "bing" three events. Counted over the whole collection,
     not a window around each record: one set of common words, so that a change can tell exactly
     which words turned common or stopped being (`settle`), and no time index is kept. The
-    minimum keeps small collections (the seeds, a test's few records) without common words."""
+    minimum keeps small collections (the seeds, a test's few records) without common words.
+
+    A cluster of one record (most of them) keeps nothing of its words: the words' counts alone
+    say what it adds. A cluster of several keeps how many of its records hold each word, so that
+    a word leaves the count only with the cluster's last record holding it."""
 
     def __init__(self, share: float, minimum: int) -> None:
         self.share = share
         self.minimum = max(1, minimum)
         self.clusters: dict[int, int] = {}  # cluster -> its records
-        # word -> cluster -> its records holding the word; a word one record holds (most words)
-        # keeps its cluster bare (a dict each would cost 40 MB at 100,000 records)
-        self.holding: dict[str, int | dict[int, int]] = {}
+        self.holders: dict[str, int] = {}  # word -> the clusters holding it
+        self.several: dict[int, dict[str, int]] = {}  # cluster of 2+ -> word -> records holding
         self.common: set[str] = set()
 
     @classmethod
-    def of(cls, records: Iterable[Record], share: float, minimum: int) -> _WordCounts:
-        """The counts of a collection, from scratch (`count` for each record, written out: a
-        grouping from scratch counts 100,000 headlines)."""
+    def of(
+        cls, records: Iterable[Record], clusters: Iterable[int], share: float, minimum: int
+    ) -> _WordCounts:
+        """The counts of a collection, from scratch, given each record's cluster."""
         counts = cls(share, minimum)
-        clusters, holding = counts.clusters, counts.holding
-        for record in records:
-            cluster = cluster_of(record)
-            clusters[cluster] = clusters.get(cluster, 0) + 1
-            for word in headline_words(record.title):
-                held = holding.get(word)
-                if held is None:
-                    holding[word] = cluster
-                elif isinstance(held, int):
-                    holding[word] = {held: 2} if held == cluster else {held: 1, cluster: 1}
-                else:
-                    held[cluster] = held.get(cluster, 0) + 1
+        members: dict[int, Record | list[Record]] = {}
+        for record, cluster in zip(records, clusters, strict=True):
+            held = members.get(cluster)
+            if held is None:
+                members[cluster] = record
+            elif isinstance(held, list):
+                held.append(record)
+            else:
+                members[cluster] = [held, record]
+        holders = counts.holders
+        for cluster, held in members.items():
+            if isinstance(held, list):
+                words = counts.several[cluster] = {}
+                for record in held:
+                    for word in headline_words(record.title):
+                        words[word] = words.get(word, 0) + 1
+                counts.clusters[cluster] = len(held)
+            else:
+                words = dict.fromkeys(headline_words(held.title), 1)
+                counts.clusters[cluster] = 1
+            for word in words:
+                holders[word] = holders.get(word, 0) + 1
         threshold = counts.threshold()
-        counts.common = {
-            word
-            for word, held in holding.items()
-            if (1 if isinstance(held, int) else len(held)) >= threshold
-        }
+        counts.common = {word for word, count in holders.items() if count >= threshold}
         return counts
 
     def threshold(self) -> int:
         """The fewest clusters that hold a common word."""
         return max(self.minimum, int(self.share * len(self.clusters)) + 1)
 
-    def count(self, record: Record, step: int) -> frozenset[str]:
-        """Count a record in (`step` 1) or out (-1); its headline words."""
-        cluster = cluster_of(record)
-        _bump(self.clusters, cluster, step)
+    def add(
+        self, record: Record, cluster: int, member: Callable[[Record], Record]
+    ) -> frozenset[str]:
+        """Count a record of `cluster` in; its headline words. `member(record)` is another
+        record of its cluster, asked for when the cluster had one record."""
+        before = self.clusters.get(cluster, 0)
+        self.clusters[cluster] = before + 1
         words = headline_words(record.title)
-        holding = self.holding
+        if before == 0:
+            for word in words:
+                self.holders[word] = self.holders.get(word, 0) + 1
+            return words
+        if before == 1:
+            self.several[cluster] = dict.fromkeys(headline_words(member(record).title), 1)
+        held = self.several[cluster]
         for word in words:
-            held = holding.get(word)
-            if held is None:
-                holding[word] = cluster
-            elif isinstance(held, int):
-                if step < 0:
-                    del holding[word]
-                else:
-                    holding[word] = {held: 2} if held == cluster else {held: 1, cluster: 1}
-            else:
-                _bump(held, cluster, step)
-                if len(held) == 1 and sum(held.values()) == 1:  # one record left
-                    (holding[word],) = held
+            count = held.get(word, 0)
+            held[word] = count + 1
+            if not count:
+                self.holders[word] = self.holders.get(word, 0) + 1
         return words
 
-    def holders(self, word: str) -> int:
-        """The clusters that hold a word."""
-        held = self.holding.get(word)
-        return 0 if held is None else 1 if isinstance(held, int) else len(held)
+    def remove(self, record: Record, cluster: int) -> frozenset[str]:
+        """Count a record of `cluster` out; its headline words."""
+        before = self.clusters[cluster]
+        words = headline_words(record.title)
+        if before == 1:
+            del self.clusters[cluster]
+            for word in words:
+                _bump(self.holders, word, -1)
+            return words
+        self.clusters[cluster] = before - 1
+        held = self.several[cluster]
+        for word in words:
+            _bump(held, word, -1)
+            if word not in held:
+                _bump(self.holders, word, -1)
+        if before == 2:  # one record left, which needs no words kept
+            del self.several[cluster]
+        return words
 
     def settle(self, touched: Iterable[str], threshold_before: int) -> set[str]:
         """Bring `common` up to date after counting; the words that turned common or stopped
@@ -564,17 +594,17 @@ class _WordCounts:
         threshold = self.threshold()
         words = set(touched)
         if threshold != threshold_before:
-            words.update(self.holding)
+            words.update(self.holders)
             words.update(self.common)
         changed = set()
         for word in words:
-            if (self.holders(word) >= threshold) != (word in self.common):
+            if (self.holders.get(word, 0) >= threshold) != (word in self.common):
                 changed.add(word)
                 self.common ^= {word}
         return changed
 
 
-def _bump(counts: dict[int, int], key: int, step: int) -> None:
+def _bump(counts: dict[str, int], key: str, step: int) -> None:
     count = counts.get(key, 0) + step
     if count:
         counts[key] = count
@@ -649,12 +679,16 @@ class _Grouping:
         grouping.records = records
         with collector_paused():  # hundreds of thousands of lists and tuples, no cycles
             ordered = by_time(records)
-            grouping.words = _WordCounts.of(ordered, common_share, common_min)
-            grouping._take(ordered, grouping._plan(ordered))
+            # The words are counted before the plan's keys and pairs are made: made among them,
+            # the counts would keep their freed blocks resident (see `_plan`).
+            clusters = list(map(cluster_of, ordered))
+            grouping.words = _WordCounts.of(ordered, clusters, common_share, common_min)
+            grouping._take(ordered, grouping._plan(ordered, clusters))
         return grouping
 
-    def _plan(self, ordered: list[Record]) -> _Plan:
-        """The stories of `ordered` and the holders of their keys, by positions in `ordered`."""
+    def _plan(self, ordered: list[Record], clusters: list[int]) -> _Plan:
+        """The stories of `ordered` and the holders of their keys, by positions in `ordered`
+        (`clusters`: the cluster of each)."""
         first: dict[str, int] = {}  # key -> position of its first holder
         shared: dict[str, list[int]] = {}  # key -> positions of its holders, when two or more
         setdefault, get = first.setdefault, shared.get
@@ -670,7 +704,7 @@ class _Grouping:
         # Links join in (later, earlier) order; `same_event` is asked only of a pair that would
         # join two stories (most pairs are of records already joined through others).
         groups, common = _UnionFind(len(ordered), self.max_records), self.words.common
-        for later, earlier in sorted(self._pairs(ordered, shared.values())):
+        for later, earlier in sorted(self._pairs(ordered, shared.values(), clusters)):
             groups.union(earlier, later, lambda a, b: same_event(ordered[b], ordered[a], common))
         roots = [groups.find(position) for position in range(len(ordered))]
         members = sorted(range(len(ordered)), key=roots.__getitem__)  # stable: earliest first
@@ -690,14 +724,16 @@ class _Grouping:
             alone,
         )
 
-    def _pairs(self, ordered: list[Record], holders: Iterable[list[int]]) -> list[tuple[int, int]]:
+    def _pairs(
+        self, ordered: list[Record], holders: Iterable[list[int]], clusters: list[int]
+    ) -> list[tuple[int, int]]:
         """Every pair of records that hold a linking key within the window of each other, as
         (later, earlier) positions in `ordered`: the links, before `same_event` is asked."""
         pairs = []
         window = self.window
         for positions in holders:
             if len(positions) <= self.hub_limit or self._few_clusters(
-                [ordered[position] for position in positions]
+                positions, lambda held: {clusters[position] for position in held}
             ):
                 for index, later in enumerate(positions):
                     published = ordered[later].published
@@ -741,12 +777,12 @@ class _Grouping:
         for record in removed:
             story = self.story_of.pop(id(record))
             gone[id(story)] = story
-            touched.update(self.words.count(record, -1))
+            touched.update(self.words.remove(record, self._cluster_of(record)))
             for key in self._keys_of(record):
                 self._reach(key, record, seeds, adding=False)
         for record in added:
             seeds[id(record)] = record
-            touched.update(self.words.count(record, 1))
+            touched.update(self.words.add(record, self._cluster_of(record), self._member))
             for key in self._keys_of(record):
                 self._reach(key, record, seeds, adding=True)
         changed = self.words.settle(touched, threshold)
@@ -762,6 +798,19 @@ class _Grouping:
         region = self._region(seeds, gone)
         ordered = by_time(region.values())
         self._place(self._group(ordered, self._links_of(ordered)), gone.values())
+
+    def _member(self, record: Record) -> Record:
+        """Another record of a record's cluster (`cluster_of`): they hold the same keys, so one
+        is among the holders of its first key."""
+        cluster = self._cluster_of(record)
+        key = self._keys_of(record)[0]
+        for holder in self.holders.held_by(key, self._keys_of, None):
+            if holder is not record and self._cluster_of(holder) == cluster:
+                return holder
+        raise LookupError(f"{record.path}: no other record of its cluster")
+
+    def _cluster_of(self, record: Record) -> int:
+        return _cluster(self._keys_of(record))
 
     def _keys_of(self, record: Record) -> tuple[str, ...]:
         keys = self._keys.get(id(record))
@@ -794,17 +843,21 @@ class _Grouping:
             return True
         few = self.hub_clusters.get(key)
         if few is None:
-            few = self.hub_clusters[key] = self._few_clusters(held)
-        return bool(few)
+            few = self.hub_clusters[key] = self._few_clusters(
+                held, lambda records: set(map(self._cluster_of, records))
+            )
+        return few
 
-    def _few_clusters(self, held: list[Record]) -> bool:
-        """Whether records are of at most `hub_limit` clusters (`cluster_of`), and at most
-        `HUB_RECORDS_FACTOR` times as many records. Counted by cluster, as the collection's
-        related lists are: one event of 57 records that all list each other is one cluster, a
-        section front page listed by records of many events is a hub."""
+    def _few_clusters(
+        self, held: Sequence[_T], clusters: Callable[[Sequence[_T]], set[int]]
+    ) -> bool:
+        """Whether holders are of at most `hub_limit` clusters (`cluster_of`, as `clusters`
+        gives them), and at most `HUB_RECORDS_FACTOR` times as many records. Counted by cluster,
+        as the collection's related lists are: one event of 57 records that all list each other
+        is one cluster, a section front page listed by records of many events is a hub."""
         if len(held) > HUB_RECORDS_FACTOR * self.hub_limit:
             return False
-        return len({cluster_of(record) for record in held}) <= self.hub_limit
+        return len(clusters(held)) <= self.hub_limit
 
     def _region(self, seeds: dict[int, Record], gone: dict[int, Story]) -> dict[int, Record]:
         """The seeds and every record linked to them, directly or not; their stories are

@@ -912,7 +912,9 @@ def check_regrouping(data: st.DataObject, options: tuple[float, int, int, float,
         assert holders_of(grouping) == holders_of(fresh)
         assert grouping.by_id.keys() == fresh.by_id.keys()
         # and the same word counts and common words
-        assert grouping.words.holding == fresh.words.holding
+        assert grouping.words.holders == fresh.words.holders
+        assert grouping.words.several == fresh.words.several
+        assert grouping.words.clusters == fresh.words.clusters
         assert grouping.words.common == fresh.words.common
 
 
