@@ -23,6 +23,7 @@ from hypothesis import Phase, settings
 from lxml import etree
 
 from feedsvc import create_app
+from feedsvc.metrics import MULTIPROC_ENV
 from feedsvc.repository import Collection, load_collection
 
 # `make mutate` runs the tests under mutmut's tracing on a loaded machine, and must judge every
@@ -62,11 +63,20 @@ SECRET_MARKER = "SECRET-MARKER"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The developer's FEEDSVC_* variables never leak into a test."""
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The developer's FEEDSVC_* variables never leak into a test, and no test's metrics folder
+    leaks into the next: `feedsvc serve` run in-process points prometheus_client at its folder
+    through the environment (metrics.MULTIPROC_ENV) and removes the folder as it ends, so a
+    server or script a later test starts would write into a folder that is gone."""
     for name in list(os.environ):
         if name.startswith("FEEDSVC_"):
             monkeypatch.delenv(name)
+    before = os.environ.get(MULTIPROC_ENV)
+    yield
+    if before is None:
+        os.environ.pop(MULTIPROC_ENV, None)
+    else:
+        os.environ[MULTIPROC_ENV] = before
 
 
 @pytest.fixture(autouse=True)
