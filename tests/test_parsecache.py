@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import pickle
@@ -270,6 +271,30 @@ def test_a_cache_that_cannot_be_read_or_written_only_costs_a_parse(
         assert again.stats.parsed == 1
         assert cache_warnings(caplog) == warnings
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file", "a-folder", "records"]
+
+
+def test_a_cache_that_cannot_be_put_in_place_leaves_no_temporary_file(
+    tmp_records: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The file is written beside its place and renamed into it: when the rename fails (the
+    folder's file system full or read-only by then), one warning says why and the written file
+    is removed, not left beside the cache for every restart to add another."""
+    caplog.set_level(logging.WARNING, logger="feedsvc.parsecache")
+    write(tmp_records, "a.md", "Title A")
+    cache = tmp_path / "parse.cache"
+
+    def refuse(source: str, target: Path) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(parsecache.os, "replace", refuse)
+    assert [r.title for r in loader(tmp_records, cache).load().records] == ["Title A"]
+    assert cache_warnings(caplog) == [
+        f"parse cache {cache} cannot be written ({os.strerror(errno.EROFS)})"
+    ]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["records"]
 
 
 def test_a_cache_path_that_is_no_regular_file_is_neither_read_nor_replaced(
