@@ -235,5 +235,7 @@ def test_plain_urls_take_the_identity_key_fast_path(monkeypatch: pytest.MonkeyPa
         raise AssertionError(f"{url} took the full path")
 
     monkeypatch.setattr("feedsvc.urls.identity_key_in_full", refused)
-    for url in ("https://example.com/a?b=1&c=d", "http://x.example", "https://a.b/c/d.html"):
+    plain = ["https://example.com/a?b=1&c=d", "http://x.example", "https://a.b/c/d.html"]
+    plain.append("https://example.com/share?u=https://b.example/c")  # a second "://", kept
+    for url in plain:
         assert identity_key(url) == "//" + url.partition("://")[2]
