@@ -46,12 +46,13 @@ import signal
 import sys
 import threading
 import zlib
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections import OrderedDict, deque
+from collections.abc import Callable, Generator, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -112,8 +113,8 @@ PACKAGE = Path(__file__).parent
 # What forked build processes work on, inherited rather than pickled: the renderer, the work
 # folder, and the previous output (None when there is none).
 _FORKED: tuple[_Renderer, Path, Path | None] | None = None
-# In a worker that shares what it makes: how many of its entries it has sent.
-_TOLD = 0
+# Tasks sent ahead to each forked process, so that it finds the next one waiting.
+IN_FLIGHT = 2
 # What the process linking ahead links: the previous build's folder and files, and the new one.
 _AHEAD: tuple[Path, Path, dict[str, WrittenFile]] | None = None
 
@@ -124,11 +125,13 @@ class SitePage:
     its bytes are made from, for the settings of one build. `first` names the page's group
     among the pages that together show every entry once (the all-items and all-stories feeds,
     one group per page number, all formats and views): a parallel build renders those first
-    and shares their entries with every process (`_write_parallel`)."""
+    and shares their entries with every process (`_write_parallel`); `shows` gives the items
+    of such a page."""
 
     url: str
     made_from: Callable[[], str]
     first: str | None = None
+    shows: Callable[[], tuple[Item, ...]] | None = None
 
 
 def site_pages(
@@ -148,19 +151,21 @@ def site_pages(
         for page in range(1, page_count(feed, site) + 1):
             query = f"?page={page}" if page > 1 else ""
             first = f"{feed.path}:{page}" if isinstance(feed, AllItemsFeed) else None
+            shows = functools.partial(_shown, feed, site, page) if first else None
             for extension in FORMATS:
                 made_from = functools.partial(_feed_made_from, prints, feed, site, extension, page)
-                yield SitePage(f"{feed.path}.{extension}{query}", made_from, first)
+                yield SitePage(f"{feed.path}.{extension}{query}", made_from, first, shows)
                 made_from = functools.partial(
                     _view_made_from, prints, feed, site, extension, page, listing
                 )
-                yield SitePage(f"{feed.path}.{extension}{VIEW_SUFFIX}{query}", made_from, first)
+                url = f"{feed.path}.{extension}{VIEW_SUFFIX}{query}"
+                yield SitePage(url, made_from, first, shows)
             # An HTML page shows its document and its feed's listing; the index's first page
             # also lists every feed (`pages.render_index`; the build's property test holds
             # this to what the pages show).
             also = every_feed if feed.scope == "all" and page == 1 else None
             made_from = functools.partial(_page_made_from, prints, feed, site, page, listing, also)
-            yield SitePage(f"{feed.html_path}{query}", made_from, first)
+            yield SitePage(f"{feed.html_path}{query}", made_from, first, shows)
     yield from _story_pages(prints, collection, site, window_days)
     yield SitePage(OPML_PATH, lambda: _digest("opml", every_opml_feed()))
     for path in sorted(path for path in static.rglob("*") if path.is_file()):
@@ -178,13 +183,19 @@ def _story_pages(
         for page in range(1, page_count(feed, site) + 1):
             query = f"?page={page}" if page > 1 else ""
             first = f"{feed.path}:{page}" if feed.topic is None else None
+            shows = functools.partial(_shown, feed, site, page) if first else None
             for extension in FORMATS:
                 made_from = functools.partial(_feed_made_from, prints, feed, site, extension, page)
-                yield SitePage(f"{feed.path}.{extension}{query}", made_from, first)
+                yield SitePage(f"{feed.path}.{extension}{query}", made_from, first, shows)
     linked = functools.cache(functools.partial(_linked_story_feeds, prints, collection, site))
     for story in stories_of(collection, window_days).stories:
         made_from = functools.partial(_story_made_from, prints, story, linked)
         yield SitePage(f"/stories/{story.slug}", made_from)
+
+
+def _shown(feed: Feed, site: Site, page: int) -> tuple[Item, ...]:
+    """The items page `page` of `feed` shows."""
+    return feed_page(feed, site, next(iter(FORMATS)), page).records
 
 
 def _story_made_from(
@@ -464,15 +475,18 @@ def _linked_ahead(
         return
     _AHEAD = (out, work, previous.files)
     try:
-        context = multiprocessing.get_context("fork")
-        with context.Pool(1, _start_worker, (os.getpid(), False)) as pool:
-            pending = pool.apply_async(_link_ahead)
-            yield pending.get
+        with contextlib.closing(_forked(_link_ahead, [0], 1)) as results:
+            yield functools.cache(lambda: _only(results))
     finally:
         _AHEAD = None
 
 
-def _link_ahead() -> set[str]:
+def _only(results: Iterator[set[str]]) -> set[str]:
+    (result,) = results  # to the end, which ends the process
+    return result
+
+
+def _link_ahead(_: int) -> set[str]:
     assert _AHEAD is not None
     return _link_all(*_AHEAD)
 
@@ -544,7 +558,8 @@ class _Fragments:
         self.max_bytes = max_bytes
         self._fragments: OrderedDict[Hashable, tuple[bytes, Hashable]] = OrderedDict()
         self._bytes = 0
-        # What was put since `new` was last asked, while a process shares its renders.
+        # What was put since it was last taken, by key with its entry by identity, while a
+        # process shares its renders (`_Renderer.rendered_since`).
         self.journal: list[tuple[Hashable, bytes]] | None = None
 
     def get(self, key: Hashable) -> bytes | None:
@@ -555,14 +570,18 @@ class _Fragments:
         return found[0]
 
     def put(self, key: Hashable, fragment: bytes) -> None:
-        identity = _by_identity(key)
+        self.put_identity(_by_identity(key), fragment, key)
+
+    def put_identity(self, identity: Hashable, fragment: bytes, key: Hashable = None) -> None:
+        """`put` by the key with its entry by identity, from `journal` (the entry then kept
+        alive elsewhere: by the `Entries` of the process it was made in before a fork)."""
         old = self._fragments.pop(identity, None)
         if old is not None:
             self._bytes -= len(old[0]) + FRAGMENT_OVERHEAD
         self._fragments[identity] = (fragment, key)
         self._bytes += len(fragment) + FRAGMENT_OVERHEAD
         if self.journal is not None:
-            self.journal.append((key, fragment))
+            self.journal.append((identity, fragment))
         while self._bytes > self.max_bytes and self._fragments:
             _, (evicted, _) = self._fragments.popitem(last=False)
             self._bytes -= len(evicted) + FRAGMENT_OVERHEAD
@@ -577,50 +596,40 @@ def _by_identity(key: Hashable) -> Hashable:
 
 class _Renderer:
     """How a build process renders: the app's own renders (`web.render_url`), with each entry
-    made and rendered once per process for every page that shows it. `items` are the records
-    and stories by their place in the collection, which every forked process shares: what one
-    process made is told to another by place."""
+    made and rendered once per process for every page that shows it. What a forked process
+    renders of the entries made before the fork (`make_entries`), the same objects in every
+    process, is told to another by their identity (`rendered_since`, `take`)."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        collection, site, _ = _app_site(app)
+        _, self.site, _ = _app_site(app)
         self.fragments = _Fragments(app.extensions["feedsvc"].settings.render_cache_bytes)
-        self.entries = Entries(site)
-        stories = stories_of(collection, _window_days(app)).stories
-        self.items: tuple[Item, ...] = (*collection.records, *stories)
-        self._places: dict[int, int] | None = None
+        self.entries = Entries(self.site)
+        self._shared: set[int] = set()
+
+    def make_entries(self, items: Iterable[Item]) -> None:
+        """Make the entries of `items` now, before processes are forked that render them."""
+        for item in items:
+            self.entries.of(item, self.site)
 
     def share(self) -> None:
-        """From now on, keep what is made for `made_since`."""
+        """From now on, keep what is rendered for `rendered_since`."""
         self.fragments.journal = []
+        self._shared = {id(entry) for _, entry in self.entries.made()}
 
-    def made_since(self, told: int) -> _Made:
-        """The entries this process made after the first `told` and the fragments it rendered
-        since last asked, to be taken by another process (`take`)."""
-        places = self.places()
-        made = [(places[id(item)], entry) for item, entry in self.entries.made()[told:]]
+    def rendered_since(self) -> list[tuple[Hashable, bytes]]:
+        """The fragments rendered since last asked, by key with its entry by identity, of the
+        entries that the process this one was forked from has (an entry made after the fork
+        has no identity there: another object may have its id)."""
         assert self.fragments.journal is not None
-        fragments, self.fragments.journal = self.fragments.journal, []
-        return _Made(made, fragments)
+        rendered, self.fragments.journal = self.fragments.journal, []
+        shared = self._shared
+        return [(key, fragment) for key, fragment in rendered if key[-1] in shared]  # type: ignore[index]
 
-    def places(self) -> dict[int, int]:
-        """Each item's place in `items`, by its id."""
-        if self._places is None:
-            self._places = {id(item): place for place, item in enumerate(self.items)}
-        return self._places
-
-    def take(self, made: _Made) -> None:
-        """What another process made (its entries are the objects its fragments are keyed by:
-        one pickle keeps them the same objects)."""
-        for place, entry in made.entries:
-            self.entries.add(self.items[place], entry)
-        for key, fragment in made.fragments:
-            self.fragments.put(key, fragment)
-
-
-class _Made(NamedTuple):
-    entries: list[tuple[int, Entry]]
-    fragments: list[tuple[Hashable, bytes]]
+    def take(self, rendered: list[tuple[Hashable, bytes]]) -> None:
+        """Fragments another process rendered (`rendered_since`) of this one's entries."""
+        for identity, fragment in rendered:
+            self.fragments.put_identity(identity, fragment)
 
 
 def _render(renderer: _Renderer, url: str) -> tuple[bytes, bytes, float]:
@@ -653,11 +662,15 @@ def _write_parallel(
     """`_write_all` in forked processes, each with its own copy of the app (the collection is
     shared copy-on-write, as with the server's workers), in two rounds. The first renders the
     pages that show every entry once (`SitePage.first`), each group of them in one process, so
-    that no entry is rendered twice, and sends back the entries made and rendered; the second
-    round's processes, forked once the first's are in, find every entry rendered."""
+    that no entry is rendered twice, and sends back the entries rendered: they are made here
+    first (making one costs a tenth of rendering it, and a fifth of sending it to another
+    process), so that every process has them, as the same objects. The second round's
+    processes, forked once the first's are in, find every entry rendered."""
     groups: dict[str, list[str]] = {}
     for page in pages:
         if page.first is not None:
+            if page.first not in groups and page.shows is not None:
+                renderer.make_entries(page.shows())
             groups.setdefault(page.first, []).append(page.url)
     rest = [page.url for page in pages if page.first is None]
     chunks = [rest[start : start + CHUNK] for start in range(0, len(rest), CHUNK)]
@@ -676,19 +689,19 @@ def _in_processes(
     share: bool = False,
 ) -> list[Outcome]:
     """Write `chunks` of URLs in `workers` forked processes; with `share`, what each process
-    made comes back to `renderer`."""
+    renders comes back to `renderer`."""
     global _FORKED
     if not chunks:
         return []
     _FORKED = (renderer, work, previous)
     outcomes: list[Outcome] = []
     try:
-        context = multiprocessing.get_context("fork")
-        with context.Pool(workers, _start_worker, (os.getpid(), share)) as pool:
-            for done, made in pool.imap_unordered(_write_chunk, chunks):
+        start = _start_sharing if share else None
+        with contextlib.closing(_forked(_write_chunk, chunks, workers, start)) as results:
+            for done, rendered in results:
                 outcomes += done
-                if made is not None:
-                    renderer.take(made)
+                if rendered is not None:
+                    renderer.take(rendered)
                 if progress is not None:
                     progress(len(done))
     finally:
@@ -696,13 +709,114 @@ def _in_processes(
     return outcomes
 
 
-def _start_worker(parent: int, share: bool) -> None:
-    """A worker ends quietly with its build: SIGTERM (how the pool stops its workers) ends it
+def _start_sharing() -> None:
+    assert _FORKED is not None
+    _FORKED[0].share()
+
+
+def _write_chunk(urls: list[str]) -> tuple[list[Outcome], list[tuple[Hashable, bytes]] | None]:
+    assert _FORKED is not None
+    renderer, work, previous = _FORKED
+    outcomes = _write_all(renderer, work, urls, previous, None)
+    if renderer.fragments.journal is None:
+        return outcomes, None
+    return outcomes, renderer.rendered_since()
+
+
+Task = TypeVar("Task")
+Result = TypeVar("Result")
+
+
+def _forked(
+    work: Callable[[Task], Result],
+    tasks: Sequence[Task],
+    count: int,
+    start: Callable[[], None] | None = None,
+) -> Generator[Result, None, None]:
+    """`work` done on each of `tasks` in `count` forked processes (each runs `start` first), the
+    results as they come in. An exception `work` raises is raised here; a process that ends
+    with tasks undone is a BuildError. The processes end when the iteration does; at once
+    (SIGTERM) when it is left early (close it: `contextlib.closing`).
+
+    Not multiprocessing.Pool: the thread of a pool that looks after its processes waits on its
+    result pipe among them, so it spins, holding the GIL, whenever a result waits there to be
+    read (CPython 3.11 `Pool._get_sentinels`): 4.5 s of CPU of the build's own process in a full
+    build of 10,000 records, on the cores the workers render on."""
+    context = multiprocessing.get_context("fork")
+    parent = os.getpid()
+    pending = deque(tasks)
+    in_flight: dict[Connection, int] = {}
+    processes = []
+    try:
+        for _ in range(min(count, len(pending))):
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_serve, args=(theirs, work, parent, start))
+            process.daemon = True
+            process.start()
+            theirs.close()
+            processes.append(process)
+            in_flight[ours] = 0
+            while pending and in_flight[ours] < IN_FLIGHT:
+                ours.send(pending.popleft())
+                in_flight[ours] += 1
+        while any(in_flight.values()):
+            for ready in wait([connection for connection, n in in_flight.items() if n]):
+                assert isinstance(ready, Connection)
+                try:
+                    failed, result = ready.recv()
+                except EOFError:
+                    raise BuildError("a build process ended before its work was done") from None
+                in_flight[ready] -= 1
+                if failed:
+                    raise result
+                if pending:
+                    ready.send(pending.popleft())
+                    in_flight[ready] += 1
+                yield result
+        for connection in in_flight:
+            connection.send(None)
+        for process in processes:
+            process.join()
+    finally:
+        for process in processes:
+            if process.exitcode is None:
+                process.terminate()
+            process.join()
+        for connection in in_flight:
+            connection.close()
+
+
+def _serve(
+    connection: Connection,
+    work: Callable[[Any], Any],
+    parent: int,
+    start: Callable[[], None] | None,
+) -> None:
+    """A forked process of `_forked`: `work` on each task received, until None."""
+    _start_worker(parent)
+    if start is not None:
+        start()
+    while True:
+        try:
+            task = connection.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        try:
+            connection.send((False, work(task)))
+        except Exception as exc:
+            try:
+                connection.send((True, exc))
+            except Exception:  # it cannot be pickled: its text then
+                connection.send((True, BuildError(f"{type(exc).__name__}: {exc}")))
+
+
+def _start_worker(parent: int) -> None:
+    """A worker ends quietly with its build: SIGTERM (how the build stops its workers) ends it
     at once, with no traceback from a half-sent result; Ctrl-C is left to the build, which
-    stops the pool; and it is sent SIGTERM if the build itself dies (SIGKILL included), rather
-    than waiting for tasks for ever. It holds no copy of the build's lock. With `share`, it
-    sends back what it makes with each chunk's outcomes."""
-    global _TOLD
+    stops the workers; and it is sent SIGTERM if the build itself dies (SIGKILL included),
+    rather than waiting for tasks for ever. It holds no copy of the build's lock."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     close_inherited_locks()
@@ -711,22 +825,6 @@ def _start_worker(parent: int, share: bool) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
     if os.getppid() != parent:  # the build died before the line above
         os._exit(1)
-    if share:
-        assert _FORKED is not None
-        _FORKED[0].share()
-        _TOLD = len(_FORKED[0].entries.made())
-
-
-def _write_chunk(urls: list[str]) -> tuple[list[Outcome], _Made | None]:
-    global _TOLD
-    assert _FORKED is not None
-    renderer, work, previous = _FORKED
-    outcomes = _write_all(renderer, work, urls, previous, None)
-    if renderer.fragments.journal is None:
-        return outcomes, None
-    made = renderer.made_since(_TOLD)
-    _TOLD += len(made.entries)
-    return outcomes, made
 
 
 def _write_all(

@@ -681,10 +681,6 @@ class Entries:
             found = self._made[id(item)] = (item, _entry(item, site))
         return found[1]
 
-    def add(self, item: Item, entry: Entry) -> None:
-        """`item`'s entry, made elsewhere (by another process, from the same item)."""
-        self._made.setdefault(id(item), (item, entry))
-
     def made(self) -> list[tuple[Item, Entry]]:
         """Every item and its entry, in the order they were made or added."""
         return list(self._made.values())
