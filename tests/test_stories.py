@@ -159,6 +159,7 @@ COMPARISON_KEYS = [
     ("https://example.com/a?q=%2f", "example.com/a?q=%2F"),
     ("https://example.com/a?u=https://b.example/c", "example.com/a?u=https://b.example/c"),
     ("https://example.com/BOX", "example.com/BOX"),
+    ("https://example.com/BOX/?id=1", "example.com/BOX?id=1"),
     ("https://example.com/a?b=2&a=1", "example.com/a?a=1&b=2"),
 ]
 
@@ -1101,3 +1102,52 @@ def test_a_url_of_one_cluster_turns_hub_when_other_clusters_list_it() -> None:
         frozenset({others[1].id}),
     }
     assert shape(grouping.index()) == shape(fresh.index())
+
+
+def test_a_url_held_by_the_records_of_as_many_clusters_as_the_limit_links_them() -> None:
+    """Three records that list each other (one cluster) and a record of another cluster listing
+    one of their URLs: four records of two clusters hold that URL, within a hub limit of 2, so
+    it links all four, from scratch and when the fourth arrives by a reload."""
+    urls = [f"https://p{n}.example/a" for n in range(3)]
+    members = [
+        make_record(url, n, tuple(other for other in urls if other != url))
+        for n, url in enumerate(urls)
+    ]
+    other = make_record("https://q.example/a", 3, (urls[0],))
+    options = {"hub_limit": 2, "max_records": 50, "common_min": NO_COMMON_WORDS}
+    fresh = _Grouping.of([*members, other], 3.0, **options)
+    assert as_sets(fresh.index().stories) == {frozenset(r.id for r in [*members, other])}
+    grouping = _Grouping.of(members, 3.0, **options)
+    grouping.update((), (other,))
+    assert shape(grouping.index()) == shape(fresh.index())
+
+
+def test_a_url_turned_hub_by_a_new_record_parts_the_records_it_linked() -> None:
+    """Two records linked by one URL alone part when a record of a third cluster lists it too
+    (a hub over the limit of 2), though neither changed; when that record goes, they are one
+    story again. In place as from scratch."""
+    url = "https://c.example/x"
+    one = make_record("https://a.example/1", 0, (url,))
+    two = make_record("https://b.example/2", 1, (url,))
+    third = make_record("https://d.example/3", 2, (url,))
+    options = {"hub_limit": 2, "max_records": 50, "common_min": NO_COMMON_WORDS}
+    grouping = _Grouping.of([one, two], 3.0, **options)
+    assert as_sets(grouping.index().stories) == {frozenset({one.id, two.id})}
+    grouping.update((), (third,))
+    assert len(grouping.index().stories) == 3
+    assert shape(grouping.index()) == shape(_Grouping.of([one, two, third], 3.0, **options).index())
+    grouping.update((third,), ())
+    assert as_sets(grouping.index().stories) == {frozenset({one.id, two.id})}
+
+
+def test_group_stories_counts_common_words_with_the_share_and_minimum_it_is_given() -> None:
+    """Three clusters of three hold "operator" and "nexus": common above a share of a half (and a
+    minimum of 1), so the two records sharing a URL stay apart; with the defaults (a minimum of
+    5 clusters) the words are not common and the two are one story."""
+    url = "https://c.example/nexus"
+    one = make_record("https://a.example/1", 0, (url,), title="Azure Operator Nexus launched")
+    two = make_record("https://b.example/2", 1, (url,), title="Microsoft's Operator Nexus")
+    third = make_record("https://p.example/a", 2, title="Nexus operator")
+    apart = group_stories([one, two, third], common_share=0.5, common_min=1)
+    assert len(apart) == 3
+    assert frozenset({one.id, two.id}) in as_sets(group_stories([one, two, third]))
