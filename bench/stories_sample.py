@@ -16,6 +16,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from feedsvc.comparison import record_keys
 from feedsvc.records import Record
 from feedsvc.repository import load_collection
 from feedsvc.stories import (
@@ -24,7 +25,6 @@ from feedsvc.stories import (
     MAX_STORY_RECORDS,
     Story,
     group_stories,
-    record_keys,
 )
 
 

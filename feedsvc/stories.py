@@ -19,21 +19,27 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import re
 import threading
-import unicodedata
 import uuid
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import cached_property
 from itertools import groupby
 from operator import itemgetter
 from typing import NamedTuple, TypeVar
 
-from feedsvc.records import Record, Related, related_urls
+from feedsvc.comparison import (
+    cluster_of,
+    cluster_of_keys,
+    comparison_key,
+    own_keys,
+    record_keys,
+    urls_of,
+)
+from feedsvc.headlines import WordCounts, headline_words, same_event
+from feedsvc.records import Record, Related
 from feedsvc.repository import Collection
 from feedsvc.values import collector_paused
 
@@ -48,132 +54,12 @@ MAX_STORY_RECORDS = 50
 # one key can cost).
 HUB_RECORDS_FACTOR = 10
 # A headline word that the headlines of more than this share of the collection's clusters hold,
-# and of at least `COMMON_MIN` clusters, is common: no evidence of one event (`_WordCounts`).
+# and of at least `COMMON_MIN` clusters, is common: no evidence of one event (`WordCounts`).
 COMMON_SHARE = 0.01
 COMMON_MIN = 5
 
 # Story ids live in a namespace of their own, so a story's id never equals an article's.
 STORY_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://feedsvc.invalid/story-id/v1")
-
-# Query parameters that say how a reader arrived, never which article it is.
-TRACKING_PARAMS = frozenset(
-    {
-        "fbclid", "gclid", "dclid", "gclsrc", "msclkid", "yclid", "igshid", "twclid", "li_fat_id",
-        "mc_cid", "mc_eid", "_ga", "_gl", "ref", "ref_src", "referrer", "source", "src", "cmpid",
-        "cmp", "ocid", "ncid", "taid", "smid", "sr_share", "guccounter", "ftag", "ito", "itm",
-        "partner", "traffic_source", "share", "amp", "outputtype", "__twitter_impression",
-    }
-)  # fmt: skip
-TRACKING_PREFIXES = ("utm_", "guce_", "pk_", "hsa_", "mkt_", "vero_", "oly_", "at_")
-# Host prefixes of mobile and AMP editions of a site, and of its `www.` form.
-HOST_PREFIXES = ("www.", "amp.", "m.", "mobile.")
-_AMP_CACHE_SUFFIX = ".cdn.ampproject.org"
-# livemint's AMP page `.../title/amp-11668444305981.html` is `.../title-11668444305981.html`.
-_AMP_NUMBER_SEGMENT = re.compile(r"/amp-([0-9]+\.html?)$")
-
-
-def comparison_key(url: str) -> str:
-    """The key that tells two URLs of one article apart from two articles (see the module
-    docstring; README, Stories, lists the forms). `url` is normalized (`urls.normalize_url`:
-    lower-case host, no default port), so plain string operations suffice: this runs for every
-    URL of every record, and most URLs take the short way (no query, fragment, escape, AMP form
-    or edition prefix), which gives what `general_key` gives."""
-    rest = url.partition("://")[2]
-    host, _, path = rest.partition("/")
-    if (
-        "?" in rest
-        or "#" in rest
-        or "%" in path
-        or "amp" in path.lower()
-        or host.endswith(_AMP_CACHE_SUFFIX)
-    ):
-        return general_key(url)
-    if host.startswith(HOST_PREFIXES):
-        if not host.startswith("www."):
-            return general_key(url)
-        if "." in host[4:]:
-            host = host[4:]
-    return f"{host}/{path.rstrip('/')}"
-
-
-def general_key(url: str) -> str:
-    """`comparison_key` of any URL, form by form."""
-    rest = url.partition("://")[2]
-    if "#" in rest:
-        rest = rest.partition("#")[0]
-    host, _, path_query = rest.partition("/")
-    path, _, query = path_query.partition("?")
-    path = "/" + path
-    if "%" in path or "%" in query:
-        path, query = _upper_escapes(path), _upper_escapes(query)
-    if host.endswith(_AMP_CACHE_SUFFIX):
-        host, path = _from_amp_cache(host, path)
-    if host.startswith(HOST_PREFIXES):
-        for prefix in HOST_PREFIXES:
-            if host.startswith(prefix) and "." in host[len(prefix) :]:
-                host = host[len(prefix) :]
-                break
-    # Every AMP form of a path holds "amp" (most paths do not: they skip the slow way).
-    path = _canonical_path(path) if "amp" in path.lower() else (path.rstrip("/") or "/")
-    if query:
-        query = "&".join(sorted(_kept_params(query)))
-    return f"{host}{path}" + (f"?{query}" if query else "")
-
-
-_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
-
-
-def _upper_escapes(text: str) -> str:
-    return _ESCAPE.sub(lambda match: match.group(0).upper(), text)
-
-
-def _from_amp_cache(host: str, path: str) -> tuple[str, str]:
-    """`https://www-example-com.cdn.ampproject.org/c/s/www.example.com/a` is the article at
-    `www.example.com/a` (`/c/` for documents, `/v/` for the viewer, `/s/` for https)."""
-    segments = path.split("/")  # "", "c", "s", host, ...
-    rest = segments[2:] if len(segments) > 2 and segments[1] in ("c", "v") else []
-    if rest and rest[0] == "s":
-        rest = rest[1:]
-    if len(rest) < 1 or "." not in rest[0]:
-        return host, path
-    return rest[0].lower(), "/" + "/".join(rest[1:])
-
-
-def _canonical_path(path: str) -> str:
-    """The path without its AMP forms (`/amp/` segments, `amp_articleshow`, `.amp.html`,
-    `/amp-123.html`) and without a trailing slash."""
-    path = _AMP_NUMBER_SEGMENT.sub(r"-\1", path)
-    segments = [
-        segment.removeprefix("amp_") for segment in path.split("/") if segment.lower() != "amp"
-    ]
-    path = "/".join(segments)
-    if path.endswith(".amp.html"):
-        path = path[: -len(".amp.html")] + ".html"
-    elif path.endswith(".amp"):
-        path = path[: -len(".amp")]
-    return path.rstrip("/") or "/"
-
-
-def _kept_params(query: str) -> Iterable[str]:
-    for pair in query.split("&"):
-        name = pair.partition("=")[0].lower()
-        if pair and name not in TRACKING_PARAMS and not name.startswith(TRACKING_PREFIXES):
-            yield pair
-
-
-def record_keys(record: Record) -> tuple[str, ...]:
-    """The comparison keys of a record's own URLs and its related articles, once each, in order.
-    Not remembered: a grouping from scratch works them out once per record, and a regrouping
-    for the few records it touches (the caches that remembered keys and headline words held
-    about 160 MB at 100,000 records, by tracemalloc)."""
-    return tuple(dict.fromkeys(map(comparison_key, _urls_of(record))))
-
-
-def _urls_of(record: Record) -> list[str]:
-    """A record's own URLs and its related articles' URLs, in order."""
-    urls = [record.url, record.original_url] if record.original_url else [record.url]
-    urls += related_urls(record.coverage)
-    return urls
 
 
 def story_id(first: Record) -> str:
@@ -384,255 +270,6 @@ class _Holders:
         raise LookupError(f"{record.path} is not where the grouping keeps it")
 
 
-def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset()) -> bool:
-    """Whether two records that hold a common article URL within the window report one event.
-    A shared URL alone is weak evidence: a record's related coverage is the aggregator's
-    topical neighbourhood. Depends on the two records and the collection's `common` words only
-    (`_WordCounts`), so that regrouping stays local.
-
-    The headlines must share two distinctive words (`headline_words`; a topic word such as
-    "facial" or "driving" counts half), and one of them neither a topic word, nor the name of a
-    company or platform behind many events (`ENTITY_WORDS`), nor a word common in the
-    collection's headlines (`common`: "bing", "ceo" in February 2023): "Meta pauses Galactica
-    demo" and "Meta fires Galactica AI" are one event, "Facebook takes down AI that churns out
-    fake papers" and "Facebook says it has created a human-level board game AI" are two.
-    Two records that are one article (their own URLs have a comparison key in common: a copy
-    with a tracking parameter, an AMP form) are one event when their headlines have any word in
-    common ("Computer Vision and the CCPA" twice: "vision" and "ccpa" are not enough otherwise).
-    The shared word bounds the cost: most pairs the headlines refuse share none, and working out
-    the own keys of every refused pair cost a fifth of grouping 100,000 records.
-    Measured on real records in bench/README.md (Real sample, Held-out sample, Whole-day sample)."""
-    shared = headline_words(one.title) & headline_words(other.title)
-    topical = shared & TOPIC_WORDS
-    if 2 * len(shared) - len(topical) >= 4 and any(
-        word not in _WEAK_WORDS and word not in common for word in shared
-    ):
-        return True
-    if not shared:
-        return False
-    mine = own_keys(one.url, one.original_url)
-    return any(key in mine for key in own_keys(other.url, other.original_url))
-
-
-def _own_keys(url: str, original_url: str | None) -> tuple[str, ...]:
-    """The comparison keys of a record's own URLs (`webUrl`, `originalUrl`), not of its related
-    articles'. Remembered while a grouping runs, as headline words are."""
-    if original_url:
-        return comparison_key(url), comparison_key(original_url)
-    return (comparison_key(url),)
-
-
-own_keys = lru_cache(maxsize=1 << 17)(_own_keys)
-
-
-# The word lists below were written for the collection feedsvc publishes (everyday-cc/ai: AI
-# news in English) and checked against a labelled sample of it (bench/README.md, Real sample).
-# English function words, and words of a headline that say how it is told, not what happened.
-_STOP_WORDS = """a about above after again against all also am amid an and any are as at be because
-been before being below between both but by can could did do does doing don down during each
-few for from further get gets got had has have having he her here hers him his how i if in into
-is isn it its itself just let like make makes made may me might more most must my no nor not
-now of off on once one only or other our ours out over own same say says said she should so
-some such than that the their theirs them then there these they this those three through to too
-two under until up very via vs was we were what when where which while who whom why will with
-won would yet you your yours"""
-# Words generic to an AI news collection: its field, news verbs, and time words. Shared by
-# headlines of different events every day, they are no evidence of one event.
-_GENERIC_WORDS = """ai artificial intelligence machine learning ml deep neural network model
-algorithm data tech technology technologies computer computing software digital system tool
-platform app automation startup company firm new news announce launch unveil introduce debut
-reveal join partner partnership team collaboration collaborate deal build use help way
-available first latest report study research researcher scientist university today week year
-day time big huge top best know everything need future world people public power powerful
-massive service program capability feature update version"""
-# The collection's topics ("self-driving", "facial recognition", "chip", "chatbot"): weak
-# evidence, half a word ("Italy" and "facial recognition" make one event, "facial recognition"
-# alone does not).
-TOPIC_WORDS_LISTED = """robot robotic robotics bot chatbot self driving driverless autonomous
-full car vehicle chip gpu processor hardware compute accelerator cloud inference training gaming
-dataset benchmark facial recognition speech vision language natural processing generative
-conversational"""
-# Companies and platforms behind many events of the collection: evidence together with another
-# word, not on their own ("Nvidia" and "gaming" joined Nvidia's earnings to a GPU leak).
-ENTITY_WORDS_LISTED = """google alphabet microsoft azure amazon aws sagemaker alexa meta facebook
-apple nvidia openai deepmind ibm intel tesla qualcomm baidu samsung"""
-# Suffixes a stem drops, with the letters it keeps at least ("papers" -> "paper", not "pap").
-_SUFFIXES = (("ings", 4), ("ing", 4), ("ers", 4), ("er", 4), ("ed", 3), ("s", 3))
-_HEADLINE_WORD = re.compile(r"[a-z0-9]+")
-_POSSESSIVE = re.compile("['\u2019]s\\b")
-
-
-def _stem(word: str) -> str:
-    """A light stem, so that "programmers" meets "programming" and "warehouses" meets
-    "warehouse"."""
-    if word.endswith("ss"):
-        return word
-    if word.endswith("ies") and len(word) > 5:
-        return word[:-3] + "y"
-    if word.endswith(("ches", "shes", "xes")):
-        return word[:-2]
-    for suffix, kept in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= kept:
-            return word[: -len(suffix)]
-    return word
-
-
-_IGNORED_STEMS = frozenset(_stem(word) for word in f"{_STOP_WORDS} {_GENERIC_WORDS}".split())
-ENTITY_WORDS = frozenset(_stem(word) for word in ENTITY_WORDS_LISTED.split())
-TOPIC_WORDS = frozenset(_stem(word) for word in TOPIC_WORDS_LISTED.split())
-_WEAK_WORDS = ENTITY_WORDS | TOPIC_WORDS
-
-
-def _headline_words(title: str) -> frozenset[str]:
-    """The distinctive words of a headline, stemmed: lower case, accents and possessives
-    dropped, without function words and words generic to the collection (topic words stay: they
-    count half in `same_event`). Remembered per title:
-    `same_event` runs for every pair of records holding a shared key."""
-    text = _POSSESSIVE.sub("", title).replace("'", "").replace("\u2019", "")
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    stems = (_stem(word) for word in _HEADLINE_WORD.findall(text) if len(word) > 1)
-    return frozenset(stem for stem in stems if stem not in _IGNORED_STEMS)
-
-
-headline_words = lru_cache(maxsize=1 << 17)(_headline_words)
-
-
-def cluster_of(record: Record) -> int:
-    """The aggregator cluster of a record, as a number: its own and related articles' keys as a
-    set. The collection's related lists are per cluster (each member lists the others), so its
-    members hold the same keys; a record whose list is its own is a cluster of its own. (Python's
-    hash, so a number of this process: only its equality is used, and two clusters of one
-    collection colliding in 64 bits is left to chance.)"""
-    return _cluster(record_keys(record))
-
-
-def _cluster(keys: Iterable[str]) -> int:
-    return hash(frozenset(keys))
-
-
-class _WordCounts:
-    """How many clusters (`cluster_of`) hold each headline word, and so which words are common:
-    held by more than `share` of the collection's clusters and by at least `minimum`.
-
-    Counted by cluster, not by record: the 57 records of one recall are one event saying
-    "recall", and three clusters saying "bing" three events. Counted over the whole collection,
-    not a window around each record: one set of common words, so that a change can tell exactly
-    which words turned common or stopped being (`settle`), and no time index is kept. The
-    minimum keeps small collections (the seeds, a test's few records) without common words.
-
-    A cluster of one record (most of them) keeps nothing of its words: the words' counts alone
-    say what it adds. A cluster of several keeps how many of its records hold each word, so that
-    a word leaves the count only with the cluster's last record holding it."""
-
-    def __init__(self, share: float, minimum: int) -> None:
-        self.share = share
-        self.minimum = max(1, minimum)
-        self.clusters: dict[int, int] = {}  # cluster -> its records
-        self.holders: dict[str, int] = {}  # word -> the clusters holding it
-        self.several: dict[int, dict[str, int]] = {}  # cluster of 2+ -> word -> records holding
-        self.common: set[str] = set()
-
-    @classmethod
-    def of(
-        cls, records: Iterable[Record], clusters: Iterable[int], share: float, minimum: int
-    ) -> _WordCounts:
-        """The counts of a collection, from scratch, given each record's cluster."""
-        counts = cls(share, minimum)
-        members: dict[int, Record | list[Record]] = {}
-        for record, cluster in zip(records, clusters, strict=True):
-            held = members.get(cluster)
-            if held is None:
-                members[cluster] = record
-            elif isinstance(held, list):
-                held.append(record)
-            else:
-                members[cluster] = [held, record]
-        holders = counts.holders
-        for cluster, held in members.items():
-            if isinstance(held, list):
-                words = counts.several[cluster] = {}
-                for record in held:
-                    for word in headline_words(record.title):
-                        words[word] = words.get(word, 0) + 1
-                counts.clusters[cluster] = len(held)
-            else:
-                words = dict.fromkeys(headline_words(held.title), 1)
-                counts.clusters[cluster] = 1
-            for word in words:
-                holders[word] = holders.get(word, 0) + 1
-        threshold = counts.threshold()
-        counts.common = {word for word, count in holders.items() if count >= threshold}
-        return counts
-
-    def threshold(self) -> int:
-        """The fewest clusters that hold a common word."""
-        return max(self.minimum, int(self.share * len(self.clusters)) + 1)
-
-    def add(
-        self, record: Record, cluster: int, member: Callable[[Record], Record]
-    ) -> frozenset[str]:
-        """Count a record of `cluster` in; its headline words. `member(record)` is another
-        record of its cluster, asked for when the cluster had one record."""
-        before = self.clusters.get(cluster, 0)
-        self.clusters[cluster] = before + 1
-        words = headline_words(record.title)
-        if before == 0:
-            for word in words:
-                self.holders[word] = self.holders.get(word, 0) + 1
-            return words
-        if before == 1:
-            self.several[cluster] = dict.fromkeys(headline_words(member(record).title), 1)
-        held = self.several[cluster]
-        for word in words:
-            count = held.get(word, 0)
-            held[word] = count + 1
-            if not count:
-                self.holders[word] = self.holders.get(word, 0) + 1
-        return words
-
-    def remove(self, record: Record, cluster: int) -> frozenset[str]:
-        """Count a record of `cluster` out; its headline words."""
-        before = self.clusters[cluster]
-        words = headline_words(record.title)
-        if before == 1:
-            del self.clusters[cluster]
-            for word in words:
-                _bump(self.holders, word, -1)
-            return words
-        self.clusters[cluster] = before - 1
-        held = self.several[cluster]
-        for word in words:
-            _bump(held, word, -1)
-            if word not in held:
-                _bump(self.holders, word, -1)
-        if before == 2:  # one record left, which needs no words kept
-            del self.several[cluster]
-        return words
-
-    def settle(self, touched: Iterable[str], threshold_before: int) -> set[str]:
-        """Bring `common` up to date after counting; the words that turned common or stopped
-        being. Only the words counted can change, unless the threshold moved."""
-        threshold = self.threshold()
-        words = set(touched)
-        if threshold != threshold_before:
-            words.update(self.holders)
-            words.update(self.common)
-        changed = set()
-        for word in words:
-            if (self.holders.get(word, 0) >= threshold) != (word in self.common):
-                changed.add(word)
-                self.common ^= {word}
-        return changed
-
-
-def _bump(counts: dict[str, int], key: str, step: int) -> None:
-    count = counts.get(key, 0) + step
-    if count:
-        counts[key] = count
-    else:
-        del counts[key]
-
-
 def _position(held: Sequence[Record], record: Record) -> int:
     index = bisect.bisect_left(held, _time_order(record), key=_time_order)
     if held[index] is not record:
@@ -665,7 +302,7 @@ class _Grouping:
         self.window = timedelta(days=window_days)
         self.hub_limit = hub_limit
         self.max_records = max_records
-        self.words = _WordCounts(common_share, common_min)
+        self.words = WordCounts(common_share, common_min)
         self.records: tuple[Record, ...] = ()  # the version's `Collection.records`
         self.holders = _Holders(bucket_bits)
         self.hub_clusters: dict[str, bool] = {}  # key -> `_few_clusters`, when many hold it
@@ -703,7 +340,7 @@ class _Grouping:
             # The words are counted before the plan's keys and pairs are made: made among them,
             # the counts would keep their freed blocks resident (see `_plan`).
             clusters = list(map(cluster_of, ordered))
-            grouping.words = _WordCounts.of(ordered, clusters, common_share, common_min)
+            grouping.words = WordCounts.of(ordered, clusters, common_share, common_min)
             grouping._take(ordered, grouping._plan(ordered, clusters))
         return grouping
 
@@ -714,7 +351,7 @@ class _Grouping:
         shared: dict[str, list[int]] = {}  # key -> positions of its holders, when two or more
         setdefault, get = first.setdefault, shared.get
         for position, record in enumerate(ordered):
-            for key in map(comparison_key, _urls_of(record)):  # as `record_keys`, repeats too
+            for key in map(comparison_key, urls_of(record)):  # as `record_keys`, repeats too
                 held = setdefault(key, position)
                 if held != position:
                     positions = get(key)
@@ -833,7 +470,7 @@ class _Grouping:
         raise LookupError(f"{record.path}: no other record of its cluster")
 
     def _cluster_of(self, record: Record) -> int:
-        return _cluster(self._keys_of(record))
+        return cluster_of_keys(self._keys_of(record))
 
     def _keys_of(self, record: Record) -> tuple[str, ...]:
         keys = self._keys.get(id(record))

@@ -154,17 +154,20 @@ SCOPES = {
             "tests/test_build.py::test_pages_follow_the_counts_of_the_feeds_they_list",
         ),
     ),
-    # Stories (all of stories.py): comparison keys, record keys, the grouping from scratch and
-    # updated by a version's changes, same_event and the headline words, story ids, StoryIndex.
+    # Stories (stories.py, comparison.py, headlines.py): comparison keys, record keys, the
+    # grouping from scratch and updated by a version's changes, same_event and the headline
+    # words, story ids, StoryIndex.
     "stories": Scope(
-        ("stories.*",),
+        ("stories.*", "comparison.*", "headlines.*"),
         (
             "tests/test_stories.py",
+            "tests/test_comparison.py",
+            "tests/test_headlines.py",
             "tests/test_story_feeds.py",
             "tests/test_story_pages.py",
             # Symmetry over random text (8 s a mutant, and no mutant of the words breaks it).
             "--deselect",
-            "tests/test_stories.py::test_same_event_is_symmetric",
+            "tests/test_headlines.py::test_same_event_is_symmetric",
         ),
     ),
 }

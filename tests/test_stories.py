@@ -8,64 +8,28 @@ import zlib
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from unittest import mock
 
-import pytest
-from hypothesis import example, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedsvc.records import Record, Related, pack_related, shared_topic
+from feedsvc.comparison import comparison_key, record_keys
+from feedsvc.headlines import same_event
+from feedsvc.records import Record
 from feedsvc.repository import Collection, RecordChanges
 from feedsvc.stories import (
     STORY_ID_NAMESPACE,
     Story,
     StoryIndex,
     _Grouping,
-    _stem,
-    comparison_key,
     follow,
-    general_key,
     group_stories,
-    headline_words,
-    record_keys,
-    same_event,
     stories_of,
     story_id,
 )
-from feedsvc.urls import entry_id, identity_key
-
-START = datetime(2022, 11, 15, tzinfo=UTC)
-
-
-def make_record(
-    url: str,
-    hours: float = 0,
-    related: tuple[str, ...] = (),
-    quality: int | None = None,
-    original_url: str | None = None,
-    topics: tuple[str, ...] = (),
-    title: str = "",
-) -> Record:
-    coverage = pack_related(Related(f"about {item}", item, None, None) for item in related)
-    # The default titles share "title", "https" and "example", so `same_event` accepts any two of
-    # them: the tests built on them are about URLs and dates, not headlines.
-    return Record(
-        path=f"{url}.md",
-        id=entry_id(url),
-        title=title or f"title of {url}",
-        excerpt="",
-        published=START + timedelta(hours=hours),
-        url=url,
-        original_url=original_url,
-        provider=None,
-        topics=tuple(shared_topic(name.upper(), name) for name in topics),
-        images=(),
-        coverage=coverage,
-        quality=quality,
-    )
-
+from tests.story_records import START, make_record, titled
 
 # A headline word that most records hold is common (`COMMON_SHARE`) and links none of them: the
 # tests built on the default titles group with common words left out (`common_min`).
@@ -74,145 +38,6 @@ NO_COMMON_WORDS = 10**9
 
 def group_by_urls(records: Iterable[Record], **settings: Any) -> tuple[Story, ...]:
     return group_stories(records, common_min=NO_COMMON_WORDS, **settings)
-
-
-# Real forms, from the records in seeds/ (webUrl, ampWebUrl and cdnAmpWebUrl of one article).
-SAME_ARTICLE = [
-    (
-        "https://www.livemint.com/opinion/columns/facial-recognition-technology-has-shrugged-off-protests-11668444305981.html",
-        "https://www.livemint.com/opinion/columns/facial-recognition-technology-has-shrugged-off-protests/amp-11668444305981.html",
-    ),
-    (
-        "https://www.livemint.com/opinion/columns/facial-recognition-technology-has-shrugged-off-protests-11668444305981.html",
-        "https://www-livemint-com.cdn.ampproject.org/c/s/www.livemint.com/opinion/columns/facial-recognition-technology-has-shrugged-off-protests/amp-11668444305981.html",
-    ),
-    (
-        "https://www.gadgetsnow.com/tech-news/new-speech-recognition-tech-uses-facial-movements-to-transcribe-mouthed-words/articleshow/95514922.cms",
-        "https://www-gadgetsnow-com.cdn.ampproject.org/c/s/www.gadgetsnow.com/tech-news/new-speech-recognition-tech-uses-facial-movements-to-transcribe-mouthed-words/amp_articleshow/95514922.cms",
-    ),
-    (
-        "https://www.mid-day.com/technology/article/new-speech-recognition-tech-uses-facial-movements-to-transcribe-mouthed-words-23255594",
-        "https://www-mid--day-com.cdn.ampproject.org/c/s/www.mid-day.com/amp/technology/article/new-speech-recognition-tech-uses-facial-movements-to-transcribe-mouthed-words-23255594",
-    ),
-    # Tracking parameters in the forms news sites' share links carry.
-    (
-        "https://www.example.com/news/robotaxi?id=42",
-        "https://www.example.com/news/robotaxi?utm_source=twitter&id=42&utm_medium=social",
-    ),
-    ("https://news.example.net/a", "https://news.example.net/a?fbclid=IwAR0abc&gclid=xyz"),
-    # The BBC's share links (AT Internet parameters), both forms in the collection's related lists.
-    (
-        "https://www.bbc.com/news/technology-63861322",
-        "https://www.bbc.com/news/technology-63861322?at_link_origin=BBCWorld&at_format=link&at_ptr_name=twitter&at_campaign_type=owned&at_bbc_team=editorial&at_link_type=web_link&at_link_id=809AAB2E-75C4-11ED-A552-98A34744363C",
-    ),
-    ("https://news.example.net/a", "https://news.example.net/a?source=rss&mc_cid=1&mc_eid=2"),
-    ("https://news.example.net/a", "https://news.example.net/a?amp"),
-    ("https://news.example.net/a", "https://news.example.net/a/amp/"),
-    ("https://news.example.net/a.html", "https://news.example.net/a.amp.html"),
-    ("https://news.example.net/a", "https://amp.news.example.net/a"),
-    ("http://example.com/a", "https://www.example.com/a/"),
-    ("https://example.com/a?b=2&a=1", "https://example.com/a?a=1&b=2"),
-]
-DIFFERENT_ARTICLES = [
-    ("https://example.com/a", "https://example.com/b"),
-    ("https://example.com/a?id=1", "https://example.com/a?id=2"),
-    ("https://example.com/a", "https://example.org/a"),
-    ("https://www-example-com.cdn.ampproject.org/c/s/example.com/a", "https://example.com/b"),
-]
-
-
-@pytest.mark.parametrize(("one", "other"), SAME_ARTICLE)
-def test_url_forms_of_one_article_share_a_comparison_key(one: str, other: str) -> None:
-    assert comparison_key(one) == comparison_key(other)
-
-
-@pytest.mark.parametrize(("one", "other"), DIFFERENT_ARTICLES)
-def test_different_articles_keep_different_keys(one: str, other: str) -> None:
-    assert comparison_key(one) != comparison_key(other)
-
-
-# Keys exactly, for the forms whose pairs above would agree on a wrong key too: escapes in upper
-# case, the AMP cache's viewer and http forms and the cache URLs that name no article, `.amp`.
-COMPARISON_KEYS = [
-    ("https://example.com/caf%c3%a9?q=%2f", "example.com/caf%C3%A9?q=%2F"),
-    ("https://www-example-com.cdn.ampproject.org/v/s/www.example.com/a", "example.com/a"),
-    ("https://www-example-com.cdn.ampproject.org/c/www.example.com/a", "example.com/a"),
-    ("https://www-example-com.cdn.ampproject.org/c/s/www.example.com", "example.com/"),
-    ("https://www-example-com.cdn.ampproject.org/c/www.example.com", "example.com/"),
-    (
-        "https://www-example-com.cdn.ampproject.org/x/y.html",
-        "www-example-com.cdn.ampproject.org/x/y.html",
-    ),
-    (
-        "https://www-example-com.cdn.ampproject.org/c/s/nodot/a",
-        "www-example-com.cdn.ampproject.org/c/s/nodot/a",
-    ),
-    ("https://www-example-com.cdn.ampproject.org/", "www-example-com.cdn.ampproject.org/"),
-    ("https://news.example.net/a.amp", "news.example.net/a"),
-    ("https://news.example.net/amp/BOX", "news.example.net/BOX"),
-    ("https://example.com/amp", "example.com/"),
-    ("https://example.com/a#frag", "example.com/a"),
-    ("https://m.example.com/a/", "example.com/a"),
-    ("https://www.co/a", "www.co/a"),
-    ("https://example.com/a#b#c", "example.com/a"),
-    ("https://example.com/caf%c3%a9", "example.com/caf%C3%A9"),
-    ("https://example.com/a?q=%2f", "example.com/a?q=%2F"),
-    ("https://example.com/a?u=https://b.example/c", "example.com/a?u=https://b.example/c"),
-    ("https://example.com/BOX", "example.com/BOX"),
-    ("https://example.com/BOX/?id=1", "example.com/BOX?id=1"),
-    ("https://example.com/a?b=2&a=1", "example.com/a?a=1&b=2"),
-]
-
-
-@pytest.mark.parametrize(("url", "key"), COMPARISON_KEYS)
-def test_comparison_keys_are_exactly(url: str, key: str) -> None:
-    assert comparison_key(url) == key
-
-
-# Pieces of URLs in every form `general_key` treats apart, for the short way to meet each.
-SEGMENTS = st.sampled_from(
-    ["", "a", "B", "amp", "AMP", "Amp", "amp_x", "x.amp.html", "y.amp", "amp-12.html", "%2f", "%aB",
-     "c", "s", "v", "www.example.com", "www.news.org", "a?b", "a#b", "a&b=c"]
-)  # fmt: skip
-HOSTS = st.sampled_from(
-    ["example.com", "www.example.com", "www.com", "www.", "amp.example.com", "m.example.com",
-     "mobile.example.com", "m.com", "www-news-org.cdn.ampproject.org", "", "a?b", "a#b"]
-)  # fmt: skip
-QUERIES = st.sampled_from(["", "?", "?utm_source=x", "?b=2&a=1", "?amp", "#", "#top", "?a=%2f#x"])
-
-
-@settings(max_examples=1000)
-@given(
-    st.sampled_from(["https://", "https://", "http://", "", "https:/"]),
-    HOSTS,
-    st.lists(SEGMENTS, max_size=4),
-    st.one_of(st.just(""), QUERIES),
-    st.text(max_size=3),
-)
-@example("https://", "example.com", ["a", ""], "", "")
-@example("https://", "www.example.com", ["a"], "", "")
-@example("https://", "www.com", ["a"], "", "")
-@example("https://", "m.example.com", ["a"], "", "")
-@example("https://", "example.com", ["a", "AMP"], "", "")
-@example("https://", "example.com", ["%2f"], "", "")
-@example("https://", "www-news-org.cdn.ampproject.org", ["c", "s", "www.news.org", "a"], "", "")
-def test_the_short_way_to_a_key_gives_the_general_key(
-    scheme: str, host: str, segments: list[str], query: str, tail: str
-) -> None:
-    url = f"{scheme}{host}/{'/'.join(segments)}{query}"
-    assert comparison_key(url) == general_key(url)
-    assert comparison_key(url + tail) == general_key(url + tail)
-
-
-@given(st.text())
-def test_any_text_has_the_general_key(text: str) -> None:
-    assert comparison_key(text) == general_key(text)
-
-
-def test_entry_ids_do_not_use_the_comparison_key() -> None:
-    one, other = SAME_ARTICLE[4]
-    assert entry_id(one) != entry_id(other)
-    assert identity_key(other).endswith("utm_medium=social")
 
 
 def test_original_url_is_a_key_of_its_record() -> None:
@@ -482,235 +307,6 @@ def test_a_new_version_is_grouped_before_it_is_served_once_stories_were_asked() 
     assert story.records == (one, two)
 
 
-# Headline pairs from real records of the collection (everyday-cc/ai, November-December 2022)
-# that hold a common URL within the window (bench/README.md, Real sample).
-ONE_EVENT = [
-    (  # the records of tests/data/records: "facial recognition" counts half
-        "Italy bans the use of facial-recognition technology",
-        "Italy Outlaws Facial Recognition Tech, Except to Fight Crime",
-    ),
-    (
-        "Meta pauses AI bot Galactica demo after complaints of fake research",
-        "Meta takes down AI bot after complaints of fake research",
-    ),
-    (
-        "Meta fires Galactica AI over controversial life choices",
-        "Meta Shuts Down Public Test Of Galactica, Its \u2018AI For Science\u2019",
-    ),
-    (
-        "Amazon unveils its latest warehouse robot",
-        "Amazon's latest robot picker for warehouses uses AI to identify objects",
-    ),
-    (
-        "Are ChatGPT and AlphaCode going to replace programmers?",
-        "Competitive programming with AlphaCode",
-    ),
-    (
-        "Tesla's Full Self-Driving Beta Available to Anyone That Pays in North America",
-        "Tesla Full Self-Driving beta now available: Musk",
-    ),
-    (
-        "Microsoft and Nvidia team up to build massive AI cloud supercomputer",
-        "Nvidia and Microsoft partner to build AI supercomputer",
-    ),
-    (
-        "Qualcomm\u2019s Snapdragon 8 Gen 2 Announced \u2013 Huge Power And Performance"
-        " With Lots Of AI",
-        "Qualcomm debuts latest flagship Snapdragon chip and a new AI platform",
-    ),
-]
-TWO_EVENTS = [
-    (  # Galactica and Cicero: each in the other's related list
-        "Facebook Takes Down AI That Churns Out Fake Academic Papers After Widespread Criticism",
-        "Facebook Says It Has Created A 'Human-Level' Board Game AI",
-    ),
-    (  # a fintech named QUALCO, in the related lists of Qualcomm's chip launch
-        "Qualco adds conversational AI from Webio to debt collection platform",
-        "Qualcomm debuts latest flagship Snapdragon chip and a new AI platform",
-    ),
-    (
-        "Nvidia: Data Center Growth But Gaming Profits Plummet",
-        "Nvidia RTX 4050 GPU leaks via Samsung gaming laptop benchmarks",
-    ),
-    (
-        "Tesla Full Self-Driving Caught Ignoring Stop Signs on School Buses",
-        "Tesla Full Self-Driving Beta is now available to all owners in North America",
-    ),
-    (  # topic words alone
-        "Italy Outlaws Facial Recognition Tech, Except to Fight Crime",
-        "Facial recognition technology has shrugged off protests",
-    ),
-    (
-        "Lockheed Martin teams up with Microsoft on classified cloud services for Pentagon",
-        "Microsoft and Nvidia team up to build massive AI cloud supercomputer",
-    ),
-    (  # two company names and nothing else in common
-        "Nvidia and Microsoft partner to build AI supercomputer",
-        "Top 5 stories of the week: DALL-E uses, Nvidia\u2019s digital twins, Microsoft\u2019s AI"
-        " inference, Intel detects deepfakes",
-    ),
-    (
-        "Stack Overflow temporarily bans ChatGPT from platform",
-        "AI bot ChatGPT stuns academics with essay-writing skills and usability",
-    ),
-]
-
-
-# Held-out pairs: real records of February 2023 that hold a common URL within the window, judged
-# after the word lists were written (bench/README.md, Held-out sample).
-ONE_EVENT_HELD_OUT = [
-    (
-        "Meta to launch AI language model LLaMA",
-        "Meta enters Big Tech AI race with launch of language model LLaMA",
-    ),
-    (
-        "MediaTek likely to incorporate Nvidia AI GPU in smartphone SoC?",
-        "MediaTek may soon integrate Nvidia's AI GPUs in flagship mobile chips",
-    ),
-    (
-        "Nvidia stock rises after slight beat driven by A.I. chips",
-        "Nvidia Beats Earning Expectations And Looks Towards AI, Stock Jumps 14% In Response",
-    ),
-    (
-        "Microsoft introduces next-gen hybrid cloud platform 'Azure Operator Nexus'",
-        "Microsoft introduces next-generation hybrid cloud platform",
-    ),
-    (
-        "Nvidia shares soar day after Intel cuts dividend",
-        "Chip Maker Nvidia Shares Soar 14% As Imaginations For AI Future Run Wild",
-    ),
-    (
-        "Tesla recalls 362,758 vehicles, says Full Self-Driving Beta software may cause crashes",
-        "Regulators force Tesla to recall 363,000 \u2018Full Self-Driving\u2019 vehicles",
-    ),
-]
-TWO_EVENTS_HELD_OUT = [
-    (  # one cluster of the aggregator: its related lists are the same
-        "Microsoft introduces next-gen hybrid cloud platform 'Azure Operator Nexus'",
-        "Sydney, We Barely Knew You: Microsoft Kills Bing AI's Bizarre Alter Ego",
-    ),
-    (
-        "How Microsoft is Helping Preserve Vulnerable Indic Languages with AI",
-        "Microsoft explains Bing's bizarre AI chat behavior",
-    ),
-    (
-        "AMD slowly catching up to Nvidia in GPU sales",
-        "Nvidia stock rises after slight beat driven by A.I. chips",
-    ),
-    ("Meta to launch AI language model LLaMA", "Using AI to reclaim Native languages"),
-    (
-        "Microsoft Is Experimenting With AI That Plays Minecraft For You",
-        "Microsoft Limits Bing AI Chats to 5 Replies to Keep Conversations Normal",
-    ),
-]
-# The held-out errors of `same_event` as it stands: a product that became a platform after the
-# lists were written (Bing, ChatGPT) or a word of no event (CEO, next) beside a company's name,
-# and explainers on one theme. Kept as expected failures until a rule tells them apart.
-HELD_OUT_ERRORS = [
-    (
-        "Bing's chat AI bot wants to be your new phone assistant. Here's how it's doing it",
-        "Did Bing Really Say That? Microsoft Warns of Doctored AI Chats Spreading Online",
-    ),
-    (
-        "Microsoft brings Bing\u2019s AI chatbot to mobile devices and adds voice support",
-        "Sydney, We Barely Knew You: Microsoft Kills Bing AI's Bizarre Alter Ego",
-    ),
-    (
-        "Nvidia CEO Says AI Will Allow Anyone to Be a Programmer",
-        "NVIDIA CEO Teases AI Breakthroughs Ahead of GTC 2023",
-    ),
-    (
-        "Nvidia adds $79 billion in market value after CEO Jensen Huang says ChatGPT represents"
-        " an inflection point for artificial intelligence",
-        "NVIDIA GTC 2023: Jensen Keynote, AI Developments, How To Watch And What Else To Expect",
-    ),
-    (
-        "Microsoft Just Starting To Hit Next Gear Of Growth, Backed By ChatGPT And AI,"
-        " Analyst Says",
-        "Microsoft introduces next-gen hybrid cloud platform 'Azure Operator Nexus'",
-    ),
-    (
-        "AI Chatbots Are Coming to Search Engines. Can You Trust Them?",
-        "How AI chatbots in search engines will completely change the internet",
-    ),
-]
-
-# Whole-day pairs: real records of 16-27 December 2019 that hold a common URL within the window,
-# judged after the grouping was committed (bench/README.md, Whole-day sample).
-ONE_EVENT_WHOLE_DAY = [
-    (
-        "Artificial intelligence tracks down leukemia",
-        "Artificial Intelligence That Tracks Down Leukemia Discovered",
-    ),
-    (
-        "Why some cities and states balk at face recognition tech",
-        "Why some cities, states and lawmakers want to curb facial recognition technology",
-    ),
-    (
-        "Facebook says group used AI-generated faces to push pro-Trump messages",
-        "Facebook, Twitter disable sprawling inauthentic operation that used AI to make fake faces",
-    ),
-]
-TWO_EVENTS_WHOLE_DAY = [
-    (  # a face-recognition test of Congress and a vision accelerator card, each in the other's list
-        "Amazon\u2019s Face Recognition Disproportionately Matched Congressional Members of Color"
-        " With Mugshots",
-        "AI Accelerator Card Offers Face, Object Recognition Applications",
-    ),
-    (
-        "Why 2020 Is Going to Be Another Huge Year for AI Stocks",
-        "5 Artificial Intelligence Stocks to Consider",
-    ),
-]
-# Its error: two AWS launches of re:Invent (Rekognition Custom Labels, SageMaker Studio), linked by
-# a company's name and "releases", a news verb that the generic words do not hold.
-WHOLE_DAY_ERRORS = [
-    (
-        "Amazon Releases A New Tool To Improve Machine Learning Processes",
-        "Amazon Releases SageMaker Studio IDE for Machine Learning",
-    ),
-]
-
-
-def titled(title: str) -> Record:
-    """A record of that headline, its URL its own (two records of one URL are one article)."""
-    return make_record(f"https://a.example/{zlib.crc32(title.encode())}", title=title)
-
-
-@pytest.mark.parametrize(("one", "other"), ONE_EVENT + ONE_EVENT_HELD_OUT + ONE_EVENT_WHOLE_DAY)
-def test_headlines_of_one_event_are_linked(one: str, other: str) -> None:
-    assert same_event(titled(one), titled(other))
-    assert same_event(titled(other), titled(one))
-
-
-@pytest.mark.parametrize(
-    ("one", "other"),
-    TWO_EVENTS
-    + TWO_EVENTS_HELD_OUT
-    + TWO_EVENTS_WHOLE_DAY
-    + [
-        pytest.param(*pair, marks=pytest.mark.xfail(strict=True, reason="held-out error"))
-        for pair in HELD_OUT_ERRORS + WHOLE_DAY_ERRORS
-    ],
-)
-def test_headlines_of_different_events_are_not_linked(one: str, other: str) -> None:
-    assert not same_event(titled(one), titled(other))
-    assert not same_event(titled(other), titled(one))
-
-
-def test_common_words_keep_two_market_reports_apart() -> None:
-    """Two market reports of December 2019 (one lists the other) share "market" and "forecast",
-    both common in that fortnight's headlines: apart with the common words, linked without."""
-    vision = titled(
-        "Computer Vision Market Key Players And Production Information Analysis With Forecast 2026"
-    )
-    translation = titled(
-        "The global machine translation market at a CAGR of over 19% during the forecast period"
-    )
-    assert same_event(vision, translation)
-    assert not same_event(vision, translation, {"market", "forecast"})
-
-
 CCPA = (
     "https://medium.com/trueface-ai/computer-vision-and-the-ccpa-what-you-need-to-know-928477de0601"
 )
@@ -742,62 +338,6 @@ def test_a_related_url_alone_does_not_make_one_article() -> None:
     assert not same_event(one, other)
 
 
-def test_a_topic_word_counts_half() -> None:
-    """One distinctive word and one topic word are not enough; with a second topic word they
-    are (the rule `same_event` states, whatever headlines the lists are tuned on)."""
-    assert not same_event(titled("Italy bans robots"), titled("Robots leave Italy"))
-    assert same_event(titled("Italy bans chip robots"), titled("Robots with chips leave Italy"))
-
-
-# Each rule of the stem and the letters it keeps: "ss" stays, "ies" of a long word is "y",
-# "ches", "shes" and "xes" lose "es", then "ings", "ing", "ers", "er", "ed" and "s" (each only
-# when enough of the word is left: "coding", "paper", "used", "gas" stay).
-STEMS = {
-    "class": "class",
-    "companies": "company",
-    "armies": "army",
-    "watches": "watch",
-    "crashes": "crash",
-    "boxes": "box",
-    "buildings": "build",
-    "things": "thing",
-    "training": "train",
-    "bring": "bring",
-    "hacking": "hack",
-    "coding": "coding",
-    "hackers": "hack",
-    "users": "user",
-    "hacker": "hack",
-    "paper": "paper",
-    "hacked": "hack",
-    "used": "used",
-    "cars": "car",
-    "gas": "gas",
-}
-
-
-def test_stems() -> None:
-    assert {word: _stem(word) for word in STEMS} == STEMS
-
-
-def test_headline_words_join_elisions_and_keep_words_of_two_letters_or_more() -> None:
-    assert headline_words("Rock'n'roll robots") == {"rocknroll", "robot"}
-    assert headline_words("Rock\u2019n\u2019roll robots") == {"rocknroll", "robot"}
-    assert headline_words("Plan B for Q robots") == {"plan", "robot"}
-    assert headline_words("EV maker") == {"ev", "maker"}
-
-
-def test_headline_words_drop_case_possessives_and_generic_words_but_keep_topics() -> None:
-    assert headline_words("Meta\u2019s Galactica AI can write scientific papers") == {
-        "meta",
-        "galactica",
-        "write",
-        "scientific",
-        "paper",
-    }
-    assert headline_words("AI robots: a new machine-learning model") == {"robot"}
-
-
 def test_a_shared_url_does_not_join_different_events() -> None:
     """Futurism's Galactica piece and Kotaku's Cicero piece list each other; a story of the
     first keeps Galactica's coverage and Kotaku's record stays on its own."""
@@ -806,8 +346,16 @@ def test_a_shared_url_does_not_join_different_events() -> None:
         "https://kotaku.com/meta-ai-cicero-diplomacy-1849810163",
         "https://fudzilla.com/news/ai/55903-meta-fires-galactica-ai",
     )
-    galactica = make_record(futurism, 0, (kotaku, fudzilla), title=TWO_EVENTS[0][0])
-    cicero = make_record(kotaku, 10, (futurism,), title=TWO_EVENTS[0][1])
+    galactica = make_record(
+        futurism,
+        0,
+        (kotaku, fudzilla),
+        title="Facebook Takes Down AI That Churns Out Fake Academic Papers "
+        "After Widespread Criticism",
+    )
+    cicero = make_record(
+        kotaku, 10, (futurism,), title="Facebook Says It Has Created A 'Human-Level' Board Game AI"
+    )
     fired = make_record(
         fudzilla, 20, (futurism,), title="Meta fires Galactica AI after it churns out fake papers"
     )
@@ -816,11 +364,6 @@ def test_a_shared_url_does_not_join_different_events() -> None:
         frozenset({galactica.id, fired.id}),
         frozenset({cicero.id}),
     }
-
-
-@given(st.text(max_size=60), st.text(max_size=60))
-def test_same_event_is_symmetric(one: str, other: str) -> None:
-    assert same_event(titled(one), titled(other)) == same_event(titled(other), titled(one))
 
 
 # Random collections: records whose URLs and related URLs come from a small pool, so that they
