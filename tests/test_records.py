@@ -229,6 +229,14 @@ def test_every_problem_of_a_file_is_reported_not_just_the_first() -> None:
 
 def test_clean_text_drops_only_what_xml_forbids() -> None:
     assert clean_text("a\x00b\x1fc\ud800d\ufffee\uffff\tf\ng\rh") == "abcde\tf\ng\rh"
+    # Text that is not printable takes a short way past the regex when it is clean: each
+    # character XML forbids, in ASCII text and in other text, with line breaks and without.
+    forbidden = [*(chr(code) for code in range(0x20) if chr(code) not in "\t\n\r"), "\x7f"]
+    for character in [*forbidden, "\x80", "\x9f", "\ufffe", "\uffff", "\ud800"]:
+        for text in (f"<p>a</p>\n<ul>{character}</ul>\t", f"\u00e9\n{character}\u00a0"):
+            assert clean_text(text) == text.replace(character, ""), repr(text)
+    for clean in ("<p>a</p>\n<ul>\r\n<li>b</li>\t</ul>", "\u201cq\u201d\nb", "a\u00a0b\x85"):
+        assert clean_text(clean) == clean
 
 
 def test_unreadable_path_is_reported(tmp_path: Path) -> None:

@@ -325,9 +325,9 @@ class _Store(dict[object, bytes]):
 @pytest.mark.parametrize("fmt", FORMATS.values(), ids=FORMATS)
 def test_an_assembled_document_is_the_one_shot_render_and_renders_each_entry_once(fmt) -> None:  # type: ignore[no-untyped-def]
     store = _Store()
-    whole = document()
-    assert fmt.assemble(document(entries=whole.entries[1:]), store) == fmt.render(
-        document(entries=whole.entries[1:])
+    whole = document(stylesheet_url="http://feeds.test/static/feed.xsl")
+    assert fmt.assemble(replace(whole, entries=whole.entries[1:]), store) == fmt.render(
+        replace(whole, entries=whole.entries[1:])
     )
     assert set(store) == {(fmt.extension, e) for e in whole.entries[1:]}
     # One entry missing: rendered, and put with the others in their place.
@@ -336,9 +336,9 @@ def test_an_assembled_document_is_the_one_shot_render_and_renders_each_entry_onc
     # Every entry there: none rendered again (the store refuses a second put).
     assert fmt.assemble(whole, store) == fmt.render(whole)
     assert store.asked[-3:] == [(fmt.extension, e) for e in whole.entries]
-    one = document(entries=whole.entries[:1], paging=())
+    one = replace(whole, entries=whole.entries[:1], paging=())
     assert fmt.assemble(one, store) == fmt.render(one)
-    empty = document(entries=(), paging=(), page=1, pages=1)
+    empty = replace(whole, entries=(), paging=(), page=1, pages=1)
     assert fmt.assemble(empty, store) == fmt.render(empty)
 
 
