@@ -110,6 +110,19 @@ class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
         return item
 
 
+class _Creator(DcEntryExtension):  # type: ignore[misc]
+    """feedgen's Dublin Core entry extension as feedsvc uses it: it writes dc:creator, the one
+    element feedsvc sets, without looking for each of the 14 others on every item (that look-up
+    was a tenth of an RSS page's render)."""
+
+    def _extend_xml(self, xml_element: Any) -> None:
+        for creator in self._dcelem_creator or []:
+            etree.SubElement(xml_element, DC_CREATOR).text = creator
+
+
+DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
+
+
 def _new_generator(doc: FeedDocument, media_type: str) -> FeedGenerator:
     """A FeedGenerator with the feed-level fields both formats share."""
     fg = FeedGenerator()
@@ -221,7 +234,7 @@ def render_rss(doc: FeedDocument) -> bytes:
 def _rss_xml(doc: FeedDocument) -> bytes:
     """feedgen's RSS document, without the stylesheet instruction and hexadecimal references."""
     fg = _new_generator(doc, RSS.mime_type)
-    fg.register_extension("dc", DcExtension, DcEntryExtension)  # as `_new_generator`'s media
+    fg.register_extension("dc", DcExtension, _Creator)  # as `_new_generator`'s media
     fg.feedsvc.rss_links.extend((*_hub_links(doc), *doc.paging))
     _add_alternate(fg, doc)
     for entry in doc.entries:

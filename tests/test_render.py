@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from feedgen.ext.dc import DcEntryExtension
 
+import feedsvc.render
 from feedsvc.feeds import Category, Entry, FeedDocument, FeedListing, Link
 from feedsvc.records import Image
 from feedsvc.render import ATOM, FORMATS, JSON, RSS, render_opml
@@ -16,6 +18,7 @@ from tests.conftest import ATOM as A
 from tests.conftest import MEDIA, atom_entries, parse_xml, read_feed, read_json_feed
 
 ATOM_LINK = "{http://www.w3.org/2005/Atom}link"
+DC = "{http://purl.org/dc/elements/1.1/}"
 JPEG = Image("https://img.example/one.jpg", 640, 480, "image/jpeg")
 PNG = Image("https://img.example/two.png", 320, None, "image/png")
 
@@ -169,6 +172,18 @@ def test_text_is_text_and_reads_back_unchanged(fmt) -> None:  # type: ignore[no-
     assert first.author == "Provider & Co"
     assert [t.term for t in first.tags] == ["computer-vision" if fmt is ATOM else "Computer Vision"]
     assert parsed.feed.title == "News"
+
+
+def test_rss_items_carry_what_feedgens_dublin_core_extension_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The RSS writer's own Dublin Core entry extension writes only dc:creator: the same bytes
+    as feedgen's, with an author and without."""
+    doc = document(entries=(entry(3), entry(2, author=None), entry(1, author="A & <B>")))
+    ours = RSS.render(doc)
+    assert parse_xml(ours).findtext(f"channel/item/{DC}creator") == "Provider & Co"
+    monkeypatch.setattr(feedsvc.render._Creator, "_extend_xml", DcEntryExtension._extend_xml)
+    assert RSS.render(doc) == ours
 
 
 def test_rss_description_is_escaped_html_so_markup_like_text_survives() -> None:
