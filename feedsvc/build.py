@@ -324,7 +324,7 @@ def _window_days(app: Flask) -> float:
 
 
 def build_site(
-    app: Flask,
+    app: Flask | AppMaker,
     out: Path,
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
@@ -333,20 +333,25 @@ def build_site(
     """Write every URL of `app` under `out`, replacing it, in `workers` forked processes; pages
     unchanged since the build in `out` are carried over (see the module docstring). `total` is
     told how many URLs the site has once they are listed, `progress` how many URLs each step
-    did. When `out` is a link, its target is replaced.
+    did. When `out` is a link, its target is replaced. `app` may be an `AppMaker`: the previous
+    build's files are then linked while it loads the collection (`feedsvc build` does this).
 
     :raises OutputRefused: `out` overlaps the seeds folder, or holds something no build wrote.
     :raises BuildError: a URL does not answer 200.
     :raises BuildStopped: SIGTERM arrived (the previous output is left as it was).
     """
     out = resolve_output(out.absolute())
-    check_apart(app.extensions["feedsvc"].loader.root, out)
+    seeds = app.seeds if isinstance(app, AppMaker) else app.extensions["feedsvc"].loader.root
+    check_apart(seeds, out)
     previous = previous_build(out)
     remove_stale_work(out)
     with _stopped_by_sigterm():
         work = WorkFolder(out)
         try:
             with _linked_ahead(out, work.path, previous, workers) as linked:
+                if isinstance(app, AppMaker):
+                    app = app.make()
+                    check_apart(app.extensions["feedsvc"].loader.root, out)
                 # What the pages are made from is worked out while the files are linked.
                 collection, site, static = _app_site(app)
                 pages = list(site_pages(collection, site, static, _window_days(app)))
@@ -365,6 +370,14 @@ def build_site(
             remove_build(old, previous)
         work.release()
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class AppMaker:
+    """How to make the app to build (`make`), and the folder of the records it will load."""
+
+    make: Callable[[], Flask]
+    seeds: Path
 
 
 class BuildStopped(BaseException):

@@ -19,12 +19,12 @@ from typing import Any
 import click
 from flask import Flask
 
-from feedsvc.build import BuildStopped, build_site
+from feedsvc.build import AppMaker, BuildStopped, build_site
 from feedsvc.errors import ConfigError, FolderError, ServeError, UrlError
 from feedsvc.metrics import LogFormatter, prepare_multiprocess
 from feedsvc.output import BuildError, OutputRefused
 from feedsvc.report import check_report, check_summary, stats_report
-from feedsvc.repository import Collection, LoadStats, loader_for
+from feedsvc.repository import Collection, LoadStats, check_folder, loader_for
 from feedsvc.server import DEFAULT_THREADS, SERVERS, check_address, default_workers, run
 from feedsvc.settings import ENV_PREFIX, LOG_LEVELS, Settings, hub_urls, resolve
 from feedsvc.urls import normalize_base_url
@@ -362,8 +362,17 @@ def build_command(
     if websub_hubs:
         config["WEBSUB_HUB"] = " ".join(websub_hubs)
     started = time.perf_counter()
+    made: list[Flask] = []
+
+    def make_app() -> Flask:
+        made.append(create_app(config))
+        return made[0]
+
+    # The app is made (the collection loaded) once the build has started linking the files of
+    # the previous one, which takes as long.
+    app = AppMaker(make_app, settings.seeds_dir)
     try:
-        app = create_app(config)
+        check_folder(settings.seeds_dir)  # before the bar shows, as the load would
         workers = workers or default_workers()
         if quiet:
             result = build_site(app, out, workers=workers)
@@ -392,7 +401,7 @@ def build_command(
             f"with its .gz) in {time.perf_counter() - started:.1f}s; {out} has {result.files} "
             f"files, {result.bytes / 1e6:.1f} MB"
         )
-    _notify_hubs(app, result.changed, quiet)
+    _notify_hubs(made[0], result.changed, quiet)
 
 
 def _notify_hubs(app: Flask, written: tuple[str, ...], quiet: bool) -> None:
