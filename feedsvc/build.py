@@ -86,6 +86,7 @@ from feedsvc.output import (
     WorkFolder,
     WrittenFile,
     check_apart,
+    check_entries,
     close_inherited_locks,
     discard,
     previous_build,
@@ -115,8 +116,9 @@ PACKAGE = Path(__file__).parent
 _FORKED: tuple[_Renderer, Path, Path | None] | None = None
 # Tasks sent ahead to each forked process, so that it finds the next one waiting.
 IN_FLIGHT = 2
-# What the process linking ahead links: the previous build's folder and files, and the new one.
-_AHEAD: tuple[Path, Path, dict[str, WrittenFile]] | None = None
+# What the process linking ahead links: the previous build's folder, the new one, and what the
+# previous build wrote.
+_AHEAD: tuple[Path, Path, Manifest] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,7 +345,8 @@ def build_site(
     out = resolve_output(out.absolute())
     seeds = app.seeds if isinstance(app, AppMaker) else app.extensions["feedsvc"].loader.root
     check_apart(seeds, out)
-    previous = previous_build(out)
+    # The previous build's entries are checked while they are linked (`_linked_ahead`).
+    previous = previous_build(out, scan=False)
     remove_stale_work(out)
     with _stopped_by_sigterm():
         work = WorkFolder(out)
@@ -473,22 +476,24 @@ def _write_site(
 def _linked_ahead(
     out: Path, work: Path, previous: Manifest, workers: int
 ) -> Iterator[Callable[[], set[str]]]:
-    """Link every file of the previous build into `work` (`_carry_over`), in a process of its
-    own when there are `workers`, while this one works out what the pages are made from: the
-    kernel's work beside the build's. Yields a wait for the names linked (those still as the
-    previous build left them). A page that turns out to have changed replaces its link
-    (`_write_all`), a URL that is gone loses it (`_drop`)."""
+    """Check that `out` holds only what the previous build wrote (`check_entries`), and link
+    every file of it into `work` (`_carry_over`), in a process of its own when there are
+    `workers`, while this one works out what the pages are made from: the kernel's work beside
+    the build's. Yields a wait for the names linked (those still as the previous build left
+    them), which raises OutputRefused for an output that holds other entries. A page that turns
+    out to have changed replaces its link (`_write_all`), a URL that is gone loses it
+    (`_drop`)."""
     global _AHEAD
-    if not previous.files:
+    if not previous.files:  # `previous_build` checked the entries
         yield set
         return
     if workers < 2:
-        linked = _link_all(out, work, previous.files)
+        linked = _link_ahead(out, work, previous)
         yield lambda: linked
         return
-    _AHEAD = (out, work, previous.files)
+    _AHEAD = (out, work, previous)
     try:
-        with contextlib.closing(_forked(_link_ahead, [0], 1)) as results:
+        with contextlib.closing(_forked(_link_forked, [0], 1)) as results:
             yield functools.cache(lambda: _only(results))
     finally:
         _AHEAD = None
@@ -499,9 +504,15 @@ def _only(results: Iterator[set[str]]) -> set[str]:
     return result
 
 
-def _link_ahead(_: int) -> set[str]:
+def _link_forked(_: int) -> set[str]:
     assert _AHEAD is not None
-    return _link_all(*_AHEAD)
+    return _link_ahead(*_AHEAD)
+
+
+def _link_ahead(out: Path, work: Path, previous: Manifest) -> set[str]:
+    """`check_entries`, then `_link_all`."""
+    check_entries(out, previous)
+    return _link_all(out, work, previous.files)
 
 
 def _link_all(out: Path, work: Path, files: dict[str, WrittenFile]) -> set[str]:

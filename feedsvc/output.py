@@ -119,8 +119,9 @@ def check_apart(seeds: Path, out: Path) -> None:
         raise OutputRefused(f"--out {out} is inside the seeds folder {seeds}; choose one apart")
 
 
-def previous_build(out: Path) -> Manifest:
-    """What the build in `out` wrote (an empty manifest when `out` is absent or empty).
+def previous_build(out: Path, scan: bool = True) -> Manifest:
+    """What the build in `out` wrote (an empty manifest when `out` is absent or empty). Without
+    `scan`, the entries of a build whose manifest lists files are left for `check_entries`.
 
     :raises OutputRefused: `out` is not a folder, was not made by a build, or holds entries no
         build wrote.
@@ -137,6 +138,17 @@ def previous_build(out: Path) -> Manifest:
             )
         return Manifest()
     manifest = Manifest.parse(marker.read_text(encoding="utf-8", errors="replace"))
+    if manifest is None or scan or not manifest.files:
+        check_entries(out, manifest)
+    return manifest or Manifest()
+
+
+def check_entries(out: Path, manifest: Manifest | None) -> None:
+    """Refuse an output that holds entries the build that wrote it (`manifest`; None: a build
+    before manifests) did not write.
+
+    :raises OutputRefused: naming them.
+    """
     foreign = list(_foreign_entries(out, manifest))
     if foreign:
         named = ", ".join(foreign[:_NAMED])
@@ -145,7 +157,6 @@ def previous_build(out: Path) -> Manifest:
             f"{out} holds entries no build wrote ({named}{more}); a build replaces the whole "
             "folder, so move them out of it or choose another --out"
         )
-    return manifest or Manifest()
 
 
 def _foreign_entries(out: Path, manifest: Manifest | None) -> Iterator[str]:
