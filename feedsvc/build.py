@@ -107,6 +107,10 @@ STATIC_PREFIX = "/static/"
 # changed at 10,000 records, 58 URLs: 3.9 s wall in one process, 3.6 s in two); URLs per task.
 PARALLEL_MINIMUM = 16
 CHUNK = 8
+# Below this many URLs, the pages that show every entry are not rendered in a round of their
+# own first (`_write_parallel`): the few entries two processes then both render cost less than
+# forking a second round (a rebuild after one title changed, 58 URLs).
+SHARE_MINIMUM = 1000
 GZ = ".gz"
 # Besides feedsvc's own code and version, what the bytes of a page depend on.
 LIBRARIES = ("feedgen", "lxml", "jinja2", "markupsafe")
@@ -689,7 +693,12 @@ def _write_parallel(
     that no entry is rendered twice, and sends back the entries rendered: they are made here
     first (making one costs a tenth of rendering it, and a fifth of sending it to another
     process), so that every process has them, as the same objects. The second round's
-    processes, forked once the first's are in, find every entry rendered."""
+    processes, forked once the first's are in, find every entry rendered. Below SHARE_MINIMUM
+    URLs, one round."""
+    if len(pages) < SHARE_MINIMUM:
+        urls = [page.url for page in pages]
+        chunks = [urls[start : start + CHUNK] for start in range(0, len(urls), CHUNK)]
+        return _in_processes(renderer, work, previous, progress, workers, chunks)
     groups: dict[str, list[str]] = {}
     for page in pages:
         if page.first is not None:

@@ -192,6 +192,7 @@ def test_a_parallel_build_renders_each_entry_once_in_all_its_processes(
     entry once are rendered first, and the processes forked after them find every entry
     rendered (each XML feed page renders one entry more, for its head)."""
     monkeypatch.setattr(feedsvc.build, "PARALLEL_MINIMUM", 1)
+    monkeypatch.setattr(feedsvc.build, "SHARE_MINIMUM", 1)
     seeds = write_collection(tmp_path / "records", 40)
     log = tmp_path / "rendered"
     real_render = feedsvc.render._new_entry
