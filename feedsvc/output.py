@@ -312,15 +312,17 @@ def swap_in(work: Path, out: Path) -> Path | None:
 def remove_build(old: Path, manifest: Manifest) -> None:
     """Delete the files `manifest` lists under `old`, then its folders once empty. Anything else
     found there (put in while the build ran) is left, with a warning."""
-    root = os.fspath(old)
+    root = os.fspath(old) + os.sep
     folders: set[str] = set()
-    for name in manifest.names():
-        with contextlib.suppress(OSError):  # already gone, or not a file any more: left
-            os.unlink(os.path.join(root, name))
-        folder = os.path.dirname(name)
+    for name in manifest.names():  # 41,000 at 10,000 records: plain strings, no helpers
+        try:
+            os.unlink(root + name)
+        except OSError:  # already gone, or not a file any more: left
+            pass
+        folder = name.rpartition("/")[0]
         while folder and folder not in folders:
             folders.add(folder)
-            folder = os.path.dirname(folder)
+            folder = folder.rpartition("/")[0]
     for folder in sorted(folders, key=lambda name: name.count("/"), reverse=True) + [""]:
         with contextlib.suppress(OSError):  # not empty: something no build wrote is in it
             os.rmdir(os.path.join(root, folder))
