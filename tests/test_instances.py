@@ -153,7 +153,9 @@ def test_a_killed_instance_leaves_no_worker_behind(tmp_path: Path, server: str) 
         deadline = time.monotonic() + 20
         try:
             while any(running(pid) for pid in workers):
-                assert time.monotonic() < deadline, [pid for pid in workers if running(pid)]
+                assert time.monotonic() < deadline, [
+                    described(pid) for pid in workers if running(pid)
+                ]
                 time.sleep(0.05)
         finally:  # none is left behind, even when the test fails
             for pid in filter(running, workers):
@@ -170,6 +172,20 @@ def test_healthz_names_the_worker_that_answered(tmp_path: Path) -> None:
         answered = {json.loads(fetch(base + "/healthz")[2])["pid"] for _ in range(20)}
         workers = descendants(server.pid)
     assert answered and answered <= set(workers), (answered, workers)
+
+
+def described(pid: int) -> str:
+    """A process as a failure should name it: PID, command line, state and parent."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        status = dict(
+            line.split(":\t", 1)
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if ":\t" in line
+        )
+    except OSError:
+        return f"{pid} (gone)"
+    return f"{pid} {command.strip()!r} state {status.get('State')} parent {status.get('PPid')}"
 
 
 def running(pid: int) -> bool:

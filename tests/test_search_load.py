@@ -161,7 +161,9 @@ FLOODERS = 8  # clients asking a new question each time, as soon as they are ans
 # Searches answered before probing: more than their share of time lets through at once, so that
 # searches now wait for their turn.
 FLOOD_BEFORE = 80
-PROBES = 12
+# Probes of one run: with the server right nearly all overtake the search (18-24 of 24 measured at
+# load 5); refused searches or a poll queued behind them overtake 1-6.
+PROBES = 24
 
 
 @pytest.fixture(scope="module")
@@ -241,4 +243,4 @@ def test_polls_of_a_cached_feed_overtake_searches_during_a_flood(
             for flooder in flooders:
                 flooder.join(DEADLINE)
     assert set(statuses) <= {200, 503} and 200 in statuses
-    assert overtaken >= PROBES * 3 // 4, f"{overtaken} of {PROBES} polls overtook the search before"
+    assert overtaken >= PROBES // 2, f"{overtaken} of {PROBES} polls overtook the search before"
