@@ -18,7 +18,7 @@ import pytest
 from feedsvc.build import app_urls
 from feedsvc.cache import strong_etag
 from tests.conftest import RECORDS, make_app, write_record
-from tests.servers import descendants, feedsvc_process, fetch
+from tests.servers import descendants, feedsvc_process, fetch, running
 
 pytestmark = pytest.mark.live
 PAGED = {"FEED_SIZE": "3"}
@@ -186,12 +186,3 @@ def described(pid: int) -> str:
     except OSError:
         return f"{pid} (gone)"
     return f"{pid} {command.strip()!r} state {status.get('State')} parent {status.get('PPid')}"
-
-
-def running(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"

@@ -7,18 +7,23 @@ a loopback port."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from feedsvc.server import die_with_parent
 from tests.conftest import RECORDS
 from tests.servers import (
     descendants,
     feedsvc_process,
     fetch,
     free_port,
+    running,
     running_feedsvc,
     serve_refused,
 )
@@ -115,3 +120,33 @@ def test_a_worker_s_threads_share_two_malloc_arenas(
     # large block mapped on its own may happen to fall on a 64 MiB boundary. Uncapped, the
     # threads hold one arena each, up to 16 on two cores.
     assert workers and max(heaps) <= 3, heaps
+
+
+def test_a_worker_that_catches_sigterm_still_dies_with_its_main_process() -> None:
+    """A granian worker handles SIGTERM (a graceful shutdown, which a worker still starting can
+    miss); when its main process is killed outright it must go all the same."""
+    ready, told = os.pipe()
+    main = os.fork()
+    if main == 0:  # the main process: starts a worker, then waits to be killed
+        try:
+            if os.fork() == 0:  # the worker
+                die_with_parent(os.getppid())
+                signal.signal(signal.SIGTERM, lambda *_: None)
+                os.write(told, str(os.getpid()).encode())
+                time.sleep(60)
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    worker = int(os.read(ready, 32))
+    os.close(ready)
+    os.close(told)
+    os.kill(main, signal.SIGKILL)
+    os.waitpid(main, 0)
+    deadline = time.monotonic() + 10
+    try:
+        while running(worker):
+            assert time.monotonic() < deadline, f"worker {worker} outlived its main process"
+            time.sleep(0.01)
+    finally:
+        if running(worker):
+            os.kill(worker, signal.SIGKILL)
