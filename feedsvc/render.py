@@ -38,7 +38,7 @@ from feedgen.ext.media import MediaEntryExtension, MediaExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from feedsvc.feeds import Category, Entry, FeedDocument, FeedListing, Link
+from feedsvc.feeds import Entry, FeedDocument, FeedListing, Link
 from feedsvc.fields import clean_text
 from feedsvc.records import Image
 
@@ -492,44 +492,3 @@ JSON = Format(
     "json", "JSON Feed", "application/feed+json; charset=utf-8", render_json, _json_parts, b","
 )
 FORMATS: dict[str, Format] = {fmt.extension: fmt for fmt in (ATOM, RSS, JSON)}
-
-
-def warm_up() -> None:
-    """Write a small document in every format once, before any request: a process's first
-    render imports feedgen's extensions and sets up lxml's writers (about 0.5 ms for each XML
-    format and 2 ms of imports, measured with bench/rendering.py), which would otherwise fall on
-    each worker's first feed request. The document touches every part of an entry."""
-    moment = datetime(2000, 1, 1, tzinfo=UTC)
-    site = "https://warm-up.invalid"
-    image = Image(f"{site}/image.jpg", 10, 10, "image/jpeg")
-    entry = Entry(
-        id="urn:uuid:00000000-0000-0000-0000-000000000000",
-        title="Title",
-        link=f"{site}/article",
-        summary="Summary",
-        published=moment,
-        author="Author",
-        categories=(Category("topic", "Topic", f"{site}/topics/"),),
-        images=(image,),
-        related=(Link(f"{site}/related", "related", "text/html", "Related"),),
-        content_html="<p>Content</p>",
-    )
-    doc = FeedDocument(
-        id="urn:uuid:00000000-0000-0000-0000-000000000001",
-        title="Feed",
-        subtitle="Subtitle",
-        updated=moment,
-        self_url=f"{site}/feed",
-        html_url=site,
-        author="Site",
-        language="en",
-        icon=image,
-        paging=(Link(f"{site}/feed?page=2", "next"),),
-        entries=(entry,),
-        page=1,
-        pages=2,
-        stylesheet_url=f"{site}/feed.xsl",
-        hubs=(f"{site}/hub",),
-    )
-    for fmt in FORMATS.values():
-        fmt.parts(doc)

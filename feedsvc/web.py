@@ -84,11 +84,12 @@ from feedsvc.pages import (
     search_page_inputs,
     story_inputs,
 )
-from feedsvc.render import FORMATS, OPML_MEDIA_TYPE, FragmentStore, render_opml, warm_up
+from feedsvc.render import FORMATS, OPML_MEDIA_TYPE, FragmentStore, render_opml
 from feedsvc.repository import Collection, CollectionLoader, loader_for
 from feedsvc.search import Question, SearchFeed, describe, read_question
 from feedsvc.settings import ENV_PREFIX, Settings, defaults
 from feedsvc.versions import Snapshot, Versions
+from feedsvc.warmup import warm_up_rendering
 
 bp = Blueprint("feeds", __name__)
 _EXTENSION_KEY = "feedsvc"
@@ -159,7 +160,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     state.preparers.append(lambda snapshot: stories.follow(snapshot.collection, window))
     state.preparers.append(lambda snapshot: _keep_unchanged_renders(state, snapshot))
     _warm_up_routes(app)
-    warm_up()
+    warm_up_rendering()
     return app
 
 

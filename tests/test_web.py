@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -352,3 +353,26 @@ def test_a_new_process_first_feed_requests_import_nothing() -> None:
         cwd=Path(__file__).parent.parent,
     )
     assert done.stdout.split() == []
+
+
+def test_the_warm_up_when_the_app_is_made_leaves_no_trace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """create_app renders a made-up page in every format (feedsvc.warmup): nothing of it is
+    logged, counted or kept, and the first feed served is rendered for its request."""
+    caplog.set_level(logging.INFO, logger="feedsvc.access")
+    app = make_app()
+    state = app.extensions["feedsvc"]
+    assert [record for record in caplog.records if record.name == "feedsvc.access"] == []
+    assert len(state.renders) == 0 and len(state.fragments) == 0
+    counted = [
+        sample.value
+        for metric in (state.metrics.requests, state.metrics.render_cache)
+        for family in metric.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    ]
+    assert sum(counted) == 0
+    response = app.test_client().get("/feeds/all.atom")
+    assert response.status_code == 200 and b"warm-up.invalid" not in response.data
+    assert len(state.fragments) == len(atom_entries(parse_xml(response.data)))
