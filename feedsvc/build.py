@@ -113,7 +113,7 @@ CHUNK = 8
 SHARE_MINIMUM = 1000
 GZ = ".gz"
 # Besides feedsvc's own code and version, what the bytes of a page depend on.
-LIBRARIES = ("feedgen", "lxml", "jinja2", "markupsafe")
+LIBRARIES = ("feedgen", "lxml", "jinja2", "markupsafe", "isal")
 PACKAGE = Path(__file__).parent
 # What forked build processes work on, inherited rather than pickled: the renderer, the work
 # folder, and the previous output (None when there is none).
@@ -269,7 +269,7 @@ def build_settings(site: Site) -> str:
     """A digest of what every page's bytes depend on besides its fingerprint: the site settings
     (base URL, title, language, feed size), feedsvc's version and code (templates and
     stylesheets included, so that a changed renderer renders everything again), the libraries
-    that write the bytes, and zlib, which writes the .gz."""
+    that write the bytes, and zlib and isal, which write the .gz files."""
     digest = hashlib.blake2b(repr(site).encode(), digest_size=20)
     digest.update(f"{VERSION} {sys.version_info[:2]} {zlib.ZLIB_RUNTIME_VERSION}".encode())
     for library in LIBRARIES:

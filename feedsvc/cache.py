@@ -10,7 +10,6 @@ the least recently used entries are evicted first.
 from __future__ import annotations
 
 import email.utils
-import gzip
 import hashlib
 import sys
 import threading
@@ -20,23 +19,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import brotli
+from isal import igzip
 
 IDENTITY = "identity"
 # Preference order when a client accepts several codings equally.
 CODINGS = ("br", "gzip")
 
 
-# gzip is most of a first render whose entries are rendered (issue 11: <= 5 ms with gzip). On
-# 50-entry pages of bench/synth.py (Atom 181 KB, RSS 137 KB, JSON 103 KB) level 5 takes 55-60 %
-# of level 6's time for 4-6 % more bytes; level 4 50-70 % for 11-15 % more; level 9 (2-3 % smaller
-# than 6) takes 1.5-2 x. `python -m bench.rendering --gzip-levels 6,5` shows the trade in one run.
+# gzip was most of a first render whose entries are rendered (issue 11: <= 5 ms with gzip), and a
+# quarter of a static build's CPU. ISA-L's igzip (levels 0-3) at level 2 writes 50-entry pages of
+# bench/synth.py (Atom 164 KB, RSS 127 KB, JSON 96 KB, the index 287 KB) in 0.18 ms a page where
+# zlib took 1.40 ms at level 5 and 0.68 ms at level 1. Its bytes are as many as zlib's level 1
+# (the level nginx's `gzip_comp_level` defaults to): 12.0 % of a page, against 10.0 % at zlib's
+# level 5. `python -m bench.rendering --gzip-levels 2,3` shows the trade in one run.
 # brotli 6 is 4 ms on a 175 KB page and smaller than gzip 9, while brotli 11 takes 360 ms.
-GZIP_LEVEL = 5
+GZIP_LEVEL = 2
 
 
 def _gzip(body: bytes) -> bytes:
-    # mtime=0: the same bytes on every render, in every process and in the static build.
-    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+    # mtime=0: the same bytes on every render, in every process and in the static build (igzip
+    # writes the same bytes on every x86-64 CPU with SSE4.2, as on any one machine).
+    return igzip.compress(body, GZIP_LEVEL, mtime=0)
 
 
 def _brotli(body: bytes) -> bytes:
