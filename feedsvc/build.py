@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from flask import Flask
@@ -767,9 +767,24 @@ def _forked(
     start: Callable[[], None] | None = None,
 ) -> Generator[Result, None, None]:
     """`work` done on each of `tasks` in `count` forked processes (each runs `start` first), the
-    results as they come in. An exception `work` raises is raised here; a process that ends
-    with tasks undone is a BuildError. The processes end when the iteration does; at once
-    (SIGTERM) when it is left early (close it: `contextlib.closing`).
+    results as they come in. The processes start now, not when the first result is asked for:
+    the previous build's files are linked while this process loads the collection and works
+    out the pages (`_linked_ahead`). An exception `work` raises is raised here; a process that
+    ends with tasks undone is a BuildError. The processes end when the iteration does; at once
+    (SIGTERM) when it is left early (close it: `contextlib.closing`)."""
+    results = _results_of_forked(work, tasks, count, start)
+    next(results)  # runs until the processes are started
+    return cast(Generator[Result, None, None], results)
+
+
+def _results_of_forked(
+    work: Callable[[Task], Result],
+    tasks: Sequence[Task],
+    count: int,
+    start: Callable[[], None] | None,
+) -> Generator[Result | None, None, None]:
+    """`_forked`'s processes and results: first None, once every process is started, then the
+    results.
 
     Not multiprocessing.Pool: the thread of a pool that looks after its processes waits on its
     result pipe among them, so it spins, holding the GIL, whenever a result waits there to be
@@ -792,6 +807,7 @@ def _forked(
             while pending and in_flight[ours] < IN_FLIGHT:
                 ours.send(pending.popleft())
                 in_flight[ours] += 1
+        yield None
         while any(in_flight.values()):
             for ready in wait([connection for connection, n in in_flight.items() if n]):
                 assert isinstance(ready, Connection)

@@ -3,6 +3,7 @@ replacing the previous output only when complete."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import email.utils
 import gzip
@@ -31,7 +32,7 @@ import feedsvc.build
 import feedsvc.feeds
 import feedsvc.render
 from bench.synth import write_collection
-from feedsvc.build import app_urls, build_site, file_for
+from feedsvc.build import _forked, app_urls, build_site, file_for
 from feedsvc.cli import cli
 from feedsvc.feeds import Fingerprints
 from feedsvc.output import (
@@ -894,3 +895,21 @@ def test_an_incremental_build_is_the_build_from_scratch(
             manifest = Manifest.parse((out / MARKER).read_text())
             assert manifest is not None and manifest.names() == set(tree(out))
             assert result.files == len(manifest.files) == result.written + result.kept
+
+
+def _touch(path: str) -> str:
+    Path(path).touch()
+    return path
+
+
+def test_forked_processes_start_before_their_first_result_is_asked_for(tmp_path: Path) -> None:
+    """The previous build's files are linked by a process started before the collection loads,
+    and that process must work meanwhile: `_forked` starts its processes (and hands them their
+    first tasks) when called, not when its first result is read."""
+    marks = [str(tmp_path / f"mark-{n}") for n in range(2)]
+    with contextlib.closing(_forked(_touch, marks, 2)) as results:
+        deadline = time.monotonic() + 10
+        while not all(Path(mark).exists() for mark in marks):
+            assert time.monotonic() < deadline, "no task was done before a result was asked for"
+            time.sleep(0.01)
+        assert sorted(results) == marks
