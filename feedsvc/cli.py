@@ -362,14 +362,9 @@ def build_command(
     if websub_hubs:
         config["WEBSUB_HUB"] = " ".join(websub_hubs)
     started = time.perf_counter()
-    made: list[Flask] = []
-
-    def make_app() -> Flask:
-        made.append(create_app(config))
-        return made[0]
-
     # The app is made (the collection loaded) once the build has started linking the files of
-    # the previous one, which takes as long.
+    # the previous one, which takes as long; the hubs are told of its changes after.
+    make_app = functools.cache(functools.partial(create_app, config))
     app = AppMaker(make_app, settings.seeds_dir)
     try:
         check_folder(settings.seeds_dir)  # before the bar shows, as the load would
@@ -401,7 +396,7 @@ def build_command(
             f"with its .gz) in {time.perf_counter() - started:.1f}s; {out} has {result.files} "
             f"files, {result.bytes / 1e6:.1f} MB"
         )
-    _notify_hubs(made[0], result.changed, quiet)
+    _notify_hubs(make_app(), result.changed, quiet)
 
 
 def _notify_hubs(app: Flask, written: tuple[str, ...], quiet: bool) -> None:
