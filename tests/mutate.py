@@ -106,6 +106,15 @@ SCOPES = {
     # Incremental publishing (issue 11). The render cache that carries renders across versions
     # and the fragment cache (all of cache.py).
     "cache": Scope(("cache.*",), ("tests/test_cache.py", "tests/test_web_caching.py")),
+    # Trap 10: the characters XML forbids dropped from every string a feed writes.
+    "text": Scope(
+        ("fields.x_clean_text",),
+        (
+            "tests/test_records.py::test_clean_text_drops_only_what_xml_forbids",
+            "tests/test_records.py::test_control_characters_are_removed",
+            "tests/test_render.py::test_trap10_forbidden_characters_never_fail_a_feed",
+        ),
+    ),
     # A reload replacing the served version, and the preparer that keeps the unchanged renders
     # valid for it before it is served.
     "versions": Scope(
