@@ -357,7 +357,8 @@ def build_site(
         try:
             with _linked_ahead(out, work.path, previous, workers) as linked:
                 if isinstance(app, AppMaker):
-                    app = app.make()
+                    with _sigterm_held():
+                        app = app.make()
                     check_apart(app.extensions["feedsvc"].loader.root, out)
                 # What the pages are made from is worked out while the files are linked.
                 collection, site, static = _app_site(app)
@@ -404,13 +405,40 @@ def _stopped_by_sigterm() -> Iterator[None]:
         return
 
     def stop(signum: int, frame: object) -> None:
-        raise BuildStopped
+        if _SIGTERM.holding:
+            _SIGTERM.arrived = True
+        else:
+            raise BuildStopped
 
+    _SIGTERM.arrived = False
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass
+class _HeldSignal:
+    holding: bool = False
+    arrived: bool = False
+
+
+_SIGTERM = _HeldSignal()
+
+
+@contextlib.contextmanager
+def _sigterm_held() -> Iterator[None]:
+    """SIGTERM stops the build once the block is done, not inside it: loading the collection
+    starts a process pool, and an exception raised while it starts its thread breaks its
+    shutdown (a traceback and exit 1 instead of a quiet stop)."""
+    _SIGTERM.holding = True
+    try:
+        yield
+    finally:
+        _SIGTERM.holding = False
+    if _SIGTERM.arrived:
+        raise BuildStopped
 
 
 @dataclass(frozen=True, slots=True)

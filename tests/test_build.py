@@ -32,7 +32,7 @@ import feedsvc.build
 import feedsvc.feeds
 import feedsvc.render
 from bench.synth import write_collection
-from feedsvc.build import _forked, app_urls, build_site, file_for
+from feedsvc.build import AppMaker, BuildStopped, _forked, app_urls, build_site, file_for
 from feedsvc.cli import cli
 from feedsvc.feeds import Fingerprints
 from feedsvc.output import (
@@ -514,6 +514,30 @@ def test_a_killed_build_leaves_no_work_folder_for_good(tmp_path: Path, sig: sign
         build_site(make_app(), out)
         assert _work_folders(out) == []
         assert tree(out) == before
+
+
+def test_sigterm_while_the_collection_loads_stops_the_build_once_it_is_loaded(
+    tmp_path: Path,
+) -> None:
+    """`feedsvc build` loads the collection while the previous build's files are linked: a
+    SIGTERM then (its process pool starting) stops the build after the load, quietly, with the
+    work folder removed and the previous output intact, instead of breaking the pool."""
+    out = tmp_path / "site"
+    build_site(make_app(), out)
+    before = tree(out)
+    loaded = []
+
+    def make() -> Flask:
+        os.kill(os.getpid(), signal.SIGTERM)
+        app = make_app(LOAD_WORKERS=2)
+        loaded.append(app)
+        return app
+
+    with pytest.raises(BuildStopped):
+        build_site(AppMaker(make, RECORDS), out, workers=2)
+    assert len(loaded) == 1
+    assert tree(out) == before
+    assert _work_folders(out) == []
 
 
 def test_the_work_folder_of_a_running_build_is_left_alone(tmp_path: Path) -> None:
