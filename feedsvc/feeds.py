@@ -16,12 +16,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import lru_cache
+from html import escape
 from operator import attrgetter
 from typing import Any
 from weakref import WeakValueDictionary
 
 from feedsvc.errors import PageNotFound
-from feedsvc.records import Image, Record, Related, unpack_related
+from feedsvc.records import Image, Record, Related, related_fields
 from feedsvc.repository import Collection, Group
 from feedsvc.stories import DEFAULT_WINDOW_DAYS, Coverage, Story, stories_of
 from feedsvc.urls import identity_key
@@ -762,32 +763,33 @@ def entry_for(record: Record, site: Site) -> Entry:
 # is remembered for the entries of recently rendered pages (a few MB at most).
 @lru_cache(maxsize=8192)
 def _coverage(record_url: str, excerpt: str, coverage: str) -> tuple[tuple[Link, ...], str | None]:
-    """The related articles as links, and the excerpt with the list of them as HTML."""
-    related = _other_coverage(record_url, unpack_related(coverage))
-    links = tuple(Link(item.url, "related", "text/html", item.title) for item in related)
-    return links, _content_html(excerpt, related)
-
-
-def _other_coverage(record_url: str, items: Iterable[Related]) -> list[Related]:
-    """The record's related articles, without the article itself and without repeats. Two URLs
-    have the same entry id exactly when their identity keys are equal (`urls.entry_id`), so the
-    keys are compared, without making a UUID for each article."""
+    """The related articles as links (without the article itself and without repeats), and the
+    excerpt with the list of them as HTML (`_coverage_item` each). Two URLs have the same entry
+    id exactly when their identity keys are equal (`urls.entry_id`), so the keys are compared,
+    without making a UUID for each article. Read from the packed fields in one loop, without a
+    `Related` (a frozen dataclass, its date parsed) per article: a fresh process's first page
+    reads 300 of them."""
+    if not coverage:
+        return (), None
     seen = {identity_key(record_url)}
-    coverage: list[Related] = []
-    for item in items:
-        key = identity_key(item.url)
-        if key not in seen:
-            seen.add(key)
-            coverage.append(item)
-    return coverage
-
-
-def _content_html(excerpt: str, related: list[Related]) -> str | None:
-    """The excerpt and the list of other coverage as HTML, every piece of text escaped."""
-    if not related:
-        return None
-    parts = [f"<p>{html.escape(excerpt)}</p>"] if excerpt else []
+    links: list[Link] = []
+    parts = [f"<p>{escape(excerpt)}</p>"] if excerpt else []
     parts.append("<p>Other coverage:</p>\n<ul>")
-    parts.extend(f"<li>{_coverage_item(item)}</li>" for item in related)
+    for title, url, provider, when in related_fields(coverage):
+        key = identity_key(url)
+        if key in seen:
+            continue
+        seen.add(key)
+        links.append(Link(url, "related", "text/html", title))
+        # `_coverage_item`, with `_day` read from the packed ISO date (YYYY-MM-DD...), which
+        # has nothing to escape.
+        if when:
+            day = f"{when[8:10]} {_MONTHS[int(when[5:7]) - 1]} {int(when[:4])}"
+            suffix = f" ({escape(provider)}, {day})" if provider else f" ({day})"
+        else:
+            suffix = f" ({escape(provider)})" if provider else ""
+        parts.append(f'<li><a href="{escape(url)}">{escape(title)}</a>{suffix}</li>')
+    if not links:
+        return (), None
     parts.append("</ul>")
-    return "\n".join(parts)
+    return tuple(links), "\n".join(parts)

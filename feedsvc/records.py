@@ -104,6 +104,14 @@ def related_urls(packed: str) -> list[str]:
     return [item.split(_UNIT, 2)[1] for item in packed.split(_GROUP)]
 
 
+def related_fields(packed: str) -> list[list[str]]:
+    """Each related article's title, URL, provider and ISO date (`pack_item`; "" where none),
+    without making a `Related` of it."""
+    if not packed:
+        return []
+    return [item.split(_UNIT) for item in packed.split(_GROUP)]
+
+
 def unpack_related(packed: str) -> tuple[Related, ...]:
     if not packed:
         return ()

@@ -144,6 +144,52 @@ def test_coverage_dates_are_written_as_strftime_writes_them(moment: datetime) ->
     assert _coverage_item(item).endswith(f"(Provider, {moment.strftime('%d %b %Y')})")
 
 
+related_texts = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x1e\x1f"))
+related_urls = st.builds(
+    lambda host, path: f"https://{host}/{path}",
+    st.sampled_from(["x.example", "X.example:443", "y.example"]),
+    st.sampled_from(["a", "a#top", "b?q=1&r=<2>", '"c"', "a/../a"]),
+)
+related_items = st.builds(
+    lambda title, url, published, provider: (title, url, published, provider),
+    related_texts,
+    related_urls,
+    st.none() | st.datetimes(timezones=st.sampled_from([UTC, None])),
+    st.none() | related_texts,
+)
+
+
+@given(related_texts, st.lists(related_items, max_size=6))
+def test_other_coverage_from_packed_fields_is_what_the_related_articles_make(
+    excerpt: str, items: list[tuple[str, str, datetime | None, str | None]]
+) -> None:
+    """`_coverage` reads the packed related articles directly: its links and HTML are what the
+    unpacked articles give, without the article itself and repeats (by identity key), each
+    written by `_coverage_item` (escaped, dated as strftime would)."""
+    import html
+
+    from feedsvc.feeds import Link, _coverage, _coverage_item
+    from feedsvc.records import Related, pack_related, unpack_related
+    from feedsvc.urls import identity_key
+
+    record_url = "https://x.example/a"
+    packed = pack_related(Related(t, u, p, v or None) for t, u, p, v in items)
+    seen, shown = {identity_key(record_url)}, []
+    for item in unpack_related(packed):
+        if identity_key(item.url) not in seen:
+            seen.add(identity_key(item.url))
+            shown.append(item)
+    html_parts = [f"<p>{html.escape(excerpt)}</p>"] if excerpt else []
+    html_parts.append("<p>Other coverage:</p>\n<ul>")
+    html_parts += [f"<li>{_coverage_item(item)}</li>" for item in shown]
+    html_parts.append("</ul>")
+    expected = (
+        tuple(Link(item.url, "related", "text/html", item.title) for item in shown),
+        "\n".join(html_parts) if shown else None,
+    )
+    assert _coverage.__wrapped__(record_url, excerpt, packed) == expected
+
+
 def test_a_shown_record_entry_is_made_once_and_an_edited_record_gets_its_own(
     collection,  # type: ignore[no-untyped-def]
 ) -> None:
