@@ -26,6 +26,7 @@ from feedsvc.records import Image, Record, Related, related_fields
 from feedsvc.repository import Collection, Group
 from feedsvc.stories import DEFAULT_WINDOW_DAYS, Coverage, Story, stories_of
 from feedsvc.urls import identity_key
+from feedsvc.values import maker
 
 # An empty feed still needs an `updated`; "now" would change the bytes on every render.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -754,20 +755,27 @@ def _day(moment: datetime) -> str:
 def entry_for(record: Record, site: Site) -> Entry:
     """The entry every feed and format shows for `record`."""
     related, content_html = _coverage(record.url, record.excerpt, record.coverage)
-    return Entry(
+    scheme = site.url("/topics/")
+    return _entry_of(
         id=record.id,
         title=record.title,
         link=record.url,
         summary=record.excerpt,
         published=record.published,
         author=record.provider.name if record.provider else None,
-        categories=tuple(
-            Category(topic.slug, topic.name, site.url("/topics/")) for topic in record.topics
-        ),
+        categories=tuple([_category(topic.slug, topic.name, scheme) for topic in record.topics]),
         images=record.images,
         related=related,
         content_html=content_html,
+        modified=None,
     )
+
+
+# `Entry(...)`, `Link(...)` and `Category(...)` at half the cost (`values.maker`): a first render
+# makes 50 entries, 300 links and 100 categories.
+_entry_of = maker(Entry)
+_link = maker(Link)
+_category = maker(Category)
 
 
 # An entry's other coverage costs a URL normalization and a UUID per related article, 90% of
@@ -792,7 +800,7 @@ def _coverage(record_url: str, excerpt: str, coverage: str) -> tuple[tuple[Link,
         if key in seen:
             continue
         seen.add(key)
-        links.append(Link(url, "related", "text/html", title))
+        links.append(_link(url, "related", "text/html", title))
         # `_coverage_item`, with `_day` read from the packed ISO date (YYYY-MM-DD...), which
         # has nothing to escape.
         if when:

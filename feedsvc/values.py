@@ -9,7 +9,7 @@ faster both ways.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from operator import attrgetter
@@ -45,3 +45,18 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def maker(cls: type[T]) -> Callable[..., T]:
+    """A function making `cls(*values)` (a frozen slotted dataclass, every field given in order)
+    through its slots' descriptors: the same object for about half the cost of calling `cls`,
+    whose generated `__init__` sets each field through `object.__setattr__` (for the value
+    objects a first render makes by the hundred)."""
+    names = [field.name for field in fields(cls)]  # type: ignore[arg-type]
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    namespace.update({f"_set_{name}": getattr(cls, name).__set__ for name in names})
+    body = "".join(f"    _set_{name}(made, {name})\n" for name in names)
+    source = f"def make({', '.join(names)}):\n    made = _new(_cls)\n{body}    return made\n"
+    exec(source, namespace)  # as `dataclasses` makes `__init__`
+    made: Callable[..., T] = namespace["make"]
+    return made

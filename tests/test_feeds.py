@@ -190,6 +190,38 @@ def test_other_coverage_from_packed_fields_is_what_the_related_articles_make(
     assert _coverage.__wrapped__(record_url, excerpt, packed) == expected
 
 
+def test_entries_links_and_categories_made_through_their_slots_are_those_of_the_classes() -> None:
+    """`values.maker` sets each field by its slot: the objects equal, hash and behave as those
+    the dataclasses' own constructors make (frozen, and an entry weakly referable)."""
+    import dataclasses
+    import weakref
+
+    from feedsvc.feeds import Category, Entry, Link, _category, _entry_of, _link
+
+    link = _link("https://x.example/a", "related", "text/html", "A")
+    assert type(link) is Link and link == Link("https://x.example/a", "related", "text/html", "A")
+    category = _category("ai", "AI", "https://x.example/topics/")
+    assert category == Category("ai", "AI", "https://x.example/topics/")
+    values = {
+        "id": "urn:x",
+        "title": "T",
+        "link": "https://x.example/a",
+        "summary": "S",
+        "published": datetime(2024, 1, 1, tzinfo=UTC),
+        "author": "P",
+        "categories": (category,),
+        "images": (),
+        "related": (link,),
+        "content_html": "<p>S</p>",
+        "modified": datetime(2024, 1, 2, tzinfo=UTC),
+    }
+    made, expected = _entry_of(**values), Entry(**values)
+    assert made == expected and hash(made) == hash(expected) and repr(made) == repr(expected)
+    assert weakref.ref(made)() is made
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.title = "Other"  # type: ignore[misc]
+
+
 def test_a_shown_record_entry_is_made_once_and_an_edited_record_gets_its_own(
     collection,  # type: ignore[no-untyped-def]
 ) -> None:
