@@ -10,7 +10,8 @@ feedgen 1.0.0 has traps (FEEDS.md §3); each is handled here, once, and named wh
    by `_EntryExtras.extend_atom`, not by `FeedEntry.link()`.
 2. RSS keeps only the last `enclosure()` call -> one enclosure, written by `_EntryExtras`.
 3. `enclosure(url, None, type)` writes `length="None"` -> our enclosure writes `length="0"`.
-4. The media extension wraps everything in `media:group` -> `group=None` on every call.
+4. The media extension wraps everything in `media:group` -> media elements are written by
+   `_EntryExtras`, never grouped.
 5. `add_entry()` prepends -> `order="append"`.
 6. `updated`/`lastBuildDate` default to now -> always set from the document.
 7. Naive datetimes raise at render time -> `_utc` on every date.
@@ -34,7 +35,6 @@ from typing import Any, Protocol
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.ext.dc import DcEntryExtension, DcExtension
-from feedgen.ext.media import MediaEntryExtension, MediaExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -69,11 +69,20 @@ def _link_attributes(link: Link) -> dict[str, str]:
     return attributes
 
 
+MEDIA_NS = "http://search.yahoo.com/mrss/"
+_MEDIA_CONTENT = f"{{{MEDIA_NS}}}content"
+_MEDIA_THUMBNAIL = f"{{{MEDIA_NS}}}thumbnail"
+
+
 class _FeedExtras(BaseExtension):  # type: ignore[misc]
-    """Feed-level links feedgen's RSS output drops (trap 9), written as `atom:link`."""
+    """Feed-level links feedgen's RSS output drops (trap 9), written as `atom:link`, and the
+    Media RSS namespace that `_EntryExtras` writes in (declared on the root)."""
 
     def __init__(self) -> None:
         self.rss_links: list[Link] = []
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"media": MEDIA_NS}
 
     def extend_rss(self, rss: Any) -> Any:
         channel = rss.find("channel")
@@ -86,11 +95,15 @@ class _FeedExtras(BaseExtension):  # type: ignore[misc]
 class _EntryExtrasData:
     atom_links: list[Link] = field(default_factory=list)
     rss_enclosure: Image | None = None
+    images: tuple[Image, ...] = ()
 
 
 class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
     """Entry parts feedgen 1.0.0 writes wrongly: Atom links with a rel (trap 1) and a single RSS
-    enclosure with a real length (traps 2 and 3)."""
+    enclosure with a real length (traps 2 and 3); and the entry's images as Media RSS content
+    and thumbnail, never grouped (trap 4), as feedgen's media extension writes them with
+    `group=None`, without its checks of each dictionary and look-up of the 14 attributes
+    media:content can have (a tenth of a first Atom page's render)."""
 
     def __init__(self) -> None:
         self.data = _EntryExtrasData()
@@ -99,6 +112,7 @@ class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
         sub_element = etree.SubElement
         for link in self.data.atom_links:
             sub_element(entry, "link", _link_attributes(link))
+        _media(entry, self.data.images)
         return entry
 
     def extend_rss(self, item: Any) -> Any:
@@ -107,7 +121,23 @@ class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
             # The byte length of a remote image is unknown; RSS Board profile: use 0.
             attributes = {"url": image.url, "length": "0", "type": image.media_type}
             etree.SubElement(item, "enclosure", attributes)
+        _media(item, self.data.images)
         return item
+
+
+def _media(parent: Any, images: tuple[Image, ...]) -> None:
+    """A `media:content` for each image and a `media:thumbnail` of the first, their attributes
+    in the order feedgen's media extension sets them (url, type, medium, height, width)."""
+    if not images:
+        return
+    sub_element = etree.SubElement
+    for image in images:
+        attributes = {"url": image.url}
+        if image.media_type:
+            attributes["type"] = image.media_type
+        attributes["medium"] = "image"
+        sub_element(parent, _MEDIA_CONTENT, _sized(image, attributes))
+    sub_element(parent, _MEDIA_THUMBNAIL, _sized(images[0], {"url": images[0].url}))
 
 
 class _Creator(DcEntryExtension):  # type: ignore[misc]
@@ -127,9 +157,6 @@ def _new_generator(doc: FeedDocument, media_type: str) -> FeedGenerator:
     """A FeedGenerator with the feed-level fields both formats share."""
     fg = FeedGenerator()
     fg.register_extension("feedsvc", _FeedExtras, _EntryExtras)
-    # What `load_extension("media")` registers, without its attempt to import a module
-    # `feedgen.ext.media_entry` first (it fails, 30 us each time).
-    fg.register_extension("media", MediaExtension, MediaEntryExtension)
     fg.id(doc.id)
     fg.title(_text(doc.title))
     fg.subtitle(_text(doc.subtitle))
@@ -178,26 +205,17 @@ def _new_entry(fg: FeedGenerator, entry: Entry) -> tuple[FeedEntry, _EntryExtras
                 for category in entry.categories
             ]
         )
-    if entry.images:
-        # group=None: trap 4
-        fe.media.content(
-            [
-                _sized(image, {"url": image.url, "medium": "image", "type": image.media_type})
-                for image in entry.images
-            ],
-            group=None,
-        )
-        fe.media.thumbnail(_sized(entry.images[0], {"url": entry.images[0].url}), group=None)
     extras: _EntryExtrasData = fe.feedsvc.data
+    extras.images = entry.images  # Media RSS, trap 4
     return fe, extras
 
 
 def _sized(image: Image, attributes: dict[str, str]) -> dict[str, str]:
-    """`attributes` with the image's width and height where known."""
-    if image.width:
-        attributes["width"] = str(image.width)
+    """`attributes` with the image's height and width where known."""
     if image.height:
         attributes["height"] = str(image.height)
+    if image.width:
+        attributes["width"] = str(image.width)
     return attributes
 
 
@@ -234,7 +252,9 @@ def render_rss(doc: FeedDocument) -> bytes:
 def _rss_xml(doc: FeedDocument) -> bytes:
     """feedgen's RSS document, without the stylesheet instruction and hexadecimal references."""
     fg = _new_generator(doc, RSS.mime_type)
-    fg.register_extension("dc", DcExtension, _Creator)  # as `_new_generator`'s media
+    # What `load_extension("dc")` registers (with feedsvc's entry extension), without its
+    # attempt to import a module `feedgen.ext.dc_entry` first (it fails, 30 us each time).
+    fg.register_extension("dc", DcExtension, _Creator)
     fg.feedsvc.rss_links.extend((*_hub_links(doc), *doc.paging))
     _add_alternate(fg, doc)
     for entry in doc.entries:

@@ -106,6 +106,47 @@ def test_trap4_media_content_is_not_grouped() -> None:
         assert [t.get("url") for t in thumbnails] == [JPEG.url] * 3
 
 
+def test_media_elements_are_written_as_feedgens_media_extension_writes_them() -> None:
+    """feedsvc writes each entry's Media RSS elements itself (`_EntryExtras`): the same bytes as
+    feedgen's media extension given the images with `group=None`, in both formats."""
+    import re
+
+    from feedgen.feed import FeedGenerator
+
+    odd = Image("https://img.example/three?w=1&h=2", None, 90, "image/webp")
+    images = (JPEG, PNG, odd)
+    fg = FeedGenerator()
+    fg.load_extension("media")
+    fg.id("urn:x")
+    fg.title("T")
+    fg.link(href="https://news.example/", rel="alternate")
+    fg.description("D")
+    fe = fg.add_entry()
+    fe.id("urn:y")
+    fe.title("T")
+    fe.link(href="https://news.example/y")
+    sizes = {"width": lambda i: i.width, "height": lambda i: i.height}
+
+    def sized(image: Image, values: dict[str, str]) -> dict[str, str]:
+        return values | {k: str(size(image)) for k, size in sizes.items() if size(image)}
+
+    fe.media.content(
+        [sized(i, {"url": i.url, "medium": "image", "type": i.media_type}) for i in images],
+        group=None,
+    )
+    fe.media.thumbnail(sized(JPEG, {"url": JPEG.url}), group=None)
+    media = re.compile(rb"<media:(?:content|thumbnail) [^>]*/>")
+    doc = document(entries=(entry(1, images=images),))
+    # RSS text and attributes are then given hexadecimal references (`_hex_references`).
+    for fmt, written in (
+        (ATOM, fg.atom_str()),
+        (RSS, feedsvc.render._hex_references(fg.rss_str())),
+    ):
+        expected = media.findall(written)
+        assert len(expected) == 4
+        assert media.findall(fmt.render(doc)) == expected
+
+
 def test_trap5_entries_keep_the_order_given() -> None:
     doc = document()
     expected = [e.id for e in doc.entries]
