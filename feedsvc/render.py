@@ -26,7 +26,7 @@ import functools
 import html
 import json
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -93,7 +93,7 @@ class _FeedExtras(BaseExtension):  # type: ignore[misc]
 
 @dataclass
 class _EntryExtrasData:
-    atom_links: list[Link] = field(default_factory=list)
+    atom_links: tuple[Link, ...] = ()  # after an enclosure link for each image
     rss_enclosure: Image | None = None
     images: tuple[Image, ...] = ()
 
@@ -110,6 +110,11 @@ class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
 
     def extend_atom(self, entry: Any) -> Any:
         sub_element = etree.SubElement
+        for image in self.data.images:
+            attributes = {"href": image.url, "rel": "enclosure"}
+            if image.media_type:
+                attributes["type"] = image.media_type
+            sub_element(entry, "link", attributes)
         for link in self.data.atom_links:
             sub_element(entry, "link", _link_attributes(link))
         _media(entry, self.data.images)
@@ -238,10 +243,7 @@ def _atom_xml(doc: FeedDocument) -> bytes:
         fe.summary(_text(entry.summary or entry.title), type="text")
         if entry.content_html:
             fe.content(_text(entry.content_html), type="html")
-        extras.atom_links.extend(
-            Link(image.url, "enclosure", image.media_type) for image in entry.images
-        )
-        extras.atom_links.extend(entry.related)
+        extras.atom_links = entry.related
     return bytes(fg.atom_str(pretty=False))
 
 
