@@ -370,7 +370,7 @@ def build_command(
         check_folder(settings.seeds_dir)  # before the bar shows, as the load would
         workers = workers or default_workers()
         if quiet:
-            result = build_site(app, out, workers=workers)
+            result = build_site(app, out, workers=workers, background=True)
         else:
             # The bar's length is known once the build has listed the site (listing it here
             # first cost a rebuild after one edit a tenth of its time).
@@ -379,7 +379,7 @@ def build_command(
                 def total(length: int) -> None:
                     bar.length = length
 
-                result = build_site(app, out, bar.update, workers, total)
+                result = build_site(app, out, bar.update, workers, total, background=True)
     except (OutputRefused, FolderError) as exc:
         raise _Refused(str(exc)) from None
     except (ConfigError, BuildError) as exc:

@@ -242,6 +242,15 @@ def close_inherited_locks() -> None:
     _INHERITED.clear()
 
 
+def lock_folder(folder: Path) -> int | None:
+    """`folder` locked as a build's (a later build leaves it alone while the lock is held): a
+    descriptor to close to unlock it, or None when another holds the lock or it is gone."""
+    try:
+        return _locked(folder)
+    except OSError:
+        return None
+
+
 def _locked(folder: Path) -> int | None:
     """A descriptor holding an exclusive lock on `folder`, or None when another holds one."""
     descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -311,10 +320,14 @@ def swap_in(work: Path, out: Path) -> Path | None:
 
 def remove_build(old: Path, manifest: Manifest) -> None:
     """Delete the files `manifest` lists under `old`, then its folders once empty. Anything else
-    found there (put in while the build ran) is left, with a warning."""
+    found there (put in while the build ran) is left, with a warning. The marker goes last: a
+    removal that dies half-way (it may run in a process of its own) leaves a folder that the
+    next build still knows as a build's, and removes (`remove_stale_work`)."""
     root = os.fspath(old) + os.sep
     folders: set[str] = set()
-    for name in manifest.names():  # 41,000 at 10,000 records: plain strings, no helpers
+    names = manifest.names()
+    names.discard(MARKER)
+    for name in [*names, MARKER]:  # 41,000 at 10,000 records: plain strings, no helpers
         try:
             os.unlink(root + name)
         except OSError:  # already gone, or not a file any more: left

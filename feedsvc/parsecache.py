@@ -138,49 +138,60 @@ def _special_file(path: Path) -> bool:
 
 def read_cache(path: Path, settings_key: str) -> dict[str, FileState]:
     """The cached states by relative path; empty when there is no usable cache."""
+    return read_cache_digest(path, settings_key)[0]
+
+
+def read_cache_digest(path: Path, settings_key: str) -> tuple[dict[str, FileState], bytes | None]:
+    """`read_cache`, and the digest of the cache file read (None when none was usable): what
+    is kept beside the cache from the same records (a build's stories) names it."""
     header = _header(settings_key)
     if _special_file(path):
         log.warning("parse cache %s is not a regular file; parsing every file", path)
-        return {}
+        return {}, None
     try:
         with path.open("rb") as handle:  # the payload read on its own: no copies of it
             start = handle.read(len(header) + _DIGEST_SIZE)
             payload = handle.read()
     except FileNotFoundError:
-        return {}
+        return {}, None
     except OSError as exc:
         log.warning("parse cache %s cannot be read (%s); parsing every file", path, exc.strerror)
-        return {}
-    if start[: len(header)] != header or content_digest(payload) != start[len(header) :]:
+        return {}, None
+    digest = content_digest(payload)
+    if start[: len(header)] != header or digest != start[len(header) :]:
         log.warning("parse cache %s is stale or corrupt; ignored", path)
-        return {}
+        return {}, None
     try:
         with collector_paused():
-            return decode_states(_RestrictedUnpickler(io.BytesIO(payload)).load())
+            return decode_states(_RestrictedUnpickler(io.BytesIO(payload)).load()), digest
     except Exception as exc:  # any failure to unpickle or decode means: do not trust it
         log.warning("parse cache %s cannot be used (%s); ignored", path, exc)
-        return {}
+        return {}, None
 
 
-def write_cache(path: Path, settings_key: str, states: dict[str, FileState]) -> None:
-    """Write the cache atomically: readers see the old file or the new one, never half of one."""
+def write_cache(path: Path, settings_key: str, states: dict[str, FileState]) -> bytes | None:
+    """Write the cache atomically: readers see the old file or the new one, never half of one.
+    The digest of what was written (as `read_cache_digest` gives it); None when not written."""
     if _special_file(path):
         log.warning("parse cache %s is not a regular file; not replaced", path)
-        return
+        return None
     payload = pickle.dumps(encode_states(states), protocol=pickle.HIGHEST_PROTOCOL)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=".parse-cache-", dir=path.parent)
     except OSError as exc:  # an unwritable place (a read-only home) costs a restart, no more
         log.warning("parse cache %s cannot be written (%s)", path, exc.strerror)
-        return
+        return None
+    digest = content_digest(payload)
     try:
         with os.fdopen(handle, "wb") as out:
-            out.write(_header(settings_key) + content_digest(payload) + payload)
+            out.write(_header(settings_key) + digest + payload)
         os.replace(temporary, path)
     except OSError as exc:
         log.warning("parse cache %s cannot be written (%s)", path, exc.strerror)
         Path(temporary).unlink(missing_ok=True)
+        return None
+    return digest
 
 
 # The cache holds the states as columns of plain values (`encode_states`), from which

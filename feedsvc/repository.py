@@ -9,6 +9,7 @@ file system or on load order.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import gc
 import hashlib
 import logging
@@ -29,7 +30,7 @@ from feedsvc.parsecache import (
     FileState,
     content_digest,
     make_stamp,
-    read_cache,
+    read_cache_digest,
     stamp_digest,
     stamp_mtime,
     stamp_stat,
@@ -729,6 +730,11 @@ class CollectionLoader:
         self._stat_sum = 0  # the sum of the files' `stat_term`s
         self._newest = 0  # the newest modification time (ns) among the files
         self._last_modified = EPOCH  # the `modified` of the last collection made
+        # The digest of the parse cache file the last load read (None: none was usable), and of
+        # the one that holds `states` now (None until written); what the last load changed.
+        self.cache_read: bytes | None = None
+        self.cache_digest: bytes | None = None
+        self.load_changes: list[Change] = []
 
     @property
     def _settings_key(self) -> str:
@@ -743,11 +749,17 @@ class CollectionLoader:
         check_folder(self.root)
         self._root = root_identity(self.root)
         if self.cache_file is not None and not self.states:
-            self.states = read_cache(self.cache_file, self._settings_key)
+            self.states, self.cache_read = read_cache_digest(self.cache_file, self._settings_key)
+            self.cache_digest = self.cache_read
         # Only a full load writes the cache: pickling every record would cost a reload more than
         # the reload itself, and a restart re-parses just the few files changed since.
-        if self._scan(trust_stat=False, parallel=True) is not None and self.cache_file is not None:
-            write_cache(self.cache_file, self._settings_key, self.states)
+        self.load_changes = self._scan(trust_stat=False, parallel=True) or []
+        if self.load_changes and self.cache_file is not None:
+            self.cache_digest = None
+            if _DEFERRED_WRITES is not None:
+                _DEFERRED_WRITES.append(self._write_cache)
+            else:
+                self._write_cache()
         self._index_all()
         collection = self._collection()
         # The records are millions of long-lived objects without reference cycles. Freezing them
@@ -758,6 +770,25 @@ class CollectionLoader:
         gc.freeze()
         _log_collection(collection, self.root, self.stats)
         return collection
+
+    def _write_cache(self) -> None:
+        assert self.cache_file is not None
+        self.cache_digest = write_cache(self.cache_file, self._settings_key, self.states)
+
+    def cached_records(self) -> tuple[Record, ...] | None:
+        """The records of the version the parse cache held when the last load read it (its
+        `cache_read`), newest first, as a collection of those files has them; None when none
+        was read."""
+        if self.cache_read is None:
+            return None
+        states = dict(self.states)
+        for path, old, new in self.load_changes:
+            if new is not None:
+                del states[new.record.path if new.record is not None else path]
+            if old is not None:
+                states[path] = old
+        with collector_paused():
+            return tuple(Indexes.built(sorted(states.items())).records)
 
     def reload(self, changed: Iterable[str] | None = None) -> Collection | None:
         """Re-read files whose size or modification time changed, and pick up added and removed
@@ -964,6 +995,24 @@ class CollectionLoader:
             if os.path.isfile(file) and not os.path.islink(file):
                 files.append(os.path.join(root, *parts))
         return sorted(files), touched
+
+
+# Parse cache writes a load leaves to its caller (`cache_writes_deferred`), or None.
+_DEFERRED_WRITES: list[Callable[[], None]] | None = None
+
+
+@contextlib.contextmanager
+def cache_writes_deferred() -> Iterator[list[Callable[[], None]]]:
+    """Within the block, a load does not write the parse cache: it adds the write to the list
+    yielded, for the caller to run when it suits it. `feedsvc build` writes it once the new site
+    is in place, beside removing the old one, not while the build waits (0.15-0.45 s at 10,000
+    records). Not thread-safe: for a command's own load, not a server's reloads."""
+    global _DEFERRED_WRITES
+    outer, _DEFERRED_WRITES = _DEFERRED_WRITES, []
+    try:
+        yield _DEFERRED_WRITES
+    finally:
+        _DEFERRED_WRITES = outer
 
 
 def _through_link(root: str, folders: list[str]) -> bool:

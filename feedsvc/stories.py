@@ -756,3 +756,29 @@ def follow(collection: Collection, window_days: float = DEFAULT_WINDOW_DAYS) -> 
     reload's preparer: the first story request of the version then finds them grouped)."""
     if _grouping is not None:
         stories_of(collection, window_days)
+
+
+def grouping_of(collection: Collection) -> _Grouping | None:
+    """The grouping `stories_of` follows, if it is of `collection`'s records (a build keeps it
+    for the next build: `storystate`)."""
+    grouping = _grouping
+    return grouping if grouping is not None and grouping.records is collection.records else None
+
+
+def resume(
+    grouping: _Grouping, collection: Collection, removed: Iterable[Record], added: Iterable[Record]
+) -> StoryIndex:
+    """Follow `collection` from `grouping`, the grouping of an earlier version of it made
+    elsewhere (`storystate`: the last build's), which took out `removed` and put in `added`;
+    `stories_of(collection)` then gives what this returns."""
+    global _grouping
+    with _lock:
+        grouping.update(removed, added)
+        grouping.records = collection.records
+        _grouping = grouping
+        index = grouping.index()
+        _recent[:] = [
+            (collection.records, grouping.window_days, index),
+            *_recent[: _RECENT_VERSIONS - 1],
+        ]
+        return index

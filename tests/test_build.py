@@ -31,8 +31,17 @@ from hypothesis import strategies as st
 import feedsvc.build
 import feedsvc.feeds
 import feedsvc.render
+import feedsvc.repository
 from bench.synth import write_collection
-from feedsvc.build import AppMaker, BuildStopped, _forked, app_urls, build_site, file_for
+from feedsvc.build import (
+    AppMaker,
+    BuildStopped,
+    _forked,
+    app_urls,
+    build_site,
+    file_for,
+    wait_for_background,
+)
 from feedsvc.cli import cli
 from feedsvc.feeds import Fingerprints
 from feedsvc.output import (
@@ -298,7 +307,10 @@ def build_command(seeds: Path, out: Path) -> list[str]:
 
 
 def run_build(runner: CliRunner, seeds: Path, out: Path) -> Any:
-    return runner.invoke(cli, build_command(seeds, out), env={"FEEDSVC_PARSE_CACHE": "off"})
+    """`feedsvc build` in this process, and what it left to do in the background done."""
+    result = runner.invoke(cli, build_command(seeds, out), env={"FEEDSVC_PARSE_CACHE": "off"})
+    wait_for_background()
+    return result
 
 
 def refused_in_one_line(result: Any, *words: str) -> None:
@@ -552,6 +564,121 @@ def test_the_work_folder_of_a_running_build_is_left_alone(tmp_path: Path) -> Non
     build_site(make_app(), out)
     assert not running.path.exists()
     assert _work_folders(out) == []
+
+
+# The old tree removed in the background (issue 11: a rebuild returns once the new site is in
+# place).
+
+
+def _paused_removal(monkeypatch: pytest.MonkeyPatch, release: Path) -> None:
+    """Removing an old tree waits (up to 20 s) for `release` to exist, as a slow disk would."""
+    real = feedsvc.build.remove_build
+
+    def paused(old: Path, manifest: Manifest) -> None:
+        _wait_for(release.exists, 20)
+        real(old, manifest)
+
+    monkeypatch.setattr(feedsvc.build, "remove_build", paused)
+
+
+def test_a_build_returns_before_the_old_tree_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `background` (as `feedsvc build` has it) the old tree is removed by a process of its
+    own: the build returns with the new site in place and the old tree still there, locked, so
+    that a build starting meanwhile leaves it alone and writes a correct site; then it goes."""
+    seeds = tmp_path / "records"
+    shutil.copytree(RECORDS, seeds)
+    out = tmp_path / "site"
+    build_site(make_app(SEEDS_DIR=seeds, **PAGED), out)
+    release = tmp_path / "release"
+    _paused_removal(monkeypatch, release)
+    record = seeds / "2023-03-01-control-characters.md"
+    record.write_text(record.read_text().replace("in text", "in a text"))
+    build_site(make_app(SEEDS_DIR=seeds, **PAGED), out, background=True)
+    try:
+        (old,) = _work_folders(out)  # the previous site, not removed yet
+        assert (old / MARKER).is_file()
+        assert published(out) == published(_scratch(seeds, tmp_path / "scratch-1"))
+        monkeypatch.undo()  # the next build removes its own old tree at once
+        record.write_text(record.read_text().replace("in a text", "in the text"))
+        build_site(make_app(SEEDS_DIR=seeds, **PAGED), out)
+        assert _work_folders(out) == [old]  # left to the process removing it
+        assert published(out) == published(_scratch(seeds, tmp_path / "scratch-2"))
+    finally:
+        release.touch()
+        wait_for_background()
+    assert _work_folders(out) == []
+
+
+def test_a_removal_that_dies_half_way_is_finished_by_the_next_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process removing the old tree dies after a few files (killed, the machine stopped):
+    the served site is whole, and the next build removes what is left, whichever files went
+    first (the marker, which says the folder is a build's, goes last)."""
+    out = tmp_path / "site"
+    build_site(make_app(**PAGED), out)
+    parent = os.getpid()
+    real_unlink = os.unlink
+    removed: list[int] = []
+
+    def dying(path: Any, *args: Any, **kwargs: Any) -> None:
+        if os.getpid() != parent:
+            removed.append(1)
+            if len(removed) > 3:
+                os._exit(9)
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", dying)
+    build_site(make_app(FEED_SIZE=3, SEARCH_INDEX="off"), out, background=True)
+    wait_for_background()
+    monkeypatch.undo()
+    (left,) = _work_folders(out)
+    assert (left / MARKER).is_file() and any(left.rglob("*.gz"))
+    assert published(out) == published(_scratch(RECORDS, tmp_path / "scratch", FEED_SIZE=3))
+    build_site(make_app(FEED_SIZE=3, SEARCH_INDEX="off"), out)
+    assert _work_folders(out) == []
+
+
+def test_feedsvc_build_writes_the_parse_cache_once_the_site_is_in_place(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parse cache a build's load fills is written after the swap, not while the build
+    waits; the next build reads it."""
+    seeds = tmp_path / "records"
+    shutil.copytree(RECORDS, seeds)
+    out, cache = tmp_path / "site", tmp_path / "parse-cache"
+    real = feedsvc.repository.write_cache
+    log = tmp_path / "writes"  # written by whichever process writes the cache
+
+    def spy(*args: Any) -> Any:
+        with log.open("a") as file:
+            file.write(f"{(out / MARKER).is_file()}\n")  # the site is in place
+        return real(*args)
+
+    def seen() -> list[str]:
+        return log.read_text().split()
+
+    monkeypatch.setattr(feedsvc.repository, "write_cache", spy)
+    env = {"FEEDSVC_PARSE_CACHE": str(cache)}
+    assert runner.invoke(cli, build_command(seeds, out), env=env).exit_code == 0
+    wait_for_background()
+    assert cache.is_file() and seen() == ["True"]
+    (seeds / "2023-04-01-crlf-bom.md").unlink()
+    loaded: list[Any] = []
+    real_load = feedsvc.repository.CollectionLoader.load
+
+    def load(self: Any) -> Any:
+        loaded.append(self)
+        return real_load(self)
+
+    monkeypatch.setattr(feedsvc.repository.CollectionLoader, "load", load)
+    assert runner.invoke(cli, build_command(seeds, out), env=env).exit_code == 0
+    wait_for_background()
+    assert loaded[0].cache_read is not None and loaded[0].stats.parsed == 0
+    assert seen() == ["True", "True"]
+    assert published(out) == published(_fresh_build(runner, seeds, tmp_path / "fresh"))
 
 
 # Incremental builds (issue 11, item 4): only what changed is written, and the result is the
