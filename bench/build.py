@@ -13,7 +13,11 @@ On a synthetic collection (bench/synth.py, default 10,000 records), in the same 
 Every run is `feedsvc build` in a fresh process, as a user runs it: wall time from start to exit,
 CPU time of the process and its workers, and the files it wrote, kept and removed (from its summary
 line). Ratios are against the full build of the same run. The machine's load average is printed
-beside each row: on a shared machine, wall times depend on it.
+beside each row: on a shared machine, wall times depend on it. What a build leaves to a process
+of its own once the new site is in place (removing the old tree, writing the parse cache and the
+stories grouping for the next build) is waited for before the next row, and shown as
+"after exit": seconds from the build's exit until that process is gone (its CPU time is in no
+column: the process is not the build's to wait for).
 
 When `hugo` is installed, the same records are then built by Hugo for comparison, in a site of
 its own made in the same temporary folder: each record a page (its title, date, excerpt and other
@@ -63,6 +67,7 @@ class Run:
     kept: int | None
     removed: int | None
     load: float
+    after: float | None = None  # s from exit until the build's background process was gone
 
 
 def feedsvc(
@@ -74,7 +79,33 @@ def feedsvc(
     done, wall, cpu, system = timed(command, env, ok)
     found = SUMMARY.search(done.stdout)
     counts = [int(value) for value in found.groups()] if found else [None, None, None]
-    return Run(name, wall, cpu, system, *counts, load=os.getloadavg()[0])
+    load = os.getloadavg()[0]
+    after = None
+    if "--out" in arguments:
+        after = background_done(arguments[arguments.index("--out") + 1])
+    return Run(name, wall, cpu, system, *counts, load=load, after=after)
+
+
+def background_done(out: str, seconds: float = 120) -> float:
+    """Wait until no process names `out` in its command line (the build's background process,
+    forked from it, has its command line); how long that took."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        if not any(out.encode() in line for line in command_lines()):
+            break
+        time.sleep(0.02)
+    return time.perf_counter() - started
+
+
+def command_lines() -> list[bytes]:
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                lines.append((entry / "cmdline").read_bytes())
+            except OSError:
+                continue
+    return lines
 
 
 def timed(
@@ -225,15 +256,16 @@ def hugo_runs(seeds: Path, folder: Path, env: dict[str, str]) -> list[Run]:
 def table(runs: list[Run]) -> str:
     full = runs[1].wall
     lines = [
-        "| run | wall s | CPU s | of which system | written | kept | removed | × full build (wall) "
-        "| load avg |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | wall s | CPU s | of which system | after exit s | written | kept | removed "
+        "| × full build (wall) | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for item in runs:
         counts = [str(value) if value is not None else "" for value in (item.written, item.kept)]
         counts.append(str(item.removed) if item.removed is not None else "")
+        after = f"{item.after:.2f}" if item.after is not None else ""
         lines.append(
-            f"| {item.name} | {item.wall:.2f} | {item.cpu:.2f} | {item.system:.2f} | "
+            f"| {item.name} | {item.wall:.2f} | {item.cpu:.2f} | {item.system:.2f} | {after} | "
             f"{' | '.join(counts)} | "
             f"{item.wall / full:.3f} | {item.load:.1f} |"
         )

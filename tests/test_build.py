@@ -32,6 +32,7 @@ import feedsvc.build
 import feedsvc.feeds
 import feedsvc.render
 import feedsvc.repository
+import feedsvc.stories
 from bench.synth import write_collection
 from feedsvc.build import (
     AppMaker,
@@ -1046,6 +1047,86 @@ def test_an_incremental_build_is_the_build_from_scratch(
             manifest = Manifest.parse((out / MARKER).read_text())
             assert manifest is not None and manifest.names() == set(tree(out))
             assert result.files == len(manifest.files) == result.written + result.kept
+
+
+# Records that form stories: related articles from a small pool of URLs, headlines from a few
+# words (two in common make one event), dates within a few days.
+_STORY_URLS = [f"https://site{n % 3}.example/story-{n}" for n in range(8)]
+_story_record = st.fixed_dictionaries(
+    {
+        "title": st.lists(
+            st.sampled_from(["Nexus", "operator", "recall", "chatbot", "Tesla"]),
+            min_size=1,
+            max_size=3,
+        ).map(" ".join),
+        "publishedDateTime": st.sampled_from(
+            ["2023-01-01T00:00:00Z", "2023-01-02T00:00:00Z", "2023-01-05T10:00:00Z"]
+        ),
+        "webUrl": st.sampled_from(_STORY_URLS),
+        "topics": st.lists(st.sampled_from(["AI", "Robots"]), max_size=2, unique=True),
+        "related": st.lists(
+            st.sampled_from(_STORY_URLS).map(lambda url: {"title": "Other", "webUrl": url}),
+            max_size=3,
+        ),
+    }
+)
+_story_change = st.one_of(
+    st.tuples(st.just("add"), _story_record),
+    st.tuples(st.just("change"), st.integers(0, 20), _story_record),
+    st.tuples(st.just("remove"), st.integers(0, 20)),
+    st.tuples(st.just("rename"), st.integers(0, 20)),
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    start=st.lists(_story_record, min_size=2, max_size=8),
+    rounds=st.lists(st.lists(_story_change, min_size=1, max_size=3), min_size=1, max_size=3),
+)
+def test_an_incremental_build_with_the_kept_stories_is_the_build_from_scratch(
+    start: list[dict[str, Any]], rounds: list[list[tuple[Any, ...]]]
+) -> None:
+    """As `test_an_incremental_build_is_the_build_from_scratch`, with a parse cache, as `feedsvc
+    build` has one: each build takes up the stories grouping the last one kept beside it
+    (`storystate`) and regroups only what changed; its site is the site built from scratch
+    without any cache, story pages and story feeds included."""
+    with tempfile.TemporaryDirectory() as temporary:
+        root = Path(temporary)
+        seeds, out = root / "records", root / "site"
+        seeds.mkdir()
+        for index, record in enumerate(start):
+            _write_record(seeds / f"r{index}.md", record)
+        cached = {"FEED_SIZE": 2, "SEARCH_INDEX": "off", "PARSE_CACHE": str(root / "cache")}
+        resumed = []
+        real = feedsvc.stories.resume
+
+        def spy(*args: Any) -> Any:
+            resumed.append(args)
+            return real(*args)
+
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(_patched(feedsvc.stories, "resume", spy))
+            app = AppMaker(lambda: make_app(SEEDS_DIR=seeds, **cached), seeds)
+            build_site(app, out)
+            for number, changes in enumerate(rounds):
+                for change in changes:
+                    _apply(seeds, change, {})
+                build_site(AppMaker(lambda: make_app(SEEDS_DIR=seeds, **cached), seeds), out)
+                scratch = root / f"scratch-{number}"
+                build_site(make_app(SEEDS_DIR=seeds, FEED_SIZE=2, SEARCH_INDEX="off"), scratch)
+                assert published(out) == published(scratch)
+        assert len(resumed) == len(rounds)  # every rebuild took the grouping up
+
+
+@contextlib.contextmanager
+def _patched(module: object, name: str, value: Any) -> Any:
+    """`module.name` is `value` within (hypothesis runs a test many times per fixture)."""
+    real = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, real)
 
 
 def _touch(path: str) -> str:

@@ -1,0 +1,153 @@
+"""The stories grouping kept from one build to the next (`feedsvc.storystate`): taken up for the
+same records and followed by their changes, it is the grouping from scratch; for other records,
+another code or settings, or a damaged file, it is not used at all."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import feedsvc.storystate
+from feedsvc import storystate
+from feedsvc.records import Record
+from feedsvc.stories import (
+    COMMON_MIN,
+    COMMON_SHARE,
+    DEFAULT_WINDOW_DAYS,
+    HUB_LIMIT,
+    MAX_STORY_RECORDS,
+    _Grouping,
+)
+from tests.story_records import make_record
+from tests.test_stories import POOL, holders_of, pool_records
+
+DEFAULTS = (DEFAULT_WINDOW_DAYS, HUB_LIMIT, MAX_STORY_RECORDS, COMMON_SHARE, COMMON_MIN)
+
+
+def by_ids(grouping: _Grouping) -> tuple[Any, ...]:
+    """What a grouping gives and keeps, by record id and path (not object): its stories in
+    order, by topic and by id, each key's holders, the headline words' counts."""
+    index = grouping.index()
+    words = grouping.words
+    return (
+        [(story.id, [record.id for record in story.records]) for story in index.stories],
+        {slug: [story.id for story in stories] for slug, stories in index.by_topic.items()},
+        sorted(grouping.by_id),
+        holders_of(grouping),
+        words.holders,
+        words.several,
+        words.clusters,
+        words.common,
+    )
+
+
+def copies(records: list[Record]) -> list[Record]:
+    """The same records as other objects, as the next build loads them."""
+    return [replace(record) for record in records]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.data(),
+    st.integers(2, 5),
+    st.integers(2, 6),
+    st.integers(1, 6),
+    st.sampled_from([0.0, 0.1, 0.25]),
+)
+def test_a_kept_grouping_followed_by_changes_is_the_grouping_from_scratch(
+    data: st.DataObject, hub_limit: int, cap: int, common_min: int, common_share: float
+) -> None:
+    """A grouping (from scratch, or followed through a few versions) written as a state and
+    taken up for the same records, as other objects, is the same grouping; followed by random
+    adds, edits and removals from there, it is the grouping from scratch of the new records.
+    A small hub limit, cap and bound on common words make hubs, full stories and common words
+    frequent (as in the stories' own property)."""
+    options = (3.0, hub_limit, cap, common_share, common_min)
+    current: dict[str, Record] = {}
+    for url in data.draw(st.lists(st.sampled_from(POOL), max_size=20, unique=True)):
+        current[url] = data.draw(pool_records(url))
+    grouping = _Grouping.of(current.values(), *options)
+    for _ in range(data.draw(st.integers(0, 2))):
+        removed, added = change(data, current)
+        grouping.update(removed, added)
+    grouping.records = tuple(current.values())
+    state = pickle.loads(pickle.dumps(storystate.dump(grouping, b"cache")))
+    loaded = {url: replace(record) for url, record in current.items()}
+    kept = storystate.restore(state, list(loaded.values()), b"cache", options)
+    assert kept is not None
+    assert by_ids(kept) == by_ids(grouping)
+    for _ in range(data.draw(st.integers(1, 3))):
+        removed, added = change(data, loaded)
+        kept.update(removed, added)
+        assert by_ids(kept) == by_ids(_Grouping.of(loaded.values(), *options))
+
+
+def change(data: st.DataObject, current: dict[str, Record]) -> tuple[list[Record], list[Record]]:
+    """Random removals, edits and additions to `current`, in place; what went and what came."""
+    removed, added = [], []
+    for url in data.draw(st.lists(st.sampled_from(POOL), max_size=5, unique=True)):
+        if url in current and data.draw(st.booleans()):
+            removed.append(current.pop(url))
+        else:
+            if url in current:
+                removed.append(current.pop(url))
+            current[url] = data.draw(pool_records(url))
+            added.append(current[url])
+    return removed, added
+
+
+def some_records() -> list[Record]:
+    shared = "https://c.example/event"
+    return [
+        make_record("https://a.example/1", 0, (shared,), topics=("ai",)),
+        make_record("https://b.example/2", 5, (shared,)),
+        make_record("https://d.example/3", 200),
+    ]
+
+
+def test_a_state_is_used_only_for_the_records_and_settings_it_was_written_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    records = some_records()
+    grouping = _Grouping.of(records)
+    path = tmp_path / "parse-cache.stories"
+    storystate.save(path, grouping, b"cache")
+    kept = storystate.load(path, copies(records), b"cache", DEFAULTS)
+    assert kept is not None and by_ids(kept) == by_ids(grouping)
+    assert len(kept.stories) == 2
+    # another parse cache file, other records, another window
+    assert storystate.load(path, copies(records), b"other", DEFAULTS) is None
+    assert storystate.load(path, copies(records[:2]), b"cache", DEFAULTS) is None
+    retitled = [*copies(records[:2]), replace(records[2], id="urn:other")]
+    assert storystate.load(path, retitled, b"cache", DEFAULTS) is None
+    assert storystate.load(path, copies(records), b"cache", (1.0, *DEFAULTS[1:])) is None
+    # another feedsvc (its rules may group otherwise)
+    with monkeypatch.context() as patched:
+        patched.setattr(feedsvc.storystate, "source_digest", lambda: b"another feedsvc")
+        assert storystate.load(path, copies(records), b"cache", DEFAULTS) is None
+    # a damaged file: ignored, with a warning
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 1
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        assert storystate.load(path, copies(records), b"cache", DEFAULTS) is None
+    assert "corrupt" in caplog.text
+    assert storystate.load(tmp_path / "missing", copies(records), b"cache", DEFAULTS) is None
+
+
+def test_a_state_names_no_class_to_unpickle(tmp_path: Path) -> None:
+    """Plain values only: a state that names a class or function is refused, not run."""
+    path = tmp_path / "parse-cache.stories"
+    storystate.save(path, _Grouping.of(some_records()), b"cache")
+    header = path.read_bytes()[: path.read_bytes().index(b"\n", len(storystate.MAGIC)) + 1]
+    payload = pickle.dumps({"cache": b"cache", "evil": Path("/")})
+    digest = storystate.hashlib.blake2b(payload, digest_size=16).digest()
+    path.write_bytes(header + digest + payload)
+    assert storystate.load(path, some_records(), b"cache", DEFAULTS) is None
