@@ -821,6 +821,8 @@ class CollectionLoader:
             if self._modified() == self._last_modified:
                 return None
             changes = []
+        if changes:  # `states` are no longer what the last load read or wrote
+            self.cache_read = self.cache_digest = None
         try:
             self._index(changes)
         except Exception:  # the indexes are not to be trusted now: made again from the files

@@ -5,7 +5,9 @@ another code or settings, or a damaged file, it is not used at all."""
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 import feedsvc.storystate
 from feedsvc import storystate
 from feedsvc.records import Record
+from feedsvc.repository import CollectionLoader
 from feedsvc.stories import (
     COMMON_MIN,
     COMMON_SHARE,
@@ -25,6 +28,7 @@ from feedsvc.stories import (
     MAX_STORY_RECORDS,
     _Grouping,
 )
+from tests.conftest import RECORDS
 from tests.story_records import make_record
 from tests.test_stories import POOL, holders_of, pool_records
 
@@ -151,3 +155,29 @@ def test_a_state_names_no_class_to_unpickle(tmp_path: Path) -> None:
     digest = storystate.hashlib.blake2b(payload, digest_size=16).digest()
     path.write_bytes(header + digest + payload)
     assert storystate.load(path, some_records(), b"cache", DEFAULTS) is None
+
+
+def test_the_records_of_the_parse_cache_are_known_only_until_a_reload_changes_them(
+    tmp_path: Path,
+) -> None:
+    """A build takes the stories up for the records the parse cache held (`cached_records`):
+    the records loaded, with what the load changed undone. A reload that changes records makes
+    that unknown (the state would be taken up for records it was not written for)."""
+    seeds = tmp_path / "records"
+    shutil.copytree(RECORDS, seeds)
+    cache = tmp_path / "cache"
+    first = CollectionLoader(seeds, cache_file=cache)
+    before = first.load()
+    assert first.cached_records() is None  # no cache was read
+    record = seeds / "2023-03-01-control-characters.md"
+    record.write_text(record.read_text().replace("in text", "in a text"))
+    loader = CollectionLoader(seeds, cache_file=cache)
+    after = loader.load()
+    cached = loader.cached_records()
+    assert cached is not None and loader.cache_read is not None
+    assert [r.id for r in cached] == [r.id for r in before.records]
+    assert cached != after.records and list(cached) == list(before.records)
+    record.write_text(record.read_text().replace("in a text", "in the text"))
+    os.utime(record, ns=(0, record.stat().st_mtime_ns + 10**9))
+    assert loader.reload() is not None
+    assert loader.cached_records() is None and loader.cache_digest is None
