@@ -146,6 +146,7 @@ def test_a_build_in_several_processes_writes_the_same_site(
     tmp_path: Path, built: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(feedsvc.build, "PARALLEL_MINIMUM", 1)
+    monkeypatch.setattr(feedsvc.build, "FINGERPRINT_PARALLEL_MINIMUM", 1)
     steps: list[int] = []
     totals: list[int] = []
     out = tmp_path / "parallel"
@@ -827,6 +828,21 @@ def test_other_settings_render_every_page_and_keep_the_same_bytes(tmp_path: Path
     assert result.kept == len([name for name in published(out) if name.startswith("static/")]) / 2
     assert (out / "static/style.css").stat().st_ino == static
     assert published(out) == published(_scratch(RECORDS, tmp_path / "s", SITE_TITLE="Other news"))
+
+
+def test_fingerprints_worked_out_in_several_processes_are_those_of_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large site's fingerprints are worked out in forked processes (`_made_from_all`), each
+    page's the same as in one process, and every page's."""
+    monkeypatch.setattr(feedsvc.build, "FINGERPRINT_PARALLEL_MINIMUM", 1)
+    app = make_app(**PAGED)
+    site = feedsvc.build._app_site(app)
+    pages = list(feedsvc.build.site_pages(*site))
+    alone = {page.url: page.made_from() for page in pages}
+    pages = list(feedsvc.build.site_pages(*site))
+    assert feedsvc.build._made_from_all(pages, 2) == alone
+    assert len(set(alone.values())) > len(alone) / 2
 
 
 def test_page_fingerprints_are_the_same_in_every_process() -> None:
