@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from functools import lru_cache
+from typing import TypeVar
 
 from feedsvc.comparison import own_keys
 from feedsvc.records import Record
+
+_K = TypeVar("_K")
 
 
 def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset()) -> bool:
@@ -28,9 +31,15 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     The headlines must share two distinctive words (`headline_words`; a topic word such as
     "facial" or "driving" counts half), and one of them neither a topic word, nor the name of a
     company or platform behind many events (`ENTITY_WORDS`), nor a word common in the
-    collection's headlines (`common`: "bing", "ceo" in February 2023): "Meta pauses Galactica
-    demo" and "Meta fires Galactica AI" are one event, "Facebook takes down AI that churns out
-    fake papers" and "Facebook says it has created a human-level board game AI" are two.
+    collection's headlines around the pair's time (`common`, `WordCounts`: "bing" in February
+    2023): "Meta pauses Galactica demo" and "Meta fires Galactica AI" are one event, "Facebook
+    takes down AI that churns out fake papers" and "Facebook says it has created a human-level
+    board game AI" are two. Three shared words that are not names (a topic word counting half)
+    are one event however common they are: an event said day after day makes its own words
+    common ("Tesla recalls 362,758 vehicles, says Full Self-Driving Beta software may cause
+    crashes" and "Regulators force Tesla to recall 363,000 'Full Self-Driving' vehicles" share
+    "recall", "full", "self", "driving" and "vehicle"), and three shared words were the
+    rule of highest precision measured on real pairs (bench/README.md, Real sample).
     Two records that are one article (their own URLs have a comparison key in common: a copy
     with a tracking parameter, an AMP form) are one event when their headlines have any word in
     common ("Computer Vision and the CCPA" twice: "vision" and "ccpa" are not enough otherwise).
@@ -39,8 +48,10 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     Measured on real records in bench/README.md (Real sample, Held-out sample, Whole-day sample)."""
     shared = headline_words(one.title) & headline_words(other.title)
     topical = shared & TOPIC_WORDS
-    if 2 * len(shared) - len(topical) >= 4 and any(
-        word not in _WEAK_WORDS and word not in common for word in shared
+    weight = 2 * len(shared) - len(topical)  # twice the shared words, a topic word half
+    if weight >= 4 and (
+        any(word not in _WEAK_WORDS and word not in common for word in shared)
+        or weight - 2 * len(shared & ENTITY_WORDS) >= 6
     ):
         return True
     if not shared:
@@ -122,121 +133,179 @@ headline_words = lru_cache(maxsize=1 << 17)(_headline_words)
 
 
 class WordCounts:
-    """How many clusters (`cluster_of`) hold each headline word, and so which words are common:
-    held by more than `share` of the collection's clusters and by at least `minimum`.
+    """On how many days of a window of time each headline word is said, and so which words are
+    common around a day: said on more than `share` of the days of the window that have records,
+    and on at least `minimum` days. The window is `window_periods` periods of `period_days`
+    (a day, three weeks) centred on a period. `common[period]`: the words common around it.
 
-    Counted by cluster, not by record: the 57 records of one recall are one event saying
-    "recall", and three clusters saying "bing" three events. Counted over the whole collection,
-    not a window around each record: one set of common words, so that a change can tell exactly
-    which words turned common or stopped being (`settle`), and no time index is kept. The
-    minimum keeps small collections (the seeds, a test's few records) without common words.
+    Why days, around a time: a word of one event is said over a day or two, however many
+    providers and aggregator clusters report it ("llama" when Meta released LLaMA; 20 records
+    of one event in the bench), while a word behind many events is said day after day ("bing"
+    in February 2023, "ceo", "next"). Counting clusters over the whole collection missed the
+    second ("bing" was in a few clusters of a year, in many of a fortnight), and counting them in
+    a window made every event's own words common where its coverage is spread over clusters
+    (bench/README.md, Stories). The periods are fixed (whole periods since the epoch), so that a
+    change tells exactly which words turned common or stopped being, and around which periods
+    (`settle`). The minimum keeps small collections (the seeds, a test's few records) without
+    common words."""
 
-    A cluster of one record (most of them) keeps nothing of its words: the words' counts alone
-    say what it adds. A cluster of several keeps how many of its records hold each word, so that
-    a word leaves the count only with the cluster's last record holding it."""
-
-    def __init__(self, share: float, minimum: int) -> None:
+    def __init__(
+        self, share: float, minimum: int, period_days: float = 1.0, window_periods: int = 21
+    ) -> None:
         self.share = share
         self.minimum = max(1, minimum)
-        self.clusters: dict[int, int] = {}  # cluster -> its records
-        self.holders: dict[str, int] = {}  # word -> the clusters holding it
-        self.several: dict[int, dict[str, int]] = {}  # cluster of 2+ -> word -> records holding
-        self.common: set[str] = set()
+        self.period_seconds = period_days * 86400
+        self.reach = max(0, window_periods - 1) // 2  # periods each side of a window's centre
+        self.sizes: dict[int, int] = {}  # period -> its records
+        self.holders: dict[int, dict[str, int]] = {}  # period -> word -> its records holding it
+        self.common: dict[int, frozenset[str]] = {}  # period -> common words (when any)
+        self.thresholds: dict[int, int] = {}  # period -> the threshold `common` was settled at
+        self._touched: dict[int, set[str]] = {}  # period -> words said or unsaid since `settle`
+
+    def period_of(self, record: Record) -> int:
+        """The period of a record's publication: whole periods since the epoch."""
+        return int(record.published.timestamp() // self.period_seconds)
+
+    def common_of(self, earlier: Record) -> frozenset[str]:
+        """The words common around the earlier record of a pair."""
+        return self.common.get(self.period_of(earlier), _NO_WORDS)
+
+    def window(self, period: int) -> range:
+        return range(period - self.reach, period + self.reach + 1)
 
     @classmethod
     def of(
-        cls, records: Iterable[Record], clusters: Iterable[int], share: float, minimum: int
+        cls,
+        ordered: Sequence[Record],
+        share: float,
+        minimum: int,
+        period_days: float = 1.0,
+        window_periods: int = 21,
     ) -> WordCounts:
-        """The counts of a collection, from scratch, given each record's cluster."""
-        counts = cls(share, minimum)
-        members: dict[int, Record | list[Record]] = {}
-        for record, cluster in zip(records, clusters, strict=True):
-            held = members.get(cluster)
-            if held is None:
-                members[cluster] = record
-            elif isinstance(held, list):
-                held.append(record)
-            else:
-                members[cluster] = [held, record]
-        holders = counts.holders
-        for cluster, held in members.items():
-            if isinstance(held, list):
-                words = counts.several[cluster] = {}
-                for record in held:
-                    for word in headline_words(record.title):
-                        words[word] = words.get(word, 0) + 1
-                counts.clusters[cluster] = len(held)
-            else:
-                words = dict.fromkeys(headline_words(held.title), 1)
-                counts.clusters[cluster] = 1
-            for word in words:
-                holders[word] = holders.get(word, 0) + 1
-        threshold = counts.threshold()
-        counts.common = {word for word, count in holders.items() if count >= threshold}
+        """The counts of a collection, from scratch (`ordered` by publication): the window slides
+        over the periods, each period's words counted in once and out once."""
+        counts = cls(share, minimum, period_days, window_periods)
+        for record in ordered:
+            period = counts.period_of(record)
+            counts.sizes[period] = counts.sizes.get(period, 0) + 1
+            words = headline_words(record.title)
+            if words:
+                holders = counts.holders.setdefault(period, {})
+                for word in words:
+                    holders[word] = holders.get(word, 0) + 1
+        periods = sorted(counts.sizes)
+        said: dict[str, int] = {}  # word -> periods of the window it is said in
+        days = 0  # periods of the window with records
+        entered = left = 0  # how far the window's two ends have gone through `periods`
+        common: set[str] = set()
+        threshold = 0
+        for centre in periods:
+            moved: set[str] = set()
+            while entered < len(periods) and periods[entered] <= centre + counts.reach:
+                days += 1
+                for word in counts.holders.get(periods[entered], _NO_COUNTS):
+                    said[word] = said.get(word, 0) + 1
+                    moved.add(word)
+                entered += 1
+            while periods[left] < centre - counts.reach:
+                days -= 1
+                for word in counts.holders.get(periods[left], _NO_COUNTS):
+                    _bump(said, word, -1)
+                    moved.add(word)
+                left += 1
+            now = counts.thresholds[centre] = counts._threshold(days)
+            if now != threshold:
+                threshold, moved = now, set(said) | common
+            for word in moved:
+                if said.get(word, 0) >= threshold:
+                    common.add(word)
+                else:
+                    common.discard(word)
+            if common:
+                counts.common[centre] = frozenset(common)
         return counts
 
-    def threshold(self) -> int:
-        """The fewest clusters that hold a common word."""
-        return max(self.minimum, int(self.share * len(self.clusters)) + 1)
+    def _threshold(self, days: int) -> int:
+        return max(self.minimum, int(self.share * days) + 1)
 
-    def add(
-        self, record: Record, cluster: int, member: Callable[[Record], Record]
-    ) -> frozenset[str]:
-        """Count a record of `cluster` in; its headline words. `member(record)` is another
-        record of its cluster, asked for when the cluster had one record."""
-        before = self.clusters.get(cluster, 0)
-        self.clusters[cluster] = before + 1
+    def threshold(self, period: int) -> int:
+        """The fewest periods of the window around `period` that say a word common there."""
+        return self._threshold(sum(near in self.sizes for near in self.window(period)))
+
+    def said(self, word: str, period: int) -> int:
+        """The periods of the window around `period` that say `word`."""
+        return sum(word in self.holders.get(near, _NO_COUNTS) for near in self.window(period))
+
+    def add(self, record: Record) -> None:
+        """Count a record in."""
+        period = self.period_of(record)
+        touched = self._touched.setdefault(period, set())
+        self.sizes[period] = self.sizes.get(period, 0) + 1
         words = headline_words(record.title)
-        if before == 0:
+        if words:
+            holders = self.holders.setdefault(period, {})
             for word in words:
-                self.holders[word] = self.holders.get(word, 0) + 1
-            return words
-        if before == 1:
-            self.several[cluster] = dict.fromkeys(headline_words(member(record).title), 1)
-        held = self.several[cluster]
-        for word in words:
-            count = held.get(word, 0)
-            held[word] = count + 1
-            if not count:
-                self.holders[word] = self.holders.get(word, 0) + 1
-        return words
+                count = holders.get(word, 0)
+                holders[word] = count + 1
+                if not count:
+                    touched.add(word)
 
-    def remove(self, record: Record, cluster: int) -> frozenset[str]:
-        """Count a record of `cluster` out; its headline words."""
-        before = self.clusters[cluster]
+    def remove(self, record: Record) -> None:
+        """Count a record out."""
+        period = self.period_of(record)
+        touched = self._touched.setdefault(period, set())
+        _bump(self.sizes, period, -1)
         words = headline_words(record.title)
-        if before == 1:
-            del self.clusters[cluster]
+        if words:
+            holders = self.holders[period]
             for word in words:
-                _bump(self.holders, word, -1)
-            return words
-        self.clusters[cluster] = before - 1
-        held = self.several[cluster]
-        for word in words:
-            _bump(held, word, -1)
-            if word not in held:
-                _bump(self.holders, word, -1)
-        if before == 2:  # one record left, which needs no words kept
-            del self.several[cluster]
-        return words
+                _bump(holders, word, -1)
+                if word not in holders:
+                    touched.add(word)
+            if not holders:
+                del self.holders[period]
 
-    def settle(self, touched: Iterable[str], threshold_before: int) -> set[str]:
-        """Bring `common` up to date after counting; the words that turned common or stopped
-        being. Only the words counted can change, unless the threshold moved."""
-        threshold = self.threshold()
-        words = set(touched)
-        if threshold != threshold_before:
-            words.update(self.holders)
-            words.update(self.common)
-        changed = set()
-        for word in words:
-            if (self.holders.get(word, 0) >= threshold) != (word in self.common):
-                changed.add(word)
-                self.common ^= {word}
+    def settle(self) -> dict[str, set[int]]:
+        """Bring `common` up to date after counting: the words that turned common or stopped
+        being, each with the periods around which they did. Only the words said or unsaid in a
+        period can change, in the windows holding it, unless a window's threshold moved."""
+        touched, self._touched = self._touched, {}
+        windows: dict[int, set[str]] = {}
+        for period, words in touched.items():
+            for centre in self.window(period):
+                windows.setdefault(centre, set()).update(words)
+        changed: dict[str, set[int]] = {}
+        for centre, words in windows.items():
+            before = self.common.get(centre, _NO_WORDS)
+            if centre not in self.sizes:  # no records there: no pair asks its words
+                self.thresholds.pop(centre, None)
+                self.common.pop(centre, None)
+                for word in before:
+                    changed.setdefault(word, set()).add(centre)
+                continue
+            threshold = self.threshold(centre)
+            if threshold != self.thresholds.get(centre):
+                self.thresholds[centre] = threshold
+                words = set(before)
+                for near in self.window(centre):
+                    words.update(self.holders.get(near, _NO_COUNTS))
+            common = set(before)
+            for word in words:
+                if (self.said(word, centre) >= threshold) != (word in before):
+                    changed.setdefault(word, set()).add(centre)
+                    common ^= {word}
+            if common:
+                self.common[centre] = frozenset(common)
+            else:
+                self.common.pop(centre, None)
         return changed
 
 
-def _bump(counts: dict[str, int], key: str, step: int) -> None:
+_NO_WORDS: frozenset[str] = frozenset()
+_NO_COUNTS: dict[str, int] = {}
+
+
+def _bump(counts: dict[_K, int], key: _K, step: int) -> None:
     count = counts.get(key, 0) + step
     if count:
         counts[key] = count

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import math
 import threading
 import uuid
 from array import array
@@ -53,10 +54,14 @@ MAX_STORY_RECORDS = 50
 # many times HUB_LIMIT records hold is a hub however they list each other (a bound on the pairs
 # one key can cost).
 HUB_RECORDS_FACTOR = 10
-# A headline word that the headlines of more than this share of the collection's clusters hold,
-# and of at least `COMMON_MIN` clusters, is common: no evidence of one event (`WordCounts`).
-COMMON_SHARE = 0.01
+# A headline word said on more than this share of the days (with records) of a window of time,
+# and on at least `COMMON_MIN` days, is common there: no evidence of one event (`WordCounts`).
+# The window: `COMMON_WINDOW_PERIODS` periods of `COMMON_PERIOD_DAYS` days (UTC), centred on the
+# period of a pair's earlier record.
+COMMON_SHARE = 0.25
 COMMON_MIN = 5
+COMMON_PERIOD_DAYS = 1.0
+COMMON_WINDOW_PERIODS = 21
 
 # Story ids live in a namespace of their own, so a story's id never equals an article's.
 STORY_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://feedsvc.invalid/story-id/v1")
@@ -302,7 +307,7 @@ class _Grouping:
         self.window = timedelta(days=window_days)
         self.hub_limit = hub_limit
         self.max_records = max_records
-        self.words = WordCounts(common_share, common_min)
+        self.words = WordCounts(common_share, common_min, *self._periods())
         self.records: tuple[Record, ...] = ()  # the version's `Collection.records`
         self.holders = _Holders(bucket_bits)
         self.hub_clusters: dict[str, bool] = {}  # key -> `_few_clusters`, when many hold it
@@ -340,9 +345,13 @@ class _Grouping:
             # The words are counted before the plan's keys and pairs are made: made among them,
             # the counts would keep their freed blocks resident (see `_plan`).
             clusters = list(map(cluster_of, ordered))
-            grouping.words = WordCounts.of(ordered, clusters, common_share, common_min)
+            grouping.words = WordCounts.of(ordered, common_share, common_min, *grouping._periods())
             grouping._take(ordered, grouping._plan(ordered, clusters))
         return grouping
+
+    def _periods(self) -> tuple[float, int]:
+        """The common words' period and window (`WordCounts`)."""
+        return COMMON_PERIOD_DAYS, COMMON_WINDOW_PERIODS
 
     def _plan(self, ordered: list[Record], clusters: list[int]) -> _Plan:
         """The stories of `ordered` and the holders of their keys, by positions in `ordered`
@@ -361,9 +370,13 @@ class _Grouping:
                         positions.append(position)
         # Links join in (later, earlier) order; `same_event` is asked only of a pair that would
         # join two stories (most pairs are of records already joined through others).
-        groups, common = _UnionFind(len(ordered), self.max_records), self.words.common
+        groups, common = _UnionFind(len(ordered), self.max_records), self.words.common_of
         for later, earlier in sorted(self._pairs(ordered, shared.values(), clusters)):
-            groups.union(earlier, later, lambda a, b: same_event(ordered[b], ordered[a], common))
+            groups.union(
+                earlier,
+                later,
+                lambda a, b: same_event(ordered[b], ordered[a], common(ordered[a])),
+            )
         roots = [groups.find(position) for position in range(len(ordered))]
         members = sorted(range(len(ordered)), key=roots.__getitem__)  # stable: earliest first
         mask = self.holders.mask
@@ -432,42 +445,45 @@ class _Grouping:
     def _update(self, removed: Iterable[Record], added: Iterable[Record]) -> None:
         seeds: dict[int, Record] = {}
         gone: dict[int, Story] = {}
-        threshold = self.words.threshold()
-        touched: set[str] = set()
         for record in removed:
             story = self.story_of.pop(id(record))
             gone[id(story)] = story
-            touched.update(self.words.remove(record, self._cluster_of(record)))
+            self.words.remove(record)
             for key in self._keys_of(record):
                 self._reach(key, record, seeds, adding=False)
         for record in added:
             seeds[id(record)] = record
-            touched.update(self.words.add(record, self._cluster_of(record), self._member))
+            self.words.add(record)
             for key in self._keys_of(record):
                 self._reach(key, record, seeds, adding=True)
-        changed = self.words.settle(touched, threshold)
-        if changed:  # every link through such a word may change: its holders are seeds
-            for story in self.stories:
-                for record in story.records:
-                    if id(record) in self.story_of and not changed.isdisjoint(
-                        headline_words(record.title)
-                    ):
-                        seeds[id(record)] = record
+        changed = self.words.settle()
+        if changed:  # every link through such a word where it changed may change: seeds
+            self._seed_holders(changed, seeds)
         for record in removed:  # a seed when an earlier removal made its key link again
             seeds.pop(id(record), None)
         region = self._region(seeds, gone)
         ordered = by_time(region.values())
         self._place(self._group(ordered, self._links_of(ordered)), gone.values())
 
-    def _member(self, record: Record) -> Record:
-        """Another record of a record's cluster (`cluster_of`): they hold the same keys, so one
-        is among the holders of its first key."""
-        cluster = self._cluster_of(record)
-        key = self._keys_of(record)[0]
-        for holder in self.holders.held_by(key, self._keys_of, None):
-            if holder is not record and self._cluster_of(holder) == cluster:
-                return holder
-        raise LookupError(f"{record.path}: no other record of its cluster")
+    def _seed_holders(self, changed: dict[str, set[int]], seeds: dict[int, Record]) -> None:
+        """The records whose headline holds a word that turned common or stopped being around a
+        period, and that are in that period or within the window after it: every pair whose
+        earlier record is of that period (`WordCounts.common_of`) has both ends among them."""
+        words = self.words
+        after = math.ceil(self.window_days * 86400 / words.period_seconds)
+        for story in self.stories:
+            for record in story.records:
+                if id(record) not in self.story_of:
+                    continue
+                held = changed.keys() & headline_words(record.title)
+                if held:
+                    period = words.period_of(record)
+                    if any(
+                        period - after <= centre <= period
+                        for word in held
+                        for centre in changed[word]
+                    ):
+                        seeds[id(record)] = record
 
     def _cluster_of(self, record: Record) -> int:
         return cluster_of_keys(self._keys_of(record))
@@ -546,7 +562,9 @@ class _Grouping:
                     if (
                         other is not record
                         and abs(other.published - record.published) <= self.window
-                        and same_event(record, other, self.words.common)
+                        and same_event(
+                            record, other, self.words.common_of(min(record, other, key=_time_order))
+                        )
                     ):
                         yield other
 

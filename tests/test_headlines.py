@@ -233,6 +233,29 @@ def test_common_words_keep_two_market_reports_apart() -> None:
     assert not same_event(vision, translation, {"market", "forecast"})
 
 
+def test_three_shared_words_not_names_are_one_event_however_common() -> None:
+    """Tesla's recall, where "recall" and the topic words are common around it (an event said
+    day after day): linked by five shared words that are not names. Two shared words, all
+    common, or three with a company's name among them, are not enough."""
+    recall = titled(
+        "Tesla recalls 362,758 vehicles, says Full Self-Driving Beta software may cause crashes"
+    )
+    regulators = titled(
+        "Regulators force Tesla to recall 363,000 \u2018Full Self-Driving\u2019 vehicles"
+    )
+    common = {"recall", "full", "self", "driv", "vehicle", "beta"}
+    assert same_event(recall, regulators, common)
+    assert not same_event(titled("Bing chat limits"), titled("Bing chat mobile"), {"bing", "chat"})
+    assert not same_event(
+        titled("Nvidia chip stock beat"), titled("Nvidia stock beat chip"), {"stock", "beat"}
+    )
+    assert same_event(
+        titled("Bing chat limits stock"),
+        titled("Bing chat stock mobile"),
+        {"bing", "chat", "stock"},
+    )
+
+
 def test_a_topic_word_counts_half() -> None:
     """One distinctive word and one topic word are not enough; with a second topic word they
     are (the rule `same_event` states, whatever headlines the lists are tuned on)."""

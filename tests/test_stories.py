@@ -464,7 +464,9 @@ def pool_records(draw: st.DrawFn, url: str) -> Record:
         related = draw(st.lists(st.sampled_from(POOL), max_size=4))
     related = [f"{item}?utm_source=feed" if len(item) % 2 else item for item in related]
     topics = draw(st.lists(st.sampled_from(TOPICS), max_size=2, unique=True))
-    hours = draw(st.integers(0, 24 * 12))
+    # mostly within 12 days (two or three periods of the common words), now and then 40, or
+    # hours either side of the end of START's period (48 hours after it): pairs across two
+    hours = draw(st.integers(0, 24 * 12) | st.integers(0, 24 * 40) | st.integers(40, 56))
     title = draw(
         st.sampled_from(["", "edited"])
         | st.lists(st.sampled_from(HEADLINE_POOL), max_size=4).map(" ".join)
@@ -538,77 +540,109 @@ def check_regrouping(data: st.DataObject, options: tuple[float, int, int, float,
         # alone in its bucket, none not at all), no story gone kept by its id
         assert holders_of(grouping) == holders_of(fresh)
         assert grouping.by_id.keys() == fresh.by_id.keys()
-        # and the same word counts and common words
+        # and the same word counts and common words, period by period
         assert grouping.words.holders == fresh.words.holders
-        assert grouping.words.several == fresh.words.several
-        assert grouping.words.clusters == fresh.words.clusters
+        assert grouping.words.sizes == fresh.words.sizes
         assert grouping.words.common == fresh.words.common
+        assert grouping.words.thresholds == fresh.words.thresholds
+
+
+def common_words(grouping: _Grouping) -> set[str]:
+    """The words common around any period of a grouping."""
+    return set().union(*grouping.words.common.values())
+
+
+def said_on(days: list[int], title: str = "Nexus operator") -> list[Record]:
+    """Records saying `title`, one on each of those days after START (at 01:00)."""
+    return [
+        make_record(f"https://p{day}.example/{title}", 24 * day + 1, title=title) for day in days
+    ]
+
+
+NEXUS_URL = "https://c.example/nexus"
+ONE = make_record("https://a.example/1", 0, (NEXUS_URL,), title="Azure Operator Nexus launched")
+TWO = make_record("https://b.example/2", 1, (NEXUS_URL,), title="Microsoft's Operator Nexus")
+PAIR = frozenset({ONE.id, TWO.id})
 
 
 def test_a_word_turned_common_links_no_records_and_links_again_when_it_is_not() -> None:
-    """Two records share "operator" and "nexus": one story. A fourth cluster whose headline
-    holds both words makes them common (4 clusters, the bound): the two records part, though
-    neither changed, in place as from scratch; when another of those clusters goes, they are
-    one story again."""
-    url = "https://c.example/nexus"
-    one = make_record("https://a.example/1", 0, (url,), title="Azure Operator Nexus launched")
-    two = make_record("https://b.example/2", 1, (url,), title="Microsoft's Operator Nexus")
-    others = [
-        make_record(f"https://p{n}.example/a", 2 + n, title=f"Nexus operator {n}") for n in (1, 2)
-    ]
-    grouping = _Grouping.of([one, two, others[0]], common_min=4, common_share=0.0)
-    assert as_sets(grouping.index().stories) == {
-        frozenset({one.id, two.id}),
-        frozenset({others[0].id}),
-    }
+    """Two records share "operator" and "nexus": one story. Records saying both words on a
+    second and a third day make them common (3 days, the bound): the two part, though neither
+    changed, in place as from scratch; when one of those records goes, they are one again."""
+    others = said_on([2, 3])
+    options = {"common_min": 3, "common_share": 0.0}
+    grouping = _Grouping.of([ONE, TWO, others[0]], **options)
+    assert PAIR in as_sets(grouping.index().stories)
     grouping.update((), (others[1],))
-    assert grouping.words.common == {"nexu", "operator"}  # stems
+    assert common_words(grouping) == {"nexu", "operator"}  # stems
     assert len(grouping.index().stories) == 4
-    assert shape(grouping.index()) == shape(
-        _Grouping.of([one, two, *others], common_min=4, common_share=0.0).index()
-    )
+    assert shape(grouping.index()) == shape(_Grouping.of([ONE, TWO, *others], **options).index())
     grouping.update((others[0],), ())
-    assert as_sets(grouping.index().stories) == {
-        frozenset({one.id, two.id}),
-        frozenset({others[1].id}),
-    }
+    assert PAIR in as_sets(grouping.index().stories)
 
 
-def test_common_words_are_counted_by_cluster_and_by_share() -> None:
-    """Records listing one another (one aggregator cluster) count once; the share raises the
-    bound for a large collection, and the bound leaves small collections without common words."""
-    members = ["https://a.example/1", "https://b.example/2", "https://c.example/3"]
-    cluster = [
-        make_record(url, n, tuple(other for other in members if other != url), title="Recall")
-        for n, url in enumerate(members)
-    ]
-    alone = [make_record(f"https://p{n}.example/a", n, title="Recall") for n in range(2)]
-    assert _Grouping.of(cluster + alone, common_min=4).words.common == set()  # 5 records
-    assert _Grouping.of(cluster + alone, common_min=3).words.common == {"recall"}
-    others = [make_record(f"https://q{n}.example/a", n, title=f"Other {n}") for n in range(8)]
-    # 3 clusters of 11: more than a quarter, not more than a third
-    assert _Grouping.of(cluster + alone + others, common_min=1, common_share=0.25).words.common
-    assert not _Grouping.of(cluster + alone + others, common_min=1, common_share=1 / 3).words.common
-    assert group_stories(cluster) == group_stories(cluster, common_min=NO_COMMON_WORDS)
+def test_common_words_are_counted_by_day_and_by_share() -> None:
+    """Ten records saying "recall" on one day are one day of it, however many providers or
+    clusters (one event); on three days it is common above a minimum of 3. The share is of the
+    window's days with records: 3 days of 11 are more than a quarter, not more than a third."""
+    one_day = [make_record(f"https://p{n}.example/a", n, title="Recall") for n in range(10)]
+    assert common_words(_Grouping.of(one_day, common_min=2, common_share=0.0)) == set()
+    three_days = said_on([0, 4, 8], "Recall")
+    assert common_words(_Grouping.of(three_days, common_min=3, common_share=0.0)) == {"recall"}
+    assert common_words(_Grouping.of(three_days, common_min=4, common_share=0.0)) == set()
+    others = [*three_days, *said_on([1, 2, 3, 5, 6, 7, 9, 10], "Other")]
+    assert "recall" in common_words(_Grouping.of(others, common_min=1, common_share=0.25))
+    assert "recall" not in common_words(_Grouping.of(others, common_min=1, common_share=1 / 3))
 
 
-def test_a_word_stops_being_common_when_the_collection_grows_past_its_share() -> None:
-    """Three clusters of five hold "operator" and "nexus", more than half: common, and the two
-    records that share them apart. Three clusters more raise the bound past three: the words are
-    no longer common and the two records one story, though no record holding them changed."""
-    url = "https://c.example/nexus"
-    one = make_record("https://a.example/1", 0, (url,), title="Azure Operator Nexus launched")
-    two = make_record("https://b.example/2", 1, (url,), title="Microsoft's Operator Nexus")
-    third = make_record("https://p.example/a", 2, title="Nexus operator")
-    others = [make_record(f"https://q{n}.example/a", 3, title=f"Other {n}") for n in range(3)]
-    grouping = _Grouping.of([one, two, third, *others[:2]], common_min=1, common_share=0.5)
-    assert grouping.words.common >= {"nexu", "operator"}
-    assert frozenset({one.id, two.id}) not in as_sets(grouping.index().stories)
+def test_a_word_stops_being_common_when_the_window_gains_days_past_its_share() -> None:
+    """The two records and two more saying "operator" and "nexus" on three days of five: more
+    than half, so common, and the two apart. Records of three more days raise the bound past
+    three (8 days): the words are no longer common and the two are one story, though no
+    record holding them changed; in place as from scratch."""
+    third = said_on([1, 2])
+    others = said_on([3, 4, 5, 6, 7], "Other")
+    options = {"common_min": 1, "common_share": 0.5}
+    grouping = _Grouping.of([ONE, TWO, *third, *others[:2]], **options)
+    assert common_words(grouping) >= {"nexu", "operator"}
+    assert PAIR not in as_sets(grouping.index().stories)
     grouping.update((), others[2:])
-    assert not grouping.words.common & {"nexu", "operator"}
-    assert frozenset({one.id, two.id}) in as_sets(grouping.index().stories)
-    fresh = _Grouping.of([one, two, third, *others], common_min=1, common_share=0.5)
+    assert not common_words(grouping) & {"nexu", "operator"}
+    assert PAIR in as_sets(grouping.index().stories)
+    fresh = _Grouping.of([ONE, TWO, *third, *others], **options)
     assert shape(grouping.index()) == shape(fresh.index())
+
+
+def test_a_word_turned_common_around_the_earlier_record_parts_a_pair_across_two_days() -> None:
+    """Two records share "operator" and "nexus", the earlier 4 hours before the end of START's
+    day, the later 2 hours into the next. A record saying both words 10 days before START is in
+    the window around the earlier record's day (3 days, the bound, so the pair parts though
+    neither changed, in place as from scratch), not in the one around the later's (2 days).
+    When it goes, they are one again."""
+    one = make_record("https://a.example/1", 20, (NEXUS_URL,), title=ONE.title)
+    two = make_record("https://b.example/2", 26, (NEXUS_URL,), title=TWO.title)
+    (third,) = said_on([-10])
+    options = {"common_min": 3, "common_share": 0.0}
+    grouping = _Grouping.of([one, two], **options)
+    assert as_sets(grouping.index().stories) == {frozenset({one.id, two.id})}
+    grouping.update((), (third,))
+    words = grouping.words
+    assert words.common[words.period_of(one)] == {"nexu", "operator"}
+    assert words.period_of(two) not in words.common
+    assert len(grouping.index().stories) == 3
+    assert shape(grouping.index()) == shape(_Grouping.of([one, two, third], **options).index())
+    grouping.update((third,), ())
+    assert as_sets(grouping.index().stories) == {frozenset({one.id, two.id})}
+
+
+def test_words_common_in_another_window_do_not_part_a_pair() -> None:
+    """Records saying "operator" and "nexus" on three days five weeks before the two records
+    sharing a URL and both words: common then, not around the pair, which stays one story;
+    three days in the week before the pair part it."""
+    for days, parted in (([-35, -34, -33], False), ([-5, -4, -3], True)):
+        records = [ONE, TWO, *said_on(days)]
+        stories = as_sets(group_stories(records, common_min=3, common_share=0.0))
+        assert (PAIR not in stories) is parted
 
 
 def holders_of(grouping: _Grouping) -> dict[str, list[str]]:
@@ -684,13 +718,10 @@ def test_a_url_turned_hub_by_a_new_record_parts_the_records_it_linked() -> None:
 
 
 def test_group_stories_counts_common_words_with_the_share_and_minimum_it_is_given() -> None:
-    """Three clusters of three hold "operator" and "nexus": common above a share of a half (and a
-    minimum of 1), so the two records sharing a URL stay apart; with the defaults (a minimum of
-    5 clusters) the words are not common and the two are one story."""
-    url = "https://c.example/nexus"
-    one = make_record("https://a.example/1", 0, (url,), title="Azure Operator Nexus launched")
-    two = make_record("https://b.example/2", 1, (url,), title="Microsoft's Operator Nexus")
-    third = make_record("https://p.example/a", 2, title="Nexus operator")
-    apart = group_stories([one, two, third], common_share=0.5, common_min=1)
-    assert len(apart) == 3
-    assert frozenset({one.id, two.id}) in as_sets(group_stories([one, two, third]))
+    """The two records and a third saying "operator" and "nexus" on three days: common above a
+    share of a half of the days (and a minimum of 1), so the two records sharing a URL stay
+    apart; with the defaults (a minimum of 5 days) the words are not common and the two are
+    one story."""
+    records = [ONE, TWO, *said_on([2, 4])]
+    assert len(group_stories(records, common_share=0.5, common_min=1)) == 4
+    assert PAIR in as_sets(group_stories(records))
