@@ -143,10 +143,10 @@ class WordCounts:
     while a word behind many events is said day after day (as "bing", "ceo" and "next" joined
     different events of February 2023). Counting clusters over the whole collection misses a
     word of one period ("bing"), and counting clusters in a window made every event's own words
-    common where its coverage is spread over clusters (bench/README.md, Stories). The periods are fixed (whole periods since the epoch), so that a
-    change tells exactly which words turned common or stopped being, and around which periods
-    (`settle`). The minimum keeps small collections (the seeds, a test's few records) without
-    common words."""
+    common where its coverage is spread over clusters (bench/README.md, Stories). The periods
+    are fixed (whole periods since the epoch), so that a change tells exactly which words turned
+    common or stopped being, and around which periods (`settle`). The minimum keeps small
+    collections (the seeds, a test's few records) without common words."""
 
     def __init__(
         self, share: float, minimum: int, period_days: float = 1.0, window_periods: int = 21
