@@ -29,7 +29,7 @@ START = datetime(2020, 1, 1, tzinfo=UTC)
 # Made-up words with a skewed (Zipf-like) frequency, as real headline words have: the first of
 # the 21,952 is drawn about 10,000 times as often as the 10,000th. Each event (20 records in a
 # row: the wire URL's number) has two words and each headline a third drawn alike, so that a
-# few words are in more than 1 % of the headlines (common, `_WordCounts`) and most in few.
+# few words are said day after day (common, `WordCounts`) and most on a day or two.
 _SYLLABLES = (
     "zor quel vant mir dax pel ka lo ne ri su to bra fen gil hu jo kev lum mox nar ost pra rin "
     "sil tam urb vex"
