@@ -30,6 +30,7 @@ from feedsvc.stories import (
     story_id,
 )
 from tests.story_records import START, make_record, titled
+from tests.test_headlines import HELD_OUT_ERRORS
 
 # A headline word that most records hold is common (`COMMON_SHARE`) and links none of them: the
 # tests built on the default titles group with common words left out (`common_min`).
@@ -643,6 +644,20 @@ def test_words_common_in_another_window_do_not_part_a_pair() -> None:
         records = [ONE, TWO, *said_on(days)]
         stories = as_sets(group_stories(records, common_min=3, common_share=0.0))
         assert (PAIR not in stories) is parted
+
+
+def test_a_held_out_error_parts_when_its_words_are_said_day_after_day() -> None:
+    """Bing in its mobile apps and "Did Bing really say that?" (HELD_OUT_ERRORS) share a URL
+    and "bing" and "chat": one story while other headlines say them on three more days of the
+    three weeks around (4 with the pair's), two stories on four more (5: the defaults ask at
+    least 5 days, and more than a quarter of the days with records)."""
+    url = "https://c.example/bing"
+    apps = make_record("https://a.example/apps", 0, (url,), title=HELD_OUT_ERRORS[0][0])
+    doctored = make_record("https://b.example/doctored", 5, (url,), title=HELD_OUT_ERRORS[0][1])
+    pair = frozenset({apps.id, doctored.id})
+    for days, parted in (([-9, -4, 2], False), ([-9, -4, 2, 9], True)):
+        records = [apps, doctored, *said_on(days, "Bing chat limits")]
+        assert (pair not in as_sets(group_stories(records))) is parted
 
 
 def holders_of(grouping: _Grouping) -> dict[str, list[str]]:
