@@ -8,8 +8,8 @@ held and regroups only what changed since (`stories.resume`: the server's path f
 to the next, which a hypothesis property holds equal to grouping from scratch).
 
 What is written is plain values (text, whole numbers, bytes), no object: each record's
-comparison keys, the stories as positions of records in (published, id) order, the headline word
-counts. It names the parse cache file it goes with by that file's digest, and is used only with
+comparison keys, the stories as positions of records in (published, id) order, the headline words
+counted by day. It names the parse cache file it goes with by that file's digest, and is used only with
 records read from that very file (`CollectionLoader.cache_read`); its header holds a digest of
 feedsvc's code (any change to the rules groups from scratch), the grouping's settings and a
 digest of the rest. Anything else (missing, stale, corrupt, another code or window) is ignored:
@@ -27,12 +27,11 @@ import pickle
 import sys
 import tempfile
 from array import array
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from feedsvc.comparison import cluster_of_keys, record_keys
+from feedsvc.comparison import record_keys
 from feedsvc.headlines import WordCounts
 from feedsvc.parsecache import _RestrictedUnpickler
 from feedsvc.records import Record
@@ -137,14 +136,6 @@ def dump(grouping: _Grouping, cache: bytes) -> dict[str, Any]:
         sizes.append(len(story.records))
         members.extend(position[id(record)] for record in story.records)
     words = grouping.words
-    member_of: dict[int, int] = {}  # cluster -> its first record's position
-    if words.several:
-        for index, record_keys_ in enumerate(keys):
-            member_of.setdefault(cluster_of_keys(record_keys_), index)
-    several = [
-        (member_of[cluster], _joined(list(counts)), array("q", counts.values()).tobytes())
-        for cluster, counts in words.several.items()
-    ]
     return {
         "cache": cache,
         "settings": _settings(grouping),
@@ -153,10 +144,14 @@ def dump(grouping: _Grouping, cache: bytes) -> dict[str, Any]:
         "key_counts": array("q", map(len, keys)).tobytes(),
         "members": members.tobytes(),
         "sizes": sizes.tobytes(),
-        "words": _joined(list(words.holders)),
-        "word_counts": array("q", words.holders.values()).tobytes(),
-        "several": several,
-        "common": _joined(sorted(words.common)),
+        "periods": array("q", words.sizes).tobytes(),
+        "period_sizes": array("q", words.sizes.values()).tobytes(),
+        "words": [
+            (period, _joined(list(counts)), array("q", counts.values()).tobytes())
+            for period, counts in words.holders.items()
+        ],
+        "thresholds": array("q", [*words.thresholds, *words.thresholds.values()]).tobytes(),
+        "common": [(period, _joined(sorted(common))) for period, common in words.common.items()],
     }
 
 
@@ -180,12 +175,10 @@ def restore(
     if len(counts) != len(ordered) or sum(counts) != len(keys):
         return None
     held: dict[str, list[int]] = {}
-    clusters = []
     start = 0
     for index, count in enumerate(counts):
         own = keys[start : start + count]
         start += count
-        clusters.append(cluster_of_keys(own))
         for key in own:
             positions = held.get(key)
             if positions is None:
@@ -202,13 +195,15 @@ def restore(
             alone.setdefault(hash(key) & mask, []).append(ordered[positions[0]])
     for bucket, found in alone.items():
         holders.buckets[bucket] = tuple(found)
-    # The headline words' counts, by cluster as this process numbers them.
-    words = WordCounts(share, minimum)
-    words.clusters = dict(Counter(clusters))
-    words.holders = dict(zip(_split(state["words"]), _ints(state["word_counts"]), strict=True))
-    for member, named, numbers in state["several"]:
-        words.several[clusters[member]] = dict(zip(_split(named), _ints(numbers), strict=True))
-    words.common = set(_split(state["common"]))
+    # The headline words' counts, by period.
+    words = WordCounts(share, minimum, *grouping._periods())
+    words.sizes = dict(zip(_ints(state["periods"]), _ints(state["period_sizes"]), strict=True))
+    for period, named, numbers in state["words"]:
+        words.holders[period] = dict(zip(_split(named), _ints(numbers), strict=True))
+    thresholds = _ints(state["thresholds"])
+    half = len(thresholds) // 2
+    words.thresholds = dict(zip(thresholds[:half], thresholds[half:], strict=True))
+    words.common = {period: frozenset(_split(named)) for period, named in state["common"]}
     grouping.words = words
     # The stories, as the grouping had them.
     members, sizes = _ints(state["members"]), _ints(state["sizes"])

@@ -45,9 +45,9 @@ def by_ids(grouping: _Grouping) -> tuple[Any, ...]:
         {slug: [story.id for story in stories] for slug, stories in index.by_topic.items()},
         sorted(grouping.by_id),
         holders_of(grouping),
+        words.sizes,
         words.holders,
-        words.several,
-        words.clusters,
+        words.thresholds,
         words.common,
     )
 
