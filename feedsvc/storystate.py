@@ -7,13 +7,13 @@ the parse cache (`state_file`), and the next build takes it up for the records t
 held and regroups only what changed since (`stories.resume`: the server's path from one version
 to the next, which a hypothesis property holds equal to grouping from scratch).
 
-What is written is plain values (text, whole numbers, bytes), no object: each record's
-comparison keys, the stories as positions of records in (published, id) order, the headline words
-counted by day. It names the parse cache file it goes with by that file's digest, and is used only with
+What is written is plain values (text, whole numbers, bytes), no object: each record's comparison
+keys, the stories as positions of records in (published, id) order, the headline words counted by
+day. It names the parse cache file it goes with by that file's digest, and is used only with
 records read from that very file (`CollectionLoader.cache_read`); its header holds a digest of
-feedsvc's code (any change to the rules groups from scratch), the grouping's settings and a
-digest of the rest. Anything else (missing, stale, corrupt, another code or window) is ignored:
-the build then groups from scratch, as it always could.
+feedsvc's code (any change to the rules groups from scratch), the grouping's settings and a digest
+of the rest. Anything else (missing, stale, corrupt, another code or window) is ignored: the build
+then groups from scratch, as it always could.
 """
 
 from __future__ import annotations
