@@ -179,6 +179,15 @@ SCOPES = {
             "tests/test_headlines.py::test_same_event_is_symmetric",
         ),
     ),
+    # The stories grouping kept from one build to the next (storystate.py): written as plain
+    # values, taken up only for the records and settings it was written for.
+    "storystate": Scope(
+        ("storystate.*",),
+        (
+            "tests/test_storystate.py",
+            "tests/test_build.py::test_feedsvc_build_writes_the_parse_cache_once_the_site_is_in_place",
+        ),
+    ),
 }
 
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): a mutant is caught when the tests fail
