@@ -149,6 +149,21 @@ SCOPES = {
             "tests/test_pages.py::test_a_page_takes_each_article_from_the_fragment_store_and_leaves_it_there",
         ),
     ),
+    # An entry's parts as a first render makes them: Media RSS, Atom enclosure links, the other
+    # coverage from the packed related articles, value objects made through their slots.
+    "entries": Scope(
+        (
+            "render.x__media",
+            "render.x__sized",
+            "render.xǁ_EntryExtrasǁextend_atom",
+            "render.xǁ_EntryExtrasǁextend_rss",
+            "feeds.x_entry_for",
+            "feeds.x__escape",
+            "records.x_related_fields",
+            "values.x_maker",
+        ),
+        ("tests/test_render.py", "tests/test_feeds.py", "tests/test_records.py"),
+    ),
     # What a build's page is made from, to keep its file without rendering it.
     "fingerprints": Scope(
         ("feeds.xǁFingerprintsǁ*", "feeds.x_record_values", "feeds.x__image_values"),

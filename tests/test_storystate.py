@@ -146,6 +146,44 @@ def test_a_state_is_used_only_for_the_records_and_settings_it_was_written_for(
     assert storystate.load(tmp_path / "missing", copies(records), b"cache", DEFAULTS) is None
 
 
+def test_the_state_of_a_parse_cache_sits_beside_it_under_its_name() -> None:
+    """As README.md says: the parse cache's name plus `.stories`, in its folder."""
+    cache = Path("/var/cache/feedsvc/parse-cache")
+    assert storystate.state_file(cache) == Path("/var/cache/feedsvc/parse-cache.stories")
+
+
+def test_a_state_that_cannot_be_written_or_used_is_a_warning_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A build goes on without its state (the next one groups from scratch), and says which file
+    and why; no temporary file is left behind."""
+    grouping = _Grouping.of(some_records())
+    missing = tmp_path / "no-such-folder" / "parse-cache.stories"
+    with caplog.at_level(logging.WARNING):
+        storystate.save(missing, grouping, b"cache")  # no exception
+    assert f"stories state {missing} cannot be written (No such file or directory)" in caplog.text
+    caplog.clear()
+    path = tmp_path / "parse-cache.stories"
+    storystate.save(path, grouping, b"cache")
+    assert [child.name for child in tmp_path.iterdir()] == [path.name]
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 1
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        assert storystate.load(path, copies(some_records()), b"cache", DEFAULTS) is None
+    assert f"stories state {path} is corrupt; grouping from scratch" in caplog.text
+    caplog.clear()
+    # A state whose digest holds but whose values do not fit: not used, and said so.
+    storystate.save(path, grouping, b"cache")
+    header = path.read_bytes()[: path.read_bytes().index(b"\n", len(storystate.MAGIC)) + 1]
+    payload = pickle.dumps({"cache": b"cache", "settings": DEFAULTS})
+    digest = storystate.hashlib.blake2b(payload, digest_size=16).digest()
+    path.write_bytes(header + digest + payload)
+    with caplog.at_level(logging.WARNING):
+        assert storystate.load(path, copies(some_records()), b"cache", DEFAULTS) is None
+    assert f"stories state {path} cannot be used (" in caplog.text
+
+
 def test_a_state_names_no_class_to_unpickle(tmp_path: Path) -> None:
     """Plain values only: a state that names a class or function is refused, not run."""
     path = tmp_path / "parse-cache.stories"
