@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 
 import pytest
@@ -97,6 +98,10 @@ def test_entry_related_excludes_itself_and_escapes_text(collection) -> None:  # 
         ("computer-vision", "Computer Vision"),
         ("ai", "AI"),
     ]
+    assert {c.scheme for c in entry.categories} == {SITE.url("/topics/")}
+    assert entry.summary == record.excerpt and record.excerpt
+    # The excerpt first, escaped, then the other coverage.
+    assert entry.content_html.startswith(f"<p>{html.escape(record.excerpt)}</p>\n<p>Other")
     assert entry.author == "IET"
     assert entry.updated == entry.published == datetime(2022, 11, 15, 17, 36, tzinfo=UTC)
 
@@ -120,6 +125,14 @@ def test_related_that_is_the_article_itself_is_dropped() -> None:
     assert [link.href for link in entry.related] == ["https://y.example/b"]
     assert entry.content_html is not None
     assert "<script>" not in entry.content_html and "&lt;script&gt;" in entry.content_html
+    # Every character HTML gives a meaning to is escaped, in the excerpt and the articles.
+    for text in ("a & b", "a < b", "a > b", 'a "b"', "a 'b'"):
+        data["related"] = [{"title": text, "webUrl": "https://y.example/b"}]
+        data["excerpt"] = text
+        record = record_from_mapping(data, "x.md").record
+        assert record is not None
+        content = entry_for(record, SITE).content_html
+        assert content is not None and content.count(html.escape(text)) == 2
 
 
 def test_equal_entries_hash_alike_and_others_apart(collection) -> None:  # type: ignore[no-untyped-def]
@@ -197,6 +210,7 @@ def test_entries_links_and_categories_made_through_their_slots_are_those_of_the_
     import weakref
 
     from feedsvc.feeds import Category, Entry, Link, _category, _entry_of, _link
+    from feedsvc.values import maker
 
     link = _link("https://x.example/a", "related", "text/html", "A")
     assert type(link) is Link and link == Link("https://x.example/a", "related", "text/html", "A")
@@ -217,6 +231,9 @@ def test_entries_links_and_categories_made_through_their_slots_are_those_of_the_
     }
     made, expected = _entry_of(**values), Entry(**values)
     assert made == expected and hash(made) == hash(expected) and repr(made) == repr(expected)
+    # A maker made here, not at import (where a planted bug would not reach it), by position.
+    again = maker(Entry)(*values.values())
+    assert type(again) is Entry and repr(again) == repr(expected)
     assert weakref.ref(made)() is made
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.title = "Other"  # type: ignore[misc]
