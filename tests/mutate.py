@@ -194,6 +194,17 @@ SCOPES = {
             "tests/test_headlines.py::test_same_event_is_symmetric",
         ),
     ),
+    # The headline words common around a day (headlines.WordCounts), counted from scratch and
+    # followed in place by a version's changes: the part of the stories scope that changed last.
+    "words": Scope(
+        ("headlines.xǁWordCountsǁ*", "headlines.x_same_event", "headlines.x__bump"),
+        (
+            "tests/test_headlines.py",
+            "tests/test_stories.py",
+            "--deselect",
+            "tests/test_headlines.py::test_same_event_is_symmetric",
+        ),
+    ),
     # The stories grouping kept from one build to the next (storystate.py): written as plain
     # values, taken up only for the records and settings it was written for.
     "storystate": Scope(

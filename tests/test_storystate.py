@@ -163,9 +163,18 @@ def test_a_state_that_cannot_be_written_or_used_is_a_warning_naming_it(
         storystate.save(missing, grouping, b"cache")  # no exception
     assert f"stories state {missing} cannot be written (No such file or directory)" in caplog.text
     caplog.clear()
+    taken = tmp_path / "taken"
+    (taken / "parse-cache.stories").mkdir(parents=True)  # a folder where the state would go
+    with caplog.at_level(logging.WARNING):
+        storystate.save(taken / "parse-cache.stories", grouping, b"cache")
+    assert f"stories state {taken / 'parse-cache.stories'} cannot be written (Is a directory)" in (
+        caplog.text
+    )
+    assert [child.name for child in taken.iterdir()] == ["parse-cache.stories"]  # no temporary
+    caplog.clear()
     path = tmp_path / "parse-cache.stories"
     storystate.save(path, grouping, b"cache")
-    assert [child.name for child in tmp_path.iterdir()] == [path.name]
+    assert sorted(child.name for child in tmp_path.iterdir()) == [path.name, "taken"]
     data = bytearray(path.read_bytes())
     data[-5] ^= 1
     path.write_bytes(bytes(data))
