@@ -475,6 +475,20 @@ def pool_records(draw: st.DrawFn, url: str) -> Record:
     return make_record(url, hours, tuple(related), topics=tuple(topics), title=title)
 
 
+def change(data: st.DataObject, current: dict[str, Record]) -> tuple[list[Record], list[Record]]:
+    """Random removals, edits and additions to `current`, in place; what went and what came."""
+    removed, added = [], []
+    for url in data.draw(st.lists(st.sampled_from(POOL), max_size=5, unique=True)):
+        if url in current and data.draw(st.booleans()):
+            removed.append(current.pop(url))
+        else:
+            if url in current:
+                removed.append(current.pop(url))
+            current[url] = data.draw(pool_records(url))
+            added.append(current[url])
+    return removed, added
+
+
 # Headline words, so that words turn common and stop being as records come and go.
 HEADLINE_POOL = ["bing", "chat", "nexus", "operator", "tesla", "recall"]
 
@@ -525,15 +539,7 @@ def check_regrouping(data: st.DataObject, options: tuple[float, int, int, float,
     bucket_bits = data.draw(st.sampled_from([0, 1, 3]))
     grouping = _Grouping.of(current.values(), *options, bucket_bits=bucket_bits)
     for _ in range(data.draw(st.integers(1, 4))):
-        removed, added = [], []
-        for url in data.draw(st.lists(st.sampled_from(POOL), max_size=5, unique=True)):
-            if url in current and data.draw(st.booleans()):
-                removed.append(current.pop(url))
-            else:
-                if url in current:
-                    removed.append(current.pop(url))
-                current[url] = data.draw(pool_records(url))
-                added.append(current[url])
+        removed, added = change(data, current)
         grouping.update(removed, added)
         fresh = _Grouping.of(current.values(), *options)
         assert shape(grouping.index()) == shape(fresh.index())

@@ -30,7 +30,7 @@ from feedsvc.stories import (
 )
 from tests.conftest import RECORDS
 from tests.story_records import make_record
-from tests.test_stories import POOL, holders_of, pool_records
+from tests.test_stories import POOL, change, holders_of, pool_records
 
 DEFAULTS = (DEFAULT_WINDOW_DAYS, HUB_LIMIT, MAX_STORY_RECORDS, COMMON_SHARE, COMMON_MIN)
 
@@ -91,20 +91,6 @@ def test_a_kept_grouping_followed_by_changes_is_the_grouping_from_scratch(
         removed, added = change(data, loaded)
         kept.update(removed, added)
         assert by_ids(kept) == by_ids(_Grouping.of(loaded.values(), *options))
-
-
-def change(data: st.DataObject, current: dict[str, Record]) -> tuple[list[Record], list[Record]]:
-    """Random removals, edits and additions to `current`, in place; what went and what came."""
-    removed, added = [], []
-    for url in data.draw(st.lists(st.sampled_from(POOL), max_size=5, unique=True)):
-        if url in current and data.draw(st.booleans()):
-            removed.append(current.pop(url))
-        else:
-            if url in current:
-                removed.append(current.pop(url))
-            current[url] = data.draw(pool_records(url))
-            added.append(current[url])
-    return removed, added
 
 
 def some_records() -> list[Record]:
