@@ -1004,11 +1004,20 @@ _record = st.fixed_dictionaries(
         "topics": st.lists(st.sampled_from(["AI", "Robots", "Chips"]), max_size=2, unique=True),
     }
 )
+
+
+def _file_changes(record: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[tuple[Any, ...]]:
+    """Adds and changes of records drawn from `record`, removes and renames (`_apply`)."""
+    return st.one_of(
+        st.tuples(st.just("add"), record),
+        st.tuples(st.just("change"), st.integers(0, 20), record),
+        st.tuples(st.just("remove"), st.integers(0, 20)),
+        st.tuples(st.just("rename"), st.integers(0, 20)),
+    )
+
+
 _change = st.one_of(
-    st.tuples(st.just("add"), _record),
-    st.tuples(st.just("change"), st.integers(0, 20), _record),
-    st.tuples(st.just("remove"), st.integers(0, 20)),
-    st.tuples(st.just("rename"), st.integers(0, 20)),
+    _file_changes(_record),
     st.tuples(st.just("title"), st.sampled_from(["feedsvc", "Other"])),
 )
 
@@ -1086,12 +1095,7 @@ _story_record = st.fixed_dictionaries(
         ),
     }
 )
-_story_change = st.one_of(
-    st.tuples(st.just("add"), _story_record),
-    st.tuples(st.just("change"), st.integers(0, 20), _story_record),
-    st.tuples(st.just("remove"), st.integers(0, 20)),
-    st.tuples(st.just("rename"), st.integers(0, 20)),
-)
+_story_change = _file_changes(_story_record)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
