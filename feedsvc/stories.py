@@ -32,12 +32,10 @@ from operator import itemgetter
 from typing import NamedTuple, TypeVar
 
 from feedsvc.comparison import (
-    cluster_of,
     cluster_of_keys,
     comparison_key,
     own_keys,
     record_keys,
-    urls_of,
 )
 from feedsvc.headlines import WordCounts, headline_words, same_event
 from feedsvc.records import Record, Related
@@ -344,30 +342,38 @@ class _Grouping:
             ordered = by_time(records)
             # The words are counted before the plan's keys and pairs are made: made among them,
             # the counts would keep their freed blocks resident (see `_plan`).
-            clusters = list(map(cluster_of, ordered))
             grouping.words = WordCounts.of(ordered, common_share, common_min, *grouping._periods())
-            grouping._take(ordered, grouping._plan(ordered, clusters))
+            grouping._take(ordered, grouping._plan(ordered))
         return grouping
 
     def _periods(self) -> tuple[float, int]:
         """The common words' period and window (`WordCounts`)."""
         return COMMON_PERIOD_DAYS, COMMON_WINDOW_PERIODS
 
-    def _plan(self, ordered: list[Record], clusters: list[int]) -> _Plan:
-        """The stories of `ordered` and the holders of their keys, by positions in `ordered`
-        (`clusters`: the cluster of each)."""
+    def _plan(self, ordered: list[Record]) -> _Plan:
+        """The stories of `ordered` and the holders of their keys, by positions in `ordered`.
+        Each record's keys are worked out once, for its cluster (`cluster_of`) and its holders."""
         first: dict[str, int] = {}  # key -> position of its first holder
         shared: dict[str, list[int]] = {}  # key -> positions of its holders, when two or more
+        clusters: list[int] = []  # the cluster of each position
+        mask = self.holders.mask
+        alone: list[list[int]] = [[] for _ in range(mask + 1)]  # bucket -> positions
         setdefault, get = first.setdefault, shared.get
         for position, record in enumerate(ordered):
-            for key in map(comparison_key, urls_of(record)):  # as `record_keys`, repeats too
+            keys = record_keys(record)
+            clusters.append(cluster_of_keys(keys))
+            for key in keys:
                 held = setdefault(key, position)
-                if held != position:
+                if held == position:  # first seen: held alone, until another record holds it
+                    alone[hash(key) & mask].append(position)
+                else:
                     positions = get(key)
                     if positions is None:
                         shared[key] = [held, position]
-                    elif positions[-1] != position:
+                    else:
                         positions.append(position)
+        for key, positions in shared.items():  # a bucket's places of one record are in a row
+            alone[hash(key) & mask].remove(positions[0])
         # Links join in (later, earlier) order; `same_event` is asked only of a pair that would
         # join two stories (most pairs are of records already joined through others).
         groups, common = _UnionFind(len(ordered), self.max_records), self.words.common_of
@@ -379,11 +385,6 @@ class _Grouping:
             )
         roots = [groups.find(position) for position in range(len(ordered))]
         members = sorted(range(len(ordered)), key=roots.__getitem__)  # stable: earliest first
-        mask = self.holders.mask
-        alone: list[list[int]] = [[] for _ in range(mask + 1)]  # bucket -> positions
-        for key, position in first.items():
-            if key not in shared:
-                alone[hash(key) & mask].append(position)
         headline_words.cache_clear()  # the words of every title `same_event` compared
         own_keys.cache_clear()  # and the own keys of the pairs it asked about
         joined = _KEY_SEPARATOR.join(shared)
