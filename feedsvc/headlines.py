@@ -100,6 +100,8 @@ _POSSESSIVE = re.compile("['\u2019]s\\b")
 def _stem(word: str) -> str:
     """A light stem, so that "programmers" meets "programming" and "warehouses" meets
     "warehouse"."""
+    if word[-1] not in "sgrd":  # no suffix below ends otherwise (most words: the quick way)
+        return word
     if word.endswith("ss"):
         return word
     if word.endswith("ies") and len(word) > 5:
@@ -124,7 +126,9 @@ def _headline_words(title: str) -> frozenset[str]:
     count half in `same_event`). Remembered per title:
     `same_event` runs for every pair of records holding a shared key."""
     text = _POSSESSIVE.sub("", title).replace("'", "").replace("\u2019", "")
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    if not text.isascii():  # (the accents dropped; ASCII is its own NFKD form)
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = text.lower()
     stems = (_stem(word) for word in _HEADLINE_WORD.findall(text) if len(word) > 1)
     return frozenset(stem for stem in stems if stem not in _IGNORED_STEMS)
 
