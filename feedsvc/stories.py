@@ -376,13 +376,15 @@ class _Grouping:
             alone[hash(key) & mask].remove(positions[0])
         # Links join in (later, earlier) order; `same_event` is asked only of a pair that would
         # join two stories (most pairs are of records already joined through others).
-        groups, common = _UnionFind(len(ordered), self.max_records), self.words.common_of
+        groups = _UnionFind(len(ordered), self.max_records)
+        commons = list(map(self.words.common_of, ordered))  # each record's, once (not per pair)
+
+        def accept(earlier: int, later: int) -> bool:
+            return same_event(ordered[later], ordered[earlier], commons[earlier])
+
+        union = groups.union
         for later, earlier in sorted(self._pairs(ordered, shared.values(), clusters)):
-            groups.union(
-                earlier,
-                later,
-                lambda a, b: same_event(ordered[b], ordered[a], common(ordered[a])),
-            )
+            union(earlier, later, accept)
         roots = [groups.find(position) for position in range(len(ordered))]
         members = sorted(range(len(ordered)), key=roots.__getitem__)  # stable: earliest first
         headline_words.cache_clear()  # the words of every title `same_event` compared
