@@ -382,8 +382,9 @@ class _Grouping:
         def accept(earlier: int, later: int) -> bool:
             return same_event(ordered[later], ordered[earlier], commons[earlier])
 
-        union = groups.union
-        for later, earlier in sorted(self._pairs(ordered, shared.values(), clusters)):
+        union, count = groups.union, len(ordered)
+        for pair in sorted(self._pairs(ordered, shared.values(), clusters)):
+            later, earlier = divmod(pair, count)
             union(earlier, later, accept)
         roots = [groups.find(position) for position in range(len(ordered))]
         members = sorted(range(len(ordered)), key=roots.__getitem__)  # stable: earliest first
@@ -401,11 +402,13 @@ class _Grouping:
 
     def _pairs(
         self, ordered: list[Record], holders: Iterable[list[int]], clusters: list[int]
-    ) -> list[tuple[int, int]]:
+    ) -> list[int]:
         """Every pair of records that hold a linking key within the window of each other, as
-        (later, earlier) positions in `ordered`: the links, before `same_event` is asked."""
+        (later, earlier) positions in `ordered`: the links, before `same_event` is asked. Each
+        pair is one number, `later * len(ordered) + earlier`, which sorts as the pair would (and
+        sorting 350,000 numbers costs half what sorting as many tuples does)."""
         pairs = []
-        window = self.window
+        window, count = self.window, len(ordered)
         for positions in holders:
             if len(positions) <= self.hub_limit or self._few_clusters(
                 positions, lambda held: {clusters[position] for position in held}
@@ -414,7 +417,7 @@ class _Grouping:
                     published = ordered[later].published
                     for earlier in positions[:index]:
                         if published - ordered[earlier].published <= window:
-                            pairs.append((later, earlier))
+                            pairs.append(later * count + earlier)
         return pairs
 
     def _take(self, ordered: list[Record], plan: _Plan) -> None:
