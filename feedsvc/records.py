@@ -101,7 +101,9 @@ def related_urls(packed: str) -> list[str]:
     reads every URL of every record)."""
     if not packed:
         return []
-    return [item.split(_UNIT, 2)[1] for item in packed.split(_GROUP)]
+    # Every article is four fields, so its URL is every third piece between _UNITs (an
+    # article's last field and the next one's first are one piece, across _GROUP).
+    return packed.split(_UNIT)[1::3]
 
 
 def related_fields(packed: str) -> list[list[str]]:
