@@ -75,7 +75,7 @@ def general_key(url: str) -> str:
     # Every AMP form of a path holds "amp" (most paths do not: they skip the slow way).
     path = _canonical_path(path) if "amp" in path.lower() else (path.rstrip("/") or "/")
     if query:
-        query = "&".join(sorted(_kept_params(query)))
+        query = _kept_query(query)
     return f"{host}{path}" + (f"?{query}" if query else "")
 
 
@@ -111,6 +111,13 @@ def _canonical_path(path: str) -> str:
     elif path.endswith(".amp"):
         path = path[: -len(".amp")]
     return path.rstrip("/") or "/"
+
+
+@lru_cache(maxsize=1 << 10)
+def _kept_query(query: str) -> str:
+    """A query's parameters but the tracking ones, sorted. Remembered: most queries are a few
+    tracking parameters that many URLs of a feed carry (`utm_source=rss`), and are dropped."""
+    return "&".join(sorted(_kept_params(query)))
 
 
 def _kept_params(query: str) -> Iterable[str]:
