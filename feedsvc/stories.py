@@ -355,25 +355,22 @@ class _Grouping:
         Each record's keys are worked out once, for its cluster (`cluster_of`) and its holders."""
         first: dict[str, int] = {}  # key -> position of its first holder
         shared: dict[str, list[int]] = {}  # key -> positions of its holders, when two or more
-        clusters: list[int] = []  # the cluster of each position
-        mask = self.holders.mask
-        alone: list[list[int]] = [[] for _ in range(mask + 1)]  # bucket -> positions
+        # The cluster of each position, as numbers in an array: made in this loop and freed
+        # after it, a list of 100,000 integers among its keys kept the process about 55 MiB
+        # larger, as did the buckets filled in it (bench.stories).
+        clusters = array("q")
         setdefault, get = first.setdefault, shared.get
         for position, record in enumerate(ordered):
             keys = record_keys(record)
             clusters.append(cluster_of_keys(keys))
             for key in keys:
                 held = setdefault(key, position)
-                if held == position:  # first seen: held alone, until another record holds it
-                    alone[hash(key) & mask].append(position)
-                else:
+                if held != position:
                     positions = get(key)
                     if positions is None:
                         shared[key] = [held, position]
                     else:
                         positions.append(position)
-        for key, positions in shared.items():  # a bucket's places of one record are in a row
-            alone[hash(key) & mask].remove(positions[0])
         # Links join in (later, earlier) order; `same_event` is asked only of a pair that would
         # join two stories (most pairs are of records already joined through others).
         groups = _UnionFind(len(ordered), self.max_records)
@@ -388,6 +385,11 @@ class _Grouping:
             union(earlier, later, accept)
         roots = [groups.find(position) for position in range(len(ordered))]
         members = sorted(range(len(ordered)), key=roots.__getitem__)  # stable: earliest first
+        mask = self.holders.mask
+        alone: list[list[int]] = [[] for _ in range(mask + 1)]  # bucket -> positions
+        for key, position in first.items():
+            if key not in shared:
+                alone[hash(key) & mask].append(position)
         headline_words.cache_clear()  # the words of every title `same_event` compared
         own_keys.cache_clear()  # and the own keys of the pairs it asked about
         joined = _KEY_SEPARATOR.join(shared)
@@ -401,7 +403,7 @@ class _Grouping:
         )
 
     def _pairs(
-        self, ordered: list[Record], holders: Iterable[list[int]], clusters: list[int]
+        self, ordered: list[Record], holders: Iterable[list[int]], clusters: Sequence[int]
     ) -> list[int]:
         """Every pair of records that hold a linking key within the window of each other, as
         (later, earlier) positions in `ordered`: the links, before `same_event` is asked. Each
