@@ -49,15 +49,40 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     shared = headline_words(one.title) & headline_words(other.title)
     topical = shared & TOPIC_WORDS
     weight = 2 * len(shared) - len(topical)  # twice the shared words, a topic word half
-    if weight >= 4 and (
-        any(word not in _WEAK_WORDS and word not in common for word in shared)
-        or weight - 2 * len(shared & ENTITY_WORDS) >= 6
-    ):
-        return True
+    if weight >= 4:
+        if weight - 2 * len(shared & ENTITY_WORDS) >= 6:
+            return True
+        if any(word not in _WEAK_WORDS and word not in common for word in shared) and (
+            _texts_agree(one, other, common)
+        ):
+            return True
     if not shared:
         return False
     mine = own_keys(one.url, one.original_url)
     return any(key in mine for key in own_keys(other.url, other.original_url))
+
+
+# Distinctive words (neither names, topic words nor common) that a pair's texts, headline and
+# excerpt together, must share when the headlines alone give the least evidence `same_event`
+# takes (two shared words, one of them distinctive) and both records have an excerpt.
+TEXT_WORDS_MIN = 3
+
+
+def _texts_agree(one: Record, other: Record, common: AbstractSet[str]) -> bool:
+    """Whether the excerpts bear out a link the headlines make on the least evidence: the two
+    records' headlines and excerpts together share `TEXT_WORDS_MIN` distinctive words (neither
+    names, topic words nor common), or a record has no excerpt (nothing to ask). Two headlines
+    share two words by chance far more often than two texts share three: "Nvidia to build
+    Israel's most potent AI supercomputer" and "Nvidia's new Grace Hopper superchip to fuel its
+    DGX GH200 AI supercomputer" share "nvidia" and "supercomputer", and their excerpts nothing
+    more ("Israel-1" against "GH200"); the articles of one event repeat its particulars (a
+    name, a figure, a place) in their first lines. Measured in bench/README.md (Stories,
+    Excerpts)."""
+    if not one.excerpt or not other.excerpt:
+        return True
+    shared = text_words(one.title, one.excerpt) & text_words(other.title, other.excerpt)
+    strong = sum(word not in _WEAK_WORDS and word not in common for word in shared)
+    return strong >= TEXT_WORDS_MIN
 
 
 # The word lists below were written for the collection feedsvc publishes (everyday-cc/ai: AI
@@ -130,6 +155,15 @@ def _headline_words(title: str) -> frozenset[str]:
 
 
 headline_words = lru_cache(maxsize=1 << 17)(_headline_words)
+
+
+def _text_words(title: str, excerpt: str) -> frozenset[str]:
+    """The distinctive words of a headline and its excerpt together (as `headline_words`).
+    Remembered while a grouping runs, as headline words are."""
+    return _headline_words(f"{title} {excerpt}")
+
+
+text_words = lru_cache(maxsize=1 << 14)(_text_words)
 
 
 class WordCounts:
