@@ -472,7 +472,16 @@ def pool_records(draw: st.DrawFn, url: str) -> Record:
         st.sampled_from(["", "edited"])
         | st.lists(st.sampled_from(HEADLINE_POOL), max_size=4).map(" ".join)
     )
-    return make_record(url, hours, tuple(related), topics=tuple(topics), title=title)
+    record = make_record(url, hours, tuple(related), topics=tuple(topics), title=title)
+    # now and then a headline of rarer words with an excerpt: `same_event` asks the texts of a
+    # pair its headlines link on the least evidence (two shared words)
+    if draw(st.integers(0, 2)) == 0:
+        title = " ".join(draw(st.lists(st.sampled_from(HEADLINE_POOL + RARE_POOL), max_size=4)))
+        excerpt = " ".join(
+            draw(st.lists(st.sampled_from(RARE_POOL + EXCERPT_POOL), min_size=1, max_size=4))
+        )
+        record = replace(record, title=title or record.title, excerpt=excerpt)
+    return record
 
 
 def change(data: st.DataObject, current: dict[str, Record]) -> tuple[list[Record], list[Record]]:
@@ -491,6 +500,10 @@ def change(data: st.DataObject, current: dict[str, Record]) -> tuple[list[Record
 
 # Headline words, so that words turn common and stop being as records come and go.
 HEADLINE_POOL = ["bing", "chat", "nexus", "operator", "tesla", "recall"]
+# Words said now and then (common only at the lowest bounds), in headlines and excerpts, and
+# words of excerpts only.
+RARE_POOL = ["zorblax", "quarnel"]
+EXCERPT_POOL = ["tibbet", "vexel"]
 
 
 def some_pairs(one: Record, other: Record, common: AbstractSet[str] = frozenset()) -> bool:
