@@ -3,8 +3,8 @@
 A shared URL alone is weak evidence (a record's related coverage is the aggregator's topical
 neighbourhood), so `same_event` also asks the headlines: two distinctive words in common, one of
 them neither a topic word, nor a company's name, nor a word common in the collection's headlines
-(`WordCounts`). Measured on real records in bench/README.md (Real sample, Held-out sample,
-Whole-day sample).
+(`WordCounts`), and when that is all, the excerpts one distinctive word more. Measured on
+real records in bench/README.md (Real sample, Held-out sample, Whole-day sample, Excerpts).
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     crashes" and "Regulators force Tesla to recall 363,000 'Full Self-Driving' vehicles" share
     "recall", "full", "self", "driving" and "vehicle"); on real pairs, three shared words were
     right for 81 % of the pairs they linked, two for 58 % (bench/README.md, Real sample).
+    When the headlines give only that least evidence (two shared words, not three that are not
+    names) and both records have an excerpt, the texts must add a distinctive word
+    (`_texts_agree`): "Nvidia to build Israel's most potent AI supercomputer" and "Nvidia's new
+    Grace Hopper superchip to fuel its DGX GH200 AI supercomputer" are two events.
     Two records that are one article (their own URLs have a comparison key in common: a copy
     with a tracking parameter, an AMP form) are one event when their headlines have any word in
     common ("Computer Vision and the CCPA" twice: "vision" and "ccpa" are not enough otherwise).
@@ -53,7 +57,7 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
         if weight - 2 * len(shared & ENTITY_WORDS) >= 6:
             return True
         if any(word not in _WEAK_WORDS and word not in common for word in shared) and (
-            _texts_agree(one, other, common)
+            _texts_agree(one, other, shared, common)
         ):
             return True
     if not shared:
@@ -62,27 +66,25 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     return any(key in mine for key in own_keys(other.url, other.original_url))
 
 
-# Distinctive words (neither names, topic words nor common) that a pair's texts, headline and
-# excerpt together, must share when the headlines alone give the least evidence `same_event`
-# takes (two shared words, one of them distinctive) and both records have an excerpt.
-TEXT_WORDS_MIN = 3
-
-
-def _texts_agree(one: Record, other: Record, common: AbstractSet[str]) -> bool:
-    """Whether the excerpts bear out a link the headlines make on the least evidence: the two
-    records' headlines and excerpts together share `TEXT_WORDS_MIN` distinctive words (neither
-    names, topic words nor common), or a record has no excerpt (nothing to ask). Two headlines
-    share two words by chance far more often than two texts share three: "Nvidia to build
-    Israel's most potent AI supercomputer" and "Nvidia's new Grace Hopper superchip to fuel its
-    DGX GH200 AI supercomputer" share "nvidia" and "supercomputer", and their excerpts nothing
-    more ("Israel-1" against "GH200"); the articles of one event repeat its particulars (a
-    name, a figure, a place) in their first lines. Measured in bench/README.md (Stories,
-    Excerpts)."""
+def _texts_agree(
+    one: Record, other: Record, headlines: AbstractSet[str], common: AbstractSet[str]
+) -> bool:
+    """Whether the excerpts bear out a link the headlines make on the least evidence (two
+    shared words, one of them distinctive; `headlines`: the words they share): the records'
+    headlines and excerpts together share a distinctive word (neither a name, a topic word nor
+    common) that the headlines do not, or a record has no excerpt (nothing to ask). Two
+    headlines share two words by chance far more often than two texts share three: "Nvidia to
+    build Israel's most potent AI supercomputer" and "Nvidia's new Grace Hopper superchip to
+    fuel its DGX GH200 AI supercomputer" share "nvidia" and "supercomputer", and their excerpts
+    nothing more ("Israel-1" against "GH200"), while the articles of one event repeat its
+    particulars (a name, a figure, a place) in their first lines ("AlphaFold" in two excerpts
+    of DeepMind's protein structures). Measured in bench/README.md (Stories, Excerpts)."""
     if not one.excerpt or not other.excerpt:
         return True
     shared = text_words(one.title, one.excerpt) & text_words(other.title, other.excerpt)
-    strong = sum(word not in _WEAK_WORDS and word not in common for word in shared)
-    return strong >= TEXT_WORDS_MIN
+    return any(
+        word not in headlines and word not in _WEAK_WORDS and word not in common for word in shared
+    )
 
 
 # The word lists below were written for the collection feedsvc publishes (everyday-cc/ai: AI
