@@ -72,16 +72,22 @@ def _texts_agree(
     """Whether the excerpts bear out a link the headlines make on the least evidence (two
     shared words, one of them distinctive; `headlines`: the words they share): the records'
     headlines and excerpts together share a distinctive word (neither a name, a topic word nor
-    common) that the headlines do not, or a record has no excerpt (nothing to ask). Two
-    headlines share two words by chance far more often than two texts share three: "Nvidia to
-    build Israel's most potent AI supercomputer" and "Nvidia's new Grace Hopper superchip to
-    fuel its DGX GH200 AI supercomputer" share "nvidia" and "supercomputer", and their excerpts
-    nothing more ("Israel-1" against "GH200"), while the articles of one event repeat its
-    particulars (a name, a figure, a place) in their first lines ("AlphaFold" in two excerpts
-    of DeepMind's protein structures). Measured in bench/README.md (Stories, Excerpts)."""
+    common) that the headlines do not, or a record has no excerpt, or one that says nothing its
+    headline does not (nothing to ask). Two headlines share two words by chance far more often
+    than two texts share three: "Nvidia to build Israel's most potent AI supercomputer" and
+    "Nvidia's new Grace Hopper superchip to fuel its DGX GH200 AI supercomputer" share "nvidia"
+    and "supercomputer", and their excerpts nothing more ("Israel-1" against "GH200"), while the
+    articles of one event repeat its particulars (a name, a figure, a place) in their first
+    lines ("AlphaFold" in two excerpts of DeepMind's protein structures). Measured in
+    bench/README.md (Stories, Excerpts)."""
     if not one.excerpt or not other.excerpt:
         return True
-    shared = text_words(one.title, one.excerpt) & text_words(other.title, other.excerpt)
+    mine, theirs = text_words(one.title, one.excerpt), text_words(other.title, other.excerpt)
+    if len(mine) == len(headline_words(one.title)) or len(theirs) == len(
+        headline_words(other.title)
+    ):
+        return True  # an excerpt that says no word its headline does not: nothing to ask
+    shared = mine & theirs
     return any(
         word not in headlines and word not in _WEAK_WORDS and word not in common for word in shared
     )

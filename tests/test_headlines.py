@@ -468,10 +468,21 @@ def test_excerpts_add_a_distinctive_word_neither_a_name_a_topic_word_nor_common(
     assert same_event(excerpted(one, "quarnel"), excerpted(other, "the quarnel"))
     assert not same_event(excerpted(one, "quarnel"), excerpted(other, "tibbet"))
     for weak in ("zorblax", "nvidia", "intel", "chatbot"):
-        assert not same_event(excerpted(one, weak), excerpted(other, weak))
+        assert not same_event(excerpted(one, f"{weak} tibbet"), excerpted(other, f"vexel {weak}"))
     assert not same_event(excerpted(one, "quarnel"), excerpted(other, "quarnel"), {"quarnel"})
     assert same_event(
         excerpted(one, "quarnel tibbet"), excerpted(other, "tibbet quarnel"), {"tibbet"}
+    )
+
+
+def test_an_excerpt_that_says_nothing_its_headline_does_not_is_none() -> None:
+    """An excerpt that repeats its headline (or says only generic words besides) has nothing to
+    add: the pair is judged by the headlines, as without an excerpt."""
+    (dgx, dgx_excerpt), (israel, _) = EXCERPTS_OF_TWO_EVENTS[0]
+    assert same_event(excerpted(dgx, dgx_excerpt), excerpted(israel, israel))
+    assert same_event(excerpted(dgx, f"{dgx}: the new AI model"), excerpted(israel, "Israel-1"))
+    assert not same_event(
+        excerpted(dgx, dgx_excerpt), excerpted(israel, f"{israel}: Israel-1, eight exaflops")
     )
 
 
@@ -489,7 +500,9 @@ def test_excerpts_are_not_asked_of_three_shared_words_nor_of_one_article() -> No
     one = make_record("https://a.example/ccpa", title="Zorblax and Nvidia's quarnel")
     two = make_record("https://a.example/ccpa?utm_source=x", title="Nvidia zorblax tibbet")
     assert not same_event(
-        dataclasses.replace(titled(one.title), excerpt="x"),
-        dataclasses.replace(titled(two.title), excerpt="y"),
+        dataclasses.replace(titled(one.title), excerpt="vexel"),
+        dataclasses.replace(titled(two.title), excerpt="gorp"),
     )
-    assert same_event(dataclasses.replace(one, excerpt="x"), dataclasses.replace(two, excerpt="y"))
+    assert same_event(
+        dataclasses.replace(one, excerpt="vexel"), dataclasses.replace(two, excerpt="gorp")
+    )
