@@ -506,3 +506,66 @@ def test_excerpts_are_not_asked_of_three_shared_words_nor_of_one_article() -> No
     assert same_event(
         dataclasses.replace(one, excerpt="vexel"), dataclasses.replace(two, excerpt="gorp")
     )
+
+
+# Pairs of one event of the development sample whose headlines share two words but no
+# distinctive one ("unmanned" and half a word; "OpenAI" and "speech"): their excerpts make up
+# for it (three distinctive words shared by the texts).
+EXCERPTS_MAKE_UP = [
+    (
+        (
+            "Two Chinese Cities Approve Baidu\u2019s Unmanned Self-Driving Taxis",
+            "China, seeking to catch up to the U.S. in autonomous driving cars, has been"
+            " increasingly active in setting up regulations that allow such vehicles on public"
+            " roads.",
+        ),
+        (
+            "Chonqqing, Wuhan kick off commercial operation of unmanned auto-driving business",
+            "Technology giant Baidu on Monday announced it has secured the first permit in China"
+            " to offer commercial fully driverless robotaxi service to the public on open roads.",
+        ),
+    ),
+    (
+        (
+            "OpenAI open-sources Whisper, a multilingual speech recognition system",
+            "OpenAI has released Whisper, a robust speech recognition model that can understand"
+            " and transcribe multiple languages.",
+        ),
+        (
+            "New AI model from OpenAI automatically recognizes speech and translates to English",
+            "OpenAI released a new open source AI model called Whisper that recognizes and"
+            " translates audio at a level that approaches human recognition ability.",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("one", "other"), EXCERPTS_MAKE_UP)
+def test_excerpts_make_up_for_headlines_of_two_words_without_a_distinctive_one(
+    one: tuple[str, str], other: tuple[str, str]
+) -> None:
+    assert not same_event(titled(one[0]), titled(other[0]))
+    assert same_event(excerpted(*one), excerpted(*other))
+    assert same_event(excerpted(*other), excerpted(*one))
+
+
+def test_texts_make_up_with_three_distinctive_words_for_two_headline_words_not_common() -> None:
+    """Headlines that share a name and a topic word ("meta", "chatbot") fall short; texts
+    that share three distinctive words besides make up for it, not two, nor three of which
+    one is a name, a topic word or common; nor for headlines that share one word, or two of
+    which one is common."""
+    one, other = "Meta chatbot test", "Meta's chatbot"
+    three, two = (
+        ("quarnel tibbet vexel", "vexel tibbet quarnel"),
+        ("quarnel tibbet", "tibbet quarnel"),
+    )
+    assert not same_event(titled(one), titled(other))
+    assert same_event(excerpted(one, three[0]), excerpted(other, three[1]))
+    assert not same_event(excerpted(one, two[0]), excerpted(other, two[1]))
+    for weak in ("intel", "robot"):
+        assert not same_event(
+            excerpted(one, f"{two[0]} {weak}"), excerpted(other, f"{weak} {two[1]}")
+        )
+    assert not same_event(excerpted(one, three[0]), excerpted(other, three[1]), {"vexel"})
+    assert not same_event(excerpted("Meta test", three[0]), excerpted("Meta's bet", three[1]))
+    assert not same_event(excerpted(one, three[0]), excerpted(other, three[1]), {"chatbot"})
