@@ -60,12 +60,12 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
         if weight - 2 * len(shared & ENTITY_WORDS) >= 6:
             return True
         if any(word not in _WEAK_WORDS and word not in common for word in shared) and (
-            _texts_agree(one, other, shared, common)
+            not (one.excerpt and other.excerpt) or _texts_agree(one, other, shared, common)
         ):
             return True
     if not shared:
         return False
-    if _texts_make_up(one, other, shared, common):
+    if one.excerpt and other.excerpt and _texts_make_up(one, other, shared, common):
         return True
     mine = own_keys(one.url, one.original_url)
     return any(key in mine for key in own_keys(other.url, other.original_url))
