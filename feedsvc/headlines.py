@@ -57,11 +57,14 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     topical = shared & TOPIC_WORDS
     weight = 2 * len(shared) - len(topical)  # twice the shared words, a topic word half
     if weight >= 4:
-        if weight - 2 * len(shared & ENTITY_WORDS) >= 6:
-            return True
-        if any(word not in _WEAK_WORDS and word not in common for word in shared) and (
-            not (one.excerpt and other.excerpt) or _texts_agree(one, other, shared, common)
-        ):
+        if any(word not in _WEAK_WORDS and word not in common for word in shared):
+            if (
+                not (one.excerpt and other.excerpt)
+                or weight - 2 * len(shared & ENTITY_WORDS) >= 6
+                or _texts_agree(one, other, shared, common)
+            ):
+                return True
+        elif weight - 2 * len(shared & ENTITY_WORDS) >= 6:
             return True
     if not shared:
         return False
