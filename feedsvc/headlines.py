@@ -3,8 +3,9 @@
 A shared URL alone is weak evidence (a record's related coverage is the aggregator's topical
 neighbourhood), so `same_event` also asks the headlines: two distinctive words in common, one of
 them neither a topic word, nor a company's name, nor a word common in the collection's headlines
-(`WordCounts`). Measured on real records in bench/README.md (Real sample, Held-out sample,
-Whole-day sample).
+(`WordCounts`), and when that is all, the excerpts one distinctive word more; excerpts that
+share three make up for headlines that share two words but no distinctive one. Measured on
+real records in bench/README.md (Real sample, Held-out sample, Whole-day sample, Excerpts).
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     crashes" and "Regulators force Tesla to recall 363,000 'Full Self-Driving' vehicles" share
     "recall", "full", "self", "driving" and "vehicle"); on real pairs, three shared words were
     right for 81 % of the pairs they linked, two for 58 % (bench/README.md, Real sample).
+    When the headlines give only that least evidence (two shared words, not three that are not
+    names) and both records have an excerpt, the texts must add a distinctive word
+    (`_texts_agree`): "Nvidia to build Israel's most potent AI supercomputer" and "Nvidia's new
+    Grace Hopper superchip to fuel its DGX GH200 AI supercomputer" are two events. And when the
+    headlines share two words that are not common but no distinctive one, the texts make up for
+    it with three distinctive words (`_texts_make_up`).
     Two records that are one article (their own URLs have a comparison key in common: a copy
     with a tracking parameter, an AMP form) are one event when their headlines have any word in
     common ("Computer Vision and the CCPA" twice: "vision" and "ccpa" are not enough otherwise).
@@ -49,15 +56,72 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     shared = headline_words(one.title) & headline_words(other.title)
     topical = shared & TOPIC_WORDS
     weight = 2 * len(shared) - len(topical)  # twice the shared words, a topic word half
-    if weight >= 4 and (
-        any(word not in _WEAK_WORDS and word not in common for word in shared)
-        or weight - 2 * len(shared & ENTITY_WORDS) >= 6
-    ):
-        return True
+    if weight >= 4:
+        if any(word not in _WEAK_WORDS and word not in common for word in shared):
+            if (
+                not (one.excerpt and other.excerpt)
+                or weight - 2 * len(shared & ENTITY_WORDS) >= 6
+                or _texts_agree(one, other, shared, common)
+            ):
+                return True
+        elif weight - 2 * len(shared & ENTITY_WORDS) >= 6:
+            return True
     if not shared:
         return False
+    if one.excerpt and other.excerpt and _texts_make_up(one, other, shared, common):
+        return True
     mine = own_keys(one.url, one.original_url)
     return any(key in mine for key in own_keys(other.url, other.original_url))
+
+
+def _texts_agree(
+    one: Record, other: Record, headlines: AbstractSet[str], common: AbstractSet[str]
+) -> bool:
+    """Whether the excerpts bear out a link the headlines make on the least evidence (two
+    shared words, one of them distinctive; `headlines`: the words they share): the records'
+    headlines and excerpts together share a distinctive word (neither a name, a topic word nor
+    common) that the headlines do not, or a record has no excerpt, or one that says nothing its
+    headline does not (nothing to ask). Two headlines share two words by chance far more often
+    than two texts share three: "Nvidia to build Israel's most potent AI supercomputer" and
+    "Nvidia's new Grace Hopper superchip to fuel its DGX GH200 AI supercomputer" share "nvidia"
+    and "supercomputer", and their excerpts nothing more ("Israel-1" against "GH200"), while the
+    articles of one event repeat its particulars (a name, a figure, a place) in their first
+    lines ("AlphaFold" in two excerpts of DeepMind's protein structures). Measured in
+    bench/README.md (Stories, Excerpts)."""
+    if not one.excerpt or not other.excerpt:
+        return True
+    mine, theirs = text_words(one.title, one.excerpt), text_words(other.title, other.excerpt)
+    if len(mine) == len(headline_words(one.title)) or len(theirs) == len(
+        headline_words(other.title)
+    ):
+        return True  # an excerpt that says no word its headline does not: nothing to ask
+    shared = mine & theirs
+    return any(
+        word not in headlines and word not in _WEAK_WORDS and word not in common for word in shared
+    )
+
+
+# Distinctive words (neither names, topic words nor common) that two records' texts, headline and
+# excerpt, must share to make up for headlines that share two words but no distinctive one.
+TEXT_WORDS_MIN = 3
+
+
+def _texts_make_up(
+    one: Record, other: Record, headlines: AbstractSet[str], common: AbstractSet[str]
+) -> bool:
+    """Whether the excerpts make up for headlines that fall short of `same_event`'s evidence
+    (`headlines`: the words they share): the headlines share two words that are not common
+    (names and topic words included), and the records' headlines and excerpts together
+    `TEXT_WORDS_MIN` distinctive words. "Two Chinese Cities Approve Baidu's Unmanned
+    Self-Driving Taxis" and "Chongqing, Wuhan kick off commercial operation of unmanned
+    auto-driving business" share "unmanned" and half a word, their excerpts "China" and "road"
+    besides. The counterpart of `_texts_agree`: the excerpts bear out or part a link the
+    headlines barely make, and make one the headlines barely miss."""
+    if not one.excerpt or not other.excerpt or len(headlines - common) < 2:
+        return False
+    shared = text_words(one.title, one.excerpt) & text_words(other.title, other.excerpt)
+    strong = sum(word not in _WEAK_WORDS and word not in common for word in shared)
+    return strong >= TEXT_WORDS_MIN
 
 
 # The word lists below were written for the collection feedsvc publishes (everyday-cc/ai: AI
@@ -134,6 +198,15 @@ def _headline_words(title: str) -> frozenset[str]:
 
 
 headline_words = lru_cache(maxsize=1 << 17)(_headline_words)
+
+
+def _text_words(title: str, excerpt: str) -> frozenset[str]:
+    """The distinctive words of a headline and its excerpt together (as `headline_words`).
+    Remembered while a grouping runs, as headline words are."""
+    return _headline_words(f"{title} {excerpt}")
+
+
+text_words = lru_cache(maxsize=1 << 14)(_text_words)
 
 
 class WordCounts:

@@ -37,7 +37,7 @@ from feedsvc.comparison import (
     own_keys,
     record_keys,
 )
-from feedsvc.headlines import WordCounts, headline_words, same_event
+from feedsvc.headlines import WordCounts, headline_words, same_event, text_words
 from feedsvc.records import Record, Related
 from feedsvc.repository import Collection
 from feedsvc.values import collector_paused
@@ -392,6 +392,7 @@ class _Grouping:
                 alone[hash(key) & mask].append(position)
         headline_words.cache_clear()  # the words of every title `same_event` compared
         own_keys.cache_clear()  # and the own keys of the pairs it asked about
+        text_words.cache_clear()  # and the excerpts' words of the pairs it asked about
         joined = _KEY_SEPARATOR.join(shared)
         return _Plan(
             array("q", members),
@@ -449,6 +450,7 @@ class _Grouping:
             self._keys.clear()
             headline_words.cache_clear()
             own_keys.cache_clear()
+            text_words.cache_clear()
 
     def _update(self, removed: Iterable[Record], added: Iterable[Record]) -> None:
         seeds: dict[int, Record] = {}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from feedsvc.headlines import _stem, headline_words, same_event
-from tests.story_records import titled
+from feedsvc.records import Record
+from tests.story_records import make_record, titled
 
 # Headline pairs from real records of the collection (everyday-cc/ai, November-December 2022)
 # that hold a common URL within the window (bench/README.md, Real sample).
@@ -316,3 +319,253 @@ def test_headline_words_drop_case_possessives_and_generic_words_but_keep_topics(
 @given(st.text(max_size=60), st.text(max_size=60))
 def test_same_event_is_symmetric(one: str, other: str) -> None:
     assert same_event(titled(one), titled(other)) == same_event(titled(other), titled(one))
+
+
+def excerpted(title: str, excerpt: str) -> Record:
+    """A record of that headline and excerpt (`titled`)."""
+    return dataclasses.replace(titled(title), excerpt=excerpt)
+
+
+# Held-out pairs of the development sample of 2022-2023 (bench/README.md, Stories, Excerpts)
+# whose headlines give the least evidence `same_event` takes (two shared words, one of them
+# distinctive), with their excerpts: the errors' excerpts share no word more, one event's repeat
+# its particulars (Wikipedia's citations, Arvind Krishna, AlphaFold, access to Bard).
+EXCERPTS_OF_TWO_EVENTS = [
+    (  # Nvidia's Computex keynote: the DGX GH200 and Israel-1, "nvidia" + "supercomputer"
+        (
+            "Nvidia\u2019s new Grace Hopper superchip to fuel its DGX GH200 AI supercomputer",
+            "The DGX GH200 AI supercomputer is targeted toward developing and supporting large"
+            " language models. Google Cloud, Meta, and Microsoft already have access to it.",
+        ),
+        (
+            "Nvidia to build Israel's most potent AI supercomputer",
+            "Nvidia is investing hundreds of millions in building Israel's strongest AI"
+            " supercomputer, Israel-1, promising breakthroughs in AI applications.",
+        ),
+    ),
+    (  # Hinton's departure and the leaked memo: "google" + "warn"
+        (
+            "Pioneer of AI leaves Google to warn of tech\u2019s dangers",
+            "So-called \u201cGodfather of AI\u201d Geoffrey Hinton quit his role at Google so he"
+            " could more freely speak about the dangers of the technology he helped create.",
+        ),
+        (
+            "Google engineer warns it could lose out to open-source technology in AI race",
+            "Commonly available software poses threat to tech company and OpenAI\u2019s ChatGPT,"
+            " leaked document says",
+        ),
+    ),
+    (  # a launch and a press release: "generated" + "content"
+        (
+            "Kinetix launches text-to-animation AI for new era in user-generated content",
+            "Kinetix has announced Text2Emotes, a generative AI technology that heralds a new era"
+            " of user-generated gaming content (UGC).",
+        ),
+        (
+            "The Battle for Authenticity: The Importance of Detecting Human vs. AI-Generated"
+            " Content by Intetics",
+            "Intetics, a leading global technology company, published an article on the burning"
+            " challenges of generative AI, existing AI-generated content detection tools, their"
+            " current limitations and prospects,",
+        ),
+    ),
+    (  # Adobe Firefly and a column on creativity: "human" + "creative"
+        (
+            "Adobe Introduces Firefly, A Human-Driven Creative Approach To Generative AI",
+            "Vice President & Principal Analyst, Modern Work, Melody Brue, covers Adobe's"
+            " generative AI announcement, Firefly, this week at its annual Adobe Summit"
+            " conference.",
+        ),
+        (
+            "The Intersection Of AI And Human Creativity: Can Machines Really Be Creative?",
+            "Explore the captivating world of AI creativity as we delve into the potential of"
+            " machines to generate original content, blurring the lines between human and"
+            " artificial ingenuity.",
+        ),
+    ),
+]
+EXCERPTS_OF_ONE_EVENT = [
+    (
+        (
+            "Meta develops AI system for reviewing Wikipedia citations",
+            "Meta detailed the AI system today. The company also released the code for the system"
+            " under an open-source license. Wikipedia editors ensure that a given piece of"
+            " information in a Wikipedia article is accurate by checking the source from which"
+            " the information was retrieved.",
+        ),
+        (
+            "Meta thinks its new AI tool can make Wikipedia more accurate",
+            "Meta launched a new artificial intelligence tool which it claims can be used to"
+            " automatically verify Wikipedia citations.",
+        ),
+    ),
+    (
+        (
+            "IBM CEO: \u2018AI to cut 7,800 jobs in next five years\u2019",
+            "IBM CEO Arvind Krishna expects AI to eliminate up to 7,800 jobs at the company. 30"
+            " percent of current non-customer-facing employees are set not to be",
+        ),
+        (
+            "IBM Plans To Replace Nearly 8,000 Jobs With AI \u2014 These Jobs Are First to Go",
+            "IBM CEO Arvind Krishna announced a hiring pause, but that\u2019s not all. He also"
+            " stated the company plans to replace nearly 8,000 jobs with AI.",
+        ),
+    ),
+    (
+        (
+            "DeepMind AI predicts the structure of nearly every known protein",
+            "The expanded AlphaFold protein database has various applications and could help"
+            " scientists solve more biological mysteries of the world.",
+        ),
+        (
+            "DeepMind AI has unlocked the \u2018protein universe\u2019 \u2013 and it could help to"
+            " cure Parkinson\u2019s",
+            "Access to the 3D-mapping AlphaFold technology is having a major impact on research"
+            " into antibodies and disease treatments",
+        ),
+    ),
+    (
+        (
+            "Google is releasing its Bard AI chatbot to the public",
+            "Google will begin granting access to its Bard generative AI chatbot to tens of"
+            " thousands of users who join a waiting list.",
+        ),
+        (
+            "Google opens sign-ups for its Bard AI chatbot",
+            "Search and hyperscale computing giant Google said today that it has opened up access"
+            " to Bard, a generative AI chatbot ... a large language model.",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("one", "other"), EXCERPTS_OF_TWO_EVENTS)
+def test_excerpts_that_share_nothing_more_part_a_link_of_the_least_headline_evidence(
+    one: tuple[str, str], other: tuple[str, str]
+) -> None:
+    """Linked by the headlines alone (so when either record has no excerpt), apart when both
+    excerpts are there and the texts share no distinctive word the headlines do not."""
+    assert same_event(titled(one[0]), titled(other[0]))
+    assert same_event(excerpted(*one), titled(other[0]))
+    assert same_event(titled(one[0]), excerpted(*other))
+    assert not same_event(excerpted(*one), excerpted(*other))
+    assert not same_event(excerpted(*other), excerpted(*one))
+
+
+@pytest.mark.parametrize(("one", "other"), EXCERPTS_OF_ONE_EVENT)
+def test_excerpts_that_repeat_the_particulars_keep_a_link_of_the_least_headline_evidence(
+    one: tuple[str, str], other: tuple[str, str]
+) -> None:
+    assert same_event(excerpted(*one), excerpted(*other))
+    assert same_event(excerpted(*other), excerpted(*one))
+
+
+def test_excerpts_add_a_distinctive_word_neither_a_name_a_topic_word_nor_common() -> None:
+    """The headlines share "zorblax" and "nvidia" (the least evidence); the texts, with the
+    excerpts, must share one distinctive word more: a word of both headlines, a name, a topic
+    word or a common word is none."""
+    one, other = "Nvidia zorblax launch", "Nvidia unveils zorblax"
+    assert same_event(excerpted(one, "quarnel"), excerpted(other, "the quarnel"))
+    assert not same_event(excerpted(one, "quarnel"), excerpted(other, "tibbet"))
+    for weak in ("zorblax", "nvidia", "intel", "chatbot"):
+        assert not same_event(excerpted(one, f"{weak} tibbet"), excerpted(other, f"vexel {weak}"))
+    assert not same_event(excerpted(one, "quarnel"), excerpted(other, "quarnel"), {"quarnel"})
+    assert same_event(
+        excerpted(one, "quarnel tibbet"), excerpted(other, "tibbet quarnel"), {"tibbet"}
+    )
+
+
+def test_an_excerpt_that_says_nothing_its_headline_does_not_is_none() -> None:
+    """An excerpt that repeats its headline (or says only generic words besides) has nothing to
+    add: the pair is judged by the headlines, as without an excerpt."""
+    (dgx, dgx_excerpt), (israel, _) = EXCERPTS_OF_TWO_EVENTS[0]
+    assert same_event(excerpted(dgx, dgx_excerpt), excerpted(israel, israel))
+    assert same_event(excerpted(dgx, f"{dgx}: the new AI model"), excerpted(israel, "Israel-1"))
+    assert not same_event(
+        excerpted(dgx, dgx_excerpt), excerpted(israel, f"{israel}: Israel-1, eight exaflops")
+    )
+
+
+def test_excerpts_are_not_asked_of_three_shared_words_nor_of_one_article() -> None:
+    """Three shared words that are not names are one event whatever the excerpts say, and so
+    are two records of one article."""
+    recall = excerpted(
+        "Tesla recalls 362,758 vehicles, says Full Self-Driving Beta software may cause crashes",
+        "quarnel",
+    )
+    regulators = excerpted(
+        "Regulators force Tesla to recall 363,000 \u2018Full Self-Driving\u2019 vehicles", "tibbet"
+    )
+    assert same_event(recall, regulators)
+    one = make_record("https://a.example/ccpa", title="Zorblax and Nvidia's quarnel")
+    two = make_record("https://a.example/ccpa?utm_source=x", title="Nvidia zorblax tibbet")
+    assert not same_event(
+        dataclasses.replace(titled(one.title), excerpt="vexel"),
+        dataclasses.replace(titled(two.title), excerpt="gorp"),
+    )
+    assert same_event(
+        dataclasses.replace(one, excerpt="vexel"), dataclasses.replace(two, excerpt="gorp")
+    )
+
+
+# Pairs of one event of the development sample whose headlines share two words but no
+# distinctive one ("unmanned" and half a word; "OpenAI" and "speech"): their excerpts make up
+# for it (three distinctive words shared by the texts).
+EXCERPTS_MAKE_UP = [
+    (
+        (
+            "Two Chinese Cities Approve Baidu\u2019s Unmanned Self-Driving Taxis",
+            "China, seeking to catch up to the U.S. in autonomous driving cars, has been"
+            " increasingly active in setting up regulations that allow such vehicles on public"
+            " roads.",
+        ),
+        (
+            "Chonqqing, Wuhan kick off commercial operation of unmanned auto-driving business",
+            "Technology giant Baidu on Monday announced it has secured the first permit in China"
+            " to offer commercial fully driverless robotaxi service to the public on open roads.",
+        ),
+    ),
+    (
+        (
+            "OpenAI open-sources Whisper, a multilingual speech recognition system",
+            "OpenAI has released Whisper, a robust speech recognition model that can understand"
+            " and transcribe multiple languages.",
+        ),
+        (
+            "New AI model from OpenAI automatically recognizes speech and translates to English",
+            "OpenAI released a new open source AI model called Whisper that recognizes and"
+            " translates audio at a level that approaches human recognition ability.",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("one", "other"), EXCERPTS_MAKE_UP)
+def test_excerpts_make_up_for_headlines_of_two_words_without_a_distinctive_one(
+    one: tuple[str, str], other: tuple[str, str]
+) -> None:
+    assert not same_event(titled(one[0]), titled(other[0]))
+    assert same_event(excerpted(*one), excerpted(*other))
+    assert same_event(excerpted(*other), excerpted(*one))
+
+
+def test_texts_make_up_with_three_distinctive_words_for_two_headline_words_not_common() -> None:
+    """Headlines that share a name and a topic word ("meta", "chatbot") fall short; texts
+    that share three distinctive words besides make up for it, not two, nor three of which
+    one is a name, a topic word or common; nor for headlines that share one word, or two of
+    which one is common."""
+    one, other = "Meta chatbot test", "Meta's chatbot"
+    three, two = (
+        ("quarnel tibbet vexel", "vexel tibbet quarnel"),
+        ("quarnel tibbet", "tibbet quarnel"),
+    )
+    assert not same_event(titled(one), titled(other))
+    assert same_event(excerpted(one, three[0]), excerpted(other, three[1]))
+    assert not same_event(excerpted(one, two[0]), excerpted(other, two[1]))
+    for weak in ("intel", "robot"):
+        assert not same_event(
+            excerpted(one, f"{two[0]} {weak}"), excerpted(other, f"{weak} {two[1]}")
+        )
+    assert not same_event(excerpted(one, three[0]), excerpted(other, three[1]), {"vexel"})
+    assert not same_event(excerpted("Meta test", three[0]), excerpted("Meta's bet", three[1]))
+    assert not same_event(excerpted(one, three[0]), excerpted(other, three[1]), {"chatbot"})

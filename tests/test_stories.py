@@ -30,7 +30,7 @@ from feedsvc.stories import (
     story_id,
 )
 from tests.story_records import START, make_record, titled
-from tests.test_headlines import HELD_OUT_ERRORS
+from tests.test_headlines import EXCERPTS_OF_TWO_EVENTS, HELD_OUT_ERRORS
 
 # A headline word that most records hold is common (`COMMON_SHARE`) and links none of them: the
 # tests built on the default titles group with common words left out (`common_min`).
@@ -367,6 +367,42 @@ def test_a_shared_url_does_not_join_different_events() -> None:
     }
 
 
+def test_excerpts_part_two_events_of_one_cluster_that_headlines_alone_join() -> None:
+    """Nvidia's Computex keynote of 29 May 2023: two records of the DGX GH200 and two of the
+    Israel-1 supercomputer, one aggregator cluster (each lists the others). Their headlines
+    share "nvidia" and "supercomputer" across the two; the excerpts part them into two stories
+    (the development sample's lenient error), and without excerpts they are one."""
+    urls = [f"https://n{index}.example/computex" for index in range(4)]
+    texts = [
+        EXCERPTS_OF_TWO_EVENTS[0][0],
+        (
+            "Nvidia reveals ridiculous supercomputer built to create next-gen AI",
+            "Nvidia has revealed its next-generation supercomputer, the DGX GH200, which is built"
+            " to handle the development of gigantic next-generation AI models.",
+        ),
+        EXCERPTS_OF_TWO_EVENTS[0][1],
+        (
+            "Nvidia is building Israel\u2019s most powerful supercomputer for AI applications",
+            "The system, called Israel-1, is expected to deliver performance of up to eight"
+            " exaflops of AI computing",
+        ),
+    ]
+    records = [
+        replace(
+            make_record(url, index, tuple(other for other in urls if other != url), title=title),
+            excerpt=excerpt,
+        )
+        for index, (url, (title, excerpt)) in enumerate(zip(urls, texts, strict=True))
+    ]
+    dgx, israel = {records[0].id, records[1].id}, {records[2].id, records[3].id}
+    assert as_sets(group_stories(records, common_min=NO_COMMON_WORDS)) == {
+        frozenset(dgx),
+        frozenset(israel),
+    }
+    bare = [replace(record, excerpt="") for record in records]
+    assert as_sets(group_stories(bare, common_min=NO_COMMON_WORDS)) == {frozenset(dgx | israel)}
+
+
 # Random collections: records whose URLs and related URLs come from a small pool, so that they
 # share keys often, with dates spread over a few weeks.
 POOL = [f"https://site{n % 5}.example/article-{n}" for n in range(30)]
@@ -472,7 +508,16 @@ def pool_records(draw: st.DrawFn, url: str) -> Record:
         st.sampled_from(["", "edited"])
         | st.lists(st.sampled_from(HEADLINE_POOL), max_size=4).map(" ".join)
     )
-    return make_record(url, hours, tuple(related), topics=tuple(topics), title=title)
+    record = make_record(url, hours, tuple(related), topics=tuple(topics), title=title)
+    # now and then a headline of rarer words with an excerpt: `same_event` asks the texts of a
+    # pair its headlines link on the least evidence (two shared words)
+    if draw(st.integers(0, 2)) == 0:
+        title = " ".join(draw(st.lists(st.sampled_from(HEADLINE_POOL + RARE_POOL), max_size=4)))
+        excerpt = " ".join(
+            draw(st.lists(st.sampled_from(RARE_POOL + EXCERPT_POOL), min_size=1, max_size=4))
+        )
+        record = replace(record, title=title or record.title, excerpt=excerpt)
+    return record
 
 
 def change(data: st.DataObject, current: dict[str, Record]) -> tuple[list[Record], list[Record]]:
@@ -491,6 +536,10 @@ def change(data: st.DataObject, current: dict[str, Record]) -> tuple[list[Record
 
 # Headline words, so that words turn common and stop being as records come and go.
 HEADLINE_POOL = ["bing", "chat", "nexus", "operator", "tesla", "recall"]
+# Words said now and then (common only at the lowest bounds), in headlines and excerpts, and
+# words of excerpts only.
+RARE_POOL = ["zorblax", "quarnel"]
+EXCERPT_POOL = ["tibbet", "vexel"]
 
 
 def some_pairs(one: Record, other: Record, common: AbstractSet[str] = frozenset()) -> bool:
