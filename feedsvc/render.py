@@ -404,15 +404,18 @@ def _xml_parts(
     write: Callable[[FeedDocument], bytes],
     finish: Callable[[bytes], bytes],
     entry_tag: bytes,
+    end: bytes,
 ) -> _PartsWriter:
-    """Cut an XML feed at its entry elements (`_cut_xml`)."""
-    return functools.partial(_cut_xml, write, finish, entry_tag)
+    """Cut an XML feed at its entry elements (`_cut_xml`); `end` is how the document ends
+    after its last entry."""
+    return functools.partial(_cut_xml, write, finish, entry_tag, end)
 
 
 def _cut_xml(
     write: Callable[[FeedDocument], bytes],
     finish: Callable[[bytes], bytes],
     entry_tag: bytes,
+    end_of_document: bytes,
     doc: FeedDocument,
 ) -> _Parts:
     """`doc` as feedgen `write`s it, cut at its entry elements, each part then `finish`ed and the
@@ -421,9 +424,17 @@ def _cut_xml(
     are siblings written with no white space between them, and their tags cannot occur elsewhere
     (text and attribute values escape `<`), so the cuts are exact; neither rewrite's text spans
     a cut. (A function of its own, not a closure made at import, so that mutation testing reaches
-    it: tests/README.md.)"""
+    it: tests/README.md.)
+
+    A document without entries gives the head and the tail alone: feedgen writes the entries
+    last in their parent (Atom's feed, RSS's channel), after everything else, so the document
+    is head and `end_of_document`."""
     start_tag, end_tag = b"<" + entry_tag + b">", b"</" + entry_tag + b">"
     body = write(doc)
+    if not doc.entries:
+        assert body.endswith(end_of_document), "the entries must come last"
+        head = body[: -len(end_of_document)]
+        return _Parts(_with_stylesheet(finish(head), doc), [], finish(end_of_document))
     start = body.index(start_tag)
     head = _with_stylesheet(finish(body[:start]), doc)
     entries = []
@@ -470,8 +481,8 @@ class Format:
 
     def assemble(self, doc: FeedDocument, fragments: FragmentStore) -> bytes:
         """The same bytes as `render(doc)`, with each entry rendered at most once per store:
-        one render of the document holding only the entries not yet in `fragments` (or the
-        first entry, when all are there) gives the head, the tail and the missing entries."""
+        one render of the document holding only the entries not yet in `fragments` (none, when
+        all are there) gives the head, the tail and the missing entries."""
         if not doc.entries:
             return self.render(doc)
         keys = [(self.extension, entry) for entry in doc.entries]
@@ -479,7 +490,7 @@ class Format:
         missing = _unique(
             entry for entry, fragment in zip(doc.entries, found, strict=True) if fragment is None
         )
-        parts = self.parts(replace(doc, entries=missing or doc.entries[:1]))
+        parts = self.parts(replace(doc, entries=missing))
         new = dict(zip(missing, parts.entries, strict=True)) if missing else {}
         for entry, fragment in new.items():
             fragments.put((self.extension, entry), fragment)
@@ -501,14 +512,14 @@ ATOM = Format(
     "Atom",
     "application/atom+xml; charset=utf-8",
     render_atom,
-    _xml_parts(_atom_xml, _unchanged, b"entry"),
+    _xml_parts(_atom_xml, _unchanged, b"entry", b"</feed>"),
 )
 RSS = Format(
     "rss",
     "RSS",
     "application/rss+xml; charset=utf-8",
     render_rss,
-    _xml_parts(_rss_xml, _hex_references, b"item"),
+    _xml_parts(_rss_xml, _hex_references, b"item", b"</channel></rss>"),
 )
 JSON = Format(
     "json", "JSON Feed", "application/feed+json; charset=utf-8", render_json, _json_parts, b","
