@@ -39,7 +39,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feedsvc.feeds import Entry, FeedDocument, FeedListing, Link
-from feedsvc.fields import clean_text
+from feedsvc.fields import _ASCII_FORBIDDEN, _XML_FORBIDDEN, clean_text
 from feedsvc.records import Image
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -125,7 +125,7 @@ class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
 
     def extend_atom(self, entry: Any) -> Any:
         data = self.data
-        markup = _checked(_atom_markup(data))
+        markup = _atom_markup(data)
         if markup is None:
             _atom_elements(entry, data)
         else:
@@ -134,7 +134,7 @@ class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
 
     def extend_rss(self, item: Any) -> Any:
         data = self.data
-        markup = _checked(_rss_markup(data))
+        markup = _rss_markup(data)
         if markup is None:
             _rss_elements(item, data)
         else:
@@ -180,48 +180,79 @@ def _media(parent: Any, images: tuple[Image, ...]) -> None:
     sub_element(parent, _MEDIA_THUMBNAIL, _sized(images[0], {"url": images[0].url}))
 
 
-def _atom_markup(data: _EntryExtrasData) -> str:
+def _atom_markup(data: _EntryExtrasData) -> bytes | None:
     """`_atom_elements` as lxml writes them in the feed (no namespace declared: the root
-    declares Media RSS)."""
+    declares Media RSS), or None if a string holds a character lxml refuses."""
+    images, links = data.images, data.atom_links
+    values = [image.url for image in images]
+    values += [image.media_type for image in images]
+    for link in links:
+        values += (link.href, link.rel, link.type or "", link.title or "")
+    if _plain("".join(values)):
+        return _references(_atom_parts(images, links, _same, _same)).encode()
+    return _checked(_atom_parts(images, links, _attribute, _text))
+
+
+def _atom_parts(
+    images: tuple[Image, ...],
+    links: tuple[Link, ...],
+    attribute: Callable[[str], str],
+    clean: Callable[[str], str],
+) -> str:
     parts = []
-    for image in data.images:
-        kind = f' type="{_attribute(image.media_type)}"' if image.media_type else ""
-        parts.append(f'<link href="{_attribute(image.url)}" rel="enclosure"{kind}/>')
-    for link in data.atom_links:
-        kind = f' type="{_attribute(link.type)}"' if link.type else ""
-        title = f' title="{_attribute(_text(link.title))}"' if link.title else ""
+    for image in images:
+        kind = f' type="{attribute(image.media_type)}"' if image.media_type else ""
+        parts.append(f'<link href="{attribute(image.url)}" rel="enclosure"{kind}/>')
+    for link in links:
+        kind = f' type="{attribute(link.type)}"' if link.type else ""
+        title = f' title="{attribute(clean(link.title))}"' if link.title else ""
         parts.append(
-            f'<link href="{_attribute(link.href)}" rel="{_attribute(link.rel)}"{kind}{title}/>'
+            f'<link href="{attribute(link.href)}" rel="{attribute(link.rel)}"{kind}{title}/>'
         )
-    if data.images:
-        parts.append(_media_markup(data.images))
+    if images:
+        parts.append(_media_markup(images, attribute))
     return "".join(parts)
 
 
-def _rss_markup(data: _EntryExtrasData) -> str:
-    """`_rss_elements` as lxml writes them in the feed (the root declares both namespaces)."""
-    image = data.rss_enclosure
+def _rss_markup(data: _EntryExtrasData) -> bytes | None:
+    """`_rss_elements` as lxml writes them in the feed (the root declares both namespaces), or
+    None if a string holds a character lxml refuses."""
+    image, images, creator = data.rss_enclosure, data.images, data.creator
+    values = [image.url, image.media_type] if image is not None else []
+    values += [image.url for image in images]
+    values += [image.media_type for image in images]
+    plain = _plain("".join(values), creator or "")
+    if plain:
+        markup = _references(_rss_parts(image, images, _same))
+    else:
+        markup = _rss_parts(image, images, _attribute)
+    if creator is not None:
+        markup += f"<dc:creator>{_element_text(creator)}</dc:creator>"
+    return markup.encode() if plain else _checked(markup)
+
+
+def _rss_parts(
+    image: Image | None, images: tuple[Image, ...], attribute: Callable[[str], str]
+) -> str:
     parts = []
     if image is not None:
-        kind = _attribute(image.media_type)
-        parts.append(f'<enclosure url="{_attribute(image.url)}" length="0" type="{kind}"/>')
-    if data.images:
-        parts.append(_media_markup(data.images))
-    if data.creator is not None:
-        parts.append(f"<dc:creator>{_element_text(data.creator)}</dc:creator>")
+        kind = attribute(image.media_type)
+        parts.append(f'<enclosure url="{attribute(image.url)}" length="0" type="{kind}"/>')
+    if images:
+        parts.append(_media_markup(images, attribute))
     return "".join(parts)
 
 
-def _media_markup(images: tuple[Image, ...]) -> str:
+def _media_markup(images: tuple[Image, ...], attribute: Callable[[str], str]) -> str:
     """`_media` as lxml writes it."""
     parts = []
     for image in images:
-        kind = f' type="{_attribute(image.media_type)}"' if image.media_type else ""
+        kind = f' type="{attribute(image.media_type)}"' if image.media_type else ""
         parts.append(
-            f'<media:content url="{_attribute(image.url)}"{kind} medium="image"{_size(image)}/>'
+            f'<media:content url="{attribute(image.url)}"{kind} medium="image"{_size(image)}/>'
         )
     first = images[0]
-    parts.append(f'<media:thumbnail url="{_attribute(first.url)}"{_size(first)}/>')
+    parts.append(f'<media:thumbnail url="{attribute(first.url)}"{_size(first)}/>')
     return "".join(parts)
 
 
@@ -229,6 +260,38 @@ def _size(image: Image) -> str:
     """`_sized`'s attributes as markup."""
     height = f' height="{image.height}"' if image.height else ""
     return f'{height} width="{image.width}"' if image.width else height
+
+
+def _plain(attributes: str, text: str = "") -> bool:
+    """Whether attribute values whose concatenation is `attributes` (and element text `text`)
+    can be written as they are, but for the references `_references` makes in the whole markup:
+    no `<`, `>` or `"` in the values, and no character XML forbids in either (`clean_text`
+    would leave any of them as it is, and lxml refuses none of them)."""
+    if "<" in attributes or ">" in attributes or '"' in attributes:
+        return False
+    both = attributes + text
+    if both.isascii():
+        raw = both.encode("ascii")
+        return len(raw.translate(None, _ASCII_FORBIDDEN)) == len(raw)
+    return both.isprintable() or _XML_FORBIDDEN.search(both) is None
+
+
+def _same(value: str) -> str:
+    return value
+
+
+def _references(markup: str) -> str:
+    """Markup whose attribute values are `_plain`, as `_attribute` would have written each of
+    them: the markup itself has no `&`, tab, line feed or carriage return."""
+    if "&" in markup:
+        markup = markup.replace("&", "&amp;")
+    if "\t" in markup:
+        markup = markup.replace("\t", "&#9;")
+    if "\n" in markup:
+        markup = markup.replace("\n", "&#10;")
+    if "\r" in markup:
+        markup = markup.replace("\r", "&#13;")
+    return markup
 
 
 def _attribute(value: str) -> str:

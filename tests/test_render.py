@@ -259,10 +259,14 @@ _odd_text = st.text(
 )
 # ASCII alone, which the markup checks its own way.
 _ascii_text = st.text(st.sampled_from("&<>\"'\t\n\r ;=?/\x7fab"), max_size=12)
+_plain_text = st.text(st.sampled_from("ab/?=&\u00e9"), max_size=8)
 
 
-def _odd_entries(text: st.SearchStrategy[str]) -> st.SearchStrategy[list[Any]]:
-    """Up to three entries' images, related links and author, their strings drawn from `text`."""
+def _odd_entries(odd: st.SearchStrategy[str]) -> st.SearchStrategy[list[Any]]:
+    """Up to three entries' images, related links and author, a third of their strings drawn
+    from `odd` (so that one odd string among plain ones is drawn often: the markup takes
+    another way when any string of an entry is odd)."""
+    text = st.one_of(odd, _plain_text, _plain_text)
     image = st.builds(
         Image,
         st.builds(lambda text: f"https://img.example/{text}", text),
@@ -313,17 +317,25 @@ def test_entry_extension_markup_is_what_lxml_writes(
         assert ours == elements
 
 
+def test_rss_markup_leaves_a_creator_lxml_refuses_to_lxml() -> None:
+    data = feedsvc.render._EntryExtrasData(creator="bell\x07")
+    assert feedsvc.render._rss_markup(data) is None
+    data.creator = "A & <B>\t"
+    assert feedsvc.render._rss_markup(data) == b"<dc:creator>A &amp; &lt;B&gt;\t</dc:creator>"
+
+
 def _outcome(fmt: Any, doc: FeedDocument, lxml_only: bool = False) -> bytes | type:
-    """The render's bytes, or the type of the error it raised."""
-    checked = feedsvc.render._checked
+    """The render's bytes, or the type of the error it raised; with `lxml_only`, the entry
+    extension writes lxml's elements for every entry."""
+    writers = feedsvc.render._atom_markup, feedsvc.render._rss_markup
     try:
         if lxml_only:
-            feedsvc.render._checked = lambda markup: None
+            feedsvc.render._atom_markup = feedsvc.render._rss_markup = lambda data: None
         return bytes(fmt.render(doc))
     except (ValueError, TypeError) as error:
         return type(error)
     finally:
-        feedsvc.render._checked = checked
+        feedsvc.render._atom_markup, feedsvc.render._rss_markup = writers
 
 
 def test_rss_description_is_escaped_html_so_markup_like_text_survives() -> None:
