@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+import re
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -34,12 +35,11 @@ from typing import Any, Protocol
 
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
-from feedgen.ext.dc import DcEntryExtension, DcExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feedsvc.feeds import Entry, FeedDocument, FeedListing, Link
-from feedsvc.fields import clean_text
+from feedsvc.fields import _ASCII_FORBIDDEN, _XML_FORBIDDEN, clean_text
 from feedsvc.records import Image
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -72,17 +72,21 @@ def _link_attributes(link: Link) -> dict[str, str]:
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 _MEDIA_CONTENT = f"{{{MEDIA_NS}}}content"
 _MEDIA_THUMBNAIL = f"{{{MEDIA_NS}}}thumbnail"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+DC_CREATOR = f"{{{DC_NS}}}creator"
 
 
 class _FeedExtras(BaseExtension):  # type: ignore[misc]
     """Feed-level links feedgen's RSS output drops (trap 9), written as `atom:link`, and the
-    Media RSS namespace that `_EntryExtras` writes in (declared on the root)."""
+    namespaces that `_EntryExtras` writes in, declared on the root: Media RSS, and in RSS
+    Dublin Core (where feedgen's Dublin Core extension declared it, after Media RSS)."""
 
     def __init__(self) -> None:
         self.rss_links: list[Link] = []
+        self.namespaces = {"media": MEDIA_NS}
 
     def extend_ns(self) -> dict[str, str]:
-        return {"media": MEDIA_NS}
+        return self.namespaces
 
     def extend_rss(self, rss: Any) -> Any:
         channel = rss.find("channel")
@@ -96,38 +100,69 @@ class _EntryExtrasData:
     atom_links: tuple[Link, ...] = ()  # after an enclosure link for each image
     rss_enclosure: Image | None = None
     images: tuple[Image, ...] = ()
+    creator: str | None = None  # RSS dc:creator
+    # What the extension wrote as markup, which `_with_markup` puts in before the entry's end
+    # tag once feedgen has written the document (empty when it wrote lxml elements instead).
+    markup: bytes = b""
 
 
 class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
-    """Entry parts feedgen 1.0.0 writes wrongly: Atom links with a rel (trap 1) and a single RSS
-    enclosure with a real length (traps 2 and 3); and the entry's images as Media RSS content
-    and thumbnail, never grouped (trap 4), as feedgen's media extension writes them with
-    `group=None`, without its checks of each dictionary and look-up of the 14 attributes
-    media:content can have (a tenth of a first Atom page's render)."""
+    """The end of each entry, which feedgen 1.0.0 writes wrongly or not at all: Atom links
+    with a rel (trap 1), a single RSS enclosure with a real length (traps 2 and 3), the
+    entry's images as Media RSS content and thumbnail, never grouped (trap 4), as feedgen's
+    media extension writes them with `group=None`, and RSS's dc:creator, as feedgen's Dublin
+    Core extension writes it.
+
+    Written as markup (`_atom_markup`, `_rss_markup`), the very bytes lxml writes for these
+    elements, and put in by `_with_markup`: made as lxml elements, they were about a third of a
+    first Atom page's instructions (lxml checks each tag and attribute name, and on CPython
+    3.11 each check raises and clears a TypeError inside `bytes.__contains__`; then each
+    element is made, moved into the feed's document, written out and freed). An entry holding
+    a string lxml refuses (a character XML forbids) gets lxml's elements, and lxml's error."""
 
     def __init__(self) -> None:
         self.data = _EntryExtrasData()
 
     def extend_atom(self, entry: Any) -> Any:
-        sub_element = etree.SubElement
-        for image in self.data.images:
-            attributes = {"href": image.url, "rel": "enclosure"}
-            if image.media_type:
-                attributes["type"] = image.media_type
-            sub_element(entry, "link", attributes)
-        for link in self.data.atom_links:
-            sub_element(entry, "link", _link_attributes(link))
-        _media(entry, self.data.images)
+        data = self.data
+        markup = _atom_markup(data)
+        if markup is None:
+            _atom_elements(entry, data)
+        else:
+            data.markup = markup
         return entry
 
     def extend_rss(self, item: Any) -> Any:
-        image = self.data.rss_enclosure
-        if image is not None:
-            # The byte length of a remote image is unknown; RSS Board profile: use 0.
-            attributes = {"url": image.url, "length": "0", "type": image.media_type}
-            etree.SubElement(item, "enclosure", attributes)
-        _media(item, self.data.images)
+        data = self.data
+        markup = _rss_markup(data)
+        if markup is None:
+            _rss_elements(item, data)
+        else:
+            data.markup = markup
         return item
+
+
+def _atom_elements(entry: Any, data: _EntryExtrasData) -> None:
+    sub_element = etree.SubElement
+    for image in data.images:
+        attributes = {"href": image.url, "rel": "enclosure"}
+        if image.media_type:
+            attributes["type"] = image.media_type
+        sub_element(entry, "link", attributes)
+    for link in data.atom_links:
+        sub_element(entry, "link", _link_attributes(link))
+    _media(entry, data.images)
+
+
+def _rss_elements(item: Any, data: _EntryExtrasData) -> None:
+    image = data.rss_enclosure
+    if image is not None:
+        # The byte length of a remote image is unknown; RSS Board profile: use 0.
+        attributes = {"url": image.url, "length": "0", "type": image.media_type}
+        etree.SubElement(item, "enclosure", attributes)
+    _media(item, data.images)
+    if data.creator is not None:
+        etree.SubElement(item, DC_CREATOR).text = data.creator
 
 
 def _media(parent: Any, images: tuple[Image, ...]) -> None:
@@ -145,17 +180,182 @@ def _media(parent: Any, images: tuple[Image, ...]) -> None:
     sub_element(parent, _MEDIA_THUMBNAIL, _sized(images[0], {"url": images[0].url}))
 
 
-class _Creator(DcEntryExtension):  # type: ignore[misc]
-    """feedgen's Dublin Core entry extension as feedsvc uses it: it writes dc:creator, the one
-    element feedsvc sets, without looking for each of the 14 others on every item (that look-up
-    was a tenth of an RSS page's render)."""
+def _atom_markup(data: _EntryExtrasData) -> bytes | None:
+    """`_atom_elements` as lxml writes them in the feed (no namespace declared: the root
+    declares Media RSS), or None if a string holds a character lxml refuses."""
+    images, links = data.images, data.atom_links
+    values = [image.url for image in images]
+    values += [image.media_type for image in images]
+    for link in links:
+        values += (link.href, link.rel, link.type or "", link.title or "")
+    if _plain("".join(values)):
+        return _references(_atom_parts(images, links, _same, _same)).encode()
+    return _checked(_atom_parts(images, links, _attribute, _text))
 
-    def _extend_xml(self, xml_element: Any) -> None:
-        for creator in self._dcelem_creator or []:
-            etree.SubElement(xml_element, DC_CREATOR).text = creator
+
+def _atom_parts(
+    images: tuple[Image, ...],
+    links: tuple[Link, ...],
+    attribute: Callable[[str], str],
+    clean: Callable[[str], str],
+) -> str:
+    parts = []
+    for image in images:
+        kind = f' type="{attribute(image.media_type)}"' if image.media_type else ""
+        parts.append(f'<link href="{attribute(image.url)}" rel="enclosure"{kind}/>')
+    for link in links:
+        kind = f' type="{attribute(link.type)}"' if link.type else ""
+        title = f' title="{attribute(clean(link.title))}"' if link.title else ""
+        parts.append(
+            f'<link href="{attribute(link.href)}" rel="{attribute(link.rel)}"{kind}{title}/>'
+        )
+    if images:
+        parts.append(_media_markup(images, attribute))
+    return "".join(parts)
 
 
-DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
+def _rss_markup(data: _EntryExtrasData) -> bytes | None:
+    """`_rss_elements` as lxml writes them in the feed (the root declares both namespaces), or
+    None if a string holds a character lxml refuses."""
+    image, images, creator = data.rss_enclosure, data.images, data.creator
+    values = [image.url, image.media_type] if image is not None else []
+    values += [image.url for image in images]
+    values += [image.media_type for image in images]
+    plain = _plain("".join(values), creator or "")
+    if plain:
+        markup = _references(_rss_parts(image, images, _same))
+    else:
+        markup = _rss_parts(image, images, _attribute)
+    if creator is not None:
+        markup += f"<dc:creator>{_element_text(creator)}</dc:creator>"
+    return markup.encode() if plain else _checked(markup)
+
+
+def _rss_parts(
+    image: Image | None, images: tuple[Image, ...], attribute: Callable[[str], str]
+) -> str:
+    parts = []
+    if image is not None:
+        kind = attribute(image.media_type)
+        parts.append(f'<enclosure url="{attribute(image.url)}" length="0" type="{kind}"/>')
+    if images:
+        parts.append(_media_markup(images, attribute))
+    return "".join(parts)
+
+
+def _media_markup(images: tuple[Image, ...], attribute: Callable[[str], str]) -> str:
+    """`_media` as lxml writes it."""
+    parts = []
+    for image in images:
+        kind = f' type="{attribute(image.media_type)}"' if image.media_type else ""
+        parts.append(
+            f'<media:content url="{attribute(image.url)}"{kind} medium="image"{_size(image)}/>'
+        )
+    first = images[0]
+    parts.append(f'<media:thumbnail url="{attribute(first.url)}"{_size(first)}/>')
+    return "".join(parts)
+
+
+def _size(image: Image) -> str:
+    """`_sized`'s attributes as markup."""
+    height = f' height="{image.height}"' if image.height else ""
+    return f'{height} width="{image.width}"' if image.width else height
+
+
+def _plain(attributes: str, text: str = "") -> bool:
+    """Whether attribute values whose concatenation is `attributes` (and element text `text`)
+    can be written as they are, but for the references `_references` makes in the whole markup:
+    no `<`, `>` or `"` in the values, and no character XML forbids in either (`clean_text`
+    would leave any of them as it is, and lxml refuses none of them)."""
+    if "<" in attributes or ">" in attributes or '"' in attributes:
+        return False
+    both = attributes + text
+    if both.isascii():
+        raw = both.encode("ascii")
+        return len(raw.translate(None, _ASCII_FORBIDDEN)) == len(raw)
+    return both.isprintable() or _XML_FORBIDDEN.search(both) is None
+
+
+def _same(value: str) -> str:
+    return value
+
+
+def _references(markup: str) -> str:
+    """Markup whose attribute values are `_plain`, as `_attribute` would have written each of
+    them: the markup itself has no `&`, tab, line feed or carriage return."""
+    if "&" in markup:
+        markup = markup.replace("&", "&amp;")
+    if "\t" in markup:
+        markup = markup.replace("\t", "&#9;")
+    if "\n" in markup:
+        markup = markup.replace("\n", "&#10;")
+    if "\r" in markup:
+        markup = markup.replace("\r", "&#13;")
+    return markup
+
+
+def _attribute(value: str) -> str:
+    """`value` as lxml (libxml2 2.14) writes an attribute value in a UTF-8 document: `&`, `<`,
+    `>` and `"` as entity references, tab, line feed and carriage return as character
+    references, everything else as itself."""
+    if "&" in value:
+        value = value.replace("&", "&amp;")
+    if "<" in value:
+        value = value.replace("<", "&lt;")
+    if ">" in value:
+        value = value.replace(">", "&gt;")
+    if '"' in value:
+        value = value.replace('"', "&quot;")
+    if "\t" in value:
+        value = value.replace("\t", "&#9;")
+    if "\n" in value:
+        value = value.replace("\n", "&#10;")
+    if "\r" in value:
+        value = value.replace("\r", "&#13;")
+    return value
+
+
+def _element_text(value: str) -> str:
+    """`value` as lxml writes an element's text: `&`, `<` and `>` as entity references,
+    carriage return as a character reference."""
+    if "&" in value:
+        value = value.replace("&", "&amp;")
+    if "<" in value:
+        value = value.replace("<", "&lt;")
+    if ">" in value:
+        value = value.replace(">", "&gt;")
+    if "\r" in value:
+        value = value.replace("\r", "&#13;")
+    return value
+
+
+# What lxml refuses in a string (`_utf8`): the C0 controls but tab, line feed and carriage return
+# (which the markup writes as references), surrogates, U+FFFE and U+FFFF.
+_REFUSED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_ASCII_REFUSED = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+
+
+def _checked(markup: str) -> bytes | None:
+    """`markup` in UTF-8, or None if it holds a character lxml refuses."""
+    if markup.isascii():
+        raw = markup.encode("ascii")
+        return raw if len(raw.translate(None, _ASCII_REFUSED)) == len(raw) else None
+    if _REFUSED.search(markup) is not None:
+        return None
+    return markup.encode()
+
+
+def _with_markup(body: bytes, end_tag: bytes, extras: list[_EntryExtrasData]) -> bytes:
+    """`body` with each entry's markup put in before its end tag (the entries' end tags are
+    the only ones of their name, in document order, as `_cut_xml` relies on)."""
+    if not any(extra.markup for extra in extras):
+        return body
+    pieces = body.split(end_tag)
+    assert len(pieces) == len(extras) + 1, "one end tag for each entry"
+    joined = [pieces[0]]
+    for extra, piece in zip(extras, pieces[1:], strict=True):
+        joined += (extra.markup, end_tag, piece)
+    return b"".join(joined)
 
 
 def _new_generator(doc: FeedDocument, media_type: str) -> FeedGenerator:
@@ -234,6 +434,7 @@ def _atom_xml(doc: FeedDocument) -> bytes:
     for link in (*_hub_links(doc), *doc.paging):
         fg.link(href=link.href, rel=link.rel)
     _add_alternate(fg, doc)
+    written = []
     for entry in doc.entries:
         fe, extras = _new_entry(fg, entry)
         if entry.author:
@@ -244,7 +445,8 @@ def _atom_xml(doc: FeedDocument) -> bytes:
         if entry.content_html:
             fe.content(_text(entry.content_html), type="html")
         extras.atom_links = entry.related
-    return bytes(fg.atom_str(pretty=False))
+        written.append(extras)
+    return _with_markup(bytes(fg.atom_str(pretty=False)), b"</entry>", written)
 
 
 def render_rss(doc: FeedDocument) -> bytes:
@@ -254,21 +456,21 @@ def render_rss(doc: FeedDocument) -> bytes:
 def _rss_xml(doc: FeedDocument) -> bytes:
     """feedgen's RSS document, without the stylesheet instruction and hexadecimal references."""
     fg = _new_generator(doc, RSS.mime_type)
-    # What `load_extension("dc")` registers (with feedsvc's entry extension), without its
-    # attempt to import a module `feedgen.ext.dc_entry` first (it fails, 30 us each time).
-    fg.register_extension("dc", DcExtension, _Creator)
+    fg.feedsvc.namespaces["dc"] = DC_NS
     fg.feedsvc.rss_links.extend((*_hub_links(doc), *doc.paging))
     _add_alternate(fg, doc)
+    written = []
     for entry in doc.entries:
         fe, extras = _new_entry(fg, entry)
         if entry.author:
-            fe.dc.dc_creator(_text(entry.author))  # RSS <author> must be an e-mail address
+            extras.creator = _text(entry.author)  # RSS <author> must be an e-mail address
         # RSS <description> is HTML: escape the plain-text excerpt so `<UBER.N>` stays text.
         fe.description(html.escape(_text(entry.summary or entry.title), quote=False))
         if entry.content_html:
             fe.content(_text(entry.content_html))
         extras.rss_enclosure = entry.images[0] if entry.images else None
-    return bytes(fg.rss_str(pretty=False))
+        written.append(extras)
+    return _with_markup(bytes(fg.rss_str(pretty=False)), b"</item>", written)
 
 
 _XML_DECLARATION_END = b"?>\n"

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from feedgen.ext.dc import DcEntryExtension
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import feedsvc.render
 from feedsvc.feeds import Category, Entry, FeedDocument, FeedListing, Link
@@ -215,16 +216,126 @@ def test_text_is_text_and_reads_back_unchanged(fmt) -> None:  # type: ignore[no-
     assert parsed.feed.title == "News"
 
 
-def test_rss_items_carry_what_feedgens_dublin_core_extension_writes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The RSS writer's own Dublin Core entry extension writes only dc:creator: the same bytes
-    as feedgen's, with an author and without."""
-    doc = document(entries=(entry(3), entry(2, author=None), entry(1, author="A & <B>")))
+def test_rss_items_carry_what_feedgens_dublin_core_extension_writes() -> None:
+    """feedsvc writes each item's dc:creator itself (`_EntryExtras`): the same bytes as feedgen's
+    Dublin Core extension, with an author, without, and with text to escape; and the root
+    declares the namespaces as feedgen does with its media and Dublin Core extensions."""
+    import re
+
+    from feedgen.feed import FeedGenerator
+
+    authors = ("Provider & Co", None, 'A & <B> \r\n\t"quoted" > \u00e9')
+    fg = FeedGenerator()
+    fg.load_extension("media")
+    fg.load_extension("dc")
+    fg.title("T")
+    fg.link(href="https://news.example/", rel="alternate")
+    fg.description("D")
+    for author in authors:
+        fe = fg.add_entry(order="append")
+        fe.title("T")
+        if author is not None:
+            fe.dc.dc_creator(author)
+    written = feedsvc.render._hex_references(fg.rss_str())
+    doc = document(entries=tuple(entry(n, author=a) for n, a in enumerate(authors, 1)))
     ours = RSS.render(doc)
+    creator = re.compile(rb"<dc:creator>.*?</dc:creator>", re.DOTALL)
+    assert creator.findall(ours) == creator.findall(written)
+    assert len(creator.findall(ours)) == 2
+    root = re.compile(rb"<rss [^>]*>")
+    assert root.findall(ours) == root.findall(written)
     assert parse_xml(ours).findtext(f"channel/item/{DC}creator") == "Provider & Co"
-    monkeypatch.setattr(feedsvc.render._Creator, "_extend_xml", DcEntryExtension._extend_xml)
-    assert RSS.render(doc) == ours
+
+
+# Text for the markup the entry extension writes: what its strings may hold (markup, quotes, the
+# white space lxml writes as references, any script); what lxml refuses is added apart, rarely,
+# so that it does not hide the rest.
+_odd_text = st.text(
+    st.one_of(
+        st.sampled_from("&<>\"'\t\n\r ;=?/\u00e9\u2028\U0001f600\x7f\x85"),
+        st.characters(exclude_categories=("Cs", "Cc")),
+    ),
+    max_size=12,
+)
+# ASCII alone, which the markup checks its own way.
+_ascii_text = st.text(st.sampled_from("&<>\"'\t\n\r ;=?/\x7fab"), max_size=12)
+_plain_text = st.text(st.sampled_from("ab/?=&\u00e9"), max_size=8)
+
+
+def _odd_entries(odd: st.SearchStrategy[str]) -> st.SearchStrategy[list[Any]]:
+    """Up to three entries' images, related links and author, a third of their strings drawn
+    from `odd` (so that one odd string among plain ones is drawn often: the markup takes
+    another way when any string of an entry is odd)."""
+    text = st.one_of(odd, _plain_text, _plain_text)
+    image = st.builds(
+        Image,
+        st.builds(lambda text: f"https://img.example/{text}", text),
+        st.sampled_from([None, 0, 480]),
+        st.sampled_from([None, 0, 640]),
+        st.one_of(st.sampled_from(["image/jpeg", ""]), text),
+    )
+    link = st.builds(
+        Link,
+        st.builds(lambda text: f"https://other.example/{text}", text),
+        st.one_of(st.just("related"), text),
+        st.one_of(st.none(), st.just("text/html"), text),
+        st.one_of(st.none(), st.just(""), text),
+    )
+    parts = st.tuples(
+        st.lists(image, max_size=3), st.lists(link, max_size=3), st.one_of(st.none(), text)
+    )
+    return st.lists(parts, min_size=1, max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(_odd_entries(_odd_text), _odd_entries(_ascii_text)),
+    st.sampled_from([None, None, None, "\x00", "\x0b", "\x1f", "\ufffe", "\uffff"]),
+)
+def test_entry_extension_markup_is_what_lxml_writes(
+    entries: list[tuple[list[Image], list[Link], str | None]], refused: str | None
+) -> None:
+    """The entry extension's markup (`_atom_markup`, `_rss_markup`) is, byte for byte, what
+    lxml writes for the same elements made as lxml elements (`_atom_elements`,
+    `_rss_elements`), whatever their strings hold; where lxml refuses a string (`refused` at
+    the end of the last entry's first URL), the render fails as it does with lxml's
+    elements."""
+    if refused is not None:
+        images, links, author = entries[-1]
+        if images:
+            images[0] = replace(images[0], url=images[0].url + refused)
+        elif links:
+            links[0] = replace(links[0], href=links[0].href + refused)
+    doc = document(
+        entries=tuple(
+            entry(number, images=tuple(images), related=tuple(links), author=author)
+            for number, (images, links, author) in enumerate(entries, 1)
+        )
+    )
+    for fmt in (ATOM, RSS):
+        ours, elements = _outcome(fmt, doc), _outcome(fmt, doc, lxml_only=True)
+        assert ours == elements
+
+
+def test_rss_markup_leaves_a_creator_lxml_refuses_to_lxml() -> None:
+    data = feedsvc.render._EntryExtrasData(creator="bell\x07")
+    assert feedsvc.render._rss_markup(data) is None
+    data.creator = "A & <B>\t"
+    assert feedsvc.render._rss_markup(data) == b"<dc:creator>A &amp; &lt;B&gt;\t</dc:creator>"
+
+
+def _outcome(fmt: Any, doc: FeedDocument, lxml_only: bool = False) -> bytes | type:
+    """The render's bytes, or the type of the error it raised; with `lxml_only`, the entry
+    extension writes lxml's elements for every entry."""
+    writers = feedsvc.render._atom_markup, feedsvc.render._rss_markup
+    try:
+        if lxml_only:
+            feedsvc.render._atom_markup = feedsvc.render._rss_markup = lambda data: None
+        return bytes(fmt.render(doc))
+    except (ValueError, TypeError) as error:
+        return type(error)
+    finally:
+        feedsvc.render._atom_markup, feedsvc.render._rss_markup = writers
 
 
 def test_rss_description_is_escaped_html_so_markup_like_text_survives() -> None:
