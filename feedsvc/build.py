@@ -58,7 +58,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 
-from feedsvc import stories, storystate
+from feedsvc import digeststate, stories, storystate
 from feedsvc.cache import COMPRESSORS, FRAGMENT_OVERHEAD
 from feedsvc.errors import PageNotFound
 from feedsvc.feeds import (
@@ -148,13 +148,19 @@ class SitePage:
 
 
 def site_pages(
-    collection: Collection, site: Site, static: Path, window_days: float = DEFAULT_WINDOW_DAYS
+    collection: Collection,
+    site: Site,
+    static: Path,
+    window_days: float = DEFAULT_WINDOW_DAYS,
+    prints: Fingerprints | None = None,
 ) -> Iterator[SitePage]:
     """Every URL the server answers with content, as its path and query: each feed in every
     format and every page of it, each HTML page and every page of it, the story feeds and the
     page of each story, the OPML list and the files of the `static` folder. The one list of what
-    a build writes; a new page or format is added here, with what it is made from."""
-    prints = Fingerprints()
+    a build writes; a new page or format is added here, with what it is made from (`prints`
+    works the fingerprints out; a new one when None)."""
+    if prints is None:
+        prints = Fingerprints()
     listings = feed_listings(collection, site, FORMATS)  # in iter_feeds order
     every_feed = functools.cache(lambda: prints.listings(listings))
     every_opml_feed = functools.cache(
@@ -391,9 +397,10 @@ def build_site(
                             writes += deferred
                     check_apart(app.extensions["feedsvc"].loader.root, out)
                 keep_stories = _stories_resumed(app)
+                prints, keep_digests = _digests_resumed(app)
                 # What the pages are made from is worked out while the files are linked.
                 collection, site, static = _app_site(app)
-                pages = list(site_pages(collection, site, static, _window_days(app)))
+                pages = list(site_pages(collection, site, static, _window_days(app), prints))
                 if total is not None:
                     total(len(pages))
                 made_from = _made_from_all(pages, workers)
@@ -406,7 +413,7 @@ def build_site(
             discard(work)
             _run_all(writes)
             raise
-        _after_swap([*writes, keep_stories], old, previous, background)
+        _after_swap([*writes, keep_stories, keep_digests], old, previous, background)
         work.release()
     return result
 
@@ -435,6 +442,41 @@ def _stories_resumed(app: Flask) -> Callable[[], None]:
         if loader.cache_digest == loader.cache_read:  # the same records: the state holds
             return _nothing
     return functools.partial(_keep_stories, loader, collection, path)
+
+
+def _digests_resumed(app: Flask) -> tuple[Fingerprints, Callable[[], None]]:
+    """The pages' fingerprints of this build, with the digests the last build kept beside the
+    parse cache (`digeststate`) taken up for the records read from it whose files did not
+    change since; what keeps this build's digests for the next one, to be done once the parse
+    cache is written."""
+    state = app.extensions["feedsvc"]
+    loader, collection = state.loader, state.collection
+    prints = Fingerprints()
+    if loader.cache_file is None:
+        return prints, _nothing
+    path = digeststate.state_file(loader.cache_file)
+    kept = digeststate.load(path, loader.cache_read) if loader.cache_read is not None else None
+    if kept is not None:
+        changed = {path for path, _, _ in loader.load_changes}
+        own = digeststate.own_records(collection.records, loader.states)
+        prints.known(
+            (record, kept[record.path])
+            for record in own
+            if record.path in kept and record.path not in changed
+        )
+        if loader.cache_digest == loader.cache_read:  # the same records: the state holds
+            return prints, _nothing
+    return prints, functools.partial(_keep_digests, loader, collection, prints, path)
+
+
+def _keep_digests(
+    loader: CollectionLoader, collection: Collection, prints: Fingerprints, path: Path
+) -> None:
+    """Write this build's record digests beside the parse cache that holds its records."""
+    if loader.cache_digest is not None:
+        own = digeststate.own_records(collection.records, loader.states)
+        digests = {record.path: prints.record(record) for record in own}
+        digeststate.save(path, digests, loader.cache_digest)
 
 
 def _grouping_settings(window_days: float) -> tuple[Any, ...]:
