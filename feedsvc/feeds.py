@@ -571,6 +571,14 @@ class Fingerprints:
             self._records.append(item)
         return known
 
+    def known(self, digests: Iterable[tuple[Item, bytes]]) -> None:
+        """Take `digests` (record, its digest as `record` gives it) as worked out already: by
+        an earlier build, for the same record values (`digeststate`)."""
+        for item, digest in digests:
+            if id(item) not in self._digests:
+                self._digests[id(item)] = digest
+                self._records.append(item)
+
     @staticmethod
     def listings(listings: Iterable[FeedListing]) -> str:
         """Feeds as the index and the OPML list show them (names, URLs, counts, dates)."""

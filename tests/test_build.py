@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -36,6 +37,7 @@ import feedsvc.stories
 from bench.synth import write_collection
 from feedsvc.build import (
     AppMaker,
+    BuildResult,
     BuildStopped,
     _forked,
     app_urls,
@@ -92,6 +94,29 @@ def test_file_names_follow_the_server_urls() -> None:
     assert file_for("/feeds/topics/ai.json?page=12") == "feeds/topics/ai.page-12.json"
     assert file_for("/feeds.opml") == "feeds.opml"
     assert file_for("/static/feed.xsl") == "static/feed.xsl"
+
+
+def _file_by_urlsplit(url: str) -> str:
+    """`file_for` as it was: every URL split by `urlsplit`."""
+    parts = urlsplit(url)
+    page = parts.query.removeprefix("page=") if parts.query else "1"
+    path = parts.path.lstrip("/") or "index"
+    folder, _, name = path.rpartition("/")
+    stem, dot, extension = name.partition(".")
+    if not dot:
+        stem, extension = name, "html"
+    suffix = f".page-{page}" if page != "1" else ""
+    return f"{folder}/{stem}{suffix}.{extension}" if folder else f"{stem}{suffix}.{extension}"
+
+
+_URL_PARTS = st.sampled_from(["/", "?", "page=", "#", ".", "\t", "\n", " ", "a", "é", ":", "2"])
+_URLS = st.tuples(st.sampled_from(["/", "//", "", "a:"]), st.lists(_URL_PARTS, max_size=12))
+
+
+@given(_URLS.map(lambda parts: parts[0] + "".join(parts[1])) | st.text(max_size=30))
+def test_file_names_are_those_urlsplit_gives(url: str) -> None:
+    """The URLs split by hand (most) name the file that `urlsplit`'s parts name."""
+    assert file_for(url) == _file_by_urlsplit(url)
 
 
 def test_every_url_is_written_with_the_bytes_the_server_sends(built: Path) -> None:
@@ -1108,8 +1133,9 @@ def test_an_incremental_build_with_the_kept_stories_is_the_build_from_scratch(
 ) -> None:
     """As `test_an_incremental_build_is_the_build_from_scratch`, with a parse cache, as `feedsvc
     build` has one: each build takes up the stories grouping the last one kept beside it
-    (`storystate`) and regroups only what changed; its site is the site built from scratch
-    without any cache, story pages and story feeds included."""
+    (`storystate`) and regroups only what changed, and takes up the record digests it kept
+    (`digeststate`); its site is the site built from scratch without any cache, story pages
+    and story feeds included."""
     with tempfile.TemporaryDirectory() as temporary:
         root = Path(temporary)
         seeds, out = root / "records", root / "site"
@@ -1124,8 +1150,16 @@ def test_an_incremental_build_with_the_kept_stories_is_the_build_from_scratch(
             resumed.append(args)
             return real(*args)
 
+        known = []
+        real_known = Fingerprints.known
+
+        def known_spy(self: Fingerprints, digests: Any) -> None:
+            known.append(True)
+            real_known(self, digests)
+
         with contextlib.ExitStack() as stack:
             stack.enter_context(_patched(feedsvc.stories, "resume", spy))
+            stack.enter_context(_patched(Fingerprints, "known", known_spy))
             app = AppMaker(lambda: make_app(SEEDS_DIR=seeds, **cached), seeds)
             build_site(app, out)
             for number, changes in enumerate(rounds):
@@ -1136,6 +1170,72 @@ def test_an_incremental_build_with_the_kept_stories_is_the_build_from_scratch(
                 build_site(make_app(SEEDS_DIR=seeds, FEED_SIZE=2, SEARCH_INDEX="off"), scratch)
                 assert published(out) == published(scratch)
         assert len(resumed) == len(rounds)  # every rebuild took the grouping up
+        assert len(known) == len(rounds)  # and the record digests (`digeststate`)
+
+
+def _cached_build(seeds: Path, out: Path, cache: Path) -> BuildResult:
+    """`feedsvc build` as it runs: with a parse cache, the app made by the build."""
+    settings = {"FEED_SIZE": 2, "SEARCH_INDEX": "off", "PARSE_CACHE": str(cache)}
+    return build_site(AppMaker(lambda: make_app(SEEDS_DIR=seeds, **settings), seeds), out)
+
+
+def _digests_taken_up(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many kept record digests each build takes up (`Fingerprints.known`), from now on."""
+    counts: list[int] = []
+    real = Fingerprints.known
+
+    def spy(self: Fingerprints, digests: Any) -> None:
+        digests = list(digests)
+        counts.append(len(digests))
+        real(self, digests)
+
+    monkeypatch.setattr(Fingerprints, "known", spy)
+    return counts
+
+
+def _story(path: Path, title: str, url: str, topics: list[str], day: int = 1) -> None:
+    record = {"title": title, "publishedDateTime": f"2023-01-0{day}T00:00:00Z", "webUrl": url}
+    _write_record(path, {**record, "provider": {"name": "A", "domain": "a.com"}, "topics": topics})
+
+
+def test_a_record_changed_since_the_kept_digests_is_rendered_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild takes up the record digests the last build kept beside the parse cache
+    (`digeststate`) for the files unchanged since, and works out the changed file's: its pages
+    are those built from scratch (a title changed moves no entry: only the record's digest
+    tells that the pages that show it changed)."""
+    seeds, out, cache = tmp_path / "records", tmp_path / "site", tmp_path / "cache"
+    seeds.mkdir()
+    for number in range(3):
+        _story(seeds / f"r{number}.md", f"Title {number}", f"https://a.example/{number}", ["AI"])
+    _cached_build(seeds, out, cache)
+    taken_up = _digests_taken_up(monkeypatch)
+    _story(seeds / "r1.md", "Title one", "https://a.example/1", ["AI"])
+    result = _cached_build(seeds, out, cache)
+    build_site(make_app(SEEDS_DIR=seeds, FEED_SIZE=2, SEARCH_INDEX="off"), tmp_path / "scratch")
+    assert published(out) == published(tmp_path / "scratch")
+    assert taken_up == [2] and result.written
+    assert _cached_build(seeds, out, cache).written == 0  # the state of the changed one too
+    assert taken_up == [2, 3]
+
+
+def test_a_merged_record_takes_up_no_kept_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record merged from the files that hold one article URL is not any file's own record:
+    it takes up no digest kept for the file whose path it has, unchanged as that file is."""
+    seeds, out, cache = tmp_path / "records", tmp_path / "site", tmp_path / "cache"
+    seeds.mkdir()
+    _story(seeds / "a.md", "First", "https://a.example/same", ["AI"])
+    _story(seeds / "c.md", "Other", "https://a.example/other", ["AI"])
+    _cached_build(seeds, out, cache)
+    taken_up = _digests_taken_up(monkeypatch)
+    _story(seeds / "b.md", "Second", "https://a.example/same", ["Robots"], day=2)
+    _cached_build(seeds, out, cache)
+    build_site(make_app(SEEDS_DIR=seeds, FEED_SIZE=2, SEARCH_INDEX="off"), tmp_path / "scratch")
+    assert published(out) == published(tmp_path / "scratch")
+    assert taken_up == [1]  # c.md's: a.md's record is merged with b.md's
 
 
 @contextlib.contextmanager
