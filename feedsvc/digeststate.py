@@ -21,13 +21,11 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import pickle
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from feedsvc.parsecache import FileState, _RestrictedUnpickler
+from feedsvc.parsecache import FileState, _RestrictedUnpickler, read_checked, write_checked
 from feedsvc.records import Record
 from feedsvc.storystate import source_digest
 
@@ -70,35 +68,14 @@ def save(path: Path, digests: dict[str, bytes], cache: bytes) -> None:
         return
     state = {"cache": cache, "paths": joined, "size": size, "digests": values}
     payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-    body = hashlib.blake2b(payload, digest_size=_DIGEST_SIZE).digest() + payload
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=".digests-", dir=path.parent)
-    except OSError as exc:
-        log.warning("record digests %s cannot be written (%s)", path, exc.strerror)
-        return
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(_header() + body)
-        os.replace(temporary, path)
-    except OSError as exc:
-        log.warning("record digests %s cannot be written (%s)", path, exc.strerror)
-        Path(temporary).unlink(missing_ok=True)
+    write_checked(path, _header(), payload, "record digests state")
 
 
 def load(path: Path, cache: bytes) -> dict[str, bytes] | None:
     """The record digests by path that `path` holds for the parse cache whose digest is `cache`;
     None when there are none usable."""
-    header = _header()
-    try:
-        with path.open("rb") as handle:
-            start = handle.read(len(header) + _DIGEST_SIZE)
-            payload = handle.read()
-    except OSError:
-        return None
-    if start[: len(header)] != header:
-        return None
-    if hashlib.blake2b(payload, digest_size=_DIGEST_SIZE).digest() != start[len(header) :]:
-        log.warning("record digests %s are corrupt; working them out again", path)
+    payload = read_checked(path, _header(), "record digests state", "working them out again")
+    if payload is None:
         return None
     try:
         state = _RestrictedUnpickler(io.BytesIO(payload)).load()
@@ -114,5 +91,7 @@ def load(path: Path, cache: bytes) -> dict[str, bytes] | None:
             for name, offset in zip(names, range(0, len(values), size), strict=True)
         }
     except Exception as exc:  # anything unexpected in it: not to be trusted
-        log.warning("record digests %s cannot be used (%s); working them out again", path, exc)
+        log.warning(
+            "record digests state %s cannot be used (%s); working them out again", path, exc
+        )
         return None

@@ -178,20 +178,50 @@ def write_cache(path: Path, settings_key: str, states: dict[str, FileState]) -> 
     payload = pickle.dumps(encode_states(states), protocol=pickle.HIGHEST_PROTOCOL)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".parse-cache-", dir=path.parent)
     except OSError as exc:  # an unwritable place (a read-only home) costs a restart, no more
         log.warning("parse cache %s cannot be written (%s)", path, exc.strerror)
+        return None
+    return write_checked(path, _header(settings_key), payload, "parse cache")
+
+
+def write_checked(path: Path, header: bytes, payload: bytes, what: str) -> bytes | None:
+    """Write `header`, the digest of `payload` and `payload` to `path` atomically: readers see
+    the old file or the new one, never half of one. The payload's digest; None, with a warning
+    naming `what`, when it cannot be written. The parse cache and the states kept beside it
+    (a build's stories and record digests) are written this way."""
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    except OSError as exc:
+        log.warning("%s %s cannot be written (%s)", what, path, exc.strerror)
         return None
     digest = content_digest(payload)
     try:
         with os.fdopen(handle, "wb") as out:
-            out.write(_header(settings_key) + digest + payload)
+            out.write(header + digest + payload)
         os.replace(temporary, path)
     except OSError as exc:
-        log.warning("parse cache %s cannot be written (%s)", path, exc.strerror)
+        log.warning("%s %s cannot be written (%s)", what, path, exc.strerror)
         Path(temporary).unlink(missing_ok=True)
         return None
     return digest
+
+
+def read_checked(path: Path, header: bytes, what: str, fallback: str) -> bytes | None:
+    """The payload `write_checked` wrote to `path` with `header`; None when there is none: no
+    file, an unreadable one or one of another header (of other code or settings: nothing to
+    say), or one whose digest fails (a warning naming `what` and saying `fallback`)."""
+    try:
+        with path.open("rb") as handle:  # the payload read on its own: no copies of it
+            start = handle.read(len(header) + _DIGEST_SIZE)
+            payload = handle.read()
+    except OSError:
+        return None
+    if start[: len(header)] != header:
+        return None
+    if content_digest(payload) != start[len(header) :]:
+        log.warning("%s %s is corrupt; %s", what, path, fallback)
+        return None
+    return payload
 
 
 # The cache holds the states as columns of plain values (`encode_states`), from which

@@ -22,10 +22,8 @@ import functools
 import hashlib
 import io
 import logging
-import os
 import pickle
 import sys
-import tempfile
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +31,7 @@ from typing import Any
 
 from feedsvc.comparison import record_keys
 from feedsvc.headlines import WordCounts
-from feedsvc.parsecache import _RestrictedUnpickler
+from feedsvc.parsecache import _RestrictedUnpickler, read_checked, write_checked
 from feedsvc.records import Record
 from feedsvc.stories import Story, _Grouping, by_time
 from feedsvc.values import collector_paused
@@ -85,19 +83,7 @@ def save(path: Path, grouping: _Grouping, cache: bytes) -> None:
     """Write the state of `grouping` (of the records read from the parse cache whose digest is
     `cache`) to `path`, atomically; a failure is a warning (the next build groups from scratch)."""
     payload = pickle.dumps(dump(grouping, cache), protocol=pickle.HIGHEST_PROTOCOL)
-    body = hashlib.blake2b(payload, digest_size=_DIGEST_SIZE).digest() + payload
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=".stories-", dir=path.parent)
-    except OSError as exc:
-        log.warning("stories state %s cannot be written (%s)", path, exc.strerror)
-        return
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(_header(_settings(grouping)) + body)
-        os.replace(temporary, path)
-    except OSError as exc:
-        log.warning("stories state %s cannot be written (%s)", path, exc.strerror)
-        Path(temporary).unlink(missing_ok=True)
+    write_checked(path, _header(_settings(grouping)), payload, "stories state")
 
 
 def load(
@@ -105,17 +91,10 @@ def load(
 ) -> _Grouping | None:
     """The grouping of `records` (read from the parse cache whose digest is `cache`) that the
     state in `path` holds; None when there is no usable state for them."""
-    header = _header(grouping_settings)
-    try:
-        with path.open("rb") as handle:
-            start = handle.read(len(header) + _DIGEST_SIZE)
-            payload = handle.read()
-    except OSError:
-        return None
-    if start[: len(header)] != header:
-        return None
-    if hashlib.blake2b(payload, digest_size=_DIGEST_SIZE).digest() != start[len(header) :]:
-        log.warning("stories state %s is corrupt; grouping from scratch", path)
+    payload = read_checked(
+        path, _header(grouping_settings), "stories state", "grouping from scratch"
+    )
+    if payload is None:
         return None
     try:
         with collector_paused():
