@@ -56,19 +56,17 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     shared = headline_words(one.title) & headline_words(other.title)
     topical = shared & TOPIC_WORDS
     weight = 2 * len(shared) - len(topical)  # twice the shared words, a topic word half
+    excerpts = bool(one.excerpt and other.excerpt)
     if weight >= 4:
-        if any(word not in _WEAK_WORDS and word not in common for word in shared):
-            if (
-                not (one.excerpt and other.excerpt)
-                or weight - 2 * len(shared & ENTITY_WORDS) >= 6
-                or _texts_agree(one, other, shared, common)
-            ):
-                return True
-        elif weight - 2 * len(shared & ENTITY_WORDS) >= 6:
+        if weight - 2 * len(shared & ENTITY_WORDS) >= 6:  # three shared words not names
+            return True
+        if any(word not in _WEAK_WORDS and word not in common for word in shared) and (
+            not excerpts or _texts_agree(one, other, shared, common)
+        ):
             return True
     if not shared:
         return False
-    if one.excerpt and other.excerpt and _texts_make_up(one, other, shared, common):
+    if excerpts and _texts_make_up(one, other, shared, common):
         return True
     mine = own_keys(one.url, one.original_url)
     return any(key in mine for key in own_keys(other.url, other.original_url))
@@ -80,16 +78,15 @@ def _texts_agree(
     """Whether the excerpts bear out a link the headlines make on the least evidence (two
     shared words, one of them distinctive; `headlines`: the words they share): the records'
     headlines and excerpts together share a distinctive word (neither a name, a topic word nor
-    common) that the headlines do not, or a record has no excerpt, or one that says nothing its
-    headline does not (nothing to ask). Two headlines share two words by chance far more often
-    than two texts share three: "Nvidia to build Israel's most potent AI supercomputer" and
+    common) that the headlines do not, or an excerpt says nothing its headline does not
+    (nothing to ask). Asked only of records that both have an excerpt. Two headlines share two
+    words by chance far more often than two texts share three: "Nvidia to build Israel's most
+    potent AI supercomputer" and
     "Nvidia's new Grace Hopper superchip to fuel its DGX GH200 AI supercomputer" share "nvidia"
     and "supercomputer", and their excerpts nothing more ("Israel-1" against "GH200"), while the
     articles of one event repeat its particulars (a name, a figure, a place) in their first
     lines ("AlphaFold" in two excerpts of DeepMind's protein structures). Measured in
     bench/README.md (Stories, Excerpts)."""
-    if not one.excerpt or not other.excerpt:
-        return True
     mine, theirs = text_words(one.title, one.excerpt), text_words(other.title, other.excerpt)
     if len(mine) == len(headline_words(one.title)) or len(theirs) == len(
         headline_words(other.title)
@@ -116,8 +113,9 @@ def _texts_make_up(
     Self-Driving Taxis" and "Chongqing, Wuhan kick off commercial operation of unmanned
     auto-driving business" share "unmanned" and half a word, their excerpts "China" and "road"
     besides. The counterpart of `_texts_agree`: the excerpts bear out or part a link the
-    headlines barely make, and make one the headlines barely miss."""
-    if not one.excerpt or not other.excerpt or len(headlines - common) < 2:
+    headlines barely make, and make one the headlines barely miss. Asked only of records that
+    both have an excerpt."""
+    if len(headlines - common) < 2:
         return False
     shared = text_words(one.title, one.excerpt) & text_words(other.title, other.excerpt)
     strong = sum(word not in _WEAK_WORDS and word not in common for word in shared)
