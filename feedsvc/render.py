@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
+from xml.sax.saxutils import escape as xml_escape
 
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -298,35 +299,19 @@ def _attribute(value: str) -> str:
     """`value` as lxml (libxml2 2.14) writes an attribute value in a UTF-8 document: `&`, `<`,
     `>` and `"` as entity references, tab, line feed and carriage return as character
     references, everything else as itself."""
-    if "&" in value:
-        value = value.replace("&", "&amp;")
-    if "<" in value:
-        value = value.replace("<", "&lt;")
-    if ">" in value:
-        value = value.replace(">", "&gt;")
-    if '"' in value:
-        value = value.replace('"', "&quot;")
-    if "\t" in value:
-        value = value.replace("\t", "&#9;")
-    if "\n" in value:
-        value = value.replace("\n", "&#10;")
-    if "\r" in value:
-        value = value.replace("\r", "&#13;")
-    return value
+    return xml_escape(value, _ATTRIBUTE_REFERENCES)
+
+
+_ATTRIBUTE_REFERENCES = {'"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
 
 
 def _element_text(value: str) -> str:
     """`value` as lxml writes an element's text: `&`, `<` and `>` as entity references,
     carriage return as a character reference."""
-    if "&" in value:
-        value = value.replace("&", "&amp;")
-    if "<" in value:
-        value = value.replace("<", "&lt;")
-    if ">" in value:
-        value = value.replace(">", "&gt;")
-    if "\r" in value:
-        value = value.replace("\r", "&#13;")
-    return value
+    return xml_escape(value, _TEXT_REFERENCES)
+
+
+_TEXT_REFERENCES = {"\r": "&#13;"}
 
 
 # What lxml refuses in a string (`_utf8`): the C0 controls but tab, line feed and carriage return
