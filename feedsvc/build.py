@@ -41,7 +41,6 @@ import hashlib
 import math
 import multiprocessing
 import os
-import re
 import shutil
 import signal
 import sys
@@ -294,23 +293,11 @@ def build_settings(site: Site) -> str:
     return digest.hexdigest()
 
 
-# What `urlsplit` reads otherwise than a split at the first "?" does (a fragment, the characters
-# it removes); URLs with any character but printable ASCII are left to it as well.
-_SPLIT_BY_URLSPLIT = re.compile(r"[#\t\r\n]|[^\x20-\x7e]")
-
-
 def file_for(url: str) -> str:
-    """The file (relative to the output folder) that holds `url`; see the module docstring.
-    A build asks this of every URL of the site (20,603 at 10,000 records): a URL as the site
-    lists them (a path from its root, maybe `?page=N`) is split by hand, anything else by
-    `urlsplit`, which gives the same parts, at five times the cost."""
-    if url[:1] == "/" and url[1:2] != "/" and not _SPLIT_BY_URLSPLIT.search(url):
-        path, _, query = url.partition("?")
-    else:
-        parts = urlsplit(url)
-        path, query = parts.path, parts.query
-    page = query.removeprefix("page=") if query else "1"
-    path = path.lstrip("/") or "index"
+    """The file (relative to the output folder) that holds `url`; see the module docstring."""
+    parts = urlsplit(url)
+    page = parts.query.removeprefix("page=") if parts.query else "1"
+    path = parts.path.lstrip("/") or "index"
     folder, _, name = path.rpartition("/")
     stem, dot, extension = name.partition(".")  # a feed's view: all.page-2.atom.html
     if not dot:  # an HTML page: /topics/ai

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -94,29 +93,6 @@ def test_file_names_follow_the_server_urls() -> None:
     assert file_for("/feeds/topics/ai.json?page=12") == "feeds/topics/ai.page-12.json"
     assert file_for("/feeds.opml") == "feeds.opml"
     assert file_for("/static/feed.xsl") == "static/feed.xsl"
-
-
-def _file_by_urlsplit(url: str) -> str:
-    """`file_for` as it was: every URL split by `urlsplit`."""
-    parts = urlsplit(url)
-    page = parts.query.removeprefix("page=") if parts.query else "1"
-    path = parts.path.lstrip("/") or "index"
-    folder, _, name = path.rpartition("/")
-    stem, dot, extension = name.partition(".")
-    if not dot:
-        stem, extension = name, "html"
-    suffix = f".page-{page}" if page != "1" else ""
-    return f"{folder}/{stem}{suffix}.{extension}" if folder else f"{stem}{suffix}.{extension}"
-
-
-_URL_PARTS = st.sampled_from(["/", "?", "page=", "#", ".", "\t", "\n", " ", "a", "é", ":", "2"])
-_URLS = st.tuples(st.sampled_from(["/", "//", "", "a:"]), st.lists(_URL_PARTS, max_size=12))
-
-
-@given(_URLS.map(lambda parts: parts[0] + "".join(parts[1])) | st.text(max_size=30))
-def test_file_names_are_those_urlsplit_gives(url: str) -> None:
-    """The URLs split by hand (most) name the file that `urlsplit`'s parts name."""
-    assert file_for(url) == _file_by_urlsplit(url)
 
 
 def test_every_url_is_written_with_the_bytes_the_server_sends(built: Path) -> None:
