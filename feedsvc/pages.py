@@ -281,13 +281,13 @@ def render_story_page(inputs: StoryPageInputs) -> str:
         listings=inputs.listings,
         subscriptions=[sub for item in inputs.listings for sub in subscriptions(item)],
         subscribe_to=functools.partial(_subscribe_links, current_app.jinja_env),
-        date=time_element,
     )
 
 
 def time_element(moment: datetime) -> Markup:
-    """The `date` macro of `_macros.html` in Python, the same bytes: a story's page shows a
-    date for each of its articles, and a macro call was a tenth of the page's render."""
+    """A date as every page shows it (the templates' `date`): a function, not a macro, as a
+    story's page shows a date for each of its articles, and a macro call was a tenth of the
+    page's render."""
     day = escape(moment.strftime("%-d %B %Y"))
     return Markup(f'<time datetime="{escape(moment.isoformat())}">{day}</time>')
 

@@ -83,6 +83,7 @@ from feedsvc.pages import (
     render_story_page,
     search_page_inputs,
     story_inputs,
+    time_element,
 )
 from feedsvc.render import FORMATS, OPML_MEDIA_TYPE, FragmentStore, render_opml
 from feedsvc.repository import Collection, CollectionLoader, loader_for
@@ -150,6 +151,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions[_EXTENSION_KEY] = state
     app.jinja_env.trim_blocks = True  # templates read like HTML without leaving blank lines
     app.jinja_env.lstrip_blocks = True
+    app.jinja_env.globals["date"] = time_element  # a page's dates, in every template
     app.register_blueprint(bp)
     app.before_request(_note_route)
     app.register_error_handler(HTTPException, _plain_error)
