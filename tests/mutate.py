@@ -142,11 +142,13 @@ SCOPES = {
             "render.x__json_parts",
             "render.x__unique",
             "pages.x__articles",
+            "pages.x_time_element",
         ),
         (
             "tests/test_render.py",
             "tests/test_properties.py::test_pages_put_together_from_entry_fragments_equal_one_shot_renders",
             "tests/test_pages.py::test_a_page_takes_each_article_from_the_fragment_store_and_leaves_it_there",
+            "tests/test_story_pages.py",
         ),
     ),
     # An entry's parts as a first render makes them: Media RSS, Atom enclosure links, the other
@@ -162,6 +164,10 @@ SCOPES = {
             "render.x__atom_markup",
             "render.x__rss_markup",
             "render.x__media_markup",
+            "render.x__atom_parts",
+            "render.x__rss_parts",
+            "render.x__plain",
+            "render.x__references",
             "render.x__size",
             "render.x__attribute",
             "render.x__element_text",
@@ -207,7 +213,14 @@ SCOPES = {
     # The headline words common around a day (headlines.WordCounts), counted from scratch and
     # followed in place by a version's changes: the part of the stories scope that changed last.
     "words": Scope(
-        ("headlines.xǁWordCountsǁ*", "headlines.x_same_event", "headlines.x__bump"),
+        (
+            "headlines.xǁWordCountsǁ*",
+            "headlines.x_same_event",
+            "headlines.x__bump",
+            "headlines.x__texts_agree",
+            "headlines.x__texts_make_up",
+            "headlines.x__text_words",
+        ),
         (
             "tests/test_headlines.py",
             "tests/test_stories.py",
@@ -222,6 +235,16 @@ SCOPES = {
         (
             "tests/test_storystate.py",
             "tests/test_build.py::test_feedsvc_build_writes_the_parse_cache_once_the_site_is_in_place",
+        ),
+    ),
+    # The records' digests kept from one build to the next (digeststate.py), and taken up only
+    # for the records read from the parse cache they were written with.
+    "digeststate": Scope(
+        ("digeststate.*",),
+        (
+            "tests/test_digeststate.py",
+            "tests/test_build.py::test_a_record_changed_since_the_kept_digests_is_rendered_again",
+            "tests/test_build.py::test_a_merged_record_takes_up_no_kept_digest",
         ),
     ),
 }
