@@ -125,22 +125,26 @@ class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
         self.data = _EntryExtrasData()
 
     def extend_atom(self, entry: Any) -> Any:
-        data = self.data
-        markup = _atom_markup(data)
-        if markup is None:
-            _atom_elements(entry, data)
-        else:
-            data.markup = markup
-        return entry
+        return self._extend(entry, _atom_markup, _atom_elements)
 
     def extend_rss(self, item: Any) -> Any:
+        return self._extend(item, _rss_markup, _rss_elements)
+
+    def _extend(
+        self,
+        element: Any,
+        markup_of: Callable[[_EntryExtrasData], bytes | None],
+        add_elements: Callable[[Any, _EntryExtrasData], None],
+    ) -> Any:
+        """The entry's markup kept for `_with_markup`, or, where lxml would refuse a string,
+        its lxml elements added to `element`."""
         data = self.data
-        markup = _rss_markup(data)
+        markup = markup_of(data)
         if markup is None:
-            _rss_elements(item, data)
+            add_elements(element, data)
         else:
             data.markup = markup
-        return item
+        return element
 
 
 def _atom_elements(entry: Any, data: _EntryExtrasData) -> None:

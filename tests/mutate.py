@@ -159,6 +159,7 @@ SCOPES = {
             "render.x__sized",
             "render.xǁ_EntryExtrasǁextend_atom",
             "render.xǁ_EntryExtrasǁextend_rss",
+            "render.xǁ_EntryExtrasǁ_extend",
             "render.x__atom_elements",
             "render.x__rss_elements",
             "render.x__atom_markup",
