@@ -149,6 +149,7 @@ SCOPES = {
             "tests/test_properties.py::test_pages_put_together_from_entry_fragments_equal_one_shot_renders",
             "tests/test_pages.py::test_a_page_takes_each_article_from_the_fragment_store_and_leaves_it_there",
             "tests/test_story_pages.py",
+            "tests/test_pages.py::test_a_date_is_written_as_every_page_shows_it",
         ),
     ),
     # An entry's parts as a first render makes them: Media RSS, Atom enclosure links, the other

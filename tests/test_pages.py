@@ -312,3 +312,20 @@ def test_a_page_takes_each_article_from_the_fragment_store_and_leaves_it_there()
         assert all(fragment.decode() in whole for fragment in store.values())
         kept = _Fragments({key: b"<article>kept</article>" for key in store})
         assert render_page(inputs, kept).count("<article>kept</article>") == len(entries)
+
+
+def test_a_date_is_written_as_every_page_shows_it() -> None:
+    """`time_element`, the templates' `date`: the day as people read it, the moment in full for
+    machines, both escaped."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from feedsvc.pages import time_element
+
+    moment = datetime(2023, 3, 5, 14, 7, tzinfo=UTC)
+    assert time_element(moment) == (
+        '<time datetime="2023-03-05T14:07:00+00:00">5 March 2023</time>'
+    )
+    later = datetime(2024, 11, 25, 23, 0, tzinfo=timezone(timedelta(hours=-5)))
+    assert time_element(later) == (
+        '<time datetime="2024-11-25T23:00:00-05:00">25 November 2024</time>'
+    )
