@@ -281,6 +281,8 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, help="where to write (default: in TMPDIR)")
     parser.add_argument("--no-hugo", action="store_true", help="leave Hugo out")
     args = parser.parse_args()
+    if args.folder is not None and not args.folder.is_dir():
+        parser.error(f"--folder {args.folder}: no such folder (make it first, or leave it out)")
     print(
         f"{os.cpu_count()} cores, {args.records} records, {args.workers} workers", file=sys.stderr
     )
