@@ -864,10 +864,11 @@ class _Fragments:
         self.journal: list[tuple[Hashable, bytes]] | None = None
 
     def get(self, key: Hashable) -> bytes | None:
-        found = self._fragments.get(_by_identity(key))
+        identity = _by_identity(key)
+        found = self._fragments.get(identity)
         if found is None:
             return None
-        self._fragments.move_to_end(_by_identity(key))
+        self._fragments.move_to_end(identity)
         return found[0]
 
     def put(self, key: Hashable, fragment: bytes) -> None:

@@ -24,6 +24,7 @@ from feedsvc.feeds import (
     Entries,
     Entry,
     Feed,
+    FeedDocument,
     FeedListing,
     FeedPage,
     Site,
@@ -141,12 +142,13 @@ def render_page(
     listing, stories = inputs.listing, inputs.stories
     # The page's own feed first: a reader that takes one alternate takes the first.
     linked = (listing, stories) if stories else (listing,)
+    document = inputs.page.document(entries)
     return _page(
         inputs.template,
         inputs.site,
         linked,
-        document=inputs.page.document(entries),
-        articles_html=_articles(inputs.site, fragments),
+        document=document,
+        entries_html=_entries(inputs.site, document, fragments),
         feed=listing,
         feed_subscribe=_subscribe_links(templates, listing),
         stories=stories,
@@ -202,12 +204,13 @@ def render_search_page(inputs: SearchPageInputs, fragments: FragmentStore | None
         hidden += [("topic", slug) for slug in question.topics]
     if question.since is not None:
         hidden.append(("since", question.since.isoformat()))
+    document = inputs.page.document() if inputs.page is not None else None
     return _page(
         "search.html",
         inputs.site,
         (listing,) if listing is not None else (),
-        document=inputs.page.document() if inputs.page is not None else None,
-        articles_html=_articles(inputs.site, fragments),
+        document=document,
+        entries_html=_entries(inputs.site, document, fragments, _NO_MATCH),
         feed=listing,
         subscriptions=subscriptions(listing) if listing is not None else (),
         q=question.q,
@@ -221,6 +224,7 @@ def render_search_page(inputs: SearchPageInputs, fragments: FragmentStore | None
 
 
 _KEPT_FILTERS = ("provider", "not_topic", "not_provider")
+_NO_MATCH = "No articles match this search yet; its feed shows them when they come."
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,19 +398,44 @@ def _macros(templates: Environment) -> Any:
     return templates.get_template("_macros.html").module
 
 
+def _entries(
+    site: Site,
+    document: FeedDocument | None,
+    fragments: FragmentStore | None,
+    empty: str = "No articles yet.",
+) -> Markup:
+    """A page's articles, one a line (or `empty` when it has none), then its links to the
+    newer and older pages: made here, not by a macro, which every page imported and called."""
+    if document is None:
+        return Markup("")
+    if document.entries:
+        parts = [_articles(site, fragments)(document.entries), "\n"]
+    else:
+        parts = [f"<p>{_text(empty)}</p>\n"]
+    if document.pages > 1:
+        parts.append('<nav class="paging" aria-label="Pages">\n')
+        for link in document.paging:
+            if link.rel == "previous":
+                parts.append(f'<a rel="prev" href="{_text(link.href)}">Newer articles</a>\n')
+            elif link.rel == "next":
+                parts.append(f'<a rel="next" href="{_text(link.href)}">Older articles</a>\n')
+        parts.append(f"<span>Page {document.page} of {document.pages}</span>\n</nav>\n")
+    return Markup("".join(parts))
+
+
 def _articles(site: Site, fragments: FragmentStore | None) -> Callable[[Iterable[Entry]], Markup]:
-    """Entries' `<article>`s, one a line (what the `entries` macro's loop writes), each rendered
+    """Entries' `<article>`s, one a line, each rendered
     by the `article` macro once per entry and site. Joined here, not in the template: a page's
     50 calls from its loop were a third of an HTML page's render."""
-    macro = current_app.jinja_env.get_template("_macros.html").module.article  # type: ignore[attr-defined]
+    templates = current_app.jinja_env
 
     def article(entry: Entry) -> str:
         if fragments is None:
-            return str(macro(site, entry))
+            return str(_macros(templates).article(site, entry))
         key = (_ARTICLE, site.base_url, entry)
         found = fragments.get(key)
-        if found is None:
-            found = str(macro(site, entry)).encode()
+        if found is None:  # the macro only then: on most pages every article is found
+            found = str(_macros(templates).article(site, entry)).encode()
             fragments.put(key, found)
         return found.decode()
 
