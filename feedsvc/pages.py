@@ -160,6 +160,7 @@ def render_page(
         topics=_by_name(inputs.listings, "topics"),
         providers=_by_name(inputs.listings, "providers"),
         subscribe_to=functools.partial(_subscribe_links, templates),
+        search_form=_macros(templates).search_form,
         format=FORMATS[inputs.format] if inputs.format else None,
     )
 
@@ -205,6 +206,7 @@ def render_search_page(inputs: SearchPageInputs, fragments: FragmentStore | None
     if question.since is not None:
         hidden.append(("since", question.since.isoformat()))
     document = inputs.page.document() if inputs.page is not None else None
+    macros = _macros(current_app.jinja_env)
     return _page(
         "search.html",
         inputs.site,
@@ -220,6 +222,8 @@ def render_search_page(inputs: SearchPageInputs, fragments: FragmentStore | None
         error=inputs.error,
         max_query_chars=MAX_QUERY_CHARS,
         max_results=MAX_RESULTS,
+        search_form=macros.search_form,
+        subscribe=macros.subscribe,
     )
 
 
@@ -353,18 +357,54 @@ def render_not_found(site: Site, message: str) -> str:
 
 
 def _page(template: str, site: Site, linked: Iterable[FeedListing] = (), **context: Any) -> str:
-    """A template with what every page's frame needs: the site, its stylesheet, the OPML, and
-    the autodiscovery links of the feeds `linked`, each in every format. Rendered by the
-    templates' environment itself: Flask's `render_template` adds its context processors'
-    variables and signals, which no template uses, to every page."""
+    """A template's page in the frame every page shares (base.html): the site, its stylesheet,
+    the OPML, and the autodiscovery links of the feeds `linked`, each in every format. The
+    frame is rendered once per site (`_frame`) and only the page's own blocks, its title and
+    its main part, are rendered for each page (`Template.blocks`); by the templates'
+    environment itself, not Flask's `render_template`, which adds its context processors'
+    variables and signals, which no template uses."""
     templates = current_app.jinja_env
-    return templates.get_template(template).render(
+    page = templates.get_template(template)
+    before_title, before_links, before_main, after_main = _frame(templates, site)
+    variables = page.new_context({"site": site, **context})
+    blocks = page.blocks
+    return "".join(
+        [
+            before_title,
+            *blocks["title"](variables),
+            before_links,
+            *[_alternate_links(templates, item) for item in linked],
+            before_main,
+            *blocks["main"](variables),
+            after_main,
+        ]
+    )
+
+
+# Markers of where a page's own parts go in the frame, characters no page can hold: escaped
+# text never has a NUL, and the frame's own text is the templates'.
+_TITLE, _LINKS, _MAIN = "\x00title\x00", "\x00links\x00", "\x00main\x00"
+_FRAME_PAGE = (
+    f'{{% extends "base.html" %}}{{% block title %}}{_TITLE}{{% endblock %}}'
+    f"{{% block main %}}{_MAIN}{{% endblock %}}"
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _frame(templates: Environment, site: Site) -> tuple[str, str, str, str]:
+    """base.html for `site` in four pieces: up to the page's title, up to the autodiscovery
+    links, up to its main part, and the rest. The same on every page of a site: rendered for
+    each page, its head and footer were a fifth of a story page's render."""
+    frame = templates.from_string(_FRAME_PAGE).render(
         site=site,
         css_url=site.url(CSS_PATH),
         opml_url=site.url("/feeds.opml"),
-        alternate_links=Markup("".join([_alternate_links(templates, item) for item in linked])),
-        **context,
+        alternate_links=Markup(_LINKS),
     )
+    before_title, rest = frame.split(_TITLE)
+    before_links, rest = rest.split(_LINKS)
+    before_main, after_main = rest.split(_MAIN)
+    return before_title, before_links, before_main, after_main
 
 
 # The parts of a page made only of the feeds it links are the same on every page that links
