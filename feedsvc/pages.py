@@ -394,7 +394,7 @@ _FRAME_PAGE = (
 def _frame(templates: Environment, site: Site) -> tuple[str, str, str, str]:
     """base.html for `site` in four pieces: up to the page's title, up to the autodiscovery
     links, up to its main part, and the rest. The same on every page of a site: rendered for
-    each page, its head and footer were a fifth of a story page's render."""
+    each page, it was 15 % of a story page's instructions (1.42 M of them, callgrind)."""
     frame = templates.from_string(_FRAME_PAGE).render(
         site=site,
         css_url=site.url(CSS_PATH),
