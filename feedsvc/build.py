@@ -864,10 +864,11 @@ class _Fragments:
         self.journal: list[tuple[Hashable, bytes]] | None = None
 
     def get(self, key: Hashable) -> bytes | None:
-        found = self._fragments.get(_by_identity(key))
+        identity = _by_identity(key)
+        found = self._fragments.get(identity)
         if found is None:
             return None
-        self._fragments.move_to_end(_by_identity(key))
+        self._fragments.move_to_end(identity)
         return found[0]
 
     def put(self, key: Hashable, fragment: bytes) -> None:
@@ -907,6 +908,11 @@ class _Renderer:
         self.fragments = _Fragments(app.extensions["feedsvc"].settings.render_cache_bytes)
         self.entries = Entries(self.site)
         self._shared: set[int] = set()
+        # Every template compiled here, once, not in each process forked to render (about
+        # 50 ms of CPU each).
+        templates = app.jinja_env
+        for name in templates.list_templates(filter_func=lambda name: name.endswith(".html")):
+            templates.get_template(name)
 
     def make_entries(self, items: Iterable[Item]) -> None:
         """Make the entries of `items` now, before processes are forked that render them."""

@@ -329,3 +329,17 @@ def test_a_date_is_written_as_every_page_shows_it() -> None:
     assert time_element(later) == (
         '<time datetime="2024-11-25T23:00:00-05:00">25 November 2024</time>'
     )
+
+
+def test_a_date_names_every_month_as_strftime_does() -> None:
+    """`time_element` writes the day without `strftime` (a fraction of its cost), as
+    `strftime("%-d %B %Y")` does in the C locale: each month's name, a day of one digit or
+    two, a year of fewer than four digits."""
+    from datetime import UTC, datetime
+
+    from feedsvc.pages import time_element
+
+    for month in range(1, 13):
+        for moment in (datetime(2021, month, 1, tzinfo=UTC), datetime(987, month, 28, 5, 6, 7)):
+            day = moment.strftime("%-d %B %Y")
+            assert time_element(moment) == f'<time datetime="{moment.isoformat()}">{day}</time>'

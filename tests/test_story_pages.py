@@ -105,7 +105,7 @@ def test_unknown_story_is_an_html_404_page(records: Path) -> None:
 
 
 def test_every_story_page_of_one_app_links_its_own_story_feeds(records: Path) -> None:
-    """The links made of a page's feeds are rendered once per set of feeds and reused
+    """The links made of a page's feeds are rendered once per feed and reused
     (`pages._alternate_links`, `pages._subscribe_links`): each page of one process still shows
     its own, in its head and in its list of story feeds."""
     for name, topics in (("d.md", ["Robots", "AI"]), ("e.md", ["Space"])):
