@@ -157,6 +157,33 @@ def test_a_build_in_several_processes_writes_the_same_site(
     assert totals == [result.files]  # told once, before the first step (the progress bar)
 
 
+def test_a_full_parallel_build_writes_the_story_pages_while_it_makes_the_entries(
+    tmp_path: Path, built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pages that show no entry (the stories' pages above all) need none of the work done
+    before the rounds of processes: a full build starts writing them as soon as it has listed
+    the site, and they are written while the entries are made. The site is the same."""
+    monkeypatch.setattr(feedsvc.build, "PARALLEL_MINIMUM", 1)
+    monkeypatch.setattr(feedsvc.build, "SHARE_MINIMUM", 1)
+    (tmp_path / "parallel").mkdir()
+    out = tmp_path / "parallel" / "site"
+    meanwhile: list[int] = []  # story pages in the work folder when the entries are made
+    real = feedsvc.build._Renderer.make_entries
+    deadline = time.monotonic() + 20
+
+    def make_entries(renderer: Any, items: Any) -> None:
+        while not meanwhile and time.monotonic() < deadline:  # wait for a story page
+            if written := list(out.parent.glob("*/stories/*.html")):
+                meanwhile.append(len(written))
+            time.sleep(0.01)
+        real(renderer, items)
+
+    monkeypatch.setattr(feedsvc.build._Renderer, "make_entries", make_entries)
+    result = build_site(make_app(**PAGED), out, workers=2)
+    assert meanwhile and meanwhile[0] > 0
+    assert tree(out) == tree(built) and result.written == result.files
+
+
 def test_a_build_process_makes_and_renders_each_entry_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
