@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import gc
 import gzip
 import hashlib
 import math
@@ -1239,7 +1240,11 @@ def _start_worker(parent: int) -> None:
     """A worker ends quietly with its build: SIGTERM (how the build stops its workers) ends it
     at once, with no traceback from a half-sent result; Ctrl-C is left to the build, which
     stops the workers; and it is sent SIGTERM if the build itself dies (SIGKILL included),
-    rather than waiting for tasks for ever. It holds no copy of the build's lock."""
+    rather than waiting for tasks for ever. It holds no copy of the build's lock. What it
+    inherits is frozen: its garbage collector's full passes walk only what it makes itself (the
+    build's entries, stories and pages were walked again and again, 0.35 s of a first-round
+    process's CPU at 10,000 records), and leave the inherited objects' pages shared."""
+    gc.freeze()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     close_inherited_locks()
