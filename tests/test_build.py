@@ -1284,3 +1284,18 @@ def test_forked_processes_leave_what_they_inherit_out_of_their_collections() -> 
     with contextlib.closing(_forked(_frozen, [0], 1)) as results:
         (frozen,) = list(results)
     assert frozen >= before + len(inherited)
+
+
+def test_a_parallel_build_freezes_the_entries_it_shares_before_it_forks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entries a parallel build makes for its processes are long-lived and hold no cycles:
+    they are frozen before the processes fork, so that the build's collector does not walk
+    them again and again while the processes render."""
+    monkeypatch.setattr(feedsvc.build, "PARALLEL_MINIMUM", 1)
+    monkeypatch.setattr(feedsvc.build, "SHARE_MINIMUM", 1)
+    seeds = write_collection(tmp_path / "records", 40)
+    app = make_app(SEEDS_DIR=seeds, FEED_SIZE=4, SEARCH_INDEX="off")
+    before = gc.get_freeze_count()
+    build_site(app, tmp_path / "site", workers=2)
+    assert gc.get_freeze_count() >= before + 40  # an entry is several objects
