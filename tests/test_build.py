@@ -180,9 +180,10 @@ def test_a_full_parallel_build_writes_the_story_pages_while_it_makes_the_entries
         real(renderer, items)
 
     monkeypatch.setattr(feedsvc.build._Renderer, "make_entries", make_entries)
-    result = build_site(make_app(**PAGED), out, workers=2)
+    steps: list[int] = []
+    result = build_site(make_app(**PAGED), out, steps.append, workers=2)
     assert meanwhile and meanwhile[0] > 0
-    assert tree(out) == tree(built) and result.written == result.files
+    assert tree(out) == tree(built) and result.written == result.files == sum(steps)
 
 
 def test_a_build_process_makes_and_renders_each_entry_once(
