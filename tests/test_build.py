@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import email.utils
+import gc
 import gzip
 import html
 import os
@@ -155,6 +156,34 @@ def test_a_build_in_several_processes_writes_the_same_site(
     assert tree(tmp_path / "parallel") == tree(built)
     assert sum(steps) == result.files == len(app_urls(make_app(**PAGED))) and len(steps) > 1
     assert totals == [result.files]  # told once, before the first step (the progress bar)
+
+
+def test_a_full_parallel_build_writes_the_story_pages_while_it_makes_the_entries(
+    tmp_path: Path, built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pages that show no entry (the stories' pages above all) need none of the work done
+    before the rounds of processes: a full build starts writing them as soon as it has listed
+    the site, and they are written while the entries are made. The site is the same."""
+    monkeypatch.setattr(feedsvc.build, "PARALLEL_MINIMUM", 1)
+    monkeypatch.setattr(feedsvc.build, "SHARE_MINIMUM", 1)
+    (tmp_path / "parallel").mkdir()
+    out = tmp_path / "parallel" / "site"
+    meanwhile: list[int] = []  # story pages in the work folder when the entries are made
+    real = feedsvc.build._Renderer.make_entries
+    deadline = time.monotonic() + 20
+
+    def make_entries(renderer: Any, items: Any) -> None:
+        while not meanwhile and time.monotonic() < deadline:  # wait for a story page
+            if written := list(out.parent.glob("*/stories/*.html")):
+                meanwhile.append(len(written))
+            time.sleep(0.01)
+        real(renderer, items)
+
+    monkeypatch.setattr(feedsvc.build._Renderer, "make_entries", make_entries)
+    steps: list[int] = []
+    result = build_site(make_app(**PAGED), out, steps.append, workers=2)
+    assert meanwhile and meanwhile[0] > 0
+    assert tree(out) == tree(built) and result.written == result.files == sum(steps)
 
 
 def test_a_build_process_makes_and_renders_each_entry_once(
@@ -1241,3 +1270,33 @@ def test_forked_processes_start_before_their_first_result_is_asked_for(tmp_path:
             assert time.monotonic() < deadline, "no task was done before a result was asked for"
             time.sleep(0.01)
         assert sorted(results) == marks
+
+
+def _frozen(_: int) -> int:
+    return gc.get_freeze_count()
+
+
+def test_forked_processes_leave_what_they_inherit_out_of_their_collections() -> None:
+    """A build process's garbage collector walks only what the process makes: what it inherits
+    (the collection, stories, entries and pages, millions of objects) is frozen, so that its
+    full passes neither walk those nor write to their pages."""
+    inherited = [[] for _ in range(10_000)]  # tracked by the collector, not frozen here
+    before = gc.get_freeze_count()
+    with contextlib.closing(_forked(_frozen, [0], 1)) as results:
+        (frozen,) = list(results)
+    assert frozen >= before + len(inherited)
+
+
+def test_a_parallel_build_freezes_the_entries_it_shares_before_it_forks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entries a parallel build makes for its processes are long-lived and hold no cycles:
+    they are frozen before the processes fork, so that the build's collector does not walk
+    them again and again while the processes render."""
+    monkeypatch.setattr(feedsvc.build, "PARALLEL_MINIMUM", 1)
+    monkeypatch.setattr(feedsvc.build, "SHARE_MINIMUM", 1)
+    seeds = write_collection(tmp_path / "records", 40)
+    app = make_app(SEEDS_DIR=seeds, FEED_SIZE=4, SEARCH_INDEX="off")
+    before = gc.get_freeze_count()
+    build_site(app, tmp_path / "site", workers=2)
+    assert gc.get_freeze_count() >= before + 40  # an entry is several objects
