@@ -544,14 +544,18 @@ class Fingerprints:
         """The fingerprint of `page` (from `feed_page` or `html_page`)."""
         records, entries = self._last
         if page.records != records:  # the same objects: compared by identity, at C speed
-            digests = self._digests
-            try:
-                entries = b"".join([digests[id(record)] for record in page.records])
-            except KeyError:
-                entries = b"".join([self.record(record) for record in page.records])
+            entries = self.items(page.records)
             self._last = (page.records, entries)
         head = repr(_PAGE_HEAD(page)).encode()
         return hashlib.blake2b(head + entries, digest_size=20).hexdigest()
+
+    def items(self, items: tuple[Item, ...]) -> bytes:
+        """The digests of `items` (`record`), one after the other."""
+        digests = self._digests
+        try:
+            return b"".join([digests[id(item)] for item in items])
+        except KeyError:
+            return b"".join([self.record(item) for item in items])
 
     def record(self, item: Item) -> bytes:
         """The digest of every field of a record, so of the entry made from it; of a story, the
