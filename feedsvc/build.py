@@ -138,40 +138,31 @@ class SitePage:
     among the pages that together show every entry once (the all-items and all-stories feeds,
     one group per page number, all formats and views): a parallel build renders those first
     and shares their entries with every process (`_write_parallel`); `shows` gives the items
-    of such a page. `known` is its fingerprint as the previous build worked it out, when
-    everything it is made from is as it was then (`FeedKeys`)."""
+    of such a page. A `kept` page's fingerprint is the one the previous build wrote in its
+    manifest: everything the page is made from is as it was then (`FeedKeys`)."""
 
     url: str
     made_from: Callable[[], str]
     first: str | None = None
     shows: Callable[[], tuple[Item, ...]] | None = None
-    known: str | None = None
+    kept: bool = False
 
 
 @dataclass(slots=True)
 class FeedKeys:
     """Each feed's key: a digest of everything the pages of the feed are made from
-    (`_feed_key`). A feed whose key is the previous build's (`before`; that build's `files`,
-    made with this build's settings and code) finds its pages' fingerprints there, instead of
-    working out each page (35-40 us a page, 20,000 at 10,000 records). `now` gathers this
-    build's keys, for the next one (`Manifest.feeds`)."""
+    (`_feed_key`). The pages of a feed whose key is the previous build's (`before`: of a build
+    with these settings and code) take their fingerprints from its manifest (`_write_site`),
+    instead of working out each page (35-40 us a page, 20,000 at 10,000 records). `now`
+    gathers this build's keys, for the next one (`Manifest.feeds`)."""
 
     before: dict[str, str] = field(default_factory=dict)
-    files: dict[str, WrittenFile] = field(default_factory=dict)
     now: dict[str, str] = field(default_factory=dict)
 
-    def kept(self, feed: Feed, key: str) -> Callable[[str], str | None]:
-        """The fingerprint the previous build gave each URL of `feed` (None: to be worked
-        out), `key` being the feed's key now."""
+    def kept(self, feed: Feed, key: str) -> bool:
+        """Whether `feed`, whose key is now `key`, had that key in the previous build."""
         self.now[feed.path] = key
-        if self.before.get(feed.path) != key:
-            return _unknown
-        files = self.files
-        return lambda url: files[name].fingerprint if (name := file_for(url)) in files else None
-
-
-def _unknown(url: str) -> str | None:
-    return None
+        return self.before.get(feed.path) == key
 
 
 def _feed_key(prints: Fingerprints, feed: Feed, site: Site, *inputs: object) -> str:
@@ -210,7 +201,7 @@ def site_pages(
     page of each story, the OPML list and the files of the `static` folder. The one list of what
     a build writes; a new page or format is added here, with what it is made from (`prints`
     works the fingerprints out; a new one when None). With `keys`, each feed's key is worked out
-    and the pages of a feed whose key is the previous build's are `known`."""
+    and the pages of a feed whose key is the previous build's are `kept`."""
     if prints is None:
         prints = Fingerprints()
     listings = feed_listings(collection, site, FORMATS)  # in iter_feeds order
@@ -223,10 +214,10 @@ def site_pages(
         # also lists every feed (`pages.render_index`; the build's property test holds
         # this to what the pages show).
         every = every_feed if feed.scope == "all" else None
-        known: Callable[[str], str | None] = _unknown
+        kept = False
         if keys is not None:
             inputs = (listing, every() if every is not None else None)
-            known = keys.kept(feed, _feed_key(prints, feed, site, *inputs))
+            kept = keys.kept(feed, _feed_key(prints, feed, site, *inputs))
         for page in range(1, page_count(feed, site) + 1):
             query = f"?page={page}" if page > 1 else ""
             first = f"{feed.path}:{page}" if isinstance(feed, AllItemsFeed) else None
@@ -234,16 +225,16 @@ def site_pages(
             for extension in FORMATS:
                 made_from = functools.partial(_feed_made_from, prints, feed, site, extension, page)
                 url = f"{feed.path}.{extension}{query}"
-                yield SitePage(url, made_from, first, shows, known(url))
+                yield SitePage(url, made_from, first, shows, kept)
                 made_from = functools.partial(
                     _view_made_from, prints, feed, site, extension, page, listing
                 )
                 url = f"{feed.path}.{extension}{VIEW_SUFFIX}{query}"
-                yield SitePage(url, made_from, first, shows, known(url))
+                yield SitePage(url, made_from, first, shows, kept)
             also = every if page == 1 else None
             made_from = functools.partial(_page_made_from, prints, feed, site, page, listing, also)
             url = f"{feed.html_path}{query}"
-            yield SitePage(url, made_from, first, shows, known(url))
+            yield SitePage(url, made_from, first, shows, kept)
     yield from _story_pages(prints, collection, site, window_days, keys)
     yield SitePage(OPML_PATH, lambda: _digest("opml", every_opml_feed()))
     for path in sorted(path for path in static.rglob("*") if path.is_file()):
@@ -262,7 +253,7 @@ def _story_pages(
     fingerprint covers all of its records, so all its entry is made from), and each story's
     page."""
     for feed in story_feeds(collection, window_days):
-        known = keys.kept(feed, _feed_key(prints, feed, site)) if keys is not None else _unknown
+        kept = keys is not None and keys.kept(feed, _feed_key(prints, feed, site))
         for page in range(1, page_count(feed, site) + 1):
             query = f"?page={page}" if page > 1 else ""
             first = f"{feed.path}:{page}" if feed.topic is None else None
@@ -270,7 +261,7 @@ def _story_pages(
             for extension in FORMATS:
                 made_from = functools.partial(_feed_made_from, prints, feed, site, extension, page)
                 url = f"{feed.path}.{extension}{query}"
-                yield SitePage(url, made_from, first, shows, known(url))
+                yield SitePage(url, made_from, first, shows, kept)
     linked = functools.cache(functools.partial(_linked_story_feeds, prints, collection, site))
     for story in stories_of(collection, window_days).stories:
         made_from = functools.partial(_story_made_from, prints, story, linked)
@@ -454,9 +445,8 @@ def build_site(
                 # What the pages are made from is worked out while the files are linked.
                 collection, site, static = _app_site(app)
                 settings = build_settings(site)
-                keys = FeedKeys()
-                if previous.settings == settings:  # else its fingerprints say nothing
-                    keys = FeedKeys(previous.feeds, previous.files)
+                # Fingerprints made with other settings or code say nothing.
+                keys = FeedKeys(previous.feeds if previous.settings == settings else {})
                 window = _window_days(app)
                 pages = list(site_pages(collection, site, static, window, prints, keys))
                 if total is not None:
@@ -642,18 +632,16 @@ def wait_for_background() -> None:
 
 
 def _made_from_all(pages: list[SitePage], workers: int) -> dict[str, str]:
-    """Each page's fingerprint by URL (the `known` ones as they are); for a large site in
+    """Each page's fingerprint by URL, but for the `kept` pages; for a large site in
     `workers` forked processes, once the
     pages that show every entry (`SitePage.first`) have made every record's and story's digest
     here, for the processes to share (0.6 s of CPU at 10,000 records, most of a rebuild's
     listing)."""
     global _PAGES
-    made_from = {page.url: page.known for page in pages if page.known is not None}
-    pages = [page for page in pages if page.known is None]
+    pages = [page for page in pages if not page.kept]
     if workers < 2 or len(pages) < FINGERPRINT_PARALLEL_MINIMUM:
-        made_from.update((page.url, page.made_from()) for page in pages)
-        return made_from
-    made_from.update((page.url, page.made_from()) for page in pages if page.first is not None)
+        return {page.url: page.made_from() for page in pages}
+    made_from = {page.url: page.made_from() for page in pages if page.first is not None}
     rest = [page for page in pages if page.first is None]
     size = -(-len(rest) // (workers * 4))
     chunks = [(start, min(start + size, len(rest))) for start in range(0, len(rest), size)]
@@ -754,9 +742,10 @@ def _write_site(
     progress: Callable[[int], None] | None,
     workers: int,
 ) -> tuple[Manifest, BuildResult]:
-    """Keep the files linked ahead whose pages' fingerprints (`made_from`, by URL) are what the
-    previous build wrote them from, render the others, drop the files of URLs that are gone;
-    the new manifest and what was done."""
+    """Keep the files linked ahead whose pages' fingerprints (`made_from`, by URL; a `kept`
+    page's is taken from the previous manifest, into `made_from`) are what the previous build
+    wrote them from, render the others, drop the files of URLs that are gone; the new manifest
+    and what was done."""
     # Fingerprints made with other settings or code say nothing: every page is rendered then,
     # and the bytes decide what is kept.
     known = trees.previous.files if trees.previous.settings == trees.settings else {}
@@ -766,6 +755,8 @@ def _write_site(
     names = [file_for(page.url) for page in pages]
     for page, name in zip(pages, names, strict=True):
         before = known.get(name)
+        if page.kept:  # made from what the previous build made it from: the fingerprint then
+            made_from[page.url] = before.fingerprint if before is not None else page.made_from()
         if before is not None and before.fingerprint == made_from[page.url] and name in linked:
             files[name] = before
         else:

@@ -551,9 +551,8 @@ class Fingerprints:
 
     def items(self, items: tuple[Item, ...]) -> bytes:
         """The digests of `items` (`record`), one after the other."""
-        digests = self._digests
         try:
-            return b"".join([digests[id(item)] for item in items])
+            return b"".join(map(self._digests.__getitem__, map(id, items)))
         except KeyError:
             return b"".join([self.record(item) for item in items])
 
@@ -563,7 +562,7 @@ class Fingerprints:
         known = self._digests.get(id(item))
         if known is None:
             if isinstance(item, Story):
-                plain = b"story" + b"".join([self.record(record) for record in item.records])
+                plain = b"story" + self.items(item.records)
             else:
                 # marshal's version 0 writes a value alone: no references to objects met before,
                 # no mark on interned strings, which pickle and later versions write (equal
