@@ -49,7 +49,7 @@ import threading
 import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from importlib.metadata import PackageNotFoundError, version
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -140,12 +140,54 @@ class SitePage:
     among the pages that together show every entry once (the all-items and all-stories feeds,
     one group per page number, all formats and views): a parallel build renders those first
     and shares their entries with every process (`_write_parallel`); `shows` gives the items
-    of such a page."""
+    of such a page. A `kept` page's fingerprint is the one the previous build wrote in its
+    manifest: everything the page is made from is as it was then (`FeedKeys`)."""
 
     url: str
     made_from: Callable[[], str]
     first: str | None = None
     shows: Callable[[], tuple[Item, ...]] | None = None
+    kept: bool = False
+
+
+@dataclass(slots=True)
+class FeedKeys:
+    """Each feed's key: a digest of everything the pages of the feed are made from
+    (`_feed_key`). The pages of a feed whose key is the previous build's (`before`: of a build
+    with these settings and code) take their fingerprints from its manifest (`_write_site`),
+    instead of working out each page (35-40 us a page, 20,000 at 10,000 records). `now`
+    gathers this build's keys, for the next one (`Manifest.feeds`)."""
+
+    before: dict[str, str] = field(default_factory=dict)
+    now: dict[str, str] = field(default_factory=dict)
+
+    def kept(self, feed: Feed, key: str) -> bool:
+        """Whether `feed`, whose key is now `key`, had that key in the previous build."""
+        self.now[feed.path] = key
+        return self.before.get(feed.path) == key
+
+
+def _feed_key(prints: Fingerprints, feed: Feed, site: Site, *inputs: object) -> str:
+    """A digest of everything the pages of `feed` are made from: its kind, its own values (which
+    its hooks name, place and date it by), its items' digests, the site, and `inputs` (what else
+    its pages are given). Two feeds with the same key have the same pages, whose fingerprints
+    are the same."""
+    kind = type(feed)
+    parts = [f"{kind.__module__}.{kind.__qualname__}", repr(site), *map(repr, inputs)]
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(prints.items(feed.records))
+    for name, value in sorted(vars(feed).items()):
+        if name == "records":
+            continue
+        if is_dataclass(value) and not isinstance(value, type):  # a group: its own values
+            own = {part.name: getattr(value, part.name) for part in fields(value)}
+            held = own.pop("records", feed.records)
+            if held is not feed.records:
+                digest.update(b"%d\n" % len(held) + prints.items(held))
+            value = (type(value).__qualname__, own)
+        parts.append(f"{name}={value!r}")
+    digest.update("\n".join(parts).encode())
+    return digest.hexdigest()
 
 
 def site_pages(
@@ -154,12 +196,14 @@ def site_pages(
     static: Path,
     window_days: float = DEFAULT_WINDOW_DAYS,
     prints: Fingerprints | None = None,
+    keys: FeedKeys | None = None,
 ) -> Iterator[SitePage]:
     """Every URL the server answers with content, as its path and query: each feed in every
     format and every page of it, each HTML page and every page of it, the story feeds and the
     page of each story, the OPML list and the files of the `static` folder. The one list of what
     a build writes; a new page or format is added here, with what it is made from (`prints`
-    works the fingerprints out; a new one when None)."""
+    works the fingerprints out; a new one when None). With `keys`, each feed's key is worked out
+    and the pages of a feed whose key is the previous build's are `kept`."""
     if prints is None:
         prints = Fingerprints()
     listings = feed_listings(collection, site, FORMATS)  # in iter_feeds order
@@ -168,25 +212,32 @@ def site_pages(
         lambda: prints.listings(opml_listings(collection, site, FORMATS))
     )
     for feed, listing in zip(iter_feeds(collection), listings, strict=True):
+        # An HTML page shows its document and its feed's listing; the index's first page
+        # also lists every feed (`pages.render_index`; the build's property test holds
+        # this to what the pages show).
+        every = every_feed if feed.scope == "all" else None
+        kept = False
+        if keys is not None:
+            inputs = (listing, every() if every is not None else None)
+            kept = keys.kept(feed, _feed_key(prints, feed, site, *inputs))
         for page in range(1, page_count(feed, site) + 1):
             query = f"?page={page}" if page > 1 else ""
             first = f"{feed.path}:{page}" if isinstance(feed, AllItemsFeed) else None
             shows = functools.partial(_shown, feed, site, page) if first else None
             for extension in FORMATS:
                 made_from = functools.partial(_feed_made_from, prints, feed, site, extension, page)
-                yield SitePage(f"{feed.path}.{extension}{query}", made_from, first, shows)
+                url = f"{feed.path}.{extension}{query}"
+                yield SitePage(url, made_from, first, shows, kept)
                 made_from = functools.partial(
                     _view_made_from, prints, feed, site, extension, page, listing
                 )
                 url = f"{feed.path}.{extension}{VIEW_SUFFIX}{query}"
-                yield SitePage(url, made_from, first, shows)
-            # An HTML page shows its document and its feed's listing; the index's first page
-            # also lists every feed (`pages.render_index`; the build's property test holds
-            # this to what the pages show).
-            also = every_feed if feed.scope == "all" and page == 1 else None
+                yield SitePage(url, made_from, first, shows, kept)
+            also = every if page == 1 else None
             made_from = functools.partial(_page_made_from, prints, feed, site, page, listing, also)
-            yield SitePage(f"{feed.html_path}{query}", made_from, first, shows)
-    yield from _story_pages(prints, collection, site, window_days)
+            url = f"{feed.html_path}{query}"
+            yield SitePage(url, made_from, first, shows, kept)
+    yield from _story_pages(prints, collection, site, window_days, keys)
     yield SitePage(OPML_PATH, lambda: _digest("opml", every_opml_feed()))
     for path in sorted(path for path in static.rglob("*") if path.is_file()):
         made_from = functools.partial(_static_made_from, path)
@@ -194,19 +245,25 @@ def site_pages(
 
 
 def _story_pages(
-    prints: Fingerprints, collection: Collection, site: Site, window_days: float
+    prints: Fingerprints,
+    collection: Collection,
+    site: Site,
+    window_days: float,
+    keys: FeedKeys | None,
 ) -> Iterator[SitePage]:
     """The story feeds, every page in every format (their entries are stories: a story's
     fingerprint covers all of its records, so all its entry is made from), and each story's
     page."""
     for feed in story_feeds(collection, window_days):
+        kept = keys is not None and keys.kept(feed, _feed_key(prints, feed, site))
         for page in range(1, page_count(feed, site) + 1):
             query = f"?page={page}" if page > 1 else ""
             first = f"{feed.path}:{page}" if feed.topic is None else None
             shows = functools.partial(_shown, feed, site, page) if first else None
             for extension in FORMATS:
                 made_from = functools.partial(_feed_made_from, prints, feed, site, extension, page)
-                yield SitePage(f"{feed.path}.{extension}{query}", made_from, first, shows)
+                url = f"{feed.path}.{extension}{query}"
+                yield SitePage(url, made_from, first, shows, kept)
     linked = functools.cache(functools.partial(_linked_story_feeds, prints, collection, site))
     for story in stories_of(collection, window_days).stories:
         made_from = functools.partial(_story_made_from, prints, story, linked)
@@ -390,14 +447,19 @@ def build_site(
                 prints, keep_digests = _digests_resumed(app)
                 # What the pages are made from is worked out while the files are linked.
                 collection, site, static = _app_site(app)
-                pages = list(site_pages(collection, site, static, _window_days(app), prints))
+                settings = build_settings(site)
+                # Fingerprints made with other settings or code say nothing.
+                keys = FeedKeys(previous.feeds if previous.settings == settings else {})
+                window = _window_days(app)
+                pages = list(site_pages(collection, site, static, window, prints, keys))
                 if total is not None:
                     total(len(pages))
                 if not previous.files:  # nothing to carry over: every page is rendered
                     early.start(app, work.path, pages, workers)
                 made_from = _made_from_all(pages, workers)
-                trees = _Trees(out, work.path, previous, build_settings(site), linked())
+                trees = _Trees(out, work.path, previous, settings, linked())
             manifest, result = _write_site(app, pages, made_from, trees, progress, workers, early)
+            manifest.feeds = keys.now
             (work.path / MARKER).write_text(manifest.dump(), encoding="utf-8")
             work.path.chmod(0o755)  # mkdtemp makes it private; a web server must read it
             old = swap_in(work.path, out)
@@ -576,11 +638,13 @@ def wait_for_background() -> None:
 
 
 def _made_from_all(pages: list[SitePage], workers: int) -> dict[str, str]:
-    """Each page's fingerprint by URL; for a large site in `workers` forked processes, once the
+    """Each page's fingerprint by URL, but for the `kept` pages; for a large site in
+    `workers` forked processes, once the
     pages that show every entry (`SitePage.first`) have made every record's and story's digest
     here, for the processes to share (0.6 s of CPU at 10,000 records, most of a rebuild's
     listing)."""
     global _PAGES
+    pages = [page for page in pages if not page.kept]
     if workers < 2 or len(pages) < FINGERPRINT_PARALLEL_MINIMUM:
         return {page.url: page.made_from() for page in pages}
     made_from = {page.url: page.made_from() for page in pages if page.first is not None}
@@ -685,9 +749,10 @@ def _write_site(
     workers: int,
     early: _Early | None = None,
 ) -> tuple[Manifest, BuildResult]:
-    """Keep the files linked ahead whose pages' fingerprints (`made_from`, by URL) are what the
-    previous build wrote them from, render the others, drop the files of URLs that are gone;
-    the new manifest and what was done."""
+    """Keep the files linked ahead whose pages' fingerprints (`made_from`, by URL; a `kept`
+    page's is taken from the previous manifest, into `made_from`) are what the previous build
+    wrote them from, render the others, drop the files of URLs that are gone; the new manifest
+    and what was done."""
     # Fingerprints made with other settings or code say nothing: every page is rendered then,
     # and the bytes decide what is kept.
     known = trees.previous.files if trees.previous.settings == trees.settings else {}
@@ -697,6 +762,8 @@ def _write_site(
     names = [file_for(page.url) for page in pages]
     for page, name in zip(pages, names, strict=True):
         before = known.get(name)
+        if page.kept:  # made from what the previous build made it from: the fingerprint then
+            made_from[page.url] = before.fingerprint if before is not None else page.made_from()
         if before is not None and before.fingerprint == made_from[page.url] and name in linked:
             files[name] = before
         else:

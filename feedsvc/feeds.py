@@ -544,14 +544,17 @@ class Fingerprints:
         """The fingerprint of `page` (from `feed_page` or `html_page`)."""
         records, entries = self._last
         if page.records != records:  # the same objects: compared by identity, at C speed
-            digests = self._digests
-            try:
-                entries = b"".join([digests[id(record)] for record in page.records])
-            except KeyError:
-                entries = b"".join([self.record(record) for record in page.records])
+            entries = self.items(page.records)
             self._last = (page.records, entries)
         head = repr(_PAGE_HEAD(page)).encode()
         return hashlib.blake2b(head + entries, digest_size=20).hexdigest()
+
+    def items(self, items: tuple[Item, ...]) -> bytes:
+        """The digests of `items` (`record`), one after the other."""
+        try:
+            return b"".join(map(self._digests.__getitem__, map(id, items)))
+        except KeyError:
+            return b"".join([self.record(item) for item in items])
 
     def record(self, item: Item) -> bytes:
         """The digest of every field of a record, so of the entry made from it; of a story, the
@@ -559,7 +562,7 @@ class Fingerprints:
         known = self._digests.get(id(item))
         if known is None:
             if isinstance(item, Story):
-                plain = b"story" + b"".join([self.record(record) for record in item.records])
+                plain = b"story" + self.items(item.records)
             else:
                 # marshal's version 0 writes a value alone: no references to objects met before,
                 # no mark on interned strings, which pickle and later versions write (equal

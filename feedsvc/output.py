@@ -75,10 +75,13 @@ class WrittenFile(NamedTuple):
 @dataclass(slots=True)
 class Manifest:
     """What one build wrote: each file by its path relative to the output (each has its `.gz`),
-    and the digest of the settings the files were made with."""
+    and the digest of the settings the files were made with; and by feed (its path), a digest
+    of everything its pages were made from, under which the next build finds their
+    fingerprints in `files` without working them out again (`build.site_pages`)."""
 
     settings: str = ""
     files: dict[str, WrittenFile] = field(default_factory=dict)
+    feeds: dict[str, str] = field(default_factory=dict)
 
     def names(self) -> set[str]:
         """Every file of the build, the `.gz` copies and the marker included."""
@@ -87,6 +90,8 @@ class Manifest:
     def dump(self) -> str:
         files = dict(sorted(self.files.items()))
         content = {"feedsvc_build": MANIFEST_FORMAT, "settings": self.settings, "files": files}
+        if self.feeds:
+            content["feeds"] = dict(sorted(self.feeds.items()))
         return json.dumps(content, separators=(",", ":"))
 
     @classmethod
@@ -97,7 +102,10 @@ class Manifest:
             if content["feedsvc_build"] != MANIFEST_FORMAT:
                 return None
             files = {name: WrittenFile(*row) for name, row in content["files"].items()}
-            return cls(str(content["settings"]), files)
+            feeds = content.get("feeds")
+            if type(feeds) is not dict or not all(type(key) is str for key in feeds.values()):
+                feeds = {}  # nothing to find fingerprints under: the build works them out
+            return cls(str(content["settings"]), files, feeds)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 

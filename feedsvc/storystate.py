@@ -7,13 +7,15 @@ the parse cache (`state_file`), and the next build takes it up for the records t
 held and regroups only what changed since (`stories.resume`: the server's path from one version
 to the next, which a hypothesis property holds equal to grouping from scratch).
 
-What is written is plain values (text, whole numbers, bytes), no object: each record's comparison
-keys, the stories as positions of records in (published, id) order, the headline words counted by
-day. It names the parse cache file it goes with by that file's digest, and is used only with
-records read from that very file (`CollectionLoader.cache_read`); its header holds a digest of
-feedsvc's code (any change to the rules groups from scratch), the grouping's settings and a digest
-of the rest. Anything else (missing, stale, corrupt, another code or window) is ignored: the build
-then groups from scratch, as it always could.
+What is written is plain values (text, whole numbers, bytes), no object: each comparison key with
+the positions of the records that hold it (those two or more hold apart from those one holds, as
+the grouping keeps them, `stories._Holders`), the stories as positions of records, both in
+(published, id) order, and the headline words counted by day. It names the parse cache file it
+goes with by that file's digest, and is used only with records read from that very file
+(`CollectionLoader.cache_read`); its header holds a digest of feedsvc's code (any change to the
+rules groups from scratch), the grouping's settings and a digest of the rest. Anything else
+(missing, stale, corrupt, another code or window) is ignored: the build then groups from scratch,
+as it always could.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from feedsvc.values import collector_paused
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"feedsvc stories state 1\n"
+MAGIC = b"feedsvc stories state 2\n"
 PACKAGE = Path(__file__).parent
 _DIGEST_SIZE = 16
 # Joins keys and words: normalized URLs and headline words have no line breaks (a state that
@@ -109,7 +111,16 @@ def dump(grouping: _Grouping, cache: bytes) -> dict[str, Any]:
     """The state of `grouping` as plain values (see the module docstring)."""
     ordered = by_time(grouping.records)
     position = {id(record): index for index, record in enumerate(ordered)}
-    keys = [record_keys(record) for record in ordered]
+    held: dict[str, list[int]] = {}  # each key's holders, by position, earliest first
+    for index, record in enumerate(ordered):
+        for key in record_keys(record):
+            positions = held.get(key)
+            if positions is None:
+                held[key] = [index]
+            elif positions[-1] != index:
+                positions.append(index)
+    shared = [(key, positions) for key, positions in held.items() if len(positions) > 1]
+    alone = [(key, positions[0]) for key, positions in held.items() if len(positions) == 1]
     members, sizes = array("q"), array("q")
     for story in grouping.stories:
         sizes.append(len(story.records))
@@ -119,8 +130,11 @@ def dump(grouping: _Grouping, cache: bytes) -> dict[str, Any]:
         "cache": cache,
         "settings": _settings(grouping),
         "ids": _joined([record.id for record in ordered]),
-        "keys": _joined([key for held in keys for key in held]),
-        "key_counts": array("q", map(len, keys)).tobytes(),
+        "shared": _joined([key for key, _ in shared]),
+        "shared_counts": array("q", [len(positions) for _, positions in shared]).tobytes(),
+        "shared_holders": array("q", [index for _, held in shared for index in held]).tobytes(),
+        "alone": _joined([key for key, _ in alone]),
+        "alone_holders": array("q", [index for _, index in alone]).tobytes(),
         "members": members.tobytes(),
         "sizes": sizes.tobytes(),
         "periods": array("q", words.sizes).tobytes(),
@@ -149,31 +163,30 @@ def restore(
     grouping = _Grouping(window_days, hub_limit, max_records, share, minimum, bucket_bits)
     grouping.records = tuple(records)
     # Each key's holders, earliest first: two or more by key, one alone in its bucket.
-    keys = _split(state["keys"])
-    counts = _ints(state["key_counts"])
-    if len(counts) != len(ordered) or sum(counts) != len(keys):
+    shared, counts = _split(state["shared"]), _ints(state["shared_counts"])
+    positions = _ints(state["shared_holders"])
+    lonely = _split(state["alone"])
+    single = _ints(state["alone_holders"])
+    if len(shared) != len(counts) or sum(counts) != len(positions) or len(lonely) != len(single):
         return None
-    held: dict[str, list[int]] = {}
-    start = 0
-    for index, count in enumerate(counts):
-        own = keys[start : start + count]
-        start += count
-        for key in own:
-            positions = held.get(key)
-            if positions is None:
-                held[key] = [index]
-            elif positions[-1] != index:
-                positions.append(index)
+    every = positions + single
+    if every and not 0 <= min(every) <= max(every) < len(ordered):
+        return None
     holders = grouping.holders
+    start = 0
+    for key, count in zip(shared, counts, strict=True):
+        holders.shared[key] = [ordered[index] for index in positions[start : start + count]]
+        start += count
     alone: dict[int, list[Record]] = {}
     mask = holders.mask
-    for key, positions in held.items():
-        if len(positions) > 1:
-            holders.shared[key] = [ordered[index] for index in positions]
+    for key, index in zip(lonely, single, strict=True):
+        found = alone.get(hash(key) & mask)
+        if found is None:
+            alone[hash(key) & mask] = [ordered[index]]
         else:
-            alone.setdefault(hash(key) & mask, []).append(ordered[positions[0]])
-    for bucket, found in alone.items():
-        holders.buckets[bucket] = tuple(found)
+            found.append(ordered[index])
+    for bucket, records in alone.items():
+        holders.buckets[bucket] = tuple(records)
     # The headline words' counts, by period.
     words = WordCounts(share, minimum, *grouping._periods())
     words.sizes = dict(zip(_ints(state["periods"]), _ints(state["period_sizes"]), strict=True))

@@ -773,6 +773,43 @@ def test_a_rebuild_writes_only_the_files_whose_bytes_change(tmp_path: Path) -> N
     assert after == published(_scratch(seeds, tmp_path / "scratch"))
 
 
+def test_a_rebuild_works_out_the_fingerprints_of_the_changed_feeds_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feed whose pages are made from what they were made from in the previous build (its
+    key, `build.FeedKeys`) takes its pages' fingerprints from that build's manifest: a rebuild
+    works out the pages of the feeds that show a changed record alone, and its site is the
+    site built from scratch."""
+    seeds = tmp_path / "records"
+    shutil.copytree(RECORDS, seeds)
+    out = tmp_path / "site"
+    build_site(make_app(SEEDS_DIR=seeds, **PAGED), out)
+    worked_out: set[str] = set()
+    real = Fingerprints.page
+
+    def spy(self: Fingerprints, page: feedsvc.feeds.FeedPage) -> str:
+        worked_out.add(page.feed_id.removeprefix(BASE_URL.rstrip("/")))
+        return real(self, page)
+
+    monkeypatch.setattr(Fingerprints, "page", spy)
+    assert build_site(make_app(SEEDS_DIR=seeds, **PAGED), out).written == 0
+    assert worked_out == set()
+    record = seeds / "2023-03-01-control-characters.md"
+    record.write_text(record.read_text().replace("in text", "in a text"))
+    app = make_app(SEEDS_DIR=seeds, **PAGED)
+    collection = app.extensions["feedsvc"].collection
+    (changed,) = [item for item in collection.records if item.path == record.name]
+    feeds = [*feedsvc.feeds.iter_feeds(collection), *feedsvc.feeds.story_feeds(collection)]
+    showing = {
+        feed.id_path
+        for feed in feeds
+        if any(changed in getattr(item, "records", (item,)) for item in feed.records)
+    }
+    assert build_site(app, out).written
+    assert worked_out == showing and len(showing) < len(feeds)
+    assert published(out) == published(_scratch(seeds, tmp_path / "scratch"))
+
+
 def test_a_parallel_rebuild_links_and_renders_as_a_serial_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
