@@ -666,3 +666,24 @@ def _given_to_feedgen(fmt: Any, writer: str, doc: FeedDocument) -> list[list[dic
         patch.setattr(FeedGenerator, writer, spy)
         fmt.render(doc)
     return given
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.datetimes(
+        min_value=datetime(2, 1, 1),
+        timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=-5)), timezone.min]),
+    )
+)
+def test_trap11_rss_dates_are_what_feedgen_writes_without_switching_the_locale(
+    moment: datetime,
+) -> None:
+    """feedgen writes RSS dates with `render._rfc2822` in place of its `formatRFC2822`, which
+    switches the whole process to the C locale and back for each date: the same strings."""
+    import feedgen.entry
+    import feedgen.feed
+    from feedgen.util import formatRFC2822
+
+    assert feedgen.entry.formatRFC2822 is feedgen.feed.formatRFC2822 is feedsvc.render._rfc2822
+    assert feedsvc.render._rfc2822(moment) == formatRFC2822(moment)
+    assert feedsvc.render._rfc2822(moment.astimezone(UTC)) == formatRFC2822(moment.astimezone(UTC))
