@@ -112,6 +112,8 @@ class _FeedExtras(BaseExtension):  # type: ignore[misc]
     def __init__(self) -> None:
         self.rss_links: list[Link] = []
         self.namespaces = {"media": MEDIA_NS}
+        # What the entries' text goes through (`_lxml_checked`).
+        self.text: Callable[[str], str] = _text
 
     def extend_ns(self) -> dict[str, str]:
         return self.namespaces
@@ -421,13 +423,14 @@ def _new_entry(fg: FeedGenerator, entry: Entry) -> tuple[dict[str, Any], _EntryE
     from its setters' (tests/test_render.py holds each format's to the setters' field by
     field); feedgen is pinned to the version whose fields these are."""
     extension = _EntryExtras()
-    title = _text(entry.title)
+    text = fg.feedsvc.text
+    title = text(entry.title)
     published = _utc(entry.published)
     updated = _utc(entry.updated)  # trap 6
     categories = rss_categories = None
     if entry.categories:
         categories = [
-            {"term": category.term, "label": _text(category.label), "scheme": category.scheme}
+            {"term": category.term, "label": text(category.label), "scheme": category.scheme}
             for category in entry.categories
         ]
         rss_categories = [
@@ -498,7 +501,35 @@ def render_atom(doc: FeedDocument) -> bytes:
 
 def _atom_xml(doc: FeedDocument) -> bytes:
     """feedgen's Atom document, without the stylesheet instruction."""
+    return _lxml_checked(_atom_written, doc)
+
+
+def _lxml_checked(
+    write: Callable[[FeedDocument, Callable[[str], str]], bytes], doc: FeedDocument
+) -> bytes:
+    """`write(doc, text)`, the entries' text given to lxml through `_as_lxml_checks`, or, if lxml
+    refused a string of it, through `_text` (trap 10). The same bytes as `_text` on every text:
+    `_text` on ASCII text (all of it, on most pages) costs about 45,000 instructions an entry
+    (its HTML is about 1,500 characters), and lxml checks every string again anyway."""
+    try:
+        return write(doc, _as_lxml_checks)
+    except ValueError:
+        return write(doc, _text)
+
+
+def _as_lxml_checks(text: str) -> str:
+    """`_text(text)`, or `text` itself where lxml checks what `_text` would: in ASCII text
+    without DEL, `_text` drops only C0 controls but tab, line feed and carriage return, which
+    lxml refuses (with a ValueError)."""
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return _text(text)
+
+
+def _atom_written(doc: FeedDocument, text: Callable[[str], str]) -> bytes:
+    """`_atom_xml`, the entries' text given to lxml through `text`."""
     fg = _new_generator(doc, ATOM.mime_type)
+    fg.feedsvc.text = text
     for link in (*_hub_links(doc), *doc.paging):
         fg.link(href=link.href, rel=link.rel)
     _add_alternate(fg, doc)
@@ -506,16 +537,16 @@ def _atom_xml(doc: FeedDocument) -> bytes:
     for entry in doc.entries:
         fields, extras = _new_entry(fg, entry)
         if entry.author:  # as `author({"name": ...})` sets them
-            fields["_FeedEntry__atom_author"] = [{"name": _text(entry.author)}]
+            fields["_FeedEntry__atom_author"] = [{"name": text(entry.author)}]
             fields["_FeedEntry__rss_author"] = []
         # An entry with neither summary nor content shows readers nothing (the W3C validator
         # warns "Missing textual content"): the title stands in, as it does in RSS. As
         # `summary(..., type="text")` and `content(..., type="html")` set them:
-        summary = _text(entry.summary or entry.title)
+        summary = text(entry.summary or entry.title)
         fields["_FeedEntry__atom_summary"] = {"summary": summary, "type": "text"}
         fields["_FeedEntry__rss_description"] = summary
         if entry.content_html:
-            content = _text(entry.content_html)
+            content = text(entry.content_html)
             fields["_FeedEntry__atom_content"] = {"content": content, "type": "html"}
             fields["_FeedEntry__rss_content"] = {"content": content, "type": "html"}
         extras.atom_links = entry.related
@@ -529,7 +560,14 @@ def render_rss(doc: FeedDocument) -> bytes:
 
 def _rss_xml(doc: FeedDocument) -> bytes:
     """feedgen's RSS document, without the stylesheet instruction and hexadecimal references."""
+    return _lxml_checked(_rss_written, doc)
+
+
+def _rss_written(doc: FeedDocument, text: Callable[[str], str]) -> bytes:
+    """`_rss_xml`, the entries' text given to lxml through `text` (not `dc:creator`, which
+    feedsvc writes: always `_text`)."""
     fg = _new_generator(doc, RSS.mime_type)
+    fg.feedsvc.text = text
     fg.feedsvc.namespaces["dc"] = DC_NS
     fg.feedsvc.rss_links.extend((*_hub_links(doc), *doc.paging))
     _add_alternate(fg, doc)
@@ -540,10 +578,10 @@ def _rss_xml(doc: FeedDocument) -> bytes:
             extras.creator = _text(entry.author)  # RSS <author> must be an e-mail address
         # RSS <description> is HTML: escape the plain-text excerpt so `<UBER.N>` stays text.
         # As `description(...)` and then `content(...)` set them:
-        description = html.escape(_text(entry.summary or entry.title), quote=False)
+        description = html.escape(text(entry.summary or entry.title), quote=False)
         fields["_FeedEntry__rss_description"] = description
         if entry.content_html:
-            content = _text(entry.content_html)
+            content = text(entry.content_html)
             fields["_FeedEntry__atom_content"] = {"content": content}
             fields["_FeedEntry__rss_content"] = {"content": content}
         else:

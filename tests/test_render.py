@@ -664,6 +664,9 @@ def _given_to_feedgen(fmt: Any, writer: str, doc: FeedDocument) -> list[list[dic
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(FeedGenerator, writer, spy)
+        # Every text through `_text`, as the setters were given it (and one document written,
+        # whatever lxml refuses: `_lxml_checked` has a test of its own).
+        patch.setattr(feedsvc.render, "_as_lxml_checks", feedsvc.render._text)
         fmt.render(doc)
     return given
 
@@ -687,3 +690,47 @@ def test_trap11_rss_dates_are_what_feedgen_writes_without_switching_the_locale(
     assert feedgen.entry.formatRFC2822 is feedgen.feed.formatRFC2822 is feedsvc.render._rfc2822
     assert feedsvc.render._rfc2822(moment) == formatRFC2822(moment)
     assert feedsvc.render._rfc2822(moment.astimezone(UTC)) == formatRFC2822(moment.astimezone(UTC))
+
+
+# Text XML forbids (C0 controls, DEL, C1 controls, surrogates, U+FFFE), ASCII or not, among text
+# lxml takes.
+_dirty = st.text(
+    st.sampled_from("a &<\t\n\r\x00\x01\x0b\x1f\x7f\x80\x85\x9f\u00e9\ud800\ufffe\uffff"),
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            _dirty, _dirty, st.one_of(st.none(), _dirty), _dirty, st.lists(_dirty, max_size=2)
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_entries_text_is_cleaned_as_trap10_has_it_whether_lxml_checks_it_or_not(
+    texts: list[tuple[str, str, str | None, str, list[str]]],
+) -> None:
+    """The entries' text is given to lxml as it is where lxml checks what `_text` would
+    (`render._lxml_checked`): the same bytes, or the same error, as with `_text` on every
+    text, whatever the text holds."""
+    doc = document(
+        entries=tuple(
+            entry(
+                number,
+                title="T" + title,
+                summary=summary,
+                author=author,
+                content_html=content,
+                categories=tuple(Category("c", label, "http://feeds.test/") for label in labels),
+            )
+            for number, (title, summary, author, content, labels) in enumerate(texts, 1)
+        )
+    )
+    for fmt in (ATOM, RSS):
+        ours = _outcome(fmt, doc)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(feedsvc.render, "_as_lxml_checks", feedsvc.render._text)
+            assert ours == _outcome(fmt, doc)
