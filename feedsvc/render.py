@@ -18,6 +18,8 @@ feedgen 1.0.0 has traps (FEEDS.md §3); each is handled here, once, and named wh
 8. The RSS channel `<link>` is the last link added -> the HTML alternate is added last.
 9. RSS drops feed-level links other than self -> `_FeedExtras.extend_rss` writes them.
 10. Forbidden XML characters raise -> `_text` on every string.
+11. RSS dates are written with the whole process switched to the C locale and back (two
+    `setlocale` calls a date, which other threads see) -> feedgen writes them with `_rfc2822`.
 """
 
 from __future__ import annotations
@@ -28,15 +30,18 @@ import json
 import re
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 from xml.sax.saxutils import escape as xml_escape
 
+import feedgen.entry
+import feedgen.feed
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
+from feedgen.util import formatRFC2822
 from lxml import etree
 
 from feedsvc.feeds import Entry, FeedDocument, FeedListing, Link
@@ -59,6 +64,28 @@ _text = clean_text
 def _utc(moment: datetime) -> datetime:
     """Trap 7: feedgen raises on naive datetimes; naive means UTC everywhere in feedsvc."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_NO_OFFSET = timedelta(0)
+
+
+def _rfc2822(moment: datetime) -> str:
+    """Trap 11: feedgen's `formatRFC2822`, `moment.strftime("%a, %d %b %Y %H:%M:%S %z")` in the C
+    locale, without switching the process's locale (2,800,000 instructions of a fresh process's
+    first 50-entry RSS page). Dates in UTC from the year 1000 on (every date feedsvc gives,
+    `_utc`) are written here; any other goes to feedgen's function."""
+    if moment.utcoffset() != _NO_OFFSET or moment.year < 1000:
+        return str(formatRFC2822(moment))
+    return (
+        f"{_DAY_NAMES[moment.weekday()]}, {moment.day:02d} {_MONTH_NAMES[moment.month - 1]} "
+        f"{moment.year} {moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} +0000"
+    )
+
+
+# feedgen's modules call the name they imported: each is given `_rfc2822` in its place.
+feedgen.entry.formatRFC2822 = feedgen.feed.formatRFC2822 = _rfc2822
 
 
 def _link_attributes(link: Link) -> dict[str, str]:
@@ -85,6 +112,8 @@ class _FeedExtras(BaseExtension):  # type: ignore[misc]
     def __init__(self) -> None:
         self.rss_links: list[Link] = []
         self.namespaces = {"media": MEDIA_NS}
+        # What the entries' text goes through (`_lxml_checked`).
+        self.text: Callable[[str], str] = _text
 
     def extend_ns(self) -> dict[str, str]:
         return self.namespaces
@@ -382,26 +411,79 @@ def _add_alternate(fg: FeedGenerator, doc: FeedDocument) -> None:
     fg.link(href=doc.html_url, rel="alternate", type="text/html")
 
 
-def _new_entry(fg: FeedGenerator, entry: Entry) -> tuple[FeedEntry, _EntryExtrasData]:
-    """An entry with the fields both formats share."""
-    fe = fg.add_entry(order="append")  # trap 5
-    fe.guid(entry.id, permalink=entry.id == entry.link)
-    fe.title(_text(entry.title))
-    fe.link(href=entry.link)  # no rel: trap 1 would drop it, and no rel means alternate
-    fe.published(_utc(entry.published))
-    fe.updated(_utc(entry.updated))  # trap 6
-    # Lists in one call each, not a call per item: feedgen checks a list at once, and remakes
-    # the RSS categories from all of them on every call.
+def _new_entry(fg: FeedGenerator, entry: Entry) -> tuple[dict[str, Any], _EntryExtrasData]:
+    """An entry with the fields both formats share, added to `fg` after the others (trap 5:
+    `add_entry()` prepends), as `fg.add_entry()` and feedgen's setters make it; and the dict of
+    its fields, where each format sets its own.
+
+    Made without the setters, which cost about 100,000 instructions an entry, a sixth of a
+    fresh process's first page: `FeedEntry()` reads the clock (in dateutil's time zone), and
+    `link`, `category` and `author` check their dicts (`ensure_format`: three sets made a
+    call). feedgen writes the entry (`atom_entry`, `rss_entry`) from these fields as it would
+    from its setters' (tests/test_render.py holds each format's to the setters' field by
+    field); feedgen is pinned to the version whose fields these are."""
+    extension = _EntryExtras()
+    text = fg.feedsvc.text
+    title = text(entry.title)
+    published = _utc(entry.published)
+    updated = _utc(entry.updated)  # trap 6
+    categories = rss_categories = None
     if entry.categories:
-        fe.category(
-            [
-                {"term": category.term, "label": _text(category.label), "scheme": category.scheme}
-                for category in entry.categories
-            ]
-        )
-    extras: _EntryExtrasData = fe.feedsvc.data
+        categories = [
+            {"term": category.term, "label": text(category.label), "scheme": category.scheme}
+            for category in entry.categories
+        ]
+        rss_categories = [
+            {"value": category["label"], "domain": category["scheme"]}
+            if category["scheme"]
+            else {"value": category["label"]}
+            for category in categories
+        ]
+    fe = _bare(FeedEntry)
+    # No rel: trap 1 would drop it, and no rel means alternate (as `link()` defaults it).
+    fe.__dict__ = fields = {
+        "_FeedEntry__atom_id": entry.id,
+        "_FeedEntry__atom_title": title,
+        "_FeedEntry__atom_updated": updated,
+        "_FeedEntry__atom_author": None,
+        "_FeedEntry__atom_content": None,
+        "_FeedEntry__atom_link": [{"href": entry.link, "rel": "alternate"}],
+        "_FeedEntry__atom_summary": None,
+        "_FeedEntry__atom_category": categories,
+        "_FeedEntry__atom_contributor": None,
+        "_FeedEntry__atom_published": published,
+        "_FeedEntry__atom_source": None,
+        "_FeedEntry__atom_rights": None,
+        "_FeedEntry__rss_author": None,
+        "_FeedEntry__rss_category": rss_categories,
+        "_FeedEntry__rss_comments": None,
+        "_FeedEntry__rss_description": None,
+        "_FeedEntry__rss_content": None,
+        "_FeedEntry__rss_enclosure": None,
+        "_FeedEntry__rss_guid": {"guid": entry.id, "permalink": entry.id == entry.link},
+        "_FeedEntry__rss_link": entry.link,
+        "_FeedEntry__rss_pubDate": published,
+        "_FeedEntry__rss_source": None,
+        "_FeedEntry__rss_title": title,
+        "_FeedEntry__rss_lastBuildDate": updated,
+        "_FeedEntry__extensions": {
+            "feedsvc": {
+                "inst": extension,
+                "extension_class_entry": _EntryExtras,
+                "atom": True,
+                "rss": True,
+            }
+        },
+        "_FeedEntry__extensions_register": {},
+        "feedsvc": extension,
+    }
+    fg._FeedGenerator__feed_entries.append(fe)
+    extras: _EntryExtrasData = extension.data
     extras.images = entry.images  # Media RSS, trap 4
-    return fe, extras
+    return fields, extras
+
+
+_bare = object.__new__
 
 
 def _sized(image: Image, attributes: dict[str, str]) -> dict[str, str]:
@@ -419,20 +501,54 @@ def render_atom(doc: FeedDocument) -> bytes:
 
 def _atom_xml(doc: FeedDocument) -> bytes:
     """feedgen's Atom document, without the stylesheet instruction."""
+    return _lxml_checked(_atom_written, doc)
+
+
+def _lxml_checked(
+    write: Callable[[FeedDocument, Callable[[str], str]], bytes], doc: FeedDocument
+) -> bytes:
+    """`write(doc, text)`, the entries' text given to lxml through `_as_lxml_checks`, or, if lxml
+    refused a string of it, through `_text` (trap 10). The same bytes as `_text` on every text:
+    `_text` on ASCII text (all of it, on most pages) costs about 45,000 instructions an entry
+    (its HTML is about 1,500 characters), and lxml checks every string again anyway."""
+    try:
+        return write(doc, _as_lxml_checks)
+    except ValueError:
+        return write(doc, _text)
+
+
+def _as_lxml_checks(text: str) -> str:
+    """`_text(text)`, or `text` itself where lxml checks what `_text` would: in ASCII text
+    without DEL, `_text` drops only C0 controls but tab, line feed and carriage return, which
+    lxml refuses (with a ValueError)."""
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return _text(text)
+
+
+def _atom_written(doc: FeedDocument, text: Callable[[str], str]) -> bytes:
+    """`_atom_xml`, the entries' text given to lxml through `text`."""
     fg = _new_generator(doc, ATOM.mime_type)
+    fg.feedsvc.text = text
     for link in (*_hub_links(doc), *doc.paging):
         fg.link(href=link.href, rel=link.rel)
     _add_alternate(fg, doc)
     written = []
     for entry in doc.entries:
-        fe, extras = _new_entry(fg, entry)
-        if entry.author:
-            fe.author({"name": _text(entry.author)})
+        fields, extras = _new_entry(fg, entry)
+        if entry.author:  # as `author({"name": ...})` sets them
+            fields["_FeedEntry__atom_author"] = [{"name": text(entry.author)}]
+            fields["_FeedEntry__rss_author"] = []
         # An entry with neither summary nor content shows readers nothing (the W3C validator
-        # warns "Missing textual content"): the title stands in, as it does in RSS.
-        fe.summary(_text(entry.summary or entry.title), type="text")
+        # warns "Missing textual content"): the title stands in, as it does in RSS. As
+        # `summary(..., type="text")` and `content(..., type="html")` set them:
+        summary = text(entry.summary or entry.title)
+        fields["_FeedEntry__atom_summary"] = {"summary": summary, "type": "text"}
+        fields["_FeedEntry__rss_description"] = summary
         if entry.content_html:
-            fe.content(_text(entry.content_html), type="html")
+            content = text(entry.content_html)
+            fields["_FeedEntry__atom_content"] = {"content": content, "type": "html"}
+            fields["_FeedEntry__rss_content"] = {"content": content, "type": "html"}
         extras.atom_links = entry.related
         written.append(extras)
     return _with_markup(bytes(fg.atom_str(pretty=False)), b"</entry>", written)
@@ -444,19 +560,32 @@ def render_rss(doc: FeedDocument) -> bytes:
 
 def _rss_xml(doc: FeedDocument) -> bytes:
     """feedgen's RSS document, without the stylesheet instruction and hexadecimal references."""
+    return _lxml_checked(_rss_written, doc)
+
+
+def _rss_written(doc: FeedDocument, text: Callable[[str], str]) -> bytes:
+    """`_rss_xml`, the entries' text given to lxml through `text` (not `dc:creator`, which
+    feedsvc writes: always `_text`)."""
     fg = _new_generator(doc, RSS.mime_type)
+    fg.feedsvc.text = text
     fg.feedsvc.namespaces["dc"] = DC_NS
     fg.feedsvc.rss_links.extend((*_hub_links(doc), *doc.paging))
     _add_alternate(fg, doc)
     written = []
     for entry in doc.entries:
-        fe, extras = _new_entry(fg, entry)
+        fields, extras = _new_entry(fg, entry)
         if entry.author:
             extras.creator = _text(entry.author)  # RSS <author> must be an e-mail address
         # RSS <description> is HTML: escape the plain-text excerpt so `<UBER.N>` stays text.
-        fe.description(html.escape(_text(entry.summary or entry.title), quote=False))
+        # As `description(...)` and then `content(...)` set them:
+        description = html.escape(text(entry.summary or entry.title), quote=False)
+        fields["_FeedEntry__rss_description"] = description
         if entry.content_html:
-            fe.content(_text(entry.content_html))
+            content = text(entry.content_html)
+            fields["_FeedEntry__atom_content"] = {"content": content}
+            fields["_FeedEntry__rss_content"] = {"content": content}
+        else:
+            fields["_FeedEntry__atom_content"] = {"content": description}
         extras.rss_enclosure = entry.images[0] if entry.images else None
         written.append(extras)
     return _with_markup(bytes(fg.rss_str(pretty=False)), b"</item>", written)

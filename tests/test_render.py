@@ -3,8 +3,9 @@ trap it names comes back."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -552,3 +553,184 @@ def test_a_document_whose_entries_are_all_kept_renders_none_for_its_head_and_tai
     assert counting.assemble(whole, store) == fmt.render(whole)
     assert counting.assemble(whole, store) == fmt.render(whole)
     assert rendered == [1, 2, 0]
+
+
+def _by_setters(fmt: Any, doc: FeedDocument) -> list[dict[str, Any]]:
+    """The fields of `doc`'s entries as feedgen's `add_entry()` and setters make them, called as
+    the render called them before it set the fields itself (`render._new_entry`)."""
+    from feedgen.feed import FeedGenerator
+
+    text = feedsvc.render._text
+    utc = feedsvc.render._utc
+    fg = FeedGenerator()
+    fg.register_extension("feedsvc", feedsvc.render._FeedExtras, feedsvc.render._EntryExtras)
+    for item in doc.entries:
+        fe = fg.add_entry(order="append")
+        fe.guid(item.id, permalink=item.id == item.link)
+        fe.title(text(item.title))
+        fe.link(href=item.link)
+        fe.published(utc(item.published))
+        fe.updated(utc(item.updated))
+        if item.categories:
+            fe.category(
+                [
+                    {"term": c.term, "label": text(c.label), "scheme": c.scheme}
+                    for c in item.categories
+                ]
+            )
+        data = fe.feedsvc.data
+        data.images = item.images
+        if fmt is ATOM:
+            if item.author:
+                fe.author({"name": text(item.author)})
+            fe.summary(text(item.summary or item.title), type="text")
+            if item.content_html:
+                fe.content(text(item.content_html), type="html")
+            data.atom_links = item.related
+        else:
+            if item.author:
+                data.creator = text(item.author)
+            fe.description(html.escape(text(item.summary or item.title), quote=False))
+            if item.content_html:
+                fe.content(text(item.content_html))
+            data.rss_enclosure = item.images[0] if item.images else None
+    return [_fields(fe) for fe in fg.entry()]
+
+
+def _fields(fe: Any) -> dict[str, Any]:
+    """An entry's fields, its extension given as (a copy of) the data it holds now."""
+    fields = dict(vars(fe))
+    extensions = fields.pop("_FeedEntry__extensions")
+    assert fields.pop("feedsvc") is extensions["feedsvc"]["inst"]
+    fields["extensions"] = {
+        name: {**found, "inst": replace(found["inst"].data)} for name, found in extensions.items()
+    }
+    return fields
+
+
+_words = st.text(st.sampled_from("ab &<\u00e9\x00\n"), max_size=6)
+_moments = st.datetimes(
+    min_value=datetime(1990, 1, 1),
+    timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=-5))]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            Entry,
+            id=st.sampled_from(["urn:x", "https://news.example/a"]),
+            title=_words.map(lambda text: "T" + text),
+            link=st.sampled_from(["https://news.example/a", "https://news.example/b"]),
+            summary=_words,
+            published=_moments,
+            author=st.one_of(st.none(), st.just(""), _words),
+            categories=st.lists(
+                st.builds(
+                    Category,
+                    st.text(st.sampled_from("ab-"), min_size=1, max_size=3),
+                    _words,
+                    st.sampled_from(["", "http://feeds.test/topics/"]),
+                ),
+                max_size=3,
+            ).map(tuple),
+            images=st.sampled_from([(), (JPEG,), (PNG, JPEG)]),
+            related=st.sampled_from([(), (Link("https://other.example/r", "related"),)]),
+            content_html=st.one_of(st.none(), st.just(""), _words),
+            modified=st.one_of(st.none(), _moments),
+        ),
+        max_size=3,
+    )
+)
+def test_entries_have_the_fields_feedgens_setters_give_them(entries: list[Entry]) -> None:
+    """feedsvc sets each entry's fields itself (`render._new_entry`), without feedgen's setters:
+    feedgen is given the very fields its setters would have set, in each format."""
+    doc = document(entries=tuple(entries))
+    assert _given_to_feedgen(ATOM, "atom_str", doc) == [_by_setters(ATOM, doc)]
+    assert _given_to_feedgen(RSS, "rss_str", doc) == [_by_setters(RSS, doc)]
+
+
+def _given_to_feedgen(fmt: Any, writer: str, doc: FeedDocument) -> list[list[dict[str, Any]]]:
+    """The fields of each entry feedgen's `writer` is asked to write when `fmt` renders `doc`."""
+    from feedgen.feed import FeedGenerator
+
+    given: list[list[dict[str, Any]]] = []
+    real = getattr(FeedGenerator, writer)
+
+    def spy(fg: Any, *args: Any, **kwargs: Any) -> Any:
+        given.append([_fields(fe) for fe in fg.entry()])
+        return real(fg, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FeedGenerator, writer, spy)
+        # Every text through `_text`, as the setters were given it (and one document written,
+        # whatever lxml refuses: `_lxml_checked` has a test of its own).
+        patch.setattr(feedsvc.render, "_as_lxml_checks", feedsvc.render._text)
+        fmt.render(doc)
+    return given
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.datetimes(
+        min_value=datetime(2, 1, 1),
+        timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=-5)), timezone.min]),
+    )
+)
+def test_trap11_rss_dates_are_what_feedgen_writes_without_switching_the_locale(
+    moment: datetime,
+) -> None:
+    """feedgen writes RSS dates with `render._rfc2822` in place of its `formatRFC2822`, which
+    switches the whole process to the C locale and back for each date: the same strings."""
+    import feedgen.entry
+    import feedgen.feed
+    from feedgen.util import formatRFC2822
+
+    assert feedgen.entry.formatRFC2822 is feedgen.feed.formatRFC2822 is feedsvc.render._rfc2822
+    assert feedsvc.render._rfc2822(moment) == formatRFC2822(moment)
+    assert feedsvc.render._rfc2822(moment.astimezone(UTC)) == formatRFC2822(moment.astimezone(UTC))
+
+
+# Text XML forbids (C0 controls, DEL, C1 controls, surrogates, U+FFFE), ASCII or not, among text
+# lxml takes.
+_dirty = st.text(
+    st.sampled_from("a &<\t\n\r\x00\x01\x0b\x1f\x7f\x80\x85\x9f\u00e9\ud800\ufffe\uffff"),
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            _dirty, _dirty, st.one_of(st.none(), _dirty), _dirty, st.lists(_dirty, max_size=2)
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_entries_text_is_cleaned_as_trap10_has_it_whether_lxml_checks_it_or_not(
+    texts: list[tuple[str, str, str | None, str, list[str]]],
+) -> None:
+    """The entries' text is given to lxml as it is where lxml checks what `_text` would
+    (`render._lxml_checked`): the same bytes, or the same error, as with `_text` on every
+    text, whatever the text holds."""
+    doc = document(
+        entries=tuple(
+            entry(
+                number,
+                title="T" + title,
+                summary=summary,
+                author=author,
+                content_html=content,
+                categories=tuple(Category("c", label, "http://feeds.test/") for label in labels),
+            )
+            for number, (title, summary, author, content, labels) in enumerate(texts, 1)
+        )
+    )
+    for fmt in (ATOM, RSS):
+        ours = _outcome(fmt, doc)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(feedsvc.render, "_as_lxml_checks", feedsvc.render._text)
+            assert ours == _outcome(fmt, doc)
