@@ -15,7 +15,9 @@ import unicodedata
 from array import array
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
+from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
 from typing import TypeVar
 
 from feedsvc.comparison import own_keys
@@ -270,7 +272,8 @@ class WordCounts:
     def periods(self, records: Iterable[Record]) -> array[int]:
         """`period_of` of each record."""
         seconds = self.period_seconds
-        return array("q", [int(record.published.timestamp() // seconds) for record in records])
+        stamps = map(datetime.timestamp, map(_PUBLISHED, records))
+        return array("q", [int(stamp // seconds) for stamp in stamps])
 
     def common_of(self, earlier: Record) -> frozenset[str]:
         """The words common around the earlier record of a pair."""
@@ -414,6 +417,7 @@ class WordCounts:
 
 
 _NO_WORDS: frozenset[str] = frozenset()
+_PUBLISHED = attrgetter("published")
 _NO_COUNTS: dict[str, int] = {}
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from itertools import groupby
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import NamedTuple, TypeVar
 
 from feedsvc.comparison import (
@@ -69,14 +69,16 @@ def story_id(first: Record) -> str:
     """A story's permanent id: from its first record's entry id, in the stories' namespace
     (`uuid.uuid5(STORY_ID_NAMESPACE, "story:" + id)`, written out: a grouping from scratch names
     tens of thousands of stories, and the UUID objects cost more than the hashing)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + b"story:" + first.id.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
-    hexed = digest.hex()
-    return f"urn:uuid:{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+    hexed = hashlib.sha1(_NAMESPACE_BYTES + b"story:" + first.id.encode()).hexdigest()
+    # The version (5) is the 13th hex digit; the RFC 4122 variant the top two bits of the 17th.
+    return (
+        f"urn:uuid:{hexed[:8]}-{hexed[8:12]}-5{hexed[13:16]}-"
+        f"{_VARIANT[hexed[16]]}{hexed[17:20]}-{hexed[20:32]}"
+    )
 
 
 _NAMESPACE_BYTES = STORY_ID_NAMESPACE.bytes
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 _ID_PREFIX = "urn:uuid:"  # a story's id without its slug
 
 
@@ -103,8 +105,12 @@ class Story:
     updated: datetime = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "id", story_id(self.records[0]))
-        object.__setattr__(self, "updated", max(record.published for record in self.records))
+        records = self.records
+        object.__setattr__(self, "id", story_id(records[0]))
+        updated = records[0].published  # (most stories are of one record)
+        if len(records) > 1:
+            updated = max(record.published for record in records)
+        object.__setattr__(self, "updated", updated)
 
     @property
     def first(self) -> Record:
@@ -167,7 +173,10 @@ def _coverage_of(item: Related) -> Coverage:
 
 def by_time(records: Iterable[Record]) -> list[Record]:
     """Records in the order grouping takes them: (published, id)."""
-    return sorted(records, key=_time_order)
+    return sorted(records, key=_TIME_ORDER)
+
+
+_TIME_ORDER = attrgetter("published", "id")  # `_time_order`, without a call of Python's
 
 
 def _time_order(record: Record) -> tuple[datetime, str]:
@@ -366,7 +375,7 @@ class _Grouping:
         setdefault, get = first.setdefault, shared.get
         for position, record in enumerate(ordered):
             keys = record_keys(record)
-            clusters.append(cluster_of_keys(keys))
+            clusters.append(hash(frozenset(keys)))  # cluster_of_keys
             for key in keys:
                 held = setdefault(key, position)
                 if held != position:
@@ -389,9 +398,11 @@ class _Grouping:
         members = sorted(range(len(ordered)), key=roots.__getitem__)  # stable: earliest first
         mask = self.holders.mask
         alone: list[list[int]] = [[] for _ in range(mask + 1)]  # bucket -> positions
-        for key, position in first.items():
-            if key not in shared:
-                alone[hash(key) & mask].append(position)
+        for key in shared:
+            del first[key]  # the keys left are held alone
+        buckets = map(mask.__and__, map(hash, first))
+        for bucket, position in zip(buckets, first.values(), strict=True):
+            alone[bucket].append(position)
         forget_words()  # the words of every title and excerpt `same_event` compared
         own_keys.cache_clear()  # and the own keys of the pairs it asked about
         joined = _KEY_SEPARATOR.join(shared)
@@ -436,8 +447,9 @@ class _Grouping:
         for bucket, positions in enumerate(plan.alone):
             if positions:
                 buckets[bucket] = tuple(map(take, positions))
+        second = itemgetter(1)
         stories = [
-            Story(tuple(ordered[position] for _, position in group))
+            Story(tuple(map(take, map(second, group))))
             for _, group in groupby(zip(plan.roots, plan.members, strict=True), key=itemgetter(0))
         ]
         self._fill(stories)
