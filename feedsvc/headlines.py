@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
+from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
 from typing import TypeVar
 
 from feedsvc.comparison import own_keys
@@ -58,6 +61,8 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     what `_texts_agree` asks (`_names_agree`).
     Measured on real records in bench/README.md (Real sample, Held-out sample, Whole-day sample)."""
     shared = headline_words(one.title) & headline_words(other.title)
+    if not shared:  # (most pairs asked)
+        return False
     topical = shared & TOPIC_WORDS
     weight = 2 * len(shared) - len(topical)  # twice the shared words, a topic word half
     excerpts = bool(one.excerpt and other.excerpt)
@@ -68,8 +73,6 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
             not excerpts or _texts_agree(one, other, shared, common)
         ):
             return True
-    if not shared:
-        return False
     if excerpts and (
         _texts_make_up(one, other, shared, common) or _names_agree(one, other, shared, common)
     ):
@@ -196,7 +199,7 @@ ENTITY_WORDS_LISTED = """google alphabet microsoft azure amazon aws sagemaker al
 apple nvidia openai deepmind ibm intel tesla qualcomm baidu samsung"""
 # Suffixes a stem drops, with the letters it keeps at least ("papers" -> "paper", not "pap").
 _SUFFIXES = (("ings", 4), ("ing", 4), ("ers", 4), ("er", 4), ("ed", 3), ("s", 3))
-_HEADLINE_WORD = re.compile(r"[a-z0-9]+")
+_HEADLINE_WORD = re.compile(r"[a-z0-9]{2,}")  # (runs of one character are no word)
 _POSSESSIVE = re.compile("['\u2019]s\\b")
 
 
@@ -228,12 +231,30 @@ def _headline_words(title: str) -> frozenset[str]:
     dropped, without function words and words generic to the collection (topic words stay: they
     count half in `same_event`). Remembered per title:
     `same_event` runs for every pair of records holding a shared key."""
-    text = _POSSESSIVE.sub("", title).replace("'", "").replace("\u2019", "")
+    text = title
+    if "'" in text or "\u2019" in text:
+        text = _POSSESSIVE.sub("", text).replace("'", "").replace("\u2019", "")
     if not text.isascii():  # (the accents dropped; ASCII is its own NFKD form)
         text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    text = text.lower()
-    stems = (_stem(word) for word in _HEADLINE_WORD.findall(text) if len(word) > 1)
-    return frozenset(stem for stem in stems if stem not in _IGNORED_STEMS)
+    # Most words end in a letter no suffix of `_stem` ends in and are their own stem; the others'
+    # stems are remembered while a grouping runs (`forget_words`).
+    stems = _stems
+    words = [
+        word if word[-1] not in "sgrd" else stems.get(word) or _remember_stem(word)
+        for word in _HEADLINE_WORD.findall(text.lower())
+    ]
+    return frozenset(words) - _IGNORED_STEMS
+
+
+_stems: dict[str, str] = {}  # word -> `_stem(word)`, for the words that may have a suffix
+_STEMS_KEPT = 1 << 16  # at most (a grouping forgets them, `forget_words`)
+
+
+def _remember_stem(word: str) -> str:
+    if len(_stems) >= _STEMS_KEPT:
+        _stems.clear()
+    stem = _stems[word] = _stem(word)
+    return stem
 
 
 headline_words = lru_cache(maxsize=1 << 17)(_headline_words)
@@ -266,7 +287,7 @@ def _written_names(title: str, excerpt: str) -> frozenset[str]:
     (most of its words of four letters or more capitalized: there capitals say nothing); or with
     a capital after its first letter ("AMD", "LakehouseIQ", "DALL-E"), or letters and digits
     ("S24", "GH200"), in any text. Weekdays and months are not names. Remembered while a grouping
-    runs, as the texts' words are (bounded, not cleared)."""
+    runs, as the texts' words are (`forget_words`)."""
     names: set[str] = set()
     for text in (title, excerpt):
         words = list(_WRITTEN_WORD.finditer(text))
@@ -294,6 +315,15 @@ def _written_names(title: str, excerpt: str) -> frozenset[str]:
 
 
 written_names = lru_cache(maxsize=1 << 14)(_written_names)
+
+
+def forget_words() -> None:
+    """Forget the words remembered while a grouping ran: every title's, every excerpt's, the
+    names they write and their stems."""
+    headline_words.cache_clear()
+    text_words.cache_clear()
+    written_names.cache_clear()
+    _stems.clear()
 
 
 class WordCounts:
@@ -329,6 +359,12 @@ class WordCounts:
         """The period of a record's publication: whole periods since the epoch."""
         return int(record.published.timestamp() // self.period_seconds)
 
+    def periods(self, records: Iterable[Record]) -> array[int]:
+        """`period_of` of each record."""
+        seconds = self.period_seconds
+        stamps = map(datetime.timestamp, map(_PUBLISHED, records))
+        return array("q", [int(stamp // seconds) for stamp in stamps])
+
     def common_of(self, earlier: Record) -> frozenset[str]:
         """The words common around the earlier record of a pair."""
         return self.common.get(self.period_of(earlier), _NO_WORDS)
@@ -344,16 +380,22 @@ class WordCounts:
         minimum: int,
         period_days: float = 1.0,
         window_periods: int = 21,
+        periods_of: Sequence[int] | None = None,
     ) -> WordCounts:
         """The counts of a collection, from scratch (`ordered` by publication): the window slides
-        over the periods, each period's words counted in once and out once."""
+        over the periods, each period's words counted in once and out once. `periods_of`: each
+        record's `period_of`, when worked out already."""
         counts = cls(share, minimum, period_days, window_periods)
-        for record in ordered:
-            period = counts.period_of(record)
-            counts.sizes[period] = counts.sizes.get(period, 0) + 1
+        if periods_of is None:
+            periods_of = counts.periods(ordered)
+        sizes, said_in = counts.sizes, counts.holders
+        for record, period in zip(ordered, periods_of, strict=True):
+            sizes[period] = sizes.get(period, 0) + 1
             words = headline_words(record.title)
             if words:
-                holders = counts.holders.setdefault(period, {})
+                holders = said_in.get(period)
+                if holders is None:
+                    holders = said_in[period] = {}
                 for word in words:
                     holders[word] = holders.get(word, 0) + 1
         periods = sorted(counts.sizes)
@@ -465,6 +507,7 @@ class WordCounts:
 
 
 _NO_WORDS: frozenset[str] = frozenset()
+_PUBLISHED = attrgetter("published")
 _NO_COUNTS: dict[str, int] = {}
 
 
