@@ -143,13 +143,16 @@ SCOPES = {
             "render.x__unique",
             "pages.x__articles",
             "pages.x_time_element",
+            "pages.x__time",
+            "pages.x__text",
+            "pages.x__entries",
+            "pages.x__coverage_items",
         ),
         (
             "tests/test_render.py",
             "tests/test_properties.py::test_pages_put_together_from_entry_fragments_equal_one_shot_renders",
-            "tests/test_pages.py::test_a_page_takes_each_article_from_the_fragment_store_and_leaves_it_there",
+            "tests/test_pages.py",
             "tests/test_story_pages.py",
-            "tests/test_pages.py::test_a_date_is_written_as_every_page_shows_it",
         ),
     ),
     # An entry's parts as a first render makes them: Media RSS, Atom enclosure links, the other
@@ -175,6 +178,10 @@ SCOPES = {
             "render.x__element_text",
             "render.x__checked",
             "render.x__with_markup",
+            "render.x__new_entry",
+            "render.x__rfc2822",
+            "render.x__lxml_checked",
+            "render.x__as_lxml_checks",
             "feeds.x_entry_for",
             "feeds.x__escape",
             "records.x_related_fields",
@@ -184,7 +191,13 @@ SCOPES = {
     ),
     # What a build's page is made from, to keep its file without rendering it.
     "fingerprints": Scope(
-        ("feeds.xǁFingerprintsǁ*", "feeds.x_record_values", "feeds.x__image_values"),
+        (
+            "feeds.xǁFingerprintsǁ*",
+            "feeds.x_record_values",
+            "feeds.x__image_values",
+            "build.xǁFeedKeysǁ*",
+            "build.x__feed_key",
+        ),
         (
             "tests/test_fingerprints.py",
             "tests/test_build.py::test_a_record_digest_covers_every_field",
@@ -194,6 +207,7 @@ SCOPES = {
             "tests/test_build.py::test_a_rebuild_writes_only_the_files_whose_bytes_change",
             "tests/test_build.py::test_a_rebuild_drops_the_files_of_urls_that_are_gone",
             "tests/test_build.py::test_pages_follow_the_counts_of_the_feeds_they_list",
+            "tests/test_build.py::test_a_rebuild_works_out_the_fingerprints_of_the_changed_feeds_alone",
         ),
     ),
     # Stories (stories.py, comparison.py, headlines.py): comparison keys, record keys, the
@@ -222,6 +236,8 @@ SCOPES = {
             "headlines.x__texts_agree",
             "headlines.x__texts_make_up",
             "headlines.x__text_words",
+            "headlines.x__names_agree",
+            "headlines.x__written_names",
         ),
         (
             "tests/test_headlines.py",
