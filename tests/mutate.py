@@ -208,6 +208,7 @@ SCOPES = {
             "tests/test_build.py::test_a_rebuild_drops_the_files_of_urls_that_are_gone",
             "tests/test_build.py::test_pages_follow_the_counts_of_the_feeds_they_list",
             "tests/test_build.py::test_a_rebuild_works_out_the_fingerprints_of_the_changed_feeds_alone",
+            "tests/test_build.py::test_a_feeds_key_names_its_own_values_and_the_records_its_group_holds",
         ),
     ),
     # Stories (stories.py, comparison.py, headlines.py): comparison keys, record keys, the

@@ -1337,3 +1337,27 @@ def test_a_parallel_build_freezes_the_entries_it_shares_before_it_forks(
     before = gc.get_freeze_count()
     build_site(app, tmp_path / "site", workers=2)
     assert gc.get_freeze_count() >= before + 40  # an entry is several objects
+
+
+def test_a_feeds_key_names_its_own_values_and_the_records_its_group_holds() -> None:
+    """`_feed_key` covers what a feed's hooks name, place and date it by: a topic whose name or
+    images changed, or whose group holds other records than the feed shows, has another key; the
+    same feed made again has the same key."""
+    collection, site, _ = feedsvc.build._app_site(make_app(SEEDS_DIR=RECORDS))
+    prints = Fingerprints()
+    group = next(group for group in collection.topics.values() if len(group.records) > 1)
+    key = feedsvc.build._feed_key(prints, feedsvc.feeds.TopicFeed(group), site)
+    assert feedsvc.build._feed_key(prints, feedsvc.feeds.TopicFeed(group), site) == key
+    renamed = dataclasses.replace(group, name=group.name + " again")
+    assert feedsvc.build._feed_key(prints, feedsvc.feeds.TopicFeed(renamed), site) != key
+    image = next(record.images[0] for record in collection.records if record.images)
+    pictured = dataclasses.replace(group, images=(image,))
+    assert feedsvc.build._feed_key(prints, feedsvc.feeds.TopicFeed(pictured), site) != key
+    as_provider = feedsvc.build._feed_key(prints, feedsvc.feeds.ProviderFeed(group), site)
+    assert as_provider != key
+    feed = feedsvc.feeds.TopicFeed(group)
+    feed.records = group.records[:1]  # the group holds more than the feed shows
+    shown = feedsvc.build._feed_key(prints, feed, site)
+    alone = feedsvc.feeds.TopicFeed(dataclasses.replace(group, records=group.records[:1]))
+    assert shown != key and shown != feedsvc.build._feed_key(prints, alone, site)
+    assert feedsvc.build._feed_key(prints, feedsvc.feeds.TopicFeed(group), site, "listing") != key
