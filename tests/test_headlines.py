@@ -642,6 +642,28 @@ def test_a_name_needs_a_word_more_and_is_no_listed_name_nor_common() -> None:
     assert not same_event(*pair("the lakehouse", "lakehouse", more="tibbet"), {"lakehouse"})
     assert not same_event(*pair("the lakehouse", "lakehouse", more="tibbet"), {"tibbet"})
     assert not same_event(*pair("the nvidia", "nvidia", "the new Nvidia, says quarnel", "tibbet"))
+    # the word more in one record's headline and the other's excerpt, either way round
+    assert same_event(
+        excerpted("the lakehouse tibbet", name), excerpted("lakehouse", "zorble tibbet")
+    )
+    assert same_event(
+        excerpted("lakehouse", f"{name} tibbet"), excerpted("tibbet lakehouse", "zorble")
+    )
+
+
+def test_written_names_at_their_edges() -> None:
+    """A capital from a word's second letter on ("iPhone", "DALL-E") is a name in title case
+    too; title case is told by the words of four letters or more (numbers and short words count
+    for nothing), at `_TITLE_CASE_SHARE` of them or more; a capital after " - ", or after the
+    ellipsis that opens a cut excerpt, begins a clause, not a name."""
+    assert written_names("Apple Unveils New iPhone With AI Camera", "") == {"iphone"}
+    assert written_names("Tesla Unveils DALL-E Rival In Texas", "") == {"dall"}
+    assert written_names("Acme Unveils Robot 2023 2024 2025 in the lab", "") == set()  # 3 of 4
+    assert written_names("Big Acme Wins Over the small lab and its parts", "") == set()  # 3 of 5
+    assert written_names("Fed Says Rates To Stay; Acme and the AI lab at 2023 expo", "") == set()
+    assert written_names("chip shortage eases - Analysts expect more", "") == set()
+    assert written_names("", "\u2026Acme said the chip was late") == set()
+    assert written_names("", "the chip, Acme said, was late") == {"acme"}
 
 
 def test_written_names() -> None:
