@@ -44,6 +44,11 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     crashes" and "Regulators force Tesla to recall 363,000 'Full Self-Driving' vehicles" share
     "recall", "full", "self", "driving" and "vehicle"); on real pairs, three shared words were
     right for 81 % of the pairs they linked, two for 58 % (bench/README.md, Real sample).
+    But topic words are the field, not particulars of an event: three shared words that need
+    them to make three are asked what the least evidence is asked (the excerpts, below), as
+    "Waymo seeks permit to sell self-driving car rides in San Francisco" and "Phoenix airport 1st
+    to offer self-driving ride service Waymo" share "waymo", "ride" and a topic ("self",
+    "driving"), three days apart, in one neighbourhood's list, and their excerpts nothing more.
     When the headlines give only that least evidence (two shared words, not three that are not
     names) and both records have an excerpt, the texts must add a distinctive word
     (`_texts_agree`): "Nvidia to build Israel's most potent AI supercomputer" and "Nvidia's new
@@ -67,9 +72,11 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     weight = 2 * len(shared) - len(topical)  # twice the shared words, a topic word half
     excerpts = bool(one.excerpt and other.excerpt)
     if weight >= 4:
-        if weight - 2 * len(shared & ENTITY_WORDS) >= 6:  # three shared words not names
+        names = len(shared & ENTITY_WORDS)
+        three = weight - 2 * names >= 6  # three shared words not names, a topic word half
+        if three and (not excerpts or len(shared) - names - len(topical) >= _PARTICULARS):
             return True
-        if any(word not in _WEAK_WORDS and word not in common for word in shared) and (
+        if (three or any(word not in _WEAK_WORDS and word not in common for word in shared)) and (
             not excerpts or _texts_agree(one, other, shared, common)
         ):
             return True
@@ -107,6 +114,11 @@ def _texts_agree(
     )
 
 
+# Shared headline words neither names nor topic words that make one event whatever the excerpts
+# say; three made up with topic words ("self", "driving") ask the excerpts (`same_event`).
+_PARTICULARS = 3
+
+
 # Distinctive words (neither names, topic words nor common) that two records' texts, headline and
 # excerpt, must share to make up for headlines that share two words but no distinctive one.
 TEXT_WORDS_MIN = 3
@@ -119,12 +131,16 @@ def _texts_make_up(
     (`headlines`: the words they share): the headlines share two words that are not common
     (names and topic words included), and the records' headlines and excerpts together
     `TEXT_WORDS_MIN` distinctive words. "Two Chinese Cities Approve Baidu's Unmanned
-    Self-Driving Taxis" and "Chongqing, Wuhan kick off commercial operation of unmanned
-    auto-driving business" share "unmanned" and half a word, their excerpts "China" and "road"
-    besides. The counterpart of `_texts_agree`: the excerpts bear out or part a link the
-    headlines barely make, and make one the headlines barely miss. Asked only of records that
-    both have an excerpt."""
-    if len(headlines - common) < 2:
+    Self-Driving Taxis" and "Chongqing, Wuhan kick off commercial operation of unmanned auto-driving
+    business" share "unmanned" and half a word, their excerpts "China" and "road" besides. One
+    of the headlines' words must be no topic word: headlines that share only a topic ("facial
+    recognition") share no particular of an event, and texts of one topic share its field's
+    words ("IRS will transition away from facial recognition after wave of criticism" and
+    "Facial recognition companies attempt to appease state lawmakers": "concern", "irs",
+    "lawmakers"; a neighbourhood's list held both, bench/README.md, Stories). The counterpart of
+    `_texts_agree`: the excerpts bear out or part a link the headlines barely make, and make one
+    the headlines barely miss. Asked only of records that both have an excerpt."""
+    if len(headlines - common) < 2 or headlines <= TOPIC_WORDS:
         return False
     shared = text_words(one.title, one.excerpt) & text_words(other.title, other.excerpt)
     strong = sum(word not in _WEAK_WORDS and word not in common for word in shared)
