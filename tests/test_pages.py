@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import gzip
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import strategies as st
 from lxml import html
+from markupsafe import escape
 
 from feedsvc.feeds import Site, iter_feeds
-from feedsvc.pages import feed_page_inputs, render_page
+from feedsvc.pages import _articles, _coverage_items, _entries, _text, feed_page_inputs, render_page
 from feedsvc.render import FORMATS
+from feedsvc.stories import Coverage
 from tests.conftest import BASE_URL, entry_links, make_app, read_feed, read_json_feed
 
 PAGES = ["/", "/topics/ai", "/topics/computer-vision", "/providers/usnews-com"]
@@ -343,3 +349,70 @@ def test_a_date_names_every_month_as_strftime_does() -> None:
         for moment in (datetime(2021, month, 1, tzinfo=UTC), datetime(987, month, 28, 5, 6, 7)):
             day = moment.strftime("%-d %B %Y")
             assert time_element(moment) == f'<time datetime="{moment.isoformat()}">{day}</time>'
+
+
+@given(st.text(alphabet=st.sampled_from("a &<>\"'é·\n"), max_size=12))
+def test_page_text_is_escaped_exactly_as_jinja_escapes_it(text: str) -> None:
+    """`_text` skips `escape` for text with nothing to escape: each of the five characters, on
+    its own, still sends the text through it (a quote left raw ends an attribute early)."""
+    assert _text(text) == str(escape(text))
+
+
+@pytest.mark.parametrize("character", ["&", "<", ">", '"', "'"])
+def test_each_character_to_escape_is_escaped_on_its_own(character: str) -> None:
+    assert _text(f"a{character}b") == str(escape(f"a{character}b")) != f"a{character}b"
+
+
+def test_a_storys_coverage_lists_each_article_with_what_is_known_of_it() -> None:
+    """One `<li>` a line: the link, then the provider and the date when known, a middle dot
+    between them only when both are; every text escaped."""
+    moment = datetime(2023, 3, 5, 14, 7, tzinfo=UTC)
+    coverage = [
+        Coverage("Both", "https://a.example/1", "A & Co", moment),
+        Coverage("Provider", "https://b.example/2?x=1&y=2", "B", None),
+        Coverage("Date <only>", "https://c.example/3", None, moment),
+        Coverage('Neither "quoted"', "https://d.example/'4'", None, None),
+    ]
+    when = '<time datetime="2023-03-05T14:07:00+00:00">5 March 2023</time>'
+    assert _coverage_items(coverage) == (
+        '<li><a href="https://a.example/1">Both</a> <span class="meta">'
+        f'<span class="provider">A &amp; Co</span> · {when}</span></li>\n'
+        '<li><a href="https://b.example/2?x=1&amp;y=2">Provider</a> <span class="meta">'
+        '<span class="provider">B</span></span></li>\n'
+        f'<li><a href="https://c.example/3">Date &lt;only&gt;</a> <span class="meta">{when}</span>'
+        "</li>\n"
+        '<li><a href="https://d.example/&#39;4&#39;">Neither &#34;quoted&#34;</a></li>\n'
+    )
+    assert _coverage_items([]) == ""
+
+
+def test_a_pages_articles_come_one_a_line_then_its_paging() -> None:
+    """A page's articles, one a line, then its links to newer and older pages and its place;
+    a page with no articles says so; a feed of one page has no paging."""
+    app = make_app()
+    site = Site(BASE_URL, "News", feed_size=1)
+    feed = next(feed for feed in iter_feeds(app.extensions["feedsvc"].collection)
+                if len(feed.records) >= 3)  # fmt: skip
+    with app.app_context():
+        document = feed_page_inputs(feed, site, 2).page.document()
+        assert document is not None and document.pages >= 3
+        links = {link.rel: link.href for link in document.paging}
+        (entry,) = document.entries
+        article = str(_articles(site, None)([entry]))
+        assert article.startswith("<article") and article.rstrip().endswith("</article>")
+        assert str(_entries(site, document, None)) == article + "\n" + (
+            '<nav class="paging" aria-label="Pages">\n'
+            f'<a rel="prev" href="{escape(links["previous"])}">Newer articles</a>\n'
+            f'<a rel="next" href="{escape(links["next"])}">Older articles</a>\n'
+            f"<span>Page 2 of {document.pages}</span>\n</nav>\n"
+        )
+        alone = replace(document, pages=1, paging=())
+        assert str(_entries(site, alone, None)) == article + "\n"
+        two = replace(alone, entries=document.entries * 2)
+        assert str(_entries(site, two, None)) == f"{article}\n{article}\n"
+        empty = replace(alone, entries=())
+        assert str(_entries(site, empty, None)) == "<p>No articles yet.</p>\n"
+        assert str(_entries(site, empty, None, "Nothing <found>.")) == (
+            "<p>Nothing &lt;found&gt;.</p>\n"
+        )
+        assert str(_entries(site, None, None)) == ""
