@@ -772,3 +772,116 @@ def test_written_names() -> None:
         "jasp",
         "art",
     }  # "Clipdrop" after a dash
+
+
+# Pairs of the fourth held-out sample (2021-2024; bench/README.md, Stories) that hold a common URL
+# and that `same_event` linked: their headlines share one subject's name ("Elon Musk", "Google")
+# or a phrase of the field ("raises seed funding", "next-generation"), and each names a
+# particular of its own that the other record's headline and excerpt lack (Rezo.ai against
+# Adroit Robotics, the TPU's I/O Developer Conference against LaMDA, Khosla against Grok and
+# xAI): two events each.
+OWN_NAMES_OF_TWO_EVENTS = [
+    (
+        (
+            "Rezo.ai Raises Seed Funding Led By Modulor Capital",
+            "Conversational AI startup Rezo.ai on Wednesday informed to have raised an undisclosed"
+            " amount in Seed funding led by Modulor Capital, Dexter Angel Network, Veda, and"
+            " prominent angels including Bhavesh Manglani (co-founder,",
+        ),
+        (
+            "Brazil: AI startup Adroit Robotics raises seed funding",
+            "Brazilian startup Adroit Robotics has raised 2.25 million reals ($427,000) in seed"
+            " funding. The capital has come in from several new private investors, including"
+            " Pericles Pereira,",
+        ),
+    ),
+    (
+        (
+            "Google Launches Next-Generation AI Chip at I/O Developer Conference",
+            "Google made some noteworthy announcements at its I/O Developer Conference on Tuesday,"
+            " including the launch of its next-generation custom Tensor Processing Units (TPU) AI"
+            " chips. The fourth iteration of the TPU chip is designed to train and run machine"
+            " learning models faster than ever before.",
+        ),
+        (
+            "Google demos LaMDA, a next-generation AI for dialogue",
+            "At Google I/O 2021, Google demoed LaMDA, a next-generation AI model designed for"
+            " different dialogue applications.",
+        ),
+    ),
+    (
+        (
+            "Elon Musk Can\u2019t Sue His Way To AI Breakthroughs, Khosla Says",
+            "Billionaire Elon Musk can\u2019t sue his way into artificial general intelligence,"
+            " fellow billionaire and OpenAI investor Vinod Khosla said in an interview on"
+            " Bloomberg TV.",
+        ),
+        (
+            "Elon Musk says his AI startup xAI will open-source Grok chatbot, ChatGPT's rival",
+            "Elon Musk said on Monday his artificial intelligence firm xAI will open-source"
+            " \"Grok\", a chatbot rivaling OpenAI's ChatGPT, this week. The billionaire's startup"
+            " launched the AI model to a small group of users last November. In a podcast episode"
+            " with Lex Fridman, Musk suggested that he liked the concept of open-source AI.",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("one", "other"), OWN_NAMES_OF_TWO_EVENTS)
+def test_headlines_that_each_name_a_particular_the_other_record_lacks_are_two_events(
+    one: tuple[str, str], other: tuple[str, str]
+) -> None:
+    """The headlines alone link these pairs (three shared words, or two distinctive ones); with
+    the excerpts, each headline names a particular (Adroit, LaMDA, Grok) that the other record
+    does not mention, where the reports of one event repeat each other's names: two events."""
+    assert same_event(titled(one[0]), titled(other[0]))
+    first, second = excerpted(*one), excerpted(*other)
+    assert not same_event(first, second)
+    assert not same_event(second, first)
+
+
+# Pairs of one event of the same sample: a name one headline holds alone ("Adroit" against
+# "Brazil"; "Custom" the TPU, "Conference") is in the other's excerpt, or is a figure written
+# two ways ("$2.5bn", "$2.5b"), which is no particular of its own.
+OWN_NAMES_OF_ONE_EVENT = [
+    (
+        (
+            "EXCLUSIVE: Brazilian ag AI startup Adroit Robotics raises seed funding",
+            "Adroit Robotics' LeafSense tech is being used by growers to optimize the productivity"
+            " of citrus orchards - and coffee and avocados could be next.",
+        ),
+        OWN_NAMES_OF_TWO_EVENTS[0][1],
+    ),
+    (
+        (
+            "Google launches the next generation of its custom AI chips",
+            "At its I/O developer conference, Google today announced the next generation of its"
+            " custom Tensor Processing Units (TPU) AI chips. This is the fourth generation of"
+            " these chips, which Google says are twice as fast as the last version.",
+        ),
+        OWN_NAMES_OF_TWO_EVENTS[1][0],
+    ),
+    (
+        (
+            "Waymo raises $2.5bn to rev self-driving cars",
+            "There\u2019s no greater challenge in artificial intelligence than building and"
+            " deploying fully autonomous technology at scale- Waymo co-chiefs Tekedra Mawakana"
+            " and Dmitri Dolgov Investors taking part ...",
+        ),
+        (
+            "Waymo raises $2.5b to rev self-driving cars",
+            "Waymo on Wednesday said it has raised $2.5 billion from parent-company Alphabet and"
+            " others in a new funding round to fuel its mission of getting self-driving cars on"
+            " the road.",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("one", "other"), OWN_NAMES_OF_ONE_EVENT)
+def test_a_name_the_other_record_repeats_or_a_figure_is_no_particular_of_its_own(
+    one: tuple[str, str], other: tuple[str, str]
+) -> None:
+    first, second = excerpted(*one), excerpted(*other)
+    assert same_event(first, second)
+    assert same_event(second, first)
