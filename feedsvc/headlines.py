@@ -120,12 +120,18 @@ def _particulars_differ(one: Record, other: Record, common: AbstractSet[str]) ->
 
 def _own_name(record: Record, others: AbstractSet[str], common: AbstractSet[str]) -> bool:
     """Whether a record's headline holds a distinctive word (neither a listed name, a topic word
-    nor common) that the record writes as a name (`written_names`) and that the other record's
-    words (`others`: its headline's and excerpt's) lack. Letters only: a figure is written many
-    ways in the reports of one event ("\u00a37.5m", "$9M", "$9.4M"; "362,758", "363K")."""
+    nor common) that the record writes as a name (`written_names`), that its own excerpt repeats,
+    and that the other record's words (`others`: its headline's and excerpt's) lack. Its excerpt
+    repeats a particular of its event ("Rezo.ai", "LaMDA", "Grok"), not the headline's wording of
+    a place or body the other report words otherwise ("Met Police" told "the Metropolitan
+    Police", "UK" against "British": Clearview's fine parted without it, bench/README.md,
+    Stories). Letters only: a figure is written many ways in the reports of one event
+    ("\u00a37.5m", "$9M", "$9.4M"; "362,758", "363K")."""
     names = written_names(record.title, record.excerpt)
+    told = headline_words(record.excerpt)
     return any(
         word in names
+        and word in told
         and word not in others
         and word.isalpha()
         and word not in _WEAK_WORDS

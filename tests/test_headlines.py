@@ -840,9 +840,9 @@ def test_headlines_that_each_name_a_particular_the_other_record_lacks_are_two_ev
     assert not same_event(second, first)
 
 
-# Pairs of one event of the same sample: a name one headline holds alone ("Adroit" against
-# "Brazil"; "Custom" the TPU, "Conference") is in the other's excerpt, or is a figure written
-# two ways ("$2.5bn", "$2.5b"), which is no particular of its own.
+# Pairs of one event: a name one headline holds alone ("Adroit" against "Brazil"; "Conference")
+# is in the other's excerpt, or is a figure written two ways ("$2.5bn", "$2.5b"), or its own
+# excerpt does not repeat it (the headline's wording): no particular of its own.
 OWN_NAMES_OF_ONE_EVENT = [
     (
         (
@@ -873,6 +873,20 @@ OWN_NAMES_OF_ONE_EVENT = [
             "Waymo on Wednesday said it has raised $2.5 billion from parent-company Alphabet and"
             " others in a new funding round to fuel its mission of getting self-driving cars on"
             " the road.",
+        ),
+    ),
+    (  # the development sample of the third (Clearview's UK fine): "Met" and "UK" in a
+        # headline only ("the Metropolitan Police" in the excerpt), wording, no particulars
+        (
+            "Facial recognition company used by Met Police fined millions by information watchdog",
+            "A facial recognition company used by the Metropolitan Police has been ordered to"
+            " delete billions of Facebook photos and fined \u00a37.5m after breaking data"
+            " protection laws. Clearview",
+        ),
+        (
+            "UK watchdog fines facial recognition firm \u00a37.5m over image collection",
+            "Clearview AI hit with penalty for collecting images of people from social media and"
+            " web to add to global database",
         ),
     ),
 ]
