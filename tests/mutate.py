@@ -239,6 +239,9 @@ SCOPES = {
             "headlines.x__text_words",
             "headlines.x__names_agree",
             "headlines.x__written_names",
+            "headlines.x__one_article",
+            "headlines.x__particulars_differ",
+            "headlines.x__own_name",
         ),
         (
             "tests/test_headlines.py",
