@@ -9,6 +9,7 @@ import email.utils
 import gc
 import gzip
 import html
+import math
 import os
 import re
 import shutil
@@ -771,6 +772,46 @@ def test_a_rebuild_writes_only_the_files_whose_bytes_change(tmp_path: Path) -> N
     assert result.kept == result.files - result.written
     assert _links_to_the_old_files(inodes, out) == set(after) - changed
     assert after == published(_scratch(seeds, tmp_path / "scratch"))
+
+
+def test_a_rebuild_reads_no_old_file_of_another_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page rendered again is told from its old file by the sizes and times the manifest
+    gives (the file was found with them when it was linked ahead): the old file is read only
+    when the sizes are the new ones, and never asked for its time; the site and its files'
+    times are those of a rebuild that reads them."""
+    seeds = tmp_path / "records"
+    shutil.copytree(RECORDS, seeds)
+    out = tmp_path / "site"
+    build_site(make_app(SEEDS_DIR=seeds, **PAGED), out)
+    sizes = {name: len(data) for name, data in published(out).items()}
+    times = {name: (out / name).stat().st_mtime for name in sizes}
+    record = seeds / "2023-03-01-control-characters.md"
+    record.write_text(record.read_text().replace("in text", "in a longer text"))
+    old_files: list[str] = []
+    real_open, real_stat = open, os.stat
+
+    def opened(file: Any, *args: Any, **kwargs: Any) -> Any:
+        old_files.append(os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    def stat(path: Any, *args: Any, **kwargs: Any) -> Any:
+        old_files.append(os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(feedsvc.build, "open", opened, raising=False)
+    monkeypatch.setattr(feedsvc.build.os, "stat", stat)
+    result = build_site(make_app(SEEDS_DIR=seeds, **PAGED), out)
+    monkeypatch.undo()
+    after = published(out)
+    resized = {name for name in after if len(after[name]) != sizes.get(name)}
+    assert result.written and resized  # the test changes pages' lengths
+    read = {path.removeprefix(f"{out.resolve()}/") for path in old_files}
+    assert not read & resized
+    assert after == published(_scratch(seeds, tmp_path / "scratch"))
+    for name in resized:
+        assert (out / name).stat().st_mtime >= math.floor(times[name]) + 1
 
 
 def test_a_rebuild_works_out_the_fingerprints_of_the_changed_feeds_alone(
