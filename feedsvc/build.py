@@ -39,6 +39,7 @@ import functools
 import gc
 import gzip
 import hashlib
+import itertools
 import math
 import multiprocessing
 import os
@@ -121,7 +122,7 @@ LIBRARIES = ("feedgen", "lxml", "jinja2", "markupsafe", "isal")
 PACKAGE = Path(__file__).parent
 # What forked build processes work on, inherited rather than pickled: the renderer, the work
 # folder, and the previous output (None when there is none).
-_FORKED: tuple[_Renderer, Path, Path | None] | None = None
+_FORKED: tuple[_Renderer, Path, _Previous | None] | None = None
 # Tasks sent ahead to each forked process, so that it finds the next one waiting.
 IN_FLIGHT = 2
 # Below this many URLs, the pages' fingerprints are worked out in this process alone.
@@ -771,7 +772,8 @@ def _write_site(
     if progress is not None and files:
         progress(len(files))
     _drop(trees.work, linked.difference(names))
-    previous_out = trees.out if trees.previous.files else None
+    rendered = (name for name in names if name not in files)
+    previous_out = _previous_files(trees, rendered) if trees.previous.files else None
     renderer = _Renderer(app)
     if workers > 1 and len(todo) >= PARALLEL_MINIMUM:  # always when `early` was started
         work, previous = trees.work, previous_out
@@ -795,6 +797,23 @@ def _write_site(
         changed=tuple(page.url for page, name in zip(pages, names, strict=True) if name in written),
     )
     return manifest, result
+
+
+@dataclass(frozen=True, slots=True)
+class _Previous:
+    """The previous build's folder, and what its manifest says of the files of it that were
+    found as it wrote them when they were linked ahead (`_link_all`): their sizes and times,
+    so that a page is told from its old file without reading or a `stat` of it
+    (`_same_bytes`, `_stamp`)."""
+
+    root: Path
+    files: dict[str, WrittenFile]
+
+
+def _previous_files(trees: _Trees, names: Iterable[str]) -> _Previous:
+    """`_Previous` for the files of `names` that were linked ahead."""
+    before, linked = trees.previous.files, trees.linked
+    return _Previous(trees.out, {name: before[name] for name in names if name in linked})
 
 
 @contextlib.contextmanager
@@ -932,13 +951,13 @@ class _Fragments:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._fragments: OrderedDict[Hashable, tuple[bytes, Hashable]] = OrderedDict()
+        self._fragments: OrderedDict[Hashable, tuple[bytes | memoryview, Hashable]] = OrderedDict()
         self._bytes = 0
         # What was put since it was last taken, by key with its entry by identity, while a
         # process shares its renders (`_Renderer.rendered_since`).
         self.journal: list[tuple[Hashable, bytes]] | None = None
 
-    def get(self, key: Hashable) -> bytes | None:
+    def get(self, key: Hashable) -> bytes | memoryview | None:
         identity = _by_identity(key)
         found = self._fragments.get(identity)
         if found is None:
@@ -949,7 +968,9 @@ class _Fragments:
     def put(self, key: Hashable, fragment: bytes) -> None:
         self.put_identity(_by_identity(key), fragment, key)
 
-    def put_identity(self, identity: Hashable, fragment: bytes, key: Hashable = None) -> None:
+    def put_identity(
+        self, identity: Hashable, fragment: bytes | memoryview, key: Hashable = None
+    ) -> None:
         """`put` by the key with its entry by identity, from `journal` (the entry then kept
         alive elsewhere: by the `Entries` of the process it was made in before a fork)."""
         old = self._fragments.pop(identity, None)
@@ -958,7 +979,7 @@ class _Fragments:
         self._fragments[identity] = (fragment, key)
         self._bytes += len(fragment) + FRAGMENT_OVERHEAD
         if self.journal is not None:
-            self.journal.append((identity, fragment))
+            self.journal.append((identity, bytes(fragment)))
         while self._bytes > self.max_bytes and self._fragments:
             _, (evicted, _) = self._fragments.popitem(last=False)
             self._bytes -= len(evicted) + FRAGMENT_OVERHEAD
@@ -969,6 +990,11 @@ def _by_identity(key: Hashable) -> Hashable:
     if type(key) is tuple and key and isinstance(key[-1], Entry):
         return (*key[:-1], id(key[-1]))
     return key
+
+
+# Fragments one process rendered, for another (`_Renderer.rendered_since`): their keys, where
+# each ends in the bytes, and the bytes.
+_Shared = tuple[list[Hashable], list[int], bytes]
 
 
 class _Renderer:
@@ -999,19 +1025,30 @@ class _Renderer:
         self.fragments.journal = []
         self._shared = {id(entry) for _, entry in self.entries.made()}
 
-    def rendered_since(self) -> list[tuple[Hashable, bytes]]:
+    def rendered_since(self) -> _Shared:
         """The fragments rendered since last asked, by key with its entry by identity, of the
         entries that the process this one was forked from has (an entry made after the fork
-        has no identity there: another object may have its id)."""
+        has no identity there: another object may have its id): their keys, where each ends,
+        and their bytes one after the other."""
         assert self.fragments.journal is not None
         rendered, self.fragments.journal = self.fragments.journal, []
         shared = self._shared
-        return [(key, fragment) for key, fragment in rendered if key[-1] in shared]  # type: ignore[index]
+        kept = [(key, fragment) for key, fragment in rendered if key[-1] in shared]  # type: ignore[index]
+        ends = list(itertools.accumulate(len(fragment) for _, fragment in kept))
+        return [key for key, _ in kept], ends, b"".join(fragment for _, fragment in kept)
 
-    def take(self, rendered: list[tuple[Hashable, bytes]]) -> None:
-        """Fragments another process rendered (`rendered_since`) of this one's entries."""
-        for identity, fragment in rendered:
-            self.fragments.put_identity(identity, fragment)
+    def take(self, rendered: _Shared) -> None:
+        """Fragments another process rendered (`rendered_since`) of this one's entries, kept
+        as views of the bytes they came in: the processes forked next, which render every other
+        page from them, then write to one object for all of them, not to each fragment (a
+        reference count, which copied the page of each of 70,000 fragments, 210 MB, into each
+        second-round process at 10,000 records)."""
+        keys, ends, data = rendered
+        view = memoryview(data)
+        start = 0
+        for identity, end in zip(keys, ends, strict=True):
+            self.fragments.put_identity(identity, view[start:end])
+            start = end
 
 
 def _render(renderer: _Renderer, url: str) -> tuple[bytes, bytes, float]:
@@ -1037,7 +1074,7 @@ def _write_parallel(
     renderer: _Renderer,
     work: Path,
     pages: list[SitePage],
-    previous: Path | None,
+    previous: _Previous | None,
     progress: Callable[[int], None] | None,
     workers: int,
     early: _Early | None = None,
@@ -1158,7 +1195,7 @@ class _Early:
 def _in_processes(
     renderer: _Renderer,
     work: Path,
-    previous: Path | None,
+    previous: _Previous | None,
     progress: Callable[[int], None] | None,
     workers: int,
     chunks: list[list[str]],
@@ -1191,7 +1228,7 @@ def _start_sharing() -> None:
 
 
 # What `_write_chunk` gives back: the outcomes, and with sharing the fragments rendered.
-_Written = tuple[list["Outcome"], list[tuple[Hashable, bytes]] | None]
+_Written = tuple[list["Outcome"], _Shared | None]
 
 
 def _write_chunk(urls: list[str]) -> _Written:
@@ -1337,15 +1374,16 @@ def _write_all(
     renderer: _Renderer,
     work: Path,
     urls: list[str],
-    previous: Path | None,
+    previous: _Previous | None,
     progress: Callable[[int], None] | None,
 ) -> list[Outcome]:
     """Render each URL into `work`; a file whose bytes are those of the file of the same name in
-    `previous` is carried over instead. Plain strings and file descriptors, not Paths: this
-    runs for every file of the site, and each system call saved is saved 41,000 times."""
+    the previous build is carried over instead. Plain strings and file descriptors, not Paths:
+    this runs for every file of the site, and each system call saved is saved 41,000 times."""
     outcomes = []
     root = os.fspath(work)
-    old_root = os.fspath(previous) if previous is not None else None
+    old_root = os.fspath(previous.root) if previous is not None else None
+    checked = previous.files if previous is not None else {}
     folders: set[str] = set()
     with renderer.app.app_context():  # the templates' context, once for every page
         for url in urls:
@@ -1357,9 +1395,10 @@ def _write_all(
                 folders.add(folder)
             target = os.path.join(root, name)
             old = os.path.join(old_root, name) if old_root is not None else None
-            was_written = old is None or not _same_bytes(old, body, gz)
+            before = checked.get(name)
+            was_written = old is None or not _same_bytes(old, body, gz, before)
             if was_written:
-                stamp = _stamp(last_modified, old)
+                stamp = _stamp(last_modified, old, before)
                 if old is not None:  # a link to the old file, made ahead: never written into
                     _unlink(target)
                     _unlink(target + GZ)
@@ -1397,7 +1436,14 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
-def _same_bytes(old: str, body: bytes, gz: bytes) -> bool:
+def _same_bytes(old: str, body: bytes, gz: bytes, before: WrittenFile | None) -> bool:
+    """Whether the file `old` and its .gz hold `body` and `gz`. Not when the sizes `before`
+    gives (`_Previous`: the file was found with them) are not theirs: most pages that are
+    rendered again change length, and reading their old files (a quarter of a GB in a rebuild
+    after one record was added at 10,000 records, often from the disk: they are linked, never
+    read, from one build to the next) cost more than rendering them."""
+    if before is not None and (before.size, before.gz_size) != (len(body), len(gz)):
+        return False
     try:
         with open(old, "rb") as plain:
             if plain.read() != body:
@@ -1408,13 +1454,18 @@ def _same_bytes(old: str, body: bytes, gz: bytes) -> bool:
         return False
 
 
-def _stamp(last_modified: float, old: str | None) -> float:
+def _stamp(last_modified: float, old: str | None, before: WrittenFile | None = None) -> float:
     """The file's time is the response's Last-Modified, so a web server sends the same one;
-    but always a second later than the file it replaces (`old`, whose bytes differ), so that a
-    web server's validators change with the bytes. The .gz gets the same time (nginx's
-    gzip_static takes the validators from the .gz file)."""
+    but always a second later than the file it replaces (`old`, whose bytes differ; its time
+    is the one `before` gives, when given), so that a web server's validators change with the
+    bytes. The .gz gets the same time (nginx's gzip_static takes the validators from the .gz
+    file)."""
     stamp = last_modified
-    if old is not None:
+    if before is not None:
+        seconds, nanoseconds = divmod(before.mtime_ns, 1_000_000_000)
+        # `os.stat(old).st_mtime`, the same float: `stat` makes it as seconds + ns * 1e-9.
+        stamp = max(stamp, math.floor(seconds + nanoseconds * 1e-9) + 1)
+    elif old is not None:
         with contextlib.suppress(OSError):
             stamp = max(stamp, math.floor(os.stat(old).st_mtime) + 1)
     return stamp

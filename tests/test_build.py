@@ -9,6 +9,7 @@ import email.utils
 import gc
 import gzip
 import html
+import math
 import os
 import re
 import shutil
@@ -773,6 +774,46 @@ def test_a_rebuild_writes_only_the_files_whose_bytes_change(tmp_path: Path) -> N
     assert after == published(_scratch(seeds, tmp_path / "scratch"))
 
 
+def test_a_rebuild_reads_no_old_file_of_another_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page rendered again is told from its old file by the sizes and times the manifest
+    gives (the file was found with them when it was linked ahead): the old file is read only
+    when the sizes are the new ones, and never asked for its time; the site and its files'
+    times are those of a rebuild that reads them."""
+    seeds = tmp_path / "records"
+    shutil.copytree(RECORDS, seeds)
+    out = tmp_path / "site"
+    build_site(make_app(SEEDS_DIR=seeds, **PAGED), out)
+    sizes = {name: len(data) for name, data in published(out).items()}
+    times = {name: (out / name).stat().st_mtime for name in sizes}
+    record = seeds / "2023-03-01-control-characters.md"
+    record.write_text(record.read_text().replace("in text", "in a longer text"))
+    old_files: list[str] = []
+    real_open, real_stat = open, os.stat
+
+    def opened(file: Any, *args: Any, **kwargs: Any) -> Any:
+        old_files.append(os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    def stat(path: Any, *args: Any, **kwargs: Any) -> Any:
+        old_files.append(os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(feedsvc.build, "open", opened, raising=False)
+    monkeypatch.setattr(feedsvc.build.os, "stat", stat)
+    result = build_site(make_app(SEEDS_DIR=seeds, **PAGED), out)
+    monkeypatch.undo()
+    after = published(out)
+    resized = {name for name in after if len(after[name]) != sizes.get(name)}
+    assert result.written and resized  # the test changes pages' lengths
+    read = {path.removeprefix(f"{out.resolve()}/") for path in old_files}
+    assert not read & resized
+    assert after == published(_scratch(seeds, tmp_path / "scratch"))
+    for name in resized:
+        assert (out / name).stat().st_mtime >= math.floor(times[name]) + 1
+
+
 def test_a_rebuild_works_out_the_fingerprints_of_the_changed_feeds_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1337,6 +1378,30 @@ def test_a_parallel_build_freezes_the_entries_it_shares_before_it_forks(
     before = gc.get_freeze_count()
     build_site(app, tmp_path / "site", workers=2)
     assert gc.get_freeze_count() >= before + 40  # an entry is several objects
+
+
+def test_the_entries_another_process_rendered_are_kept_as_views_of_the_bytes_sent() -> None:
+    """The fragments a first-round process sends back are kept, in the build's process, as
+    views of the one buffer they came in (the second round's processes, forked from it, then
+    copy no page of theirs), and the pages rendered from them are the same bytes."""
+    app = make_app(**PAGED)
+    sender = feedsvc.build._Renderer(app)
+    sender.make_entries(app.extensions["feedsvc"].collection.records)
+    sender.share()
+    urls = ["/feeds/all.atom", "/feeds/all.json", "/"]  # feeds' entries and the pages' articles
+    with app.app_context():
+        bodies = [feedsvc.build._render(sender, url)[0] for url in urls]
+    keys, ends, data = rendered = sender.rendered_since()
+    assert len(keys) == len(ends) > 0 and ends[-1] == len(data)
+    taker = feedsvc.build._Renderer(app)
+    taker.entries = sender.entries  # as a forked process has them: the same objects
+    taker.take(rendered)
+    kept = [fragment for fragment, _ in taker.fragments._fragments.values()]
+    assert len(kept) == len(keys)
+    assert all(isinstance(fragment, memoryview) and fragment.obj is data for fragment in kept)
+    with app.app_context():
+        assert [feedsvc.build._render(taker, url)[0] for url in urls] == bodies
+    assert len(taker.fragments._fragments) == len(keys)  # every entry was found there
 
 
 def test_a_feeds_key_names_its_own_values_and_the_records_its_group_holds() -> None:
