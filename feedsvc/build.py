@@ -39,7 +39,6 @@ import functools
 import gc
 import gzip
 import hashlib
-import itertools
 import math
 import multiprocessing
 import os
@@ -951,13 +950,13 @@ class _Fragments:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._fragments: OrderedDict[Hashable, tuple[bytes | memoryview, Hashable]] = OrderedDict()
+        self._fragments: OrderedDict[Hashable, tuple[bytes, Hashable]] = OrderedDict()
         self._bytes = 0
         # What was put since it was last taken, by key with its entry by identity, while a
         # process shares its renders (`_Renderer.rendered_since`).
         self.journal: list[tuple[Hashable, bytes]] | None = None
 
-    def get(self, key: Hashable) -> bytes | memoryview | None:
+    def get(self, key: Hashable) -> bytes | None:
         identity = _by_identity(key)
         found = self._fragments.get(identity)
         if found is None:
@@ -968,9 +967,7 @@ class _Fragments:
     def put(self, key: Hashable, fragment: bytes) -> None:
         self.put_identity(_by_identity(key), fragment, key)
 
-    def put_identity(
-        self, identity: Hashable, fragment: bytes | memoryview, key: Hashable = None
-    ) -> None:
+    def put_identity(self, identity: Hashable, fragment: bytes, key: Hashable = None) -> None:
         """`put` by the key with its entry by identity, from `journal` (the entry then kept
         alive elsewhere: by the `Entries` of the process it was made in before a fork)."""
         old = self._fragments.pop(identity, None)
@@ -979,7 +976,7 @@ class _Fragments:
         self._fragments[identity] = (fragment, key)
         self._bytes += len(fragment) + FRAGMENT_OVERHEAD
         if self.journal is not None:
-            self.journal.append((identity, bytes(fragment)))
+            self.journal.append((identity, fragment))
         while self._bytes > self.max_bytes and self._fragments:
             _, (evicted, _) = self._fragments.popitem(last=False)
             self._bytes -= len(evicted) + FRAGMENT_OVERHEAD
@@ -990,11 +987,6 @@ def _by_identity(key: Hashable) -> Hashable:
     if type(key) is tuple and key and isinstance(key[-1], Entry):
         return (*key[:-1], id(key[-1]))
     return key
-
-
-# Fragments one process rendered, for another (`_Renderer.rendered_since`): their keys, where
-# each ends in the bytes, and the bytes.
-_Shared = tuple[list[Hashable], list[int], bytes]
 
 
 class _Renderer:
@@ -1025,30 +1017,19 @@ class _Renderer:
         self.fragments.journal = []
         self._shared = {id(entry) for _, entry in self.entries.made()}
 
-    def rendered_since(self) -> _Shared:
+    def rendered_since(self) -> list[tuple[Hashable, bytes]]:
         """The fragments rendered since last asked, by key with its entry by identity, of the
         entries that the process this one was forked from has (an entry made after the fork
-        has no identity there: another object may have its id): their keys, where each ends,
-        and their bytes one after the other."""
+        has no identity there: another object may have its id)."""
         assert self.fragments.journal is not None
         rendered, self.fragments.journal = self.fragments.journal, []
         shared = self._shared
-        kept = [(key, fragment) for key, fragment in rendered if key[-1] in shared]  # type: ignore[index]
-        ends = list(itertools.accumulate(len(fragment) for _, fragment in kept))
-        return [key for key, _ in kept], ends, b"".join(fragment for _, fragment in kept)
+        return [(key, fragment) for key, fragment in rendered if key[-1] in shared]  # type: ignore[index]
 
-    def take(self, rendered: _Shared) -> None:
-        """Fragments another process rendered (`rendered_since`) of this one's entries, kept
-        as views of the bytes they came in: the processes forked next, which render every other
-        page from them, then write to one object for all of them, not to each fragment (a
-        reference count, which copied the page of each of 70,000 fragments, 210 MB, into each
-        second-round process at 10,000 records)."""
-        keys, ends, data = rendered
-        view = memoryview(data)
-        start = 0
-        for identity, end in zip(keys, ends, strict=True):
-            self.fragments.put_identity(identity, view[start:end])
-            start = end
+    def take(self, rendered: list[tuple[Hashable, bytes]]) -> None:
+        """Fragments another process rendered (`rendered_since`) of this one's entries."""
+        for identity, fragment in rendered:
+            self.fragments.put_identity(identity, fragment)
 
 
 def _render(renderer: _Renderer, url: str) -> tuple[bytes, bytes, float]:
@@ -1228,7 +1209,7 @@ def _start_sharing() -> None:
 
 
 # What `_write_chunk` gives back: the outcomes, and with sharing the fragments rendered.
-_Written = tuple[list["Outcome"], _Shared | None]
+_Written = tuple[list["Outcome"], list[tuple[Hashable, bytes]] | None]
 
 
 def _write_chunk(urls: list[str]) -> _Written:

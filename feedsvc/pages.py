@@ -477,7 +477,7 @@ def _articles(site: Site, fragments: FragmentStore | None) -> Callable[[Iterable
         if found is None:  # the macro only then: on most pages every article is found
             found = str(_macros(templates).article(site, entry)).encode()
             fragments.put(key, found)
-        return str(found, "utf-8")  # bytes or a view of them (FragmentStore)
+        return found.decode()
 
     def articles(entries: Iterable[Entry]) -> Markup:
         return Markup("\n".join([article(entry) for entry in entries]))

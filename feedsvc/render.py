@@ -704,10 +704,9 @@ def _hex_references(body: bytes) -> bytes:
 
 class FragmentStore(Protocol):
     """Where rendered entries are kept between documents (the cache module provides a bounded
-    one); keys are (format extension, `Entry`), so an entry is rendered once per format. A
-    fragment may come back as a view of a larger buffer (the static build's shared entries)."""
+    one); keys are (format extension, `Entry`), so an entry is rendered once per format."""
 
-    def get(self, key: Hashable) -> bytes | memoryview | None: ...
+    def get(self, key: Hashable) -> bytes | None: ...
 
     def put(self, key: Hashable, fragment: bytes) -> None: ...
 
@@ -817,7 +816,7 @@ class Format:
             fragments.put((self.extension, entry), fragment)
         # One join, so the page is copied once: head, each fragment and a separator, the last
         # separator replaced by the tail.
-        pieces: list[bytes | memoryview] = [parts.head]
+        pieces = [parts.head]
         for entry, kept in zip(doc.entries, found, strict=True):
             pieces += (kept if kept is not None else new[entry], self.separator)
         pieces[-1] = parts.tail

@@ -1380,30 +1380,6 @@ def test_a_parallel_build_freezes_the_entries_it_shares_before_it_forks(
     assert gc.get_freeze_count() >= before + 40  # an entry is several objects
 
 
-def test_the_entries_another_process_rendered_are_kept_as_views_of_the_bytes_sent() -> None:
-    """The fragments a first-round process sends back are kept, in the build's process, as
-    views of the one buffer they came in (the second round's processes, forked from it, then
-    copy no page of theirs), and the pages rendered from them are the same bytes."""
-    app = make_app(**PAGED)
-    sender = feedsvc.build._Renderer(app)
-    sender.make_entries(app.extensions["feedsvc"].collection.records)
-    sender.share()
-    urls = ["/feeds/all.atom", "/feeds/all.json", "/"]  # feeds' entries and the pages' articles
-    with app.app_context():
-        bodies = [feedsvc.build._render(sender, url)[0] for url in urls]
-    keys, ends, data = rendered = sender.rendered_since()
-    assert len(keys) == len(ends) > 0 and ends[-1] == len(data)
-    taker = feedsvc.build._Renderer(app)
-    taker.entries = sender.entries  # as a forked process has them: the same objects
-    taker.take(rendered)
-    kept = [fragment for fragment, _ in taker.fragments._fragments.values()]
-    assert len(kept) == len(keys)
-    assert all(isinstance(fragment, memoryview) and fragment.obj is data for fragment in kept)
-    with app.app_context():
-        assert [feedsvc.build._render(taker, url)[0] for url in urls] == bodies
-    assert len(taker.fragments._fragments) == len(keys)  # every entry was found there
-
-
 def test_a_feeds_key_names_its_own_values_and_the_records_its_group_holds() -> None:
     """`_feed_key` covers what a feed's hooks name, place and date it by: a topic whose name or
     images changed, or whose group holds other records than the feed shows, has another key; the
