@@ -34,7 +34,6 @@ then change even where its Last-Modified would not).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import gc
 import gzip
@@ -99,6 +98,7 @@ from feedsvc.output import (
     swap_in,
 )
 from feedsvc.pages import story_listings
+from feedsvc.processes import end_with_parent
 from feedsvc.render import FORMATS, VERSION
 from feedsvc.repository import Collection, CollectionLoader, cache_writes_deferred
 from feedsvc.stories import DEFAULT_WINDOW_DAYS, Story, stories_of
@@ -1341,14 +1341,9 @@ def _start_worker(parent: int) -> None:
     build's entries, stories and pages were walked again and again, 0.35 s of a first-round
     process's CPU at 10,000 records), and leave the inherited objects' pages shared."""
     gc.freeze()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     close_inherited_locks()
-    with contextlib.suppress(OSError, AttributeError):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    if os.getppid() != parent:  # the build died before the line above
-        os._exit(1)
+    end_with_parent(parent)
 
 
 def _write_all(

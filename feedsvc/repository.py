@@ -37,6 +37,7 @@ from feedsvc.parsecache import (
     stat_part,
     write_cache,
 )
+from feedsvc.processes import end_with_parent
 from feedsvc.records import Image, ParseResult, Record
 from feedsvc.settings import Settings
 from feedsvc.values import collector_paused
@@ -681,7 +682,11 @@ def read_file_states(
     size = max(16, len(jobs) // (workers * 8))
     chunks = [jobs[start : start + size] for start in range(0, len(jobs), size)]
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    # The readers end with this process, even killed mid-load (SIGKILL): the pool's own
+    # shutdown never comes then, and each would wait for a chunk for ever.
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=end_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         done = pool.map(
             _read_chunk,
             chunks,

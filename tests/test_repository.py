@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +16,7 @@ from feedsvc.errors import FolderError, Problem
 from feedsvc.fields import parse_bytes, record_from_mapping
 from feedsvc.repository import (
     EPOCH,
+    PARALLEL_MINIMUM,
     CollectionLoader,
     build_collection,
     find_record_files,
@@ -242,3 +248,59 @@ def test_the_modification_time_is_in_whole_seconds(tmp_path: Path) -> None:
     os.utime(record, ns=((whole + 2) * 10**9 + 700_000_000,) * 2)
     reloaded = loader.reload([str(record)])
     assert reloaded is not None and reloaded.modified == expected + timedelta(seconds=2)
+
+
+def _children(pid: int) -> list[int]:
+    """The PIDs of `pid`'s child processes."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                entry.name.isdigit()
+                and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid
+            ):
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_loads_readers_end_with_it_when_it_is_killed(tmp_path: Path) -> None:
+    """The processes forked to read a folder end when the process loading it is killed mid-load
+    (SIGKILL: its pool never shuts down), instead of waiting for work for ever, orphans holding
+    the files and a build's lock (`feedsvc build` killed while it loaded left one in about a
+    third of runs). Each reader here is held opening a FIFO that no one writes."""
+    fifos = []
+    for number in range(PARALLEL_MINIMUM):
+        fifo = tmp_path / f"{number}.md"
+        os.mkfifo(fifo)
+        fifos.append(str(fifo))
+    script = (
+        "import sys\nfrom feedsvc.repository import read_file_states\n"
+        "read_file_states([(f, f, None) for f in sys.argv[1:]], False, None, 2)\n"
+    )
+    loader = subprocess.Popen([sys.executable, "-c", script, *fifos])
+    readers: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(readers) < 2 and time.monotonic() < deadline:
+            readers = _children(loader.pid)
+            time.sleep(0.02)
+        assert len(readers) == 2, "no readers started"
+        os.kill(loader.pid, signal.SIGKILL)
+        loader.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(map(_running, readers)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(map(_running, readers)), "a reader outlived the load"
+    finally:
+        for pid in [loader.pid, *readers]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
