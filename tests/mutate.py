@@ -250,6 +250,17 @@ SCOPES = {
             "tests/test_headlines.py::test_same_event_is_symmetric",
         ),
     ),
+    # A rebuild's pages rendered again, told from their old files (by the manifest's sizes
+    # first) and given the old file's time when their bytes are the same.
+    "carryover": Scope(
+        ("build.x__same_bytes", "build.x__stamp", "build.x__previous_files"),
+        (
+            "tests/test_build.py::test_a_rebuild_reads_no_old_file_of_another_size",
+            "tests/test_build.py::test_a_rebuild_with_nothing_changed_renders_nothing",
+            "tests/test_build.py::test_a_rebuild_writes_only_the_files_whose_bytes_change",
+            "tests/test_build.py::test_a_rebuild_drops_the_files_of_urls_that_are_gone",
+        ),
+    ),
     # The stories grouping kept from one build to the next (storystate.py): written as plain
     # values, taken up only for the records and settings it was written for.
     "storystate": Scope(
