@@ -255,6 +255,8 @@ SCOPES = {
     "carryover": Scope(
         ("build.x__same_bytes", "build.x__stamp", "build.x__previous_files"),
         (
+            "tests/test_build.py::test_a_page_is_told_from_its_old_file_by_both_its_bytes_and_its_gz",
+            "tests/test_build.py::test_a_page_written_again_is_a_second_later_than_the_file_it_replaces",
             "tests/test_build.py::test_a_rebuild_reads_no_old_file_of_another_size",
             "tests/test_build.py::test_a_rebuild_with_nothing_changed_renders_nothing",
             "tests/test_build.py::test_a_rebuild_writes_only_the_files_whose_bytes_change",

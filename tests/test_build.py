@@ -915,6 +915,40 @@ def test_a_folder_all_of_whose_urls_are_gone_goes_too(tmp_path: Path, workers: i
     build_site(make_app(SEEDS_DIR=seeds, **PAGED), out, workers=workers)  # not refused
 
 
+def test_a_page_is_told_from_its_old_file_by_both_its_bytes_and_its_gz(tmp_path: Path) -> None:
+    """`_same_bytes`: the old file and its .gz hold the new bytes, both; sizes the manifest
+    gives that are not the new ones say "changed" without a read; a file gone is changed."""
+    old = tmp_path / "page.atom"
+    old.write_bytes(b"<feed/>")
+    Path(f"{old}.gz").write_bytes(b"zipped")
+    same = WrittenFile("f", 7, 0, 6, 0)
+    for before in (None, same):
+        assert feedsvc.build._same_bytes(str(old), b"<feed/>", b"zipped", before)
+        assert not feedsvc.build._same_bytes(str(old), b"<feeD/>", b"zipped", before)
+        assert not feedsvc.build._same_bytes(str(old), b"<feed/>", b"zippeD", before)
+    other = WrittenFile("f", 8, 0, 6, 0)
+    assert not feedsvc.build._same_bytes(str(old), b"<feed/>", b"zipped", other)
+    assert not feedsvc.build._same_bytes(str(tmp_path / "gone"), b"<feed/>", b"zipped", None)
+
+
+def test_a_page_written_again_is_a_second_later_than_the_file_it_replaces(
+    tmp_path: Path,
+) -> None:
+    """`_stamp`: the response's Last-Modified, but a whole second after the old file's time
+    (taken from the manifest when it gives it, the same float a `stat` gives), so that a web
+    server's validators change with the bytes even when the clock or the record says earlier."""
+    old = tmp_path / "page.atom"
+    old.write_bytes(b"old")
+    mtime_ns = 2_000_000_000_700_000_000
+    os.utime(old, ns=(mtime_ns, mtime_ns))
+    before = WrittenFile("f", 3, mtime_ns, 0, mtime_ns)
+    for given_before in (None, before):
+        assert feedsvc.build._stamp(1_700_000_000.0, str(old), given_before) == 2_000_000_001
+        assert feedsvc.build._stamp(2_100_000_000.5, str(old), given_before) == 2_100_000_000.5
+    assert feedsvc.build._stamp(1_700_000_000.0, None) == 1_700_000_000.0
+    assert feedsvc.build._stamp(1_700_000_000.0, str(tmp_path / "gone")) == 1_700_000_000.0
+
+
 def test_a_file_changed_in_the_output_is_rendered_again(tmp_path: Path) -> None:
     out = tmp_path / "site"
     build_site(make_app(**PAGED), out)
