@@ -250,6 +250,11 @@ SCOPES = {
             "tests/test_headlines.py::test_same_event_is_symmetric",
         ),
     ),
+    # A load's readers (forked when there are enough files) and their end with the loader.
+    "readers": Scope(
+        ("repository.x_read_file_states", "processes.x_end_with_parent"),
+        ("tests/test_repository.py", "tests/test_parsecache.py", "tests/test_records.py"),
+    ),
     # A rebuild's pages rendered again, told from their old files (by the manifest's sizes
     # first) and given the old file's time when their bytes are the same.
     "carryover": Scope(
