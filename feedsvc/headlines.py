@@ -111,11 +111,11 @@ def _particulars_differ(one: Record, other: Record, common: AbstractSet[str]) ->
     not when an excerpt says no word its headline does not (nothing to look in, as in
     `_texts_agree`). Measured in bench/README.md (Stories)."""
     mine, theirs = text_words(one.title, one.excerpt), text_words(other.title, other.excerpt)
-    if not _own_name(one, theirs, common) or not _own_name(other, mine, common):
-        return False
-    return len(mine) > len(headline_words(one.title)) and len(theirs) > len(
+    if len(mine) <= len(headline_words(one.title)) or len(theirs) <= len(
         headline_words(other.title)
-    )
+    ):
+        return False  # first: two length tests, before two scans of the headlines' words
+    return _own_name(one, theirs, common) and _own_name(other, mine, common)
 
 
 def _own_name(record: Record, others: AbstractSet[str], common: AbstractSet[str]) -> bool:
