@@ -66,22 +66,29 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     what `_texts_agree` asks (`_names_agree`).
     Whatever words the headlines share, two records with excerpts whose headlines each name a
     particular of their own that the other record's headline and excerpt lack are two events
-    (`_particulars_differ`: Rezo.ai and Adroit Robotics both "raise seed funding").
+    (`_particulars_differ`: the TPU's I/O conference and LaMDA both "next-generation").
+    How a round is told and when ("raises", "Series B", "funding", "January 2020":
+    `FIELD_WORDS_LISTED`) are topic words, and an amount of money ("$20M") counts as two words but
+    is no distinctive one: rounds of one week raise the same sums in the same words, the reports
+    of one round share its company ("GumGum Secures $22M in Series B Funding" and "Aisera Secures
+    $20M in Series B Funding" are two events, issue 13).
     Measured on real records in bench/README.md (Real sample, Held-out sample, Whole-day sample)."""
     shared = headline_words(one.title) & headline_words(other.title)
     if not shared:  # (most pairs asked)
         return False
     topical = shared & TOPIC_WORDS
-    weight = 2 * len(shared) - len(topical)  # twice the shared words, a topic word half
+    amounts = sum(word.startswith(AMOUNT_MARK) for word in shared)  # each as two words
+    weight = 2 * (len(shared) + amounts) - len(topical)  # twice the words, a topic word half
     excerpts = bool(one.excerpt and other.excerpt)
     if excerpts and _particulars_differ(one, other, common):
         return _one_article(one, other)
     if weight >= 4:
         names = len(shared & ENTITY_WORDS)
         three = weight - 2 * names >= 6  # three shared words not names, a topic word half
-        if three and (not excerpts or len(shared) - names - len(topical) >= _PARTICULARS):
+        particulars = len(shared) + amounts - names - len(topical)
+        if three and (not excerpts or particulars >= _PARTICULARS):
             return True
-        if (three or any(word not in _WEAK_WORDS and word not in common for word in shared)) and (
+        if (three or any(_distinctive(word, common) for word in shared)) and (
             not excerpts or _texts_agree(one, other, shared, common)
         ):
             return True
@@ -90,6 +97,15 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     ):
         return True
     return _one_article(one, other)
+
+
+def _distinctive(word: str, common: AbstractSet[str]) -> bool:
+    """Whether a shared word is a particular of an event: neither a listed name, a topic or field
+    word, a word common around the pair's time, nor an amount of money. An amount counts as a word
+    of a headline (Nvidia, Arm and "$40 billion" are one deal) but is no particular on its own:
+    rounds of one week raise the same sums ("Aisera Secures $20M in Series B Funding" and
+    "SoftBank-backed Eureka AI bags $20m in series B round" are two rounds)."""
+    return word not in _WEAK_WORDS and word not in common and not word.startswith(AMOUNT_MARK)
 
 
 def _one_article(one: Record, other: Record) -> bool:
@@ -161,9 +177,7 @@ def _texts_agree(
     ):
         return True  # an excerpt that says no word its headline does not: nothing to ask
     shared = mine & theirs
-    return any(
-        word not in headlines and word not in _WEAK_WORDS and word not in common for word in shared
-    )
+    return any(word not in headlines and _distinctive(word, common) for word in shared)
 
 
 # Shared headline words neither names nor topic words that make one event whatever the excerpts
@@ -195,7 +209,7 @@ def _texts_make_up(
     if len(headlines - common) < 2 or headlines <= TOPIC_WORDS:
         return False
     shared = text_words(one.title, one.excerpt) & text_words(other.title, other.excerpt)
-    strong = sum(word not in _WEAK_WORDS and word not in common for word in shared)
+    strong = sum(_distinctive(word, common) for word in shared)
     return strong >= TEXT_WORDS_MIN
 
 
@@ -220,7 +234,7 @@ def _names_agree(
     excerpt: one without is judged by its headline alone. Measured in bench/README.md (Stories)."""
     if abs((one.published - other.published).total_seconds()) > _NAME_SECONDS:
         return False
-    distinctive = [word for word in headlines if word not in _WEAK_WORDS and word not in common]
+    distinctive = [word for word in headlines if _distinctive(word, common)]
     if not distinctive:
         return False
     names = written_names(one.title, one.excerpt) | written_names(other.title, other.excerpt)
@@ -229,9 +243,7 @@ def _names_agree(
     if len(distinctive) >= 2:
         return True
     shared = text_words(one.title, one.excerpt) & text_words(other.title, other.excerpt)
-    return any(
-        word not in headlines and word not in _WEAK_WORDS and word not in common for word in shared
-    )
+    return any(word not in headlines and _distinctive(word, common) for word in shared)
 
 
 # The word lists below were written for the collection feedsvc publishes (everyday-cc/ai: AI
@@ -261,14 +273,36 @@ TOPIC_WORDS_LISTED = """robot robotic robotics bot chatbot self driving driverle
 full car vehicle chip gpu processor hardware compute accelerator cloud inference training gaming
 dataset benchmark facial recognition speech vision language natural processing generative
 conversational"""
+# Words of the collection's field of money and dates: how a round is told ("raises", "series",
+# "funding", "secures") and when ("January 2020"). Every startup's round and every monthly round-up
+# says them: weak evidence, as topic words are ("GumGum Secures $22M in Series B Funding" and
+# "Aisera Secures $20M in Series B Funding" are two rounds; one round's reports share the company).
+FIELD_WORDS_LISTED = """raise raised fund funding funded financing finance invest investment
+investor round seed series secure secured bag bagged land landed close closed led back backed
+valuation venture capital million billion january february march april june july august
+september october november december"""
 # Companies and platforms behind many events of the collection: evidence together with another
 # word, not on their own ("Nvidia" and "gaming" joined Nvidia's earnings to a GPU leak).
 ENTITY_WORDS_LISTED = """google alphabet microsoft azure amazon aws sagemaker alexa meta facebook
 apple nvidia openai deepmind ibm intel tesla qualcomm baidu samsung"""
+_FIRST_YEAR, _LAST_YEAR = 1990, 2049  # a year said in a headline: when, not what (a field word)
 # Suffixes a stem drops, with the letters it keeps at least ("papers" -> "paper", not "pap").
 _SUFFIXES = (("ings", 4), ("ing", 4), ("ers", 4), ("er", 4), ("ed", 3), ("s", 3))
 _HEADLINE_WORD = re.compile(r"[a-z0-9]{2,}")  # (runs of one character are no word)
 _POSSESSIVE = re.compile("['\u2019]s\\b")
+# An amount of money ("$20M", "$5.1 Mn", "$100 Million", "\u20ac3bn"), written as one word of its
+# own (`_amount_word`: "$40B" and "$40 billion" both "usd40b").
+_AMOUNT = re.compile(
+    r"[$\u20ac\u00a3]\s?(\d[\d,]*(?:\.\d+)?)\s?(mn|bn|m|b|k|million|billion|mil)?\b", re.IGNORECASE
+)
+AMOUNT_MARK = "usd"  # what an amount's word begins with (few other words do: "USDA", weak too)
+_UNITS = {"mn": "m", "mil": "m", "million": "m", "bn": "b", "billion": "b"}
+
+
+def _amount_word(match: re.Match[str]) -> str:
+    number = match.group(1).replace(",", "").replace(".", "p")
+    unit = (match.group(2) or "").lower()
+    return f" {AMOUNT_MARK}{number}{_UNITS.get(unit, unit)} "
 
 
 def _stem(word: str) -> str:
@@ -290,7 +324,9 @@ def _stem(word: str) -> str:
 
 _IGNORED_STEMS = frozenset(_stem(word) for word in f"{_STOP_WORDS} {_GENERIC_WORDS}".split())
 ENTITY_WORDS = frozenset(_stem(word) for word in ENTITY_WORDS_LISTED.split())
-TOPIC_WORDS = frozenset(_stem(word) for word in TOPIC_WORDS_LISTED.split())
+TOPIC_WORDS = frozenset(
+    _stem(word) for word in f"{TOPIC_WORDS_LISTED} {FIELD_WORDS_LISTED}".split()
+) | frozenset(str(year) for year in range(_FIRST_YEAR, _LAST_YEAR + 1))
 _WEAK_WORDS = ENTITY_WORDS | TOPIC_WORDS
 
 
@@ -300,6 +336,8 @@ def _headline_words(title: str) -> frozenset[str]:
     count half in `same_event`). Remembered per title:
     `same_event` runs for every pair of records holding a shared key."""
     text = title
+    if "$" in text or "\u20ac" in text or "\u00a3" in text:
+        text = _AMOUNT.sub(_amount_word, text)
     if "'" in text or "\u2019" in text:
         text = _POSSESSIVE.sub("", text).replace("'", "").replace("\u2019", "")
     if not text.isascii():  # (the accents dropped; ASCII is its own NFKD form)
