@@ -77,20 +77,22 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     if not shared:  # (most pairs asked)
         return False
     topical = shared & TOPIC_WORDS
-    amounts = sum(word.startswith(AMOUNT_MARK) for word in shared)  # each as two words
-    weight = 2 * (len(shared) + amounts) - len(topical)  # twice the words, a topic word half
+    weight = 2 * len(shared) - len(topical)  # twice the shared words, a topic word half
     excerpts = bool(one.excerpt and other.excerpt)
     if excerpts and _particulars_differ(one, other, common):
         return _one_article(one, other)
     if weight >= 4:
         names = len(shared & ENTITY_WORDS)
         three = weight - 2 * names >= 6  # three shared words not names, a topic word half
-        particulars = len(shared) + amounts - names - len(topical)
-        if three and (not excerpts or particulars >= _PARTICULARS):
+        if three and (not excerpts or len(shared) - names - len(topical) >= _PARTICULARS):
             return True
-        if (three or any(_distinctive(word, common) for word in shared)) and (
-            not excerpts or _texts_agree(one, other, shared, common)
-        ):
+        if (
+            three
+            or any(
+                word not in _WEAK_WORDS and word not in common and not word.startswith(AMOUNT_MARK)
+                for word in shared
+            )
+        ) and (not excerpts or _texts_agree(one, other, shared, common)):
             return True
     if excerpts and (
         _texts_make_up(one, other, shared, common) or _names_agree(one, other, shared, common)
@@ -290,19 +292,21 @@ _FIRST_YEAR, _LAST_YEAR = 1990, 2049  # a year said in a headline: when, not wha
 _SUFFIXES = (("ings", 4), ("ing", 4), ("ers", 4), ("er", 4), ("ed", 3), ("s", 3))
 _HEADLINE_WORD = re.compile(r"[a-z0-9]{2,}")  # (runs of one character are no word)
 _POSSESSIVE = re.compile("['\u2019]s\\b")
-# An amount of money ("$20M", "$5.1 Mn", "$100 Million", "\u20ac3bn"), written as one word of its
-# own (`_amount_word`: "$40B" and "$40 billion" both "usd40b").
+# An amount of money ("$20M", "$5.1 Mn", "$100 Million", "\u20ac3bn"), written as two words of its
+# own however a headline writes it (`_amount_word`: "$40B" and "$40 billion" both "usd40b" and
+# "usdx40b"), so that it counts as the two words "$40 billion" was ("40", "billion").
 _AMOUNT = re.compile(
     r"[$\u20ac\u00a3]\s?(\d[\d,]*(?:\.\d+)?)\s?(mn|bn|m|b|k|million|billion|mil)?\b", re.IGNORECASE
 )
-AMOUNT_MARK = "usd"  # what an amount's word begins with (few other words do: "USDA", weak too)
+AMOUNT_MARK = "usd"  # what an amount's words begin with (few other words do: "USDA", weak too)
 _UNITS = {"mn": "m", "mil": "m", "million": "m", "bn": "b", "billion": "b"}
 
 
 def _amount_word(match: re.Match[str]) -> str:
     number = match.group(1).replace(",", "").replace(".", "p")
     unit = (match.group(2) or "").lower()
-    return f" {AMOUNT_MARK}{number}{_UNITS.get(unit, unit)} "
+    amount = f"{number}{_UNITS.get(unit, unit)}"
+    return f" {AMOUNT_MARK}{amount} {AMOUNT_MARK}x{amount} "
 
 
 def _stem(word: str) -> str:

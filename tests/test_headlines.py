@@ -1032,12 +1032,18 @@ def test_reports_of_one_round_or_deal_share_its_company_beside_the_field_words(
     assert same_event(second, first)
 
 
-def test_an_amount_is_one_word_however_it_is_written() -> None:
-    """ "$40B" and "$40 Billion" are one amount (one word, `AMOUNT_MARK`), and no other word of
-    the headline: not "40", not "billion" (a field word, were it left)."""
+def test_an_amount_is_the_same_two_words_however_it_is_written() -> None:
+    """ "$40B" and "$40 Billion" are one amount, two words of their own (`AMOUNT_MARK`: it counts
+    as "$40 billion" did, "40" and "billion"), and no other word of the headline: not "40", not
+    "billion" (a field word, were it left)."""
     short = headline_words(
         "NVIDIA pursuing \u2018giant AI opportunity\u2019 with $40B Arm acquisition"
     )
     long = headline_words("Nvidia\u2019s $40 billion Arm acquisition is about bringing AI down")
-    assert short & long == {"nvidia", "arm", "acquisition", f"{AMOUNT_MARK}40b"}
-    assert headline_words("raises $5.1 Mn") == {"raise", f"{AMOUNT_MARK}5p1m"}
+    amount = {f"{AMOUNT_MARK}40b", f"{AMOUNT_MARK}x40b"}
+    assert short & long == {"nvidia", "arm", "acquisition"} | amount
+    assert headline_words("raises $5.1 Mn") == {
+        "raise",
+        f"{AMOUNT_MARK}5p1m",
+        f"{AMOUNT_MARK}x5p1m",
+    }
