@@ -292,6 +292,8 @@ _FIRST_YEAR, _LAST_YEAR = 1990, 2049  # a year said in a headline: when, not wha
 _SUFFIXES = (("ings", 4), ("ing", 4), ("ers", 4), ("er", 4), ("ed", 3), ("s", 3))
 _HEADLINE_WORD = re.compile(r"[a-z0-9]{2,}")  # (runs of one character are no word)
 _POSSESSIVE = re.compile("['\u2019]s\\b")
+# A name joined to its number by a hyphen ("COVID-19", "GPT-3", "A100-80"): one word, not two.
+_NAME_NUMBER = re.compile(r"(?<=[A-Za-z])-(?=\d)")
 # An amount of money ("$20M", "$5.1 Mn", "$100 Million", "\u20ac3bn"), written as two words of its
 # own however a headline writes it (`_amount_word`: "$40B" and "$40 billion" both "usd40b" and
 # "usdx40b"), so that it counts as the two words "$40 billion" was ("40", "billion").
@@ -337,9 +339,13 @@ _WEAK_WORDS = ENTITY_WORDS | TOPIC_WORDS
 def _headline_words(title: str) -> frozenset[str]:
     """The distinctive words of a headline, stemmed: lower case, accents and possessives
     dropped, without function words and words generic to the collection (topic words stay: they
-    count half in `same_event`). Remembered per title:
+    count half in `same_event`). A name joined to its number by a hyphen is one word
+    ("COVID-19": two, it made two of the three shared words that link headlines whatever their
+    excerpts say, bench/README.md, Stories). Remembered per title:
     `same_event` runs for every pair of records holding a shared key."""
     text = title
+    if "-" in text:
+        text = _NAME_NUMBER.sub("", text)
     if "$" in text or "\u20ac" in text or "\u00a3" in text:
         text = _AMOUNT.sub(_amount_word, text)
     if "'" in text or "\u2019" in text:

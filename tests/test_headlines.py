@@ -619,6 +619,7 @@ def test_texts_make_up_for_no_headlines_that_share_only_a_topic(
     "lawmakers"; the IRS and the Democrats' letter on Clearview "agency", "lawmakers" and
     "privacy"."""
     first, second = excerpted(*one), excerpted(*other)
+    second = dataclasses.replace(second, published=first.published + timedelta(days=3))
     assert not same_event(first, second)
     assert not same_event(second, first)
     assert not same_event(titled(one[0]), titled(other[0]))
@@ -851,6 +852,7 @@ def test_headlines_that_each_name_a_particular_the_other_record_lacks_are_two_ev
     does not mention, where the reports of one event repeat each other's names: two events."""
     assert same_event(titled(one[0]), titled(other[0]))
     first, second = excerpted(*one), excerpted(*other)
+    second = dataclasses.replace(second, published=first.published + timedelta(days=3))
     assert not same_event(first, second)
     assert not same_event(second, first)
 
@@ -1047,3 +1049,51 @@ def test_an_amount_is_the_same_two_words_however_it_is_written() -> None:
         f"{AMOUNT_MARK}5p1m",
         f"{AMOUNT_MARK}x5p1m",
     }
+
+
+def test_a_name_joined_to_its_number_by_a_hyphen_is_one_word() -> None:
+    """ "COVID-19" is one word ("covid19"), as "GPT-3" is: two words, it alone made two of the
+    three shared words that link headlines whatever their excerpts say. Words joined to words
+    ("self-driving", "machine-learning") stay apart, and so do a number and the word after it."""
+    assert headline_words("Covid-19 pressures on hospitals") == {"covid19", "pressure", "hospital"}
+    assert headline_words("GPT-3 writes") == {"gpt3", "write"}
+    assert headline_words("self-driving 5-star hospitals") == {
+        "self",
+        "driv",
+        "star",
+        "hospital",
+    }
+
+
+# Records of the fifth held-out sample (2020) whose headlines share "COVID-19" and "hospitals"
+# only: a hospital's, a startup's and a study's work against the pandemic. While "COVID-19" was
+# two words, the three shared words linked them whatever their excerpts said; now the excerpts,
+# which share nothing more, part them (the records were published days apart, as these were: within
+# `NAME_HOURS`, "COVID-19" is written as a name, `_names_agree`).
+NARAYANA = (
+    "Bengaluru\u2019s Narayana Hospitals employs artificial intelligence to fight Covid-19",
+    "has broken away from the traditional doctor consultations to leverage artificial"
+    " intelligence to reduce the risk of virus transmission. Provision of patients\u2019 vitals in"
+    " real-time on doctors\u2019 mobile phones, robots that transport blood samples ...",
+)
+QVENTUS = (
+    "This AI Startup Helps Hospitals Navigate Operational Troubles Of Covid-19 And Beyond",
+    "M Health Fairview, one of the largest health systems in Minnesota, got an urgent message from"
+    " one of its vendors: Mountain View, California-based artificial intelligence startup Qventus."
+    " The 13-hospital system had contracted the company to help streamline its operations,",
+)
+WARWICK = (
+    "Study Explores the Use of Robots, AI to Ease COVID-19 Pressures on Hospitals",
+    "Hospitals across the globe could raise their productivity and efficiency as well as"
+    " increase safety and quality while limiting and decreasing charges.",
+)
+
+
+@pytest.mark.parametrize(("one", "other"), [(NARAYANA, QVENTUS), (WARWICK, QVENTUS)])
+def test_records_that_share_a_disease_and_a_place_of_care_are_two_events(
+    one: tuple[str, str], other: tuple[str, str]
+) -> None:
+    first, second = excerpted(*one), excerpted(*other)
+    second = dataclasses.replace(second, published=first.published + timedelta(days=3))
+    assert not same_event(first, second)
+    assert not same_event(second, first)
