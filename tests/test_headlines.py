@@ -14,6 +14,7 @@ from feedsvc.headlines import (
     NAME_HOURS,
     _stem,
     headline_words,
+    is_round_up,
     same_event,
     written_names,
 )
@@ -1097,3 +1098,44 @@ def test_records_that_share_a_disease_and_a_place_of_care_are_two_events(
     second = dataclasses.replace(second, published=first.published + timedelta(days=3))
     assert not same_event(first, second)
     assert not same_event(second, first)
+
+
+# Headlines of the blind samples' round-ups, newsletters and digests: each an event of its own on
+# the strict reading, joined to one of the stories it tells by the words they share.
+ROUND_UPS = [
+    "The Morning After: Getty Images sues AI art generator",
+    "This Week In XR: Stability AI Raises $101 Million, VITURE Raises $10 Million For Wearable",
+    "AI News roundup: ChatGPT blocked in Italy, Google denies using ChatGPT data and more",
+    "Daily briefing: IBM has backed out of the facial-recognition business",
+    "AI Weekly: Announcing our \u2018Automation and jobs in the new normal\u2019 special issue",
+    "Robotics investments recap: January 2020",
+    "AWS Re:Invent - A Roundup Of ML And AI Announcements",
+    "Watch Now: See Walmart's self-driving trucks in action, and more of today's top videos",
+    "Why IBM abandoned facial recognition, and more tech news you need to know today",
+    "Tesla Full Self-Driving in hacked AR view looks fascinating, and more",
+]
+# Headlines of events that name several things or begin with a name and a colon.
+NOT_ROUND_UPS = [
+    "Tesla, Waymo, and more must now report all self-driving accidents to the government",
+    "Google unveils advanced AI model to beef up Bard, Search, Maps and more",
+    "Brazil: AI startup Adroit Robotics raises seed funding",
+    "STOSSEL: Enjoy the ride",
+    "Meta rounds up its AI research teams",
+    "Getty Images suing artificial intelligence firm Stability AI for 'copying' photos",
+]
+
+
+def test_round_ups_are_told_by_their_headlines() -> None:
+    assert [title for title in ROUND_UPS if not is_round_up(title)] == []
+    assert [title for title in NOT_ROUND_UPS if is_round_up(title)] == []
+
+
+def test_a_round_up_joins_a_story_only_as_one_article() -> None:
+    """A round-up tells several stories and belongs to none: the words it shares with one of
+    them ("Getty Images", "sues", "AI art") do not join it, its own article does."""
+    morning = titled("The Morning After: Getty Images sues AI art generator")
+    getty = titled("Getty Images sues AI art generator Stability AI")
+    assert same_event(titled("Getty Images sues AI art generator"), getty)
+    assert not same_event(morning, getty) and not same_event(getty, morning)
+    copy = dataclasses.replace(getty, url=morning.url)
+    assert same_event(morning, copy) and same_event(copy, morning)
