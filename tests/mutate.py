@@ -228,7 +228,8 @@ SCOPES = {
         ),
     ),
     # The headline words common around a day (headlines.WordCounts), counted from scratch and
-    # followed in place by a version's changes: the part of the stories scope that changed last.
+    # followed in place by a version's changes, and `same_event`'s rules: the part of the stories
+    # scope that changed last.
     "words": Scope(
         (
             "headlines.xǁWordCountsǁ*",
@@ -242,6 +243,10 @@ SCOPES = {
             "headlines.x__one_article",
             "headlines.x__particulars_differ",
             "headlines.x__own_name",
+            "headlines.x__distinctive",
+            "headlines.x__amount_word",
+            "headlines.x__headline_words",
+            "headlines.x__is_round_up",
         ),
         (
             "tests/test_headlines.py",

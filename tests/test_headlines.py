@@ -1139,3 +1139,36 @@ def test_a_round_up_joins_a_story_only_as_one_article() -> None:
     assert not same_event(morning, getty) and not same_event(getty, morning)
     copy = dataclasses.replace(getty, url=morning.url)
     assert same_event(morning, copy) and same_event(copy, morning)
+
+
+def test_amounts_in_euros_pounds_thousands_and_units_and_accents_dropped() -> None:
+    """Every currency sign starts an amount, a thousands separator is no digit of it, an amount
+    without a unit has none; a headline's accents are dropped, not its letters."""
+    assert headline_words("raises \u20ac3bn") == {"raise", f"{AMOUNT_MARK}3b", f"{AMOUNT_MARK}x3b"}
+    assert headline_words("raises \u00a37.5m") == {
+        "raise",
+        f"{AMOUNT_MARK}7p5m",
+        f"{AMOUNT_MARK}x7p5m",
+    }
+    assert headline_words("$1,000 robots") == headline_words("$1000 robots")
+    assert headline_words("$1,000 robots") == {"robot", f"{AMOUNT_MARK}1000", f"{AMOUNT_MARK}x1000"}
+    assert headline_words("Caf\u00e9 \u00c5ngstr\u00f6m") == {"cafe", "angstrom"}
+
+
+def test_three_shared_words_made_with_a_name_and_topic_words_ask_the_excerpts() -> None:
+    """A listed name ("Nvidia") is no particular: headlines that share it, two distinctive words
+    and two topic words ("self", "driving") make three words only with the topic words, and ask
+    the excerpts, which share nothing more here: two events."""
+    first = excerpted(
+        "Nvidia Zorbix Quantel self-driving chip",
+        "The chipmaker shows a processor for carmakers at its spring conference in California.",
+    )
+    second = excerpted(
+        "Nvidia Zorbix Quantel self-driving robot",
+        "A warehouse operator in Sweden says its delivery machines will use the design next year.",
+    )
+    assert same_event(titled(first.title), titled(second.title))
+    second = dataclasses.replace(
+        second, published=first.published + timedelta(hours=NAME_HOURS + 1)
+    )
+    assert not same_event(first, second) and not same_event(second, first)
