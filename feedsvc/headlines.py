@@ -90,13 +90,9 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
         three = weight - 2 * names >= 6  # three shared words not names, a topic word half
         if three and (not excerpts or len(shared) - names - len(topical) >= _PARTICULARS):
             return True
-        if (
-            three
-            or any(
-                word not in _WEAK_WORDS and word not in common and not word.startswith(AMOUNT_MARK)
-                for word in shared
-            )
-        ) and (not excerpts or _texts_agree(one, other, shared, common)):
+        if (three or any(_distinctive(word, common) for word in shared)) and (
+            not excerpts or _texts_agree(one, other, shared, common)
+        ):
             return True
     if excerpts and (
         _texts_make_up(one, other, shared, common) or _names_agree(one, other, shared, common)
