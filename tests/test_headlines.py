@@ -323,6 +323,9 @@ def test_headline_words_drop_case_possessives_and_generic_words_but_keep_topics(
         "paper",
     }
     assert headline_words("AI robots: a new machine-learning model") == {"robot"}
+    # A possessive with a curly apostrophe is dropped before the accents are: "AI\u2019s" is "ai"
+    # (a generic word), not "ais" (the letters left once the apostrophe alone is dropped).
+    assert headline_words("AI\u2019s robots") == headline_words("AI's robots") == {"robot"}
 
 
 @given(st.text(max_size=60), st.text(max_size=60))
