@@ -111,9 +111,13 @@ def _distinctive(word: str, common: AbstractSet[str]) -> bool:
 
 
 # What a headline of a round-up, newsletter or digest says: it gathers several stories.
+# A briefing or digest is one by its series' name ("Daily briefing:", "Data Digest"), not as a
+# word of an event ("a White House briefing on AI", "helps doctors digest records"); "This Week
+# In XR:" begins a headline ("unveiled this week in Paris" is an event's).
 _ROUND_UP = re.compile(
-    r"\b(?:round-?ups?|round up|recap|this week in|the morning after|newsletter|briefing|digest"
-    r"|top videos|top stories|week in review)\b|\bweekly:"
+    r"\b(?:round-?ups?|round up|recap|the morning after|newsletter|top videos|top stories"
+    r"|week in review|(?:daily|morning|evening|weekly|news|data) (?:briefing|digest))\b"
+    r"|\b(?:briefing|digest|weekly):|^this week in\b"
     r"|, and more(?: of today| tech news| news|\W*$)",
     re.IGNORECASE,
 )

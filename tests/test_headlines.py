@@ -1110,6 +1110,7 @@ ROUND_UPS = [
     "This Week In XR: Stability AI Raises $101 Million, VITURE Raises $10 Million For Wearable",
     "AI News roundup: ChatGPT blocked in Italy, Google denies using ChatGPT data and more",
     "Daily briefing: IBM has backed out of the facial-recognition business",
+    "Data Digest: sports, robots and the week's numbers",
     "AI Weekly: Announcing our \u2018Automation and jobs in the new normal\u2019 special issue",
     "Robotics investments recap: January 2020",
     "AWS Re:Invent - A Roundup Of ML And AI Announcements",
@@ -1125,6 +1126,9 @@ NOT_ROUND_UPS = [
     "STOSSEL: Enjoy the ride",
     "Meta rounds up its AI research teams",
     "Getty Images suing artificial intelligence firm Stability AI for 'copying' photos",
+    "Officials give a White House briefing on AI safety",
+    "AI helps doctors digest medical records",
+    "Nvidia unveiled its chips this week in Taipei",
 ]
 
 
