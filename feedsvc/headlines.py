@@ -163,9 +163,9 @@ def _particulars_differ(one: Record, other: Record, common: AbstractSet[str]) ->
 
 
 def _own_name(record: Record, others: AbstractSet[str], common: AbstractSet[str]) -> bool:
-    """Whether a record's headline holds a distinctive word (neither a listed name, a topic word
-    nor common) that the record writes as a name (`written_names`), that its own excerpt repeats,
-    and that the other record's words (`others`: its headline's and excerpt's) lack. Its excerpt
+    """Whether a record's headline holds a distinctive word (`_distinctive`) that the record
+    writes as a name (`written_names`), that its own excerpt repeats, and that the other
+    record's words (`others`: its headline's and excerpt's) lack. Its excerpt
     repeats a particular of its event ("Rezo.ai", "LaMDA", "Grok"), not the headline's wording of
     a place or body the other report words otherwise ("Met Police" told "the Metropolitan
     Police", "UK" against "British": Clearview's fine parted without it, bench/README.md,
@@ -178,8 +178,7 @@ def _own_name(record: Record, others: AbstractSet[str], common: AbstractSet[str]
         and word in told
         and word not in others
         and word.isalpha()
-        and word not in _WEAK_WORDS
-        and word not in common
+        and _distinctive(word, common)
         for word in headline_words(record.title)
     )
 
