@@ -247,6 +247,8 @@ SCOPES = {
             "headlines.x__amount_word",
             "headlines.x__headline_words",
             "headlines.x__is_round_up",
+            "headlines.x__asks",
+            "headlines.x__particulars",
         ),
         (
             "tests/test_headlines.py",
