@@ -153,14 +153,10 @@ def _own_keys(url: str, original_url: str | None) -> tuple[str, ...]:
 own_keys = lru_cache(maxsize=1 << 17)(_own_keys)
 
 
-def cluster_of(record: Record) -> int:
-    """The aggregator cluster of a record, as a number: its own and related articles' keys as a
-    set. The collection's related lists are per cluster (each member lists the others), so its
-    members hold the same keys; a record whose list is its own is a cluster of its own. (Python's
-    hash, so a number of this process: only its equality is used, and two clusters of one
-    collection colliding in 64 bits is left to chance.)"""
-    return cluster_of_keys(record_keys(record))
-
-
 def cluster_of_keys(keys: Iterable[str]) -> int:
+    """The aggregator cluster of a record, as a number, from its keys (`record_keys`: its own and
+    related articles' keys) as a set. The collection's related lists are per cluster (each member
+    lists the others), so its members hold the same keys; a record whose list is its own is a
+    cluster of its own. (Python's hash, so a number of this process: only its equality is used,
+    and two clusters of one collection colliding in 64 bits is left to chance.)"""
     return hash(frozenset(keys))

@@ -45,7 +45,7 @@ from feedsvc.values import collector_paused
 DEFAULT_WINDOW_DAYS = 3.0
 # A key that the records of more clusters than this hold is a hub (a section front, a site's home
 # page), not an article: it links none of them. Real stories rarely have 20 records, and their
-# records are of one cluster or a few (`cluster_of`); hubs have hundreds.
+# records are of one cluster or a few (`cluster_of_keys`); hubs have hundreds.
 HUB_LIMIT = 30
 MAX_STORY_RECORDS = 50
 # HUB_LIMIT counts clusters (records that list each other count once); a key that more than this
@@ -365,7 +365,7 @@ class _Grouping:
     def _plan(self, ordered: list[Record], periods: Sequence[int]) -> _Plan:
         """The stories of `ordered` and the holders of their keys, by positions in `ordered`
         (`periods`: each one's `WordCounts.period_of`). Each record's keys are worked out once,
-        for its cluster (`cluster_of`) and its holders."""
+        for its cluster (`cluster_of_keys`) and its holders."""
         first: dict[str, int] = {}  # key -> position of its first holder
         shared: dict[str, list[int]] = {}  # key -> positions of its holders, when two or more
         # The cluster of each position, as numbers in an array: made in this loop and freed
@@ -549,7 +549,7 @@ class _Grouping:
     def _few_clusters(
         self, held: Sequence[_T], clusters: Callable[[Sequence[_T]], set[int]]
     ) -> bool:
-        """Whether holders are of at most `hub_limit` clusters (`cluster_of`, as `clusters`
+        """Whether holders are of at most `hub_limit` clusters (`cluster_of_keys`, as `clusters`
         gives them), and at most `HUB_RECORDS_FACTOR` times as many records. Counted by cluster,
         as the collection's related lists are: one event of 57 records that all list each other
         is one cluster, a section front page listed by records of many events is a hub."""

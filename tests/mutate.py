@@ -278,7 +278,7 @@ SCOPES = {
     # The stories grouping kept from one build to the next (storystate.py): written as plain
     # values, taken up only for the records and settings it was written for.
     "storystate": Scope(
-        ("storystate.*",),
+        ("storystate.*", "stories.x_resume", "stories.x_grouping_of"),
         (
             "tests/test_storystate.py",
             "tests/test_build.py::test_feedsvc_build_writes_the_parse_cache_once_the_site_is_in_place",
