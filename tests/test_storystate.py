@@ -27,10 +27,13 @@ from feedsvc.stories import (
     HUB_LIMIT,
     MAX_STORY_RECORDS,
     _Grouping,
+    grouping_of,
+    resume,
+    stories_of,
 )
 from tests.conftest import RECORDS
 from tests.story_records import make_record
-from tests.test_stories import POOL, change, holders_of, pool_records
+from tests.test_stories import POOL, as_collection, change, holders_of, pool_records
 
 DEFAULTS = (DEFAULT_WINDOW_DAYS, HUB_LIMIT, MAX_STORY_RECORDS, COMMON_SHARE, COMMON_MIN)
 
@@ -91,6 +94,25 @@ def test_a_kept_grouping_followed_by_changes_is_the_grouping_from_scratch(
         removed, added = change(data, loaded)
         kept.update(removed, added)
         assert by_ids(kept) == by_ids(_Grouping.of(loaded.values(), *options))
+
+
+def test_a_resumed_grouping_is_the_one_stories_and_the_next_build_take_up() -> None:
+    """`resume` follows a kept grouping to a collection: `stories_of` gives its index without
+    grouping again, the next build finds the grouping (`grouping_of`), and the two versions
+    before stay known, not a third."""
+    url = "https://c.example/event"
+    one = make_record("https://a.example/1", 0, (url,))
+    versions = [as_collection((one,)) for _ in range(3)]
+    indexes = [stories_of(version) for version in versions]
+    grouping = _Grouping.of([one])
+    two = make_record("https://b.example/2", 5, (url,))
+    later = as_collection((one, two))
+    index = resume(grouping, later, (), (two,))
+    assert [story.records for story in index.stories] == [(one, two)]
+    assert stories_of(later) is index
+    assert grouping_of(later) is grouping
+    assert stories_of(versions[2]) is indexes[2] and stories_of(versions[1]) is indexes[1]
+    assert stories_of(versions[0]) is not indexes[0]
 
 
 def some_records() -> list[Record]:
