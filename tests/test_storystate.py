@@ -111,6 +111,7 @@ def test_a_resumed_grouping_is_the_one_stories_and_the_next_build_take_up() -> N
     assert [story.records for story in index.stories] == [(one, two)]
     assert stories_of(later) is index
     assert grouping_of(later) is grouping
+    assert grouping_of(as_collection((one, two))) is None  # the same records, another version
     assert stories_of(versions[2]) is indexes[2] and stories_of(versions[1]) is indexes[1]
     assert stories_of(versions[0]) is not indexes[0]
 
