@@ -8,6 +8,8 @@ import logging
 import os
 import pickle
 import shutil
+from array import array
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,8 @@ def test_a_kept_grouping_followed_by_changes_is_the_grouping_from_scratch(
     kept = storystate.restore(state, list(loaded.values()), b"cache", options)
     assert kept is not None
     assert by_ids(kept) == by_ids(grouping)
+    assert storystate._settings(kept) == options and kept.records == tuple(loaded.values())
+    assert kept.holders.mask == _Grouping.of(loaded.values(), *options).holders.mask
     for _ in range(data.draw(st.integers(1, 3))):
         removed, added = change(data, loaded)
         kept.update(removed, added)
@@ -153,6 +157,68 @@ def test_a_state_is_used_only_for_the_records_and_settings_it_was_written_for(
         assert storystate.load(path, copies(records), b"cache", DEFAULTS) is None
     assert "corrupt" in caplog.text
     assert storystate.load(tmp_path / "missing", copies(records), b"cache", DEFAULTS) is None
+
+
+INT = 8  # bytes of one packed number (`storystate._ints`)
+
+
+def _longer(field: str) -> Callable[[dict[str, Any]], None]:
+    def damage(state: dict[str, Any]) -> None:
+        state[field] += state[field][:INT] or bytes(INT)
+
+    return damage
+
+
+def _shorter_words(state: dict[str, Any]) -> None:
+    period, named, numbers = state["words"][0]
+    state["words"][0] = (period, named, numbers[:-INT])
+
+
+def _holder_past_the_end(state: dict[str, Any]) -> None:
+    holders = array("q", state["alone_holders"])
+    holders[0] = len(some_records())
+    state["alone_holders"] = holders.tobytes()
+
+
+def _story_too_big(state: dict[str, Any]) -> None:
+    sizes = array("q", state["sizes"])
+    sizes[0] += 1
+    state["sizes"] = sizes.tobytes()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _longer("shared_counts"),
+        _longer("shared_holders"),
+        _longer("alone_holders"),
+        _holder_past_the_end,
+        _story_too_big,
+    ],
+)
+def test_a_state_whose_parts_do_not_fit_together_is_refused(
+    damage: Callable[[dict[str, Any]], None],
+) -> None:
+    """A state whose keys, holders or stories do not add up (a file damaged past its checksum,
+    or written by a broken build) gives no grouping, rather than one of other stories."""
+    records = some_records()
+    state = storystate.dump(_Grouping.of(records), b"cache")
+    assert storystate.restore(dict(state), records, b"cache", DEFAULTS) is not None
+    damage(state)
+    assert storystate.restore(state, records, b"cache", DEFAULTS) is None
+
+
+@pytest.mark.parametrize("damage", [_longer("period_sizes"), _shorter_words, _longer("thresholds")])
+def test_a_state_whose_word_counts_do_not_pair_up_is_an_error(
+    damage: Callable[[dict[str, Any]], None],
+) -> None:
+    """The headline words' counts must pair up (a period with its size, a word with its count, a
+    period with its threshold): `load` takes the error for a state not to be trusted."""
+    records = some_records()
+    state = storystate.dump(_Grouping.of(records), b"cache")
+    damage(state)
+    with pytest.raises(ValueError, match="zip"):
+        storystate.restore(state, records, b"cache", DEFAULTS)
 
 
 def test_the_state_of_a_parse_cache_sits_beside_it_under_its_name() -> None:
