@@ -221,6 +221,19 @@ def test_a_state_whose_word_counts_do_not_pair_up_is_an_error(
         storystate.restore(state, records, b"cache", DEFAULTS)
 
 
+@pytest.mark.parametrize(
+    "texts", [[], ["one"], ["one", "two", "three"], ["a\nb", "c"], ["", ""], ["a", "b\n"]]
+)
+def test_texts_are_kept_joined_when_that_reads_back_and_as_they_are_otherwise(
+    texts: list[str],
+) -> None:
+    """Ids and keys are packed into one string (one object to pickle, not thousands) only when
+    splitting it gives them back: not when one holds the separator, nor when there are none."""
+    packed = storystate._joined(texts)
+    assert storystate._split(packed) == texts
+    assert isinstance(packed, str) == (bool(texts) and not any("\n" in text for text in texts))
+
+
 def test_the_state_of_a_parse_cache_sits_beside_it_under_its_name() -> None:
     """As README.md says: the parse cache's name plus `.stories`, in its folder."""
     cache = Path("/var/cache/feedsvc/parse-cache")
