@@ -72,9 +72,9 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     is no distinctive one: rounds of one week raise the same sums in the same words, the reports
     of one round share its company ("GumGum Secures $22M in Series B Funding" and "Aisera Secures
     $20M in Series B Funding" are two events, issue 13).
-    A round-up (`is_round_up`: "The Morning After: Getty Images sues AI art generator") tells
-    several stories and belongs to none: it joins a story only as one article.
-    A headline that asks or explains (`asks`: "How AI is about to change your Google search
+    A round-up (`headline_kind` ROUND_UP: "The Morning After: Getty Images sues AI art
+    generator") tells several stories and belongs to none: it joins a story only as one article.
+    A headline that asks or explains (ASKING: "How AI is about to change your Google search
     results", "Will artificial intelligence replace artists after winning a competition?") is
     analysis or a how-to more often than a report: it joins a headline that does not ask on
     three shared particulars (`_PARTICULARS`) or as one article, not on the least evidence, as an
@@ -87,9 +87,10 @@ def same_event(one: Record, other: Record, common: AbstractSet[str] = frozenset(
     shared = headline_words(one.title) & headline_words(other.title)
     if not shared:  # (most pairs asked)
         return False
-    if is_round_up(one.title) or is_round_up(other.title):
+    kind, other_kind = headline_kind(one.title), headline_kind(other.title)
+    if kind == ROUND_UP or other_kind == ROUND_UP:
         return _one_article(one, other)
-    if asks(one.title) != asks(other.title) and _particulars(shared, common) < _PARTICULARS:
+    if kind != other_kind and _particulars(shared, common) < _PARTICULARS:  # one asks
         return _one_article(one, other)
     topical = shared & TOPIC_WORDS
     weight = 2 * len(shared) - len(topical)  # twice the shared words, a topic word half
@@ -134,19 +135,6 @@ _ROUND_UP = re.compile(
 )
 
 
-def _is_round_up(title: str) -> bool:
-    """Whether a headline is a round-up's, a newsletter's or a digest's ("The Morning After:
-    ...", "This Week In XR: ...", "AI News roundup: ...", "Daily briefing: ...", "..., and more
-    of today's top videos"). Every such record of the blind samples was an event of its own on
-    the strict reading (19 of 19, bench/README.md, Stories): it tells several stories, and the
-    words it shares with one of them joined it to that story. Remembered while a grouping runs,
-    as the headline words are."""
-    return _ROUND_UP.search(title) is not None
-
-
-is_round_up = lru_cache(maxsize=1 << 17)(_is_round_up)
-
-
 # What a headline that asks or explains begins with: an explainer, a how-to, analysis or a
 # column ("How ...", "Why ...", "What to Know About ...", "In Self-Driving, Amazon Invests While
 # Walmart Partners", "Can a Self-Driving 40-Ton Truck ...?"). Not a question mark at its end: a
@@ -158,15 +146,28 @@ _ASKING = re.compile(
 )
 
 
-def _asks(title: str) -> bool:
-    """Whether a headline asks or explains (`_ASKING`): in the blind samples such a record joined
-    to a report by two shared words was more often analysis of its field than a report of the
-    event (bench/README.md, Stories). Remembered while a grouping runs, as the headline words
-    are."""
-    return _ASKING.search(title) is not None
+# What a headline is (`headline_kind`): a report, one that asks or explains, or a round-up's.
+REPORT, ASKING, ROUND_UP = 0, 1, 2
 
 
-asks = lru_cache(maxsize=1 << 17)(_asks)
+def _headline_kind(title: str) -> int:
+    """ROUND_UP for a round-up's, a newsletter's or a digest's headline (`_ROUND_UP`: "The
+    Morning After: ...", "This Week In XR: ...", "AI News roundup: ...", "Daily briefing: ...",
+    "..., and more of today's top videos"): every such record of the blind samples was an event
+    of its own on the strict reading (19 of 19, bench/README.md, Stories), joined to one of the
+    stories it tells by the words they share. ASKING for a headline that asks or explains
+    (`_ASKING`): such a record joined to a report by two shared words was more often analysis of
+    its field than a report of the event (bench/README.md, Stories). REPORT otherwise.
+    Remembered while a grouping runs, as the headline words are: `same_event` asks it of both
+    records of every pair whose headlines share a word."""
+    if _ROUND_UP.search(title):
+        return ROUND_UP
+    if _ASKING.match(title):
+        return ASKING
+    return REPORT
+
+
+headline_kind = lru_cache(maxsize=1 << 17)(_headline_kind)
 
 
 def _particulars(shared: AbstractSet[str], common: AbstractSet[str]) -> int:
@@ -500,8 +501,7 @@ def forget_words() -> None:
     """Forget the words remembered while a grouping ran: every title's, every excerpt's, the
     names they write and their stems."""
     headline_words.cache_clear()
-    is_round_up.cache_clear()
-    asks.cache_clear()
+    headline_kind.cache_clear()
     text_words.cache_clear()
     written_names.cache_clear()
     _stems.clear()

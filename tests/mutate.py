@@ -246,8 +246,7 @@ SCOPES = {
             "headlines.x__distinctive",
             "headlines.x__amount_word",
             "headlines.x__headline_words",
-            "headlines.x__is_round_up",
-            "headlines.x__asks",
+            "headlines.x__headline_kind",
             "headlines.x__particulars",
         ),
         (
